@@ -1,0 +1,66 @@
+//! Calling a user function from the top level: find or make the specialisation, gather the
+//! inputs (argument leaves, then captured top-level names), run, rebuild the result.
+
+use crate::cache::Entry;
+use crate::session::Session;
+use ad_eval::Compiled;
+use ad_ir::lower::spec::{flatten, known_scalars, Spec};
+use ad_ir::lower::value::LVal;
+use ad_ir::lower::{self, lower_function};
+use ad_ir::Array;
+use ad_syntax::{Diagnostic, Span};
+use std::rc::Rc;
+
+pub fn call(s: &mut Session, f: &LVal, args: Vec<LVal>, span: Span) -> lower::Result<LVal> {
+    let key = (Spec::of(f), args.iter().map(Spec::of).collect::<Vec<_>>());
+    let mut leaves: Vec<Array> = Vec::new();
+    flatten(f, &mut leaves);
+    for a in &args {
+        flatten(a, &mut leaves);
+    }
+    let n_args = leaves.len();
+    let mut found = None;
+    if let Some(entries) = s.cache.map.get(&key) {
+        for e in entries {
+            leaves.truncate(n_args);
+            if s.deps_hold(&e.lowered)
+                && s.capture_leaves(&e.lowered, &mut leaves)
+                && e.lowered.static_deps.iter().all(|(i, x)| leaves.get(*i).and_then(|a| a.as_scalar()) == Some(*x))
+            {
+                found = Some(e.clone());
+                break;
+            }
+        }
+    }
+    let entry = match found {
+        Some(e) => e,
+        None => {
+            leaves.truncate(n_args);
+            let mut known = Vec::new();
+            known_scalars(f, &mut known);
+            for a in &args {
+                known_scalars(a, &mut known);
+            }
+            let lowered = lower_function(s, f, &key.1, &known, span).map_err(|e| at_call(e, span))?;
+            s.cache.lowerings += 1;
+            if !s.capture_leaves(&lowered, &mut leaves) {
+                return Err(Diagnostic::at(span, "internal error: a captured name disappeared while lowering"));
+            }
+            let compiled = Compiled::new(&lowered.program);
+            let e = Rc::new(Entry { lowered, compiled });
+            s.cache.map.entry(key).or_default().push(e.clone());
+            e
+        }
+    };
+    let outs = entry.compiled.run(leaves).map_err(|_| Diagnostic::at(span, "interrupted"))?;
+    Ok(entry.lowered.out_spec.unflatten(&mut outs.into_iter()))
+}
+
+/// Errors found while lowering a call point into the function; add the call site.
+fn at_call(e: Diagnostic, span: Span) -> Diagnostic {
+    if e.labels.iter().any(|l| l.span == span) {
+        e
+    } else {
+        e.with_label(span, "in this call")
+    }
+}

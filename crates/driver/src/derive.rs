@@ -1,0 +1,145 @@
+//! `ad derive`: lower a named function of a file for given parameter shapes, without running
+//! the file (its top level is shape-checked to learn the shapes of the names it defines).
+
+use crate::session::Session;
+use ad_ir::lower::spec::Spec;
+use ad_ir::lower::value::{Func, LVal};
+use ad_ir::lower::{lower_function, Lowered};
+use ad_ir::Shape;
+use ad_syntax::ast::{Def, Dim};
+use ad_syntax::Diagnostic;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// A `--shape NAME=[d, ...]` option: NAME is a parameter or a dimension name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShapeOpt {
+    pub name: String,
+    pub dims: Vec<usize>,
+}
+
+impl std::str::FromStr for ShapeOpt {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ShapeOpt, String> {
+        let (name, dims) = s.split_once('=').ok_or("expected NAME=[d, ...], e.g. x=[3] or W=[2,3] or n=[5]")?;
+        let dims = dims.trim();
+        let inner = dims
+            .strip_prefix('[')
+            .and_then(|d| d.strip_suffix(']'))
+            .ok_or_else(|| format!("`{dims}` is not a shape; write it as [d, ...]"))?;
+        let dims = if inner.trim().is_empty() {
+            vec![]
+        } else {
+            inner
+                .split(',')
+                .map(|d| d.trim().parse::<usize>().map_err(|_| format!("`{}` is not a dimension", d.trim())))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        if dims.len() > 2 {
+            return Err("arrays have rank at most 2".into());
+        }
+        Ok(ShapeOpt { name: name.trim().to_string(), dims })
+    }
+}
+
+/// Loads `text` for deriving: syntax and shape errors are reported; nothing runs.
+pub fn load(session: &mut Session, name: &str, text: &str) -> Result<(), Vec<Diagnostic>> {
+    let errors = session.check_source(name, text);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// The definition called `fname`, with the argument structures given by its annotations
+/// and the `--shape` options.
+pub fn signature(session: &Session, fname: &str, shapes: &[ShapeOpt]) -> Result<(LVal, Vec<Spec>), Diagnostic> {
+    let f = session.global_value(fname).cloned().ok_or_else(|| {
+        let names: Vec<String> = session.globals.keys().map(|k| k.to_string()).collect();
+        let d = Diagnostic::error(format!("no function named `{fname}` in this file"));
+        match ad_ir::lower::suggest(fname, names.iter().map(|s| s.as_str())) {
+            Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+            None => d,
+        }
+    })?;
+    let def: Rc<Def> = match &f {
+        LVal::Func(func) => match &**func {
+            Func::Def(d) => d.clone(),
+            Func::Overloads(ds) => {
+                return Err(Diagnostic::error(format!(
+                    "`{fname}` has {} definitions (with {} parameters); derive works on one",
+                    ds.len(),
+                    ds.iter().map(|d| d.params.len().to_string()).collect::<Vec<_>>().join(", ")
+                )))
+            }
+            _ => return Err(Diagnostic::error(format!("`{fname}` is not a `def`"))),
+        },
+        other => return Err(Diagnostic::error(format!("`{fname}` is {}, not a function", other.describe()))),
+    };
+    let given: HashMap<&str, &[usize]> = shapes.iter().map(|s| (s.name.as_str(), s.dims.as_slice())).collect();
+    for s in shapes {
+        let is_param = def.params.iter().any(|p| *p.name.name == *s.name);
+        let is_dim = def.params.iter().filter_map(|p| p.annot.as_ref()).flat_map(|a| &a.dims).any(
+            |d| matches!(d, Dim::Named(id) if *id.name == *s.name),
+        );
+        if !is_param && !is_dim {
+            return Err(Diagnostic::at(def.name.span, format!("`--shape {}`: `{fname}` has no parameter or dimension of that name", s.name)));
+        }
+        if is_dim && !is_param && s.dims.len() != 1 {
+            return Err(Diagnostic::error(format!("`--shape {}=[..]`: a dimension takes one number, e.g. {}=[5]", s.name, s.name)));
+        }
+    }
+    let mut specs = Vec::new();
+    for p in &def.params {
+        if let Some(d) = given.get(&*p.name.name) {
+            specs.push(Spec::Array(Shape::from_dims(d).unwrap_or_default()));
+            continue;
+        }
+        let Some(annot) = &p.annot else {
+            return Err(Diagnostic::at(p.name.span, format!("parameter `{}` has no shape", p.name.name))
+                .with_hint(format!("annotate it (`{}: [3]`) or pass `--shape {}=[3]`", p.name.name, p.name.name)));
+        };
+        let mut dims = Vec::new();
+        for d in &annot.dims {
+            match d {
+                Dim::Known(n, _) => dims.push(*n as usize),
+                Dim::Named(id) => match given.get(&*id.name) {
+                    Some([n]) => dims.push(*n),
+                    _ => {
+                        return Err(Diagnostic::at(id.span, format!("the dimension `{}` is not known", id.name))
+                            .with_hint(format!("pass `--shape {}=[5]` (or give the whole parameter a shape)", id.name)))
+                    }
+                },
+            }
+        }
+        let shape = ad_ir::prim::checked_shape(&dims).map_err(|m| Diagnostic::at(annot.span, m))?;
+        specs.push(Spec::Array(shape));
+    }
+    Ok((f, specs))
+}
+
+/// Lowers `fname` for the shapes its signature and the options give.
+pub fn lower_named(session: &mut Session, fname: &str, shapes: &[ShapeOpt]) -> Result<Lowered, Diagnostic> {
+    let (f, specs) = signature(session, fname, shapes)?;
+    let known = vec![None; specs.iter().map(Spec::leaves).sum()];
+    let span = match &f {
+        LVal::Func(func) => match &**func {
+            Func::Def(d) => d.span,
+            _ => ad_syntax::Span::DUMMY,
+        },
+        _ => ad_syntax::Span::DUMMY,
+    };
+    lower_function(session, &f, &specs, &known, span)
+}
+
+/// The text `ad derive MODE` prints for `fname`.
+pub fn derive(session: &mut Session, mode: &str, fname: &str, shapes: &[ShapeOpt]) -> Result<String, Diagnostic> {
+    let lowered = lower_named(session, fname, shapes)?;
+    let program = match mode {
+        "ir" => lowered.program,
+        other => return Err(Diagnostic::error(format!("unknown derive mode `{other}`; the modes are: ir"))),
+    };
+    ad_ir::print_program(&program).map_err(Diagnostic::error)
+}

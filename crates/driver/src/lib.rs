@@ -1,0 +1,11 @@
+//! The session: source text to values. Owns the top-level names, the prelude, the
+//! specialisation cache and the effects (printing, random numbers, files); used by the CLI
+//! and the REPL.
+
+pub mod cache;
+mod call;
+pub mod derive;
+pub mod golden;
+pub mod session;
+
+pub use session::Session;

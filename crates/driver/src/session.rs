@@ -1,0 +1,197 @@
+//! A session: the top-level names, the specialisation cache, the random generator and the
+//! output stream. The CLI and the REPL both drive one.
+
+use crate::cache::Cache;
+use ad_eval::rng::Rng;
+use ad_ir::lower::builtins::Effect;
+use ad_ir::lower::spec::{flatten, Spec};
+use ad_ir::lower::value::{LVal, Name};
+use ad_ir::lower::{self, Host};
+use ad_ir::{Array, Prim};
+use ad_syntax::ast::Module;
+use ad_syntax::{Diagnostic, FileId, SourceMap, Span};
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Instant;
+
+pub const PRELUDE: &str = include_str!("prelude.ad");
+
+pub struct Session {
+    pub sources: SourceMap,
+    pub(crate) globals: HashMap<Name, LVal>,
+    pub(crate) cache: Cache,
+    rng: Rng,
+    /// Significant digits when printing values.
+    pub precision: usize,
+    out: Box<dyn Write>,
+    start: Instant,
+}
+
+impl Session {
+    /// A session writing `print` output and echoed values to `out`, with the prelude loaded.
+    pub fn new(out: Box<dyn Write>) -> Session {
+        ad_eval::init();
+        let mut s = Session {
+            sources: SourceMap::new(),
+            globals: HashMap::new(),
+            cache: Cache::default(),
+            rng: Rng::new(0),
+            precision: ad_ir::display::DEFAULT_PRECISION,
+            out,
+            start: Instant::now(),
+        };
+        let prelude = s.sources.add("<prelude>", PRELUDE);
+        debug_assert_eq!(prelude, lower::PRELUDE_FILE);
+        if let Err(e) = s.run_file_id(prelude) {
+            // The prelude is part of the program; a failure here is a bug in AD itself.
+            panic!("internal error: the prelude does not load: {e:?}");
+        }
+        s
+    }
+
+    /// Parses a source text, reporting every syntax error.
+    pub fn parse(&mut self, name: &str, text: &str) -> Result<(FileId, Module), Vec<Diagnostic>> {
+        let file = self.sources.add(name, text);
+        let (module, errors) = ad_syntax::parser::parse(file, text);
+        if errors.is_empty() {
+            Ok((file, module))
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn run_file_id(&mut self, file: FileId) -> Result<(), Vec<Diagnostic>> {
+        let text = self.sources.text(file).to_string();
+        let (module, errors) = ad_syntax::parser::parse(file, &text);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        self.run_module(&module, &mut |_, _| {}).map_err(|e| vec![e])
+    }
+
+    /// Runs a script. Stops at the first runtime error.
+    pub fn run_source(&mut self, name: &str, text: &str) -> Result<(), Vec<Diagnostic>> {
+        let (_, module) = self.parse(name, text)?;
+        self.run_module(&module, &mut |_, _| {}).map_err(|e| vec![e])
+    }
+
+    /// Runs statements in order; `echo` receives the value of each expression statement
+    /// (the REPL prints them).
+    pub fn run_module(&mut self, module: &Module, echo: &mut dyn FnMut(&mut Session, LVal)) -> Result<(), Diagnostic> {
+        for stmt in &module.stmts {
+            if let Some(v) = lower::run_stmt(self, stmt)? {
+                echo(self, v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Shape-checks a script without running it; reports syntax errors, or else every
+    /// shape error found in definitions and the first one at the top level.
+    pub fn check_source(&mut self, name: &str, text: &str) -> Vec<Diagnostic> {
+        let (_, module) = match self.parse(name, text) {
+            Ok(m) => m,
+            Err(e) => return e,
+        };
+        lower::check_module(self, &module)
+    }
+
+    pub fn global_value(&self, name: &str) -> Option<&LVal> {
+        self.globals.get(name)
+    }
+
+    pub fn write_out(&mut self, text: &str) {
+        // Output errors (a closed pipe) are not the program's fault; ignore them.
+        let _ = self.out.write_all(text.as_bytes());
+        let _ = self.out.flush();
+    }
+
+    /// The values of a function call's leaves, captures included, for running `lowered`.
+    pub(crate) fn capture_leaves(&self, lowered: &lower::Lowered, leaves: &mut Vec<Array>) -> bool {
+        for c in &lowered.program.captures {
+            match self.globals.get(&c.name) {
+                Some(v) => flatten(v, leaves),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// True when every top-level name the specialisation read still has its structure.
+    pub(crate) fn deps_hold(&self, lowered: &lower::Lowered) -> bool {
+        lowered.global_deps.iter().all(|(n, spec)| self.globals.get(n).is_some_and(|v| Spec::of(v) == *spec))
+    }
+}
+
+impl Host for Session {
+    fn global(&self, name: &str) -> Option<LVal> {
+        self.globals.get(name).cloned()
+    }
+
+    fn set_global(&mut self, name: Name, value: LVal) {
+        self.globals.insert(name, value);
+    }
+
+    fn global_names(&self) -> Vec<Name> {
+        self.globals.keys().cloned().collect()
+    }
+
+    fn apply(&mut self, prim: &Prim, args: &[Array], span: Span) -> lower::Result<Array> {
+        ad_eval::apply(prim, args).map_err(|m| Diagnostic::at(span, m))
+    }
+
+    fn call(&mut self, f: &LVal, args: Vec<LVal>, span: Span) -> lower::Result<LVal> {
+        crate::call::call(self, f, args, span)
+    }
+
+    fn effect(&mut self, effect: Effect, span: Span) -> lower::Result<LVal> {
+        match effect {
+            Effect::Print(vals) => {
+                let parts: Vec<String> = vals
+                    .iter()
+                    .map(|v| match v {
+                        LVal::Str(s) => s.to_string(),
+                        v => v.display(self.precision),
+                    })
+                    .collect();
+                let line = parts.join(" ") + "\n";
+                self.write_out(&line);
+                Ok(LVal::unit())
+            }
+            Effect::Seed(k) => {
+                self.rng = Rng::new(k);
+                Ok(LVal::unit())
+            }
+            Effect::Randn(s) => Ok(LVal::array(Array::new(s, (0..s.size()).map(|_| self.rng.normal()).collect()))),
+            Effect::Rand(s) => Ok(LVal::array(Array::new(s, (0..s.size()).map(|_| self.rng.uniform()).collect()))),
+            Effect::Now => Ok(LVal::array(Array::scalar(self.start.elapsed().as_secs_f64()))),
+            Effect::ReadCsv(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| Diagnostic::at(span, format!("cannot read `{path}`: {}", io_reason(&e))))?;
+                let a = ad_eval::csv::parse(&text).map_err(|m| Diagnostic::at(span, format!("in `{path}`: {m}")))?;
+                Ok(LVal::array(a))
+            }
+            Effect::WriteCsv(path, v) => {
+                let mut leaves = Vec::new();
+                flatten(&v, &mut leaves);
+                let text = leaves.first().map(ad_eval::csv::format).unwrap_or_default();
+                std::fs::write(&path, text)
+                    .map_err(|e| Diagnostic::at(span, format!("cannot write `{path}`: {}", io_reason(&e))))?;
+                Ok(LVal::unit())
+            }
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        ad_eval::interrupted()
+    }
+}
+
+/// An I/O error's reason without Rust's "(os error 2)" suffix.
+fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}

@@ -1,0 +1,152 @@
+//! The interpreter: runs a program's equations in order on arrays.
+//!
+//! A program is first compiled into steps that know, for each operand, whether this is its
+//! last use. Last uses hand the array over (`Take`), so a kernel receiving the only
+//! reference to a buffer can write its result in place; values are dropped as soon as they
+//! are dead.
+
+use crate::kernels;
+use ad_ir::prim::Prim;
+use ad_ir::{Array, Atom, Program, Shape};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set (by a Ctrl-C handler) to ask running programs and loops to stop.
+pub static INTERRUPT: AtomicBool = AtomicBool::new(false);
+
+pub fn interrupted() -> bool {
+    INTERRUPT.load(Ordering::Relaxed)
+}
+
+#[derive(Clone, Debug)]
+enum Operand {
+    Take(usize),
+    Borrow(usize),
+    Const(Array),
+}
+
+#[derive(Clone, Debug)]
+struct Step {
+    prim: Prim,
+    args: Vec<Operand>,
+    out: usize,
+    shape: Shape,
+    /// Values whose last use is this step but that could not be taken (used twice here).
+    drop_after: Vec<usize>,
+}
+
+/// A program prepared for repeated execution.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    n_vars: usize,
+    inputs: Vec<(usize, bool)>,
+    steps: Vec<Step>,
+    outputs: Vec<Operand>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted;
+
+impl Compiled {
+    pub fn new(p: &Program) -> Compiled {
+        let n = p.vars.len();
+        let end = p.eqns.len();
+        // Last use of each variable: (equation, operand position); outputs count as a use
+        // after every equation.
+        let mut last: Vec<Option<(usize, usize)>> = vec![None; n];
+        for (i, e) in p.eqns.iter().enumerate() {
+            for (k, a) in e.args.iter().enumerate() {
+                if let Atom::Var(v) = a {
+                    last[v.index()] = Some((i, k));
+                }
+            }
+        }
+        for a in &p.outputs {
+            if let Atom::Var(v) = a {
+                last[v.index()] = Some((end, 0));
+            }
+        }
+        let steps = p
+            .eqns
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut drop_after = Vec::new();
+                let args = e
+                    .args
+                    .iter()
+                    .enumerate()
+                    .map(|(k, a)| match a {
+                        Atom::Lit(x) => Operand::Const(Array::scalar(*x)),
+                        Atom::Var(v) => {
+                            let vi = v.index();
+                            let here = e.args.iter().filter(|b| **b == *a).count();
+                            match last[vi] {
+                                Some((j, kk)) if j == i && here == 1 && kk == k => Operand::Take(vi),
+                                Some((j, _)) if j == i => {
+                                    if !drop_after.contains(&vi) {
+                                        drop_after.push(vi);
+                                    }
+                                    Operand::Borrow(vi)
+                                }
+                                _ => Operand::Borrow(vi),
+                            }
+                        }
+                    })
+                    .collect();
+                let mut step =
+                    Step { prim: e.prim.clone(), args, out: e.out.index(), shape: p.var_shape(e.out), drop_after };
+                // A result nobody reads is dropped right away.
+                if last[e.out.index()].is_none() {
+                    step.drop_after.push(e.out.index());
+                }
+                step
+            })
+            .collect();
+        let outputs = p
+            .outputs
+            .iter()
+            .map(|a| match a {
+                Atom::Lit(x) => Operand::Const(Array::scalar(*x)),
+                Atom::Var(v) => Operand::Borrow(v.index()),
+            })
+            .collect();
+        let inputs = p.inputs.iter().map(|v| (v.index(), last[v.index()].is_some())).collect();
+        Compiled { n_vars: n, inputs, steps, outputs }
+    }
+
+    pub fn run(&self, inputs: Vec<Array>) -> Result<Vec<Array>, Interrupted> {
+        let mut regs: Vec<Option<Array>> = vec![None; self.n_vars];
+        for (&(slot, used), a) in self.inputs.iter().zip(inputs) {
+            if used {
+                regs[slot] = Some(a);
+            }
+        }
+        for (i, s) in self.steps.iter().enumerate() {
+            if i % 64 == 63 && interrupted() {
+                return Err(Interrupted);
+            }
+            let args: Vec<Array> = s
+                .args
+                .iter()
+                .map(|o| match o {
+                    Operand::Take(v) => regs[*v].take(),
+                    Operand::Borrow(v) => regs[*v].clone(),
+                    Operand::Const(a) => Some(a.clone()),
+                })
+                .map(|a| a.unwrap_or_else(|| Array::scalar(f64::NAN)))
+                .collect();
+            regs[s.out] = Some(kernels::apply(&s.prim, args, s.shape));
+            for v in &s.drop_after {
+                regs[*v] = None;
+            }
+        }
+        Ok(self
+            .outputs
+            .iter()
+            .map(|o| match o {
+                Operand::Borrow(v) | Operand::Take(v) => regs[*v].clone().unwrap_or_else(|| Array::scalar(f64::NAN)),
+                Operand::Const(a) => a.clone(),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,86 @@
+//! Matrix products on faer, over our own row-major buffers.
+
+use ad_ir::{Array, Shape};
+use faer::linalg::matmul::matmul as faer_matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+
+/// Products with more multiply-adds than this run on all cores. Below it, thread start-up
+/// costs more than it saves (measured crossover on this machine: about 4e6).
+const PARALLEL_ABOVE: usize = 4_000_000;
+
+pub fn matmul(a: &Array, b: &Array, out: Shape) -> Array {
+    let (sa, sb) = (a.shape(), b.shape());
+    // View vectors as a row (left operand) or a column (right operand).
+    let (m, k) = if sa.rank() == 1 { (1, sa.dim(0)) } else { (sa.dim(0), sa.dim(1)) };
+    let n = if sb.rank() == 1 { 1 } else { sb.dim(1) };
+    let mut data = vec![0.0; m * n];
+    if m * n * k == 0 {
+        return Array::new(out, data);
+    }
+    if m * n * k <= 64 * 64 || n == 1 || m == 1 {
+        small_matmul(a.data(), b.data(), &mut data, m, k, n);
+        return Array::new(out, data);
+    }
+    let lhs = MatRef::from_row_major_slice(a.data(), m, k);
+    let rhs = MatRef::from_row_major_slice(b.data(), k, n);
+    let dst = MatMut::from_row_major_slice_mut(&mut data, m, n);
+    let par = if m * n * k > PARALLEL_ABOVE { Par::rayon(0) } else { Par::Seq };
+    faer_matmul(dst, Accum::Replace, lhs, rhs, 1.0, par);
+    clear_upper_avx();
+    Array::new(out, data)
+}
+
+/// Row-major product for small or vector cases, where faer's setup dominates.
+fn small_matmul(a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: usize, n: usize) {
+    if n == 1 {
+        for i in 0..m {
+            c[i] = dot(&a[i * k..(i + 1) * k], b);
+        }
+        return;
+    }
+    for i in 0..m {
+        let row = &mut c[i * n..(i + 1) * n];
+        for p in 0..k {
+            let x = a[i * k + p];
+            for (o, y) in row.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *o += x * y;
+            }
+        }
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let ca = a.chunks_exact(4);
+    let cb = b.chunks_exact(4);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..4 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// faer's kernels leave the upper halves of the AVX registers dirty, after which scalar
+/// `tanh`/`exp` from libm run about 10× slower (SSE/AVX transition penalty). Clearing them
+/// after each product keeps elementwise kernels fast.
+fn clear_upper_avx() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX (checked just above), which is all vzeroupper needs.
+            unsafe { zeroupper() }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn zeroupper() {
+    std::arch::x86_64::_mm256_zeroupper();
+}

@@ -1,0 +1,46 @@
+//! One kernel per primitive. Shapes were checked when the program was lowered, so kernels
+//! trust them; `out` is the result shape the program declares.
+
+pub mod create;
+pub mod elementwise;
+pub mod linalg;
+pub mod reduce;
+pub mod structure;
+
+use ad_ir::prim::Prim;
+use ad_ir::{Array, Shape};
+
+/// Applies `prim` to `args`, consuming them so that a sole owner's buffer can be reused.
+pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
+    match prim {
+        Prim::Unary(u) => {
+            let a = args.pop().unwrap_or_else(|| Array::scalar(f64::NAN));
+            elementwise::unary(*u, a)
+        }
+        Prim::Binary(b) => {
+            let y = args.pop().unwrap_or_else(|| Array::scalar(f64::NAN));
+            let x = args.pop().unwrap_or_else(|| Array::scalar(f64::NAN));
+            elementwise::binary(*b, x, y, out)
+        }
+        Prim::Where => elementwise::select(&args[0], &args[1], &args[2], out),
+        Prim::MatMul => linalg::matmul(&args[0], &args[1], out),
+        Prim::Transpose => structure::transpose(&args[0], out),
+        Prim::Sum(axis) => reduce::sum(&args[0], *axis, out),
+        Prim::Amax(axis) => reduce::amax(&args[0], *axis, out),
+        Prim::Argmax(axis) => reduce::argmax(&args[0], *axis, out),
+        Prim::Reshape(s) => args[0].reshaped(*s),
+        Prim::BroadcastTo(s) => structure::broadcast_to(&args[0], *s),
+        Prim::SumTo(s) => reduce::sum_to(&args[0], *s),
+        Prim::Index(sels) => structure::index(&args[0], sels, out),
+        Prim::Pad(w) => structure::pad(&args[0], w, out),
+        Prim::Concat(axis) => structure::concat(&args[0], &args[1], *axis, out),
+        Prim::Stack => structure::stack(&args, out),
+        Prim::StopGradient => args.pop().unwrap_or_else(|| Array::scalar(f64::NAN)),
+        Prim::Full(s, v) => Array::full(*s, v.0),
+        Prim::Eye(n) => create::eye(*n),
+        Prim::Arange(n) => create::arange(*n),
+        Prim::Linspace(a, b, n) => create::linspace(a.0, b.0, *n),
+        Prim::OneHot(k) => create::one_hot(&args[0], *k, out),
+        Prim::Const(c) => (*c.0).clone(),
+    }
+}

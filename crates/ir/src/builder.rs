@@ -1,0 +1,74 @@
+//! Building programs equation by equation.
+
+use crate::prim::Prim;
+use crate::program::{Atom, Eqn, Program, Var, VarInfo};
+use crate::shape::Shape;
+use ad_syntax::Span;
+use std::rc::Rc;
+
+#[derive(Default, Debug, Clone)]
+pub struct Builder {
+    pub vars: Vec<VarInfo>,
+    pub eqns: Vec<Eqn>,
+}
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    pub fn new_var(&mut self, shape: Shape, name: Option<Rc<str>>) -> Var {
+        self.vars.push(VarInfo { shape, name });
+        Var(self.vars.len() as u32 - 1)
+    }
+
+    pub fn shape(&self, a: Atom) -> Shape {
+        match a {
+            Atom::Var(v) => self.vars[v.index()].shape,
+            Atom::Lit(_) => Shape::scalar(),
+        }
+    }
+
+    /// Appends `out = prim(args)`. The caller has checked the shapes (see [`Prim::infer`]).
+    pub fn push(&mut self, prim: Prim, args: Vec<Atom>, shape: Shape, span: Span) -> Var {
+        let out = self.new_var(shape, None);
+        self.eqns.push(Eqn { out, prim, args, span });
+        out
+    }
+
+    /// Appends `prim(args)` after inferring its shape; panics only on a shape error, so use it
+    /// where shapes are known to fit (transformations of verified programs).
+    pub fn emit(&mut self, prim: Prim, args: Vec<Atom>, span: Span) -> Atom {
+        let shapes: Vec<Shape> = args.iter().map(|a| self.shape(*a)).collect();
+        let shape = match prim.infer(&shapes) {
+            Ok(s) => s,
+            Err(e) => panic!("internal error: ill-shaped `{}` emitted: {e}", prim.name()),
+        };
+        Atom::Var(self.push(prim, args, shape, span))
+    }
+
+    pub fn set_name(&mut self, v: Var, name: Rc<str>) {
+        self.vars[v.index()].name = Some(name);
+    }
+
+    /// Copies the equations of `p` into this builder with `inputs` in place of its inputs;
+    /// returns the atoms of its outputs. Names from `p` are kept.
+    pub fn inline(&mut self, p: &Program, inputs: &[Atom]) -> Vec<Atom> {
+        let mut map: Vec<Option<Atom>> = vec![None; p.vars.len()];
+        for (v, a) in p.inputs.iter().zip(inputs) {
+            map[v.index()] = Some(*a);
+        }
+        let sub = |map: &Vec<Option<Atom>>, a: Atom| match a {
+            Atom::Var(v) => map[v.index()].unwrap_or_else(|| panic!("internal error: {v:?} used before definition")),
+            lit => lit,
+        };
+        for e in &p.eqns {
+            let args: Vec<Atom> = e.args.iter().map(|a| sub(&map, *a)).collect();
+            let info = &p.vars[e.out.index()];
+            let out = self.push(e.prim.clone(), args, info.shape, e.span);
+            self.vars[out.index()].name = info.name.clone();
+            map[e.out.index()] = Some(Atom::Var(out));
+        }
+        p.outputs.iter().map(|a| sub(&map, *a)).collect()
+    }
+}

@@ -1,0 +1,333 @@
+//! Builtin functions: primitives (one IR operation each, with static arguments parsed
+//! here), shape utilities answered while lowering, and top-level effects.
+//!
+//! Library functions (`mean`, `softmax`, ...) are not here: they are written in `.ad` in the
+//! prelude, so their derivatives come from the primitives.
+
+use super::value::{Arr, LVal};
+use super::{Lowerer, Mode, Result};
+use crate::prim::{Binary, Prim, Sel, Unary, F64};
+use crate::shape::Shape;
+use ad_syntax::{Diagnostic, Span};
+
+/// Every builtin name, for lookup, completion and suggestions.
+pub const NAMES: &[&str] = &[
+    // elementwise unary
+    "neg", "exp", "log", "sin", "cos", "tanh", "sqrt", "abs", "sigmoid", "relu", "sign",
+    // elementwise binary
+    "add", "sub", "mul", "div", "pow", "max", "min", "lt", "le", "gt", "ge", "eq", "ne", "where",
+    // linear algebra and reductions
+    "matmul", "transpose", "sum", "amax", "argmax",
+    // structure
+    "reshape", "broadcast_to", "sum_to", "slice", "pad", "index", "concat", "stop_gradient",
+    // creation
+    "zeros", "ones", "full", "eye", "arange", "linspace", "one_hot",
+    // shape utilities
+    "shape", "rows", "cols", "size", "rank",
+    // effects (top level only)
+    "print", "seed", "randn", "rand", "now", "read_csv", "write_csv",
+];
+
+/// Builtins that touch the world; only the top level may call them.
+const EFFECTS: &[&str] = &["print", "seed", "randn", "rand", "now", "read_csv", "write_csv"];
+
+pub fn lookup(name: &str) -> Option<&'static str> {
+    NAMES.iter().find(|n| **n == name).copied()
+}
+
+pub fn is_builtin_name(name: &str) -> bool {
+    lookup(name).is_some()
+}
+
+fn unary_of(name: &str) -> Option<Unary> {
+    Unary::ALL.iter().find(|u| u.name() == name && **u != Unary::Not).copied()
+}
+
+fn binary_of(name: &str) -> Option<Binary> {
+    Binary::ALL.iter().find(|b| b.name() == name && !matches!(b, Binary::And | Binary::Or)).copied()
+}
+
+fn arity(name: &str, args: &[LVal], allowed: &[usize], span: Span) -> Result<()> {
+    if allowed.contains(&args.len()) {
+        return Ok(());
+    }
+    let expected = match allowed {
+        [n] => format!("{n}"),
+        [a, b] => format!("{a} or {b}"),
+        _ => format!("{allowed:?}"),
+    };
+    Err(Diagnostic::at(span, format!("`{name}` takes {expected} argument(s) but {} were given", args.len())))
+}
+
+pub(crate) fn call(lw: &mut Lowerer, name: &'static str, args: Vec<LVal>, span: Span, spans: &[Span]) -> Result<LVal> {
+    let at = |i: usize| spans.get(i).copied().unwrap_or(span);
+    if EFFECTS.contains(&name) {
+        return effect(lw, name, args, span, spans);
+    }
+    if let Some(u) = unary_of(name) {
+        arity(name, &args, &[1], span)?;
+        return lw.operator(Prim::Unary(u), name, &args, spans, span);
+    }
+    if let Some(b) = binary_of(name) {
+        arity(name, &args, &[2], span)?;
+        return lw.operator(Prim::Binary(b), name, &args, spans, span);
+    }
+    let shape_arg = |lw: &mut Lowerer, i: usize| -> Result<Shape> {
+        let s = lw.shape_of(&args[i]).ok_or_else(|| {
+            Diagnostic::at(at(i), format!("`{name}` needs an array here, found {}", args[i].describe()))
+        })?;
+        Ok(s)
+    };
+    match name {
+        "where" => {
+            arity(name, &args, &[3], span)?;
+            lw.operator(Prim::Where, name, &args, spans, span)
+        }
+        "matmul" => {
+            arity(name, &args, &[2], span)?;
+            lw.operator(Prim::MatMul, "@", &args, spans, span)
+        }
+        "transpose" => {
+            arity(name, &args, &[1], span)?;
+            lw.operator(Prim::Transpose, name, &args, spans, span)
+        }
+        "stop_gradient" => {
+            arity(name, &args, &[1], span)?;
+            lw.operator(Prim::StopGradient, name, &args, spans, span)
+        }
+        "sum" | "amax" | "argmax" => {
+            arity(name, &args, &[1, 2], span)?;
+            let x = shape_arg(lw, 0)?;
+            let axis = match args.get(1) {
+                Some(a) => Some(lw.static_axis(a, x.rank(), at(1))?),
+                None => None,
+            };
+            let prim = match name {
+                "sum" => Prim::Sum(axis),
+                "amax" => Prim::Amax(axis),
+                _ => Prim::Argmax(axis),
+            };
+            lw.prim(prim, &args[..1], span)
+        }
+        "reshape" => {
+            arity(name, &args, &[2], span)?;
+            let x = shape_arg(lw, 0)?;
+            let dims = lw.static_dims(&args[1], at(1))?;
+            let shape = reshape_target(x, &dims).map_err(|m| Diagnostic::at(at(1), m))?;
+            lw.prim(Prim::Reshape(shape), &args[..1], span)
+        }
+        "broadcast_to" | "sum_to" => {
+            arity(name, &args, &[2], span)?;
+            let s = lw.static_shape(&args[1], at(1))?;
+            let prim = if name == "broadcast_to" { Prim::BroadcastTo(s) } else { Prim::SumTo(s) };
+            lw.prim(prim, &args[..1], span)
+        }
+        "slice" => {
+            arity(name, &args, &[3], span)?;
+            let x = shape_arg(lw, 0)?;
+            let starts = lw.static_dims(&args[1], at(1))?;
+            let ends = lw.static_dims(&args[2], at(2))?;
+            if starts.len() != x.rank() || ends.len() != x.rank() {
+                return Err(Diagnostic::at(span, format!("`slice` of an array of shape {x} needs {} start(s) and end(s)", x.rank())));
+            }
+            let sels = (0..x.rank())
+                .map(|k| {
+                    let len = x.dim(k) as i64;
+                    let norm = |i: i64| (if i < 0 { i + len } else { i }).clamp(0, len) as usize;
+                    let (a, b) = (norm(starts[k]), norm(ends[k]));
+                    Sel::Range(a, b.max(a))
+                })
+                .collect();
+            lw.prim(Prim::Index(sels), &args[..1], span)
+        }
+        "index" => {
+            arity(name, &args, &[2, 3], span)?;
+            let x = shape_arg(lw, 0)?;
+            if args.len() - 1 != x.rank() {
+                return Err(Diagnostic::at(span, format!("`index` of an array of shape {x} needs {} index(es)", x.rank())));
+            }
+            let mut sels = Vec::new();
+            for k in 0..x.rank() {
+                sels.push(Sel::At(lw.static_position(&args[k + 1], x.dim(k), "index", at(k + 1))?));
+            }
+            lw.prim(Prim::Index(sels), &args[..1], span)
+        }
+        "pad" => {
+            arity(name, &args, &[2], span)?;
+            let x = shape_arg(lw, 0)?;
+            let widths = pad_widths(lw, &args[1], x.rank(), at(1))?;
+            lw.prim(Prim::Pad(widths), &args[..1], span)
+        }
+        "concat" => {
+            arity(name, &args, &[2, 3], span)?;
+            let x = shape_arg(lw, 0)?;
+            let axis = match args.get(2) {
+                Some(a) => lw.static_axis(a, x.rank().max(1), at(2))?,
+                None => 0,
+            };
+            lw.prim(Prim::Concat(axis), &args[..2], span)
+        }
+        "zeros" | "ones" => {
+            arity(name, &args, &[1], span)?;
+            let s = lw.static_shape(&args[0], at(0))?;
+            lw.prim(Prim::Full(s, F64(if name == "ones" { 1.0 } else { 0.0 })), &[], span)
+        }
+        "full" => {
+            arity(name, &args, &[2], span)?;
+            let s = lw.static_shape(&args[0], at(0))?;
+            match &args[1] {
+                LVal::Num(v) => lw.prim(Prim::Full(s, F64(*v)), &[], span),
+                _ => lw.prim(Prim::BroadcastTo(s), &args[1..], span),
+            }
+        }
+        "eye" => {
+            arity(name, &args, &[1], span)?;
+            let n = lw.static_count(&args[0], "the size", at(0))?;
+            lw.prim(Prim::Eye(n), &[], span)
+        }
+        "arange" => {
+            arity(name, &args, &[1], span)?;
+            let n = lw.static_count(&args[0], "the length", at(0))?;
+            lw.prim(Prim::Arange(n), &[], span)
+        }
+        "linspace" => {
+            arity(name, &args, &[3], span)?;
+            let a = lw.static_num(&args[0], "the start", at(0))?;
+            let b = lw.static_num(&args[1], "the end", at(1))?;
+            let n = lw.static_count(&args[2], "the number of points", at(2))?;
+            lw.prim(Prim::Linspace(F64(a), F64(b), n), &[], span)
+        }
+        "one_hot" => {
+            arity(name, &args, &[2], span)?;
+            let k = lw.static_count(&args[1], "the number of classes", at(1))?;
+            lw.prim(Prim::OneHot(k), &args[..1], span)
+        }
+        "shape" | "rows" | "cols" | "size" | "rank" => {
+            arity(name, &args, &[1], span)?;
+            let s = shape_arg(lw, 0)?;
+            let num = |x: usize| LVal::Num(x as f64);
+            match name {
+                "shape" => Ok(LVal::Tuple(s.dims().iter().map(|d| num(*d)).collect::<Vec<_>>().into())),
+                "size" => Ok(num(s.size())),
+                "rank" => Ok(num(s.rank())),
+                "rows" if s.rank() >= 1 => Ok(num(s.dim(0))),
+                "cols" if s.rank() == 2 => Ok(num(s.dim(1))),
+                _ => Err(Diagnostic::at(at(0), format!("`{name}` is not defined for an array of shape {s}"))),
+            }
+        }
+        _ => Err(Diagnostic::at(span, format!("internal error: builtin `{name}` has no implementation"))),
+    }
+}
+
+fn reshape_target(x: Shape, dims: &[i64]) -> std::result::Result<Shape, String> {
+    let unknown = dims.iter().filter(|d| **d == -1).count();
+    if unknown > 1 || dims.iter().any(|d| *d < -1) {
+        return Err("a shape may contain at most one -1 and no other negative dimension".into());
+    }
+    let known: i64 = dims.iter().filter(|d| **d != -1).product();
+    let size = x.size() as i64;
+    let dims: Vec<usize> = dims
+        .iter()
+        .map(|d| if *d == -1 { if known == 0 { 0 } else { (size / known) as usize } } else { *d as usize })
+        .collect();
+    let shape = crate::prim::checked_shape(&dims)?;
+    if shape.size() != x.size() {
+        return Err(format!("cannot reshape an array of shape {x} ({} elements) to {shape}", x.size()));
+    }
+    Ok(shape)
+}
+
+fn pad_widths(lw: &mut Lowerer, v: &LVal, rank: usize, span: Span) -> Result<Vec<(usize, usize)>> {
+    let pair = |lw: &mut Lowerer, v: &LVal| -> Result<(usize, usize)> {
+        match v {
+            LVal::Tuple(t) if t.len() == 2 => {
+                Ok((lw.static_count(&t[0], "a pad width", span)?, lw.static_count(&t[1], "a pad width", span)?))
+            }
+            _ => Err(Diagnostic::at(span, "a pad width is a pair `(before, after)`")),
+        }
+    };
+    match (rank, v) {
+        (0, LVal::Tuple(t)) if t.is_empty() => Ok(vec![]),
+        (1, _) => Ok(vec![pair(lw, v)?]),
+        (2, LVal::Tuple(t)) if t.len() == 2 => Ok(vec![pair(lw, &t[0])?, pair(lw, &t[1])?]),
+        _ => Err(Diagnostic::at(span, format!("`pad` of a rank-{rank} array takes {rank} pair(s) `(before, after)`"))),
+    }
+}
+
+/// A top-level effect, with its arguments checked; the host performs it.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Print(Vec<LVal>),
+    Seed(u64),
+    Randn(Shape),
+    Rand(Shape),
+    Now,
+    ReadCsv(String),
+    WriteCsv(String, LVal),
+}
+
+fn path_arg(v: &LVal, span: Span) -> Result<String> {
+    match v {
+        LVal::Str(s) => Ok(s.to_string()),
+        other => Err(Diagnostic::at(span, format!("expected a file name (a string), found {}", other.describe()))),
+    }
+}
+
+fn effect(lw: &mut Lowerer, name: &'static str, args: Vec<LVal>, span: Span, spans: &[Span]) -> Result<LVal> {
+    if lw.in_function {
+        return Err(Diagnostic::at(span, format!("`{name}` is only available at the top level"))
+            .with_hint("functions are pure: create data at the top level and pass it in"));
+    }
+    let at = |i: usize| spans.get(i).copied().unwrap_or(span);
+    let e = match name {
+        "print" => Effect::Print(args),
+        "seed" => {
+            arity(name, &args, &[1], span)?;
+            let k = lw.static_int(&args[0], "the seed", at(0))?;
+            Effect::Seed(k as u64)
+        }
+        "randn" | "rand" => {
+            arity(name, &args, &[1], span)?;
+            let s = lw.static_shape(&args[0], at(0))?;
+            if name == "randn" {
+                Effect::Randn(s)
+            } else {
+                Effect::Rand(s)
+            }
+        }
+        "now" => {
+            arity(name, &args, &[0], span)?;
+            Effect::Now
+        }
+        "read_csv" => {
+            arity(name, &args, &[1], span)?;
+            Effect::ReadCsv(path_arg(&args[0], at(0))?)
+        }
+        _ => {
+            arity(name, &args, &[2], span)?;
+            let path = path_arg(&args[0], at(0))?;
+            if lw.shape_of(&args[1]).is_none() {
+                return Err(Diagnostic::at(at(1), format!("`write_csv` writes an array, found {}", args[1].describe())));
+            }
+            Effect::WriteCsv(path, args[1].clone())
+        }
+    };
+    if lw.mode == Mode::Eager {
+        return lw.host.effect(e, span);
+    }
+    // Checking: effects do not run, but their results have known shapes.
+    let fresh = |lw: &mut Lowerer, s: Shape| {
+        let var = lw.b.new_var(s, None);
+        LVal::Arr(Arr::Var { var, shape: s, known: None })
+    };
+    match e {
+        Effect::Randn(s) | Effect::Rand(s) => Ok(fresh(lw, s)),
+        Effect::Now => Ok(fresh(lw, Shape::scalar())),
+        Effect::ReadCsv(_) => {
+            let v = lw.host.effect(e, span)?;
+            let s = lw.shape_of(&v).unwrap_or_default();
+            Ok(fresh(lw, s))
+        }
+        _ => Ok(LVal::unit()),
+    }
+}

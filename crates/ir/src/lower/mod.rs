@@ -1,0 +1,358 @@
+//! Lowering: from AST to values and IR.
+//!
+//! One lowerer serves three purposes, selected by [`Mode`] and its flags:
+//! - **Eager** (`ad run`, the REPL): top-level statements run on concrete arrays; each
+//!   primitive goes to [`Host::apply`], each call of a user function to [`Host::call`], which
+//!   specialises the function (lowering it in trace mode) and runs the cached program.
+//! - **Trace** (specialising a function): the body is lowered into a [`Program`] with array
+//!   variables; calls are inlined, constant `for` loops unrolled, and top-level names become
+//!   captured inputs.
+//! - **Check** (`ad check`): trace mode applied to the top level itself, with abstract
+//!   arrays, so that a script is shape-checked without running.
+//!
+//! Numbers known while lowering ([`LVal::Num`]) are folded, and serve as loop bounds,
+//! indices, axes and shapes.
+
+pub mod builtins;
+mod call;
+mod expr;
+mod scope;
+pub mod spec;
+mod statics;
+mod stmt;
+pub mod value;
+
+use crate::array::Array;
+use crate::builder::Builder;
+use crate::prim::Prim;
+use crate::program::{Atom, Capture, ParamDecl, Program, Var};
+use crate::shape::Shape;
+use ad_syntax::ast::{self, Module};
+use ad_syntax::{Diagnostic, FileId, Span};
+use spec::Spec;
+use std::rc::Rc;
+use value::{Arr, Func, LVal, Name};
+
+pub use scope::suggest;
+
+/// The prelude is always the first file a session loads, so its spans are recognisable.
+pub const PRELUDE_FILE: FileId = FileId(0);
+
+/// Inline calls nest at most this deep (a runaway higher-order recursion ends here).
+const MAX_INLINE_DEPTH: usize = 200;
+/// Expressions nest at most this deep while lowering.
+const MAX_EXPR_DEPTH: usize = 5000;
+
+pub type Result<T> = std::result::Result<T, Diagnostic>;
+
+/// What lowering needs from the session: top-level names, and at the top level, the
+/// interpreter.
+pub trait Host {
+    fn global(&self, name: &str) -> Option<LVal>;
+    fn set_global(&mut self, name: Name, value: LVal);
+    fn global_names(&self) -> Vec<Name>;
+    /// Evaluates a primitive on concrete arrays (eager mode).
+    fn apply(&mut self, prim: &Prim, args: &[Array], span: Span) -> Result<Array>;
+    /// Calls a user function on concrete arguments (eager mode).
+    fn call(&mut self, f: &LVal, args: Vec<LVal>, span: Span) -> Result<LVal>;
+    /// Performs an effect at the top level. While checking, only `read_csv` is asked for
+    /// (to learn the file's shape).
+    fn effect(&mut self, effect: builtins::Effect, span: Span) -> Result<LVal>;
+    /// True once the user asked to stop (Ctrl-C); loops check it.
+    fn interrupted(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Eager,
+    Trace,
+}
+
+/// A specialised function, ready to run or print.
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    pub program: Program,
+    /// The structure of the result, to rebuild values from the program's outputs.
+    pub out_spec: Spec,
+    /// Scalar inputs whose value the lowering used as a constant: (input index, value). The
+    /// program is valid only for calls where those inputs have these values.
+    pub static_deps: Vec<(usize, f64)>,
+    /// Every top-level name the function read, with the structure it had; the program is
+    /// valid only while each name still has that structure.
+    pub global_deps: Vec<(Name, Spec)>,
+}
+
+pub struct Lowerer<'h> {
+    pub(crate) host: &'h mut dyn Host,
+    pub(crate) mode: Mode,
+    pub(crate) b: Builder,
+    /// Local scopes, innermost last. Below them are the top-level names of the host.
+    pub(crate) frames: Vec<Vec<(Name, LVal)>>,
+    /// Inside a function body: effects, `while` and data-dependent `if` are errors.
+    pub(crate) in_function: bool,
+    /// Top-level names read inside function bodies become captured inputs (specialising).
+    capture_globals: bool,
+    captures: Vec<(Name, LVal)>,
+    pub(crate) inputs: Vec<Var>,
+    pub(crate) static_deps: Vec<(usize, f64)>,
+    global_deps: Vec<(Name, Spec)>,
+    /// Definitions being inlined, to detect recursion.
+    pub(crate) active: Vec<Rc<ast::Def>>,
+    pub(crate) inline_depth: usize,
+    pub(crate) depth: usize,
+}
+
+impl<'h> Lowerer<'h> {
+    fn new(host: &'h mut dyn Host, mode: Mode, capture_globals: bool) -> Lowerer<'h> {
+        Lowerer {
+            host,
+            mode,
+            b: Builder::new(),
+            frames: Vec::new(),
+            in_function: false,
+            capture_globals,
+            captures: Vec::new(),
+            inputs: Vec::new(),
+            static_deps: Vec::new(),
+            global_deps: Vec::new(),
+            active: Vec::new(),
+            inline_depth: 0,
+            depth: 0,
+        }
+    }
+
+    /// A fresh input variable; `known` is its value when the caller showed it.
+    fn input(&mut self, shape: Shape, known: Option<f64>, name: Option<Name>) -> LVal {
+        let var = self.b.new_var(shape, name);
+        let idx = self.inputs.len();
+        self.inputs.push(var);
+        let known = known.map(|value| value::Known { value, deps: Rc::new(vec![(idx, value)]) });
+        LVal::Arr(Arr::Var { var, shape, known })
+    }
+
+    /// Input variables shaped like `spec`, with known scalar values taken from `known`.
+    fn abstract_value(
+        &mut self,
+        spec: &Spec,
+        known: &mut impl Iterator<Item = Option<f64>>,
+        name: Option<Name>,
+    ) -> LVal {
+        use spec::FuncSpec;
+        match spec {
+            Spec::Array(s) => {
+                let k = known.next().flatten();
+                self.input(*s, k, name)
+            }
+            Spec::Tuple(t) => {
+                LVal::Tuple(t.iter().map(|s| self.abstract_value(s, known, None)).collect::<Vec<_>>().into())
+            }
+            Spec::Func(FuncSpec::Def(d)) => LVal::Func(Rc::new(Func::Def(d.clone()))),
+            Spec::Func(FuncSpec::Overloads(ds)) => LVal::Func(Rc::new(Func::Overloads(ds.clone()))),
+            Spec::Func(FuncSpec::Builtin(b)) => LVal::Func(Rc::new(Func::Builtin(b))),
+            Spec::Func(FuncSpec::Closure(lam, env)) => {
+                let env = env.iter().map(|(n, s)| (n.clone(), self.abstract_value(s, known, Some(n.clone())))).collect();
+                LVal::Func(Rc::new(Func::Closure { lam: lam.clone(), env }))
+            }
+            Spec::Str(s) => LVal::Str(s.clone()),
+        }
+    }
+
+    /// The atom for an array-like value, materialising constants in trace mode.
+    pub(crate) fn atom(&mut self, v: &LVal, span: Span) -> Result<Atom> {
+        match v {
+            LVal::Num(x) => Ok(Atom::Lit(*x)),
+            LVal::Arr(Arr::Var { var, .. }) => Ok(Atom::Var(*var)),
+            LVal::Arr(Arr::Val(a)) => {
+                if let (true, Some(x)) = (a.shape().is_scalar(), a.as_scalar()) {
+                    return Ok(Atom::Lit(x));
+                }
+                let prim = Prim::Const(crate::prim::ConstArray(Rc::new(a.clone())));
+                Ok(Atom::Var(self.b.push(prim, vec![], a.shape(), span)))
+            }
+            other => Err(Diagnostic::at(span, format!("expected an array, found {}", other.describe()))),
+        }
+    }
+
+    /// Flattens a traced result into program outputs.
+    fn flatten_output(&mut self, v: &LVal, outs: &mut Vec<Atom>, span: Span) -> Result<Spec> {
+        Ok(match v {
+            LVal::Num(_) | LVal::Arr(_) => {
+                let a = self.atom(v, span)?;
+                outs.push(a);
+                Spec::of(v)
+            }
+            LVal::Tuple(t) => {
+                let mut specs = Vec::new();
+                for x in t.iter() {
+                    specs.push(self.flatten_output(x, outs, span)?);
+                }
+                Spec::Tuple(specs)
+            }
+            LVal::Func(f) => {
+                if let Func::Closure { env, .. } = &**f {
+                    for (_, x) in env {
+                        self.flatten_output(x, outs, span)?;
+                    }
+                }
+                Spec::of(v)
+            }
+            LVal::Str(_) => Spec::of(v),
+        })
+    }
+
+    /// A top-level name, as seen from here. Inside a function being specialised, arrays
+    /// become captured inputs (the program refers to them by name).
+    fn global(&mut self, name: &str) -> Option<LVal> {
+        if !(self.in_function && self.capture_globals) {
+            return self.host.global(name);
+        }
+        if let Some((_, v)) = self.captures.iter().find(|(n, _)| &**n == name) {
+            return Some(v.clone());
+        }
+        let v = self.host.global(name)?;
+        let spec = Spec::of(&v);
+        let name: Name = name.into();
+        if !self.global_deps.iter().any(|(n, _)| *n == name) {
+            self.global_deps.push((name.clone(), spec.clone()));
+        }
+        if spec.leaves() == 0 {
+            return Some(v);
+        }
+        let mut known = Vec::new();
+        spec::known_scalars(&v, &mut known);
+        let abs = self.abstract_value(&spec, &mut known.into_iter(), Some(name.clone()));
+        self.captures.push((name, abs.clone()));
+        Some(abs)
+    }
+
+    pub(crate) fn check_interrupt(&self, span: Span) -> Result<()> {
+        if self.host.interrupted() {
+            Err(Diagnostic::at(span, "interrupted"))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn is_check(&self) -> bool {
+        self.mode == Mode::Trace && !self.in_function && !self.capture_globals
+    }
+}
+
+/// Runs one top-level statement eagerly. Returns the value of an expression statement.
+pub fn run_stmt(host: &mut dyn Host, stmt: &ast::Stmt) -> Result<Option<LVal>> {
+    let mut lw = Lowerer::new(host, Mode::Eager, false);
+    lw.stmt(stmt)
+}
+
+/// Shape-checks a module without running it: the top level is traced with abstract arrays,
+/// and every `def` whose parameters all have constant shape annotations is lowered.
+pub fn check_module(host: &mut dyn Host, module: &Module) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    let mut lw = Lowerer::new(host, Mode::Trace, false);
+    for s in &module.stmts {
+        if let ast::StmtKind::Def(d) = &s.kind {
+            if let Err(e) = lw.stmt(s) {
+                errors.push(e);
+                continue;
+            }
+            let dims: Option<Vec<Spec>> = d
+                .params
+                .iter()
+                .map(|p| p.annot.as_ref().and_then(statics::annot_shape).map(Spec::Array))
+                .collect();
+            if let Some(specs) = dims {
+                let f = LVal::Func(Rc::new(Func::Def(d.clone())));
+                let known = vec![None; specs.len()];
+                if let Err(e) = lower_function(lw.host, &f, &specs, &known, d.span) {
+                    errors.push(e);
+                }
+            }
+        } else if let Err(e) = lw.stmt(s) {
+            errors.push(e);
+            break;
+        }
+    }
+    errors
+}
+
+/// Specialises the function value `f` to arguments of structure `args`.
+///
+/// `known` gives, for every leaf of `f` and then of the arguments, its value if it is a
+/// scalar the caller knows; lowering may treat those as constants (and records it in
+/// [`Lowered::static_deps`]).
+pub fn lower_function(
+    host: &mut dyn Host,
+    f: &LVal,
+    args: &[Spec],
+    known: &[Option<f64>],
+    span: Span,
+) -> Result<Lowered> {
+    let mut lw = Lowerer::new(host, Mode::Trace, true);
+    let mut known = known.iter().copied();
+    let f_spec = Spec::of(f);
+    let f_abs = lw.abstract_value(&f_spec, &mut known, None);
+    let (fname, pnames): (String, Vec<Name>) = match f {
+        LVal::Func(func) => match &**func {
+            Func::Def(d) => (d.name.name.to_string(), d.params.iter().map(|p| p.name.name.clone()).collect()),
+            Func::Overloads(ds) => match ds.iter().find(|d| d.params.len() == args.len()) {
+                Some(d) => (d.name.name.to_string(), d.params.iter().map(|p| p.name.name.clone()).collect()),
+                None => (func.name(), vec![]),
+            },
+            Func::Closure { lam, .. } => ("lambda".into(), lam.params.iter().map(|p| p.name.clone()).collect()),
+            Func::Builtin(b) => (b.to_string(), vec![]),
+        },
+        _ => ("f".into(), vec![]),
+    };
+    let mut params = Vec::new();
+    if f_spec.leaves() > 0 {
+        params.push(ParamDecl { name: "closure".into(), tree: f_spec.tree() });
+    }
+    let mut arg_vals = Vec::new();
+    for (i, s) in args.iter().enumerate() {
+        let name: Name = pnames.get(i).cloned().unwrap_or_else(|| format!("arg{i}").into());
+        arg_vals.push(lw.abstract_value(s, &mut known, Some(name.clone())));
+        params.push(ParamDecl { name, tree: s.tree() });
+    }
+    let n_params = lw.inputs.len();
+    let arg_spans = vec![span; arg_vals.len()];
+    let out = lw.call_value(f_abs, arg_vals, span, &arg_spans)?;
+    let mut outputs = Vec::new();
+    let out_spec = lw.flatten_output(&out, &mut outputs, span)?;
+    debug_assert_eq!(
+        lw.inputs.len() - n_params,
+        lw.captures.iter().map(|(_, v)| Spec::of(v).leaves()).sum::<usize>()
+    );
+    let captures = lw
+        .captures
+        .iter()
+        .map(|(n, v)| Capture { name: n.clone(), tree: Spec::of(v).tree() })
+        .collect();
+    let def_span = match f {
+        LVal::Func(func) => match &**func {
+            Func::Def(d) => d.span,
+            Func::Overloads(ds) => ds.first().map(|d| d.span).unwrap_or(span),
+            Func::Closure { lam, .. } => lam.span,
+            Func::Builtin(_) => span,
+        },
+        _ => span,
+    };
+    let program = Program {
+        name: fname,
+        vars: lw.b.vars,
+        inputs: lw.inputs,
+        params,
+        captures,
+        eqns: lw.b.eqns,
+        outputs,
+        out_tree: out_spec.tree(),
+        span: def_span,
+    };
+    if cfg!(debug_assertions) {
+        if let Err(e) = crate::verify::verify(&program) {
+            panic!("internal error: lowering produced an invalid program: {e}");
+        }
+    }
+    Ok(Lowered { program, out_spec, static_deps: lw.static_deps, global_deps: lw.global_deps })
+}

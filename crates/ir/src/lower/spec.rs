@@ -1,0 +1,147 @@
+//! The structure of a value with arrays abstracted to their shapes: the key under which a
+//! function is specialised, and the recipe for flattening values into a program's inputs
+//! and rebuilding results from its outputs.
+
+use super::value::{Arr, Func, LVal, Name};
+use crate::array::Array;
+use crate::program::Tree;
+use crate::shape::Shape;
+use ad_syntax::ast;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Spec {
+    Array(Shape),
+    Tuple(Vec<Spec>),
+    Func(FuncSpec),
+    Str(Rc<str>),
+}
+
+/// A function value's code (by identity) and the structure of what it captured.
+#[derive(Clone, Debug)]
+pub enum FuncSpec {
+    Def(Rc<ast::Def>),
+    Overloads(Vec<Rc<ast::Def>>),
+    Closure(Rc<ast::Lambda>, Vec<(Name, Spec)>),
+    Builtin(&'static str),
+}
+
+impl PartialEq for FuncSpec {
+    fn eq(&self, o: &FuncSpec) -> bool {
+        match (self, o) {
+            (FuncSpec::Def(a), FuncSpec::Def(b)) => Rc::ptr_eq(a, b),
+            (FuncSpec::Overloads(a), FuncSpec::Overloads(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Rc::ptr_eq(x, y))
+            }
+            (FuncSpec::Closure(a, ea), FuncSpec::Closure(b, eb)) => Rc::ptr_eq(a, b) && ea == eb,
+            (FuncSpec::Builtin(a), FuncSpec::Builtin(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+impl Eq for FuncSpec {}
+impl Hash for FuncSpec {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match self {
+            FuncSpec::Def(d) => (0u8, Rc::as_ptr(d) as usize).hash(h),
+            FuncSpec::Closure(l, env) => {
+                (1u8, Rc::as_ptr(l) as usize).hash(h);
+                env.hash(h)
+            }
+            FuncSpec::Builtin(n) => (2u8, n).hash(h),
+            FuncSpec::Overloads(ds) => {
+                3u8.hash(h);
+                ds.iter().for_each(|d| (Rc::as_ptr(d) as usize).hash(h))
+            }
+        }
+    }
+}
+
+impl Spec {
+    pub fn of(v: &LVal) -> Spec {
+        match v {
+            LVal::Num(_) => Spec::Array(Shape::scalar()),
+            LVal::Arr(a) => Spec::Array(a.shape()),
+            LVal::Tuple(t) => Spec::Tuple(t.iter().map(Spec::of).collect()),
+            LVal::Func(f) => Spec::Func(match &**f {
+                Func::Def(d) => FuncSpec::Def(d.clone()),
+                Func::Overloads(ds) => FuncSpec::Overloads(ds.clone()),
+                Func::Closure { lam, env } => {
+                    FuncSpec::Closure(lam.clone(), env.iter().map(|(n, v)| (n.clone(), Spec::of(v))).collect())
+                }
+                Func::Builtin(b) => FuncSpec::Builtin(b),
+            }),
+            LVal::Str(s) => Spec::Str(s.clone()),
+        }
+    }
+
+    pub fn leaves(&self) -> usize {
+        match self {
+            Spec::Array(_) => 1,
+            Spec::Tuple(t) => t.iter().map(Spec::leaves).sum(),
+            Spec::Func(FuncSpec::Closure(_, env)) => env.iter().map(|(_, s)| s.leaves()).sum(),
+            Spec::Func(_) | Spec::Str(_) => 0,
+        }
+    }
+
+    /// The printable structure: functions become opaque groups of leaves.
+    pub fn tree(&self) -> Tree {
+        match self {
+            Spec::Array(_) => Tree::Leaf,
+            Spec::Tuple(t) => Tree::Tuple(t.iter().map(Spec::tree).collect()),
+            Spec::Func(_) | Spec::Str(_) => Tree::Opaque(self.leaves()),
+        }
+    }
+
+    /// Rebuilds a concrete value from arrays, in the order [`flatten`] produces them.
+    pub fn unflatten(&self, leaves: &mut impl Iterator<Item = Array>) -> LVal {
+        match self {
+            Spec::Array(s) => LVal::Arr(Arr::Val(leaves.next().unwrap_or_else(|| Array::full(*s, f64::NAN)))),
+            Spec::Tuple(t) => LVal::Tuple(t.iter().map(|s| s.unflatten(leaves)).collect()),
+            Spec::Func(FuncSpec::Def(d)) => LVal::Func(Rc::new(Func::Def(d.clone()))),
+            Spec::Func(FuncSpec::Overloads(ds)) => LVal::Func(Rc::new(Func::Overloads(ds.clone()))),
+            Spec::Func(FuncSpec::Builtin(b)) => LVal::Func(Rc::new(Func::Builtin(b))),
+            Spec::Func(FuncSpec::Closure(lam, env)) => LVal::Func(Rc::new(Func::Closure {
+                lam: lam.clone(),
+                env: env.iter().map(|(n, s)| (n.clone(), s.unflatten(leaves))).collect(),
+            })),
+            Spec::Str(s) => LVal::Str(s.clone()),
+        }
+    }
+}
+
+/// The arrays inside a concrete value, depth first. Numbers become scalar arrays.
+pub fn flatten(v: &LVal, out: &mut Vec<Array>) {
+    match v {
+        LVal::Num(x) => out.push(Array::scalar(*x)),
+        LVal::Arr(Arr::Val(a)) => out.push(a.clone()),
+        // Traced arrays have no value; callers flatten concrete values only. Keep the count
+        // right so that a mistake shows as wrong numbers in a test, not a crash.
+        LVal::Arr(Arr::Var { shape, .. }) => out.push(Array::full(*shape, f64::NAN)),
+        LVal::Tuple(t) => t.iter().for_each(|v| flatten(v, out)),
+        LVal::Func(f) => {
+            if let Func::Closure { env, .. } = &**f {
+                env.iter().for_each(|(_, v)| flatten(v, out));
+            }
+        }
+        LVal::Str(_) => {}
+    }
+}
+
+/// For each leaf of a concrete value: its value if it is a scalar. Lowering may use these
+/// as constants (loop bounds, axes), recording that it did.
+pub fn known_scalars(v: &LVal, out: &mut Vec<Option<f64>>) {
+    match v {
+        LVal::Num(x) => out.push(Some(*x)),
+        LVal::Arr(Arr::Val(a)) => out.push(a.as_scalar().filter(|_| a.shape().is_scalar())),
+        LVal::Arr(Arr::Var { .. }) => out.push(None),
+        LVal::Tuple(t) => t.iter().for_each(|v| known_scalars(v, out)),
+        LVal::Func(f) => {
+            if let Func::Closure { env, .. } = &**f {
+                env.iter().for_each(|(_, v)| known_scalars(v, out));
+            }
+        }
+        LVal::Str(_) => {}
+    }
+}

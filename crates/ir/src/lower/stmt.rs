@@ -1,0 +1,111 @@
+//! Statements and blocks: `let`, rebinding, `def`, `for` (iterated at the top level,
+//! unrolled inside functions), `while` (top level only).
+
+use super::value::{Arr, LVal};
+use super::{Lowerer, Mode, Result};
+use ad_syntax::ast::{Block, Stmt, StmtKind};
+use ad_syntax::Diagnostic;
+
+/// Inside a function, a `for` loop unrolls to at most this many iterations.
+const MAX_UNROLL: i64 = 100_000;
+
+impl Lowerer<'_> {
+    /// Lowers one statement; an expression statement yields its value.
+    pub(crate) fn stmt(&mut self, s: &Stmt) -> Result<Option<LVal>> {
+        match &s.kind {
+            StmtKind::Def(d) => {
+                if self.in_function || !self.frames.is_empty() {
+                    return Err(Diagnostic::at(d.name.span, "`def` is only allowed at the top level")
+                        .with_hint("inside a function, bind a lambda: `let f = x => ...`"));
+                }
+                let previous = self.host.global(&d.name.name);
+                self.host.set_global(d.name.name.clone(), super::value::define(previous.as_ref(), d.clone()));
+                Ok(None)
+            }
+            StmtKind::Let { pat, value } => {
+                let v = self.expr(value)?;
+                self.bind(pat, v, true)?;
+                Ok(None)
+            }
+            StmtKind::Assign { pat, value } => {
+                let v = self.expr(value)?;
+                self.bind(pat, v, false)?;
+                Ok(None)
+            }
+            StmtKind::For { var, start, end, body } => {
+                let a = self.expr(start)?;
+                let a = self.static_int(&a, "a loop bound", start.span)?;
+                let b = self.expr(end)?;
+                let b = self.static_int(&b, "a loop bound", end.span)?;
+                let unrolling = self.mode == Mode::Trace && self.in_function;
+                if unrolling && b - a > MAX_UNROLL {
+                    return Err(Diagnostic::at(
+                        s.span,
+                        format!("this loop would unroll into {} copies of its body; the limit is {MAX_UNROLL}", b - a),
+                    ));
+                }
+                // Checking the top level: one iteration shows the body's shapes.
+                let last = if self.is_check() { b.min(a + 1) } else { b };
+                for i in a..last {
+                    self.check_interrupt(s.span)?;
+                    self.frames.push(vec![(var.name.clone(), LVal::Num(i as f64))]);
+                    let r = self.block_stmts(body);
+                    self.frames.pop();
+                    r?;
+                }
+                Ok(None)
+            }
+            StmtKind::While { cond, body } => {
+                if self.in_function {
+                    return Err(Diagnostic::at(s.span, "`while` is only allowed at the top level")
+                        .with_hint("inside a function, loop with `for i in a..b` over constant bounds"));
+                }
+                loop {
+                    self.check_interrupt(s.span)?;
+                    let c = self.expr(cond)?;
+                    if let Some(sh) = self.shape_of(&c) {
+                        if !sh.is_scalar() {
+                            return Err(Diagnostic::at(
+                                cond.span,
+                                format!("the condition of `while` must be a scalar, found shape {sh}"),
+                            ));
+                        }
+                    }
+                    if self.is_check() && matches!(c, LVal::Arr(Arr::Var { .. })) {
+                        // Unknown condition while checking: check the body once.
+                        self.block(body)?;
+                        return Ok(None);
+                    }
+                    if self.static_num(&c, "the condition", cond.span)? == 0.0 {
+                        return Ok(None);
+                    }
+                    self.block(body)?;
+                }
+            }
+            StmtKind::Expr(e) => Ok(Some(self.expr(e)?)),
+            StmtKind::Error => Err(Diagnostic::at(s.span, "this statement could not be parsed")),
+        }
+    }
+
+    /// A block in its own scope; its value is its last statement's if that is an expression.
+    pub(crate) fn block(&mut self, b: &Block) -> Result<LVal> {
+        self.frames.push(Vec::new());
+        let r = self.block_stmts(b);
+        self.frames.pop();
+        r
+    }
+
+    /// The statements of a block in the current scope.
+    fn block_stmts(&mut self, b: &Block) -> Result<LVal> {
+        let mut last = LVal::unit();
+        for (i, s) in b.stmts.iter().enumerate() {
+            let v = self.stmt(s)?;
+            if i + 1 == b.stmts.len() {
+                if let Some(v) = v {
+                    last = v;
+                }
+            }
+        }
+        Ok(last)
+    }
+}

@@ -1,0 +1,435 @@
+//! The primitive operations of the IR: one enum, with each primitive's name, its static
+//! parameters and its shape rule. Value rules live in `ad-eval` (kernels) and in
+//! [`crate::scalar`] (the scalar semantics shared by kernels and constant folding);
+//! derivative rules live in `ad-autodiff`.
+
+use crate::array::Array;
+use crate::shape::{broadcast, broadcasts_to, Shape};
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Unary {
+    Neg,
+    Exp,
+    Log,
+    Sin,
+    Cos,
+    Tanh,
+    Sqrt,
+    Abs,
+    Sigmoid,
+    Relu,
+    Sign,
+    Not,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Max,
+    Min,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+    And,
+    Or,
+}
+
+impl Unary {
+    pub const ALL: [Unary; 12] = [
+        Unary::Neg,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Sin,
+        Unary::Cos,
+        Unary::Tanh,
+        Unary::Sqrt,
+        Unary::Abs,
+        Unary::Sigmoid,
+        Unary::Relu,
+        Unary::Sign,
+        Unary::Not,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Unary::Neg => "neg",
+            Unary::Exp => "exp",
+            Unary::Log => "log",
+            Unary::Sin => "sin",
+            Unary::Cos => "cos",
+            Unary::Tanh => "tanh",
+            Unary::Sqrt => "sqrt",
+            Unary::Abs => "abs",
+            Unary::Sigmoid => "sigmoid",
+            Unary::Relu => "relu",
+            Unary::Sign => "sign",
+            Unary::Not => "not",
+        }
+    }
+}
+
+impl Binary {
+    pub const ALL: [Binary; 15] = [
+        Binary::Add,
+        Binary::Sub,
+        Binary::Mul,
+        Binary::Div,
+        Binary::Pow,
+        Binary::Max,
+        Binary::Min,
+        Binary::Lt,
+        Binary::Le,
+        Binary::Gt,
+        Binary::Ge,
+        Binary::Eq,
+        Binary::Ne,
+        Binary::And,
+        Binary::Or,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Binary::Add => "add",
+            Binary::Sub => "sub",
+            Binary::Mul => "mul",
+            Binary::Div => "div",
+            Binary::Pow => "pow",
+            Binary::Max => "max",
+            Binary::Min => "min",
+            Binary::Lt => "lt",
+            Binary::Le => "le",
+            Binary::Gt => "gt",
+            Binary::Ge => "ge",
+            Binary::Eq => "eq",
+            Binary::Ne => "ne",
+            Binary::And => "and",
+            Binary::Or => "or",
+        }
+    }
+
+    /// Comparisons and logical operators: results are 0/1 and carry no derivative.
+    pub fn is_predicate(self) -> bool {
+        matches!(
+            self,
+            Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge | Binary::Eq | Binary::Ne | Binary::And | Binary::Or
+        )
+    }
+}
+
+/// An `f64` static parameter, compared and hashed by its bits so that primitives can be keys
+/// of hash maps (common subexpression elimination).
+#[derive(Clone, Copy, Debug)]
+pub struct F64(pub f64);
+
+impl PartialEq for F64 {
+    fn eq(&self, o: &F64) -> bool {
+        self.0.to_bits() == o.0.to_bits()
+    }
+}
+impl Eq for F64 {}
+impl Hash for F64 {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.0.to_bits().hash(h)
+    }
+}
+
+/// A literal array inside a program, compared by content and hashed by shape and length.
+#[derive(Clone, Debug)]
+pub struct ConstArray(pub Rc<Array>);
+
+impl PartialEq for ConstArray {
+    fn eq(&self, o: &ConstArray) -> bool {
+        *self.0 == *o.0
+    }
+}
+impl Eq for ConstArray {}
+impl Hash for ConstArray {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.0.shape().hash(h);
+        for x in self.0.data().iter().take(8) {
+            x.to_bits().hash(h);
+        }
+    }
+}
+
+/// One axis of an indexing operation: pick one position (the axis disappears) or keep a
+/// half-open range.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Sel {
+    At(usize),
+    Range(usize, usize),
+}
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Prim {
+    Unary(Unary),
+    Binary(Binary),
+    /// `where(c, a, b)`: elementwise choice, broadcasting all three.
+    Where,
+    MatMul,
+    Transpose,
+    /// `sum(x)` (all axes) or `sum(x, axis)`.
+    Sum(Option<usize>),
+    Amax(Option<usize>),
+    Argmax(Option<usize>),
+    Reshape(Shape),
+    BroadcastTo(Shape),
+    /// Sums broadcast axes away: the transpose of `broadcast_to`.
+    SumTo(Shape),
+    /// `x[...]` with constant positions and ranges, one [`Sel`] per axis of the input.
+    Index(Vec<Sel>),
+    /// Zero padding, `(before, after)` per axis: the transpose of a rank-preserving index.
+    Pad(Vec<(usize, usize)>),
+    Concat(usize),
+    /// An array literal with computed elements: stacks n equal-shaped operands along a new
+    /// leading axis.
+    Stack,
+    StopGradient,
+    Full(Shape, F64),
+    Eye(usize),
+    Arange(usize),
+    Linspace(F64, F64, usize),
+    /// `one_hot(labels, classes)`.
+    OneHot(usize),
+    Const(ConstArray),
+}
+
+impl Prim {
+    /// The name a script calls it by.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Prim::Unary(u) => u.name(),
+            Prim::Binary(b) => b.name(),
+            Prim::Where => "where",
+            Prim::MatMul => "matmul",
+            Prim::Transpose => "transpose",
+            Prim::Sum(_) => "sum",
+            Prim::Amax(_) => "amax",
+            Prim::Argmax(_) => "argmax",
+            Prim::Reshape(_) => "reshape",
+            Prim::BroadcastTo(_) => "broadcast_to",
+            Prim::SumTo(_) => "sum_to",
+            Prim::Index(sels) => {
+                if sels.iter().all(|s| matches!(s, Sel::Range(..))) {
+                    "slice"
+                } else {
+                    "index"
+                }
+            }
+            Prim::Pad(_) => "pad",
+            Prim::Concat(_) => "concat",
+            Prim::Stack => "stack",
+            Prim::StopGradient => "stop_gradient",
+            Prim::Full(_, v) if v.0 == 0.0 => "zeros",
+            Prim::Full(_, v) if v.0 == 1.0 => "ones",
+            Prim::Full(..) => "full",
+            Prim::Eye(_) => "eye",
+            Prim::Arange(_) => "arange",
+            Prim::Linspace(..) => "linspace",
+            Prim::OneHot(_) => "one_hot",
+            Prim::Const(_) => "const",
+        }
+    }
+
+    pub fn is_elementwise(&self) -> bool {
+        matches!(self, Prim::Unary(_) | Prim::Binary(_) | Prim::Where | Prim::StopGradient)
+    }
+
+    /// The shape of the result for operands of the given shapes, or a message saying why the
+    /// operands do not fit (the caller adds the location).
+    pub fn infer(&self, args: &[Shape]) -> Result<Shape, String> {
+        let out = self.infer_unchecked(args)?;
+        // Broadcasting and products can describe results far larger than their operands.
+        checked_shape(out.dims())
+    }
+
+    fn infer_unchecked(&self, args: &[Shape]) -> Result<Shape, String> {
+        let arity = |n: usize| -> Result<(), String> {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(format!("`{}` takes {n} operand(s), got {}", self.name(), args.len()))
+            }
+        };
+        match self {
+            Prim::Unary(_) | Prim::StopGradient => {
+                arity(1)?;
+                Ok(args[0])
+            }
+            Prim::Binary(b) => {
+                arity(2)?;
+                broadcast(args[0], args[1]).ok_or_else(|| {
+                    format!("shapes {} and {} do not broadcast in `{}`", args[0], args[1], b.name())
+                })
+            }
+            Prim::Where => {
+                arity(3)?;
+                broadcast(args[0], args[1])
+                    .and_then(|s| broadcast(s, args[2]))
+                    .ok_or_else(|| format!("shapes {}, {} and {} do not broadcast in `where`", args[0], args[1], args[2]))
+            }
+            Prim::MatMul => {
+                arity(2)?;
+                matmul_shape(args[0], args[1])
+            }
+            Prim::Transpose => {
+                arity(1)?;
+                Ok(match args[0].dims() {
+                    [m, n] => Shape::matrix(*n, *m),
+                    _ => args[0],
+                })
+            }
+            Prim::Sum(axis) | Prim::Amax(axis) | Prim::Argmax(axis) => {
+                arity(1)?;
+                let x = args[0];
+                match axis {
+                    None => Ok(Shape::scalar()),
+                    Some(a) if *a < x.rank() => Ok(x.remove_axis(*a)),
+                    Some(a) => Err(format!("axis {a} is out of range for an array of shape {x}")),
+                }
+            }
+            Prim::Reshape(s) => {
+                arity(1)?;
+                if s.size() == args[0].size() {
+                    Ok(*s)
+                } else {
+                    Err(format!("cannot reshape an array of shape {} ({} elements) to {s}", args[0], args[0].size()))
+                }
+            }
+            Prim::BroadcastTo(s) => {
+                arity(1)?;
+                if broadcasts_to(args[0], *s) {
+                    Ok(*s)
+                } else {
+                    Err(format!("cannot broadcast shape {} to {s}", args[0]))
+                }
+            }
+            Prim::SumTo(s) => {
+                arity(1)?;
+                if broadcasts_to(*s, args[0]) {
+                    Ok(*s)
+                } else {
+                    Err(format!("cannot sum shape {} down to {s}", args[0]))
+                }
+            }
+            Prim::Index(sels) => {
+                arity(1)?;
+                index_shape(args[0], sels)
+            }
+            Prim::Pad(widths) => {
+                arity(1)?;
+                let x = args[0];
+                if widths.len() != x.rank() {
+                    return Err(format!("`pad` needs one (before, after) pair per axis of {x}"));
+                }
+                let dims: Vec<usize> = x.dims().iter().zip(widths).map(|(d, (lo, hi))| d + lo + hi).collect();
+                checked_shape(&dims)
+            }
+            Prim::Concat(axis) => {
+                arity(2)?;
+                let (a, b) = (args[0], args[1]);
+                if a.rank() != b.rank() || a.rank() == 0 {
+                    return Err(format!("cannot concatenate shapes {a} and {b}: ranks must be equal and at least 1"));
+                }
+                if *axis >= a.rank() {
+                    return Err(format!("axis {axis} is out of range for shapes {a} and {b}"));
+                }
+                let mut dims = a.dims().to_vec();
+                for (i, (x, y)) in a.dims().iter().zip(b.dims()).enumerate() {
+                    if i == *axis {
+                        dims[i] = x + y;
+                    } else if x != y {
+                        return Err(format!("cannot concatenate shapes {a} and {b} along axis {axis}"));
+                    }
+                }
+                checked_shape(&dims)
+            }
+            Prim::Stack => {
+                let Some(first) = args.first() else {
+                    return Ok(Shape::vector(0));
+                };
+                if let Some(bad) = args.iter().find(|s| *s != first) {
+                    return Err(format!("array literal elements have different shapes: {first} and {bad}"));
+                }
+                first.insert_axis(0, args.len()).ok_or_else(|| {
+                    format!("array literal would have rank 3 (elements of shape {first}); arrays have rank at most 2")
+                })
+            }
+            Prim::Full(s, _) => {
+                arity(0)?;
+                Ok(*s)
+            }
+            Prim::Eye(n) => {
+                arity(0)?;
+                checked_shape(&[*n, *n])
+            }
+            Prim::Arange(n) | Prim::Linspace(_, _, n) => {
+                arity(0)?;
+                checked_shape(&[*n])
+            }
+            Prim::OneHot(k) => {
+                arity(1)?;
+                match args[0].dims() {
+                    [] => checked_shape(&[*k]),
+                    [n] => checked_shape(&[*n, *k]),
+                    _ => Err(format!("`one_hot` takes a scalar or vector of labels, not shape {}", args[0])),
+                }
+            }
+            Prim::Const(a) => {
+                arity(0)?;
+                Ok(a.0.shape())
+            }
+        }
+    }
+}
+
+/// A shape from dimensions coming from user input, refusing absurd sizes.
+pub fn checked_shape(dims: &[usize]) -> Result<Shape, String> {
+    let shape = Shape::from_dims(dims).ok_or_else(|| format!("arrays have rank at most 2, not {}", dims.len()))?;
+    match Shape::checked_size(dims) {
+        Some(_) => Ok(shape),
+        None => Err(format!(
+            "array of shape {shape} is too large ({} elements; the limit is {})",
+            dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" × "),
+            crate::shape::MAX_ELEMENTS
+        )),
+    }
+}
+
+pub fn matmul_shape(a: Shape, b: Shape) -> Result<Shape, String> {
+    let mismatch = || format!("shapes {a} and {b} do not fit in `@`: inner dimensions differ");
+    match (a.dims(), b.dims()) {
+        ([m, k], [k2, n]) => (k == k2).then(|| Shape::matrix(*m, *n)).ok_or_else(mismatch),
+        ([m, k], [k2]) => (k == k2).then(|| Shape::vector(*m)).ok_or_else(mismatch),
+        ([k], [k2, n]) => (k == k2).then(|| Shape::vector(*n)).ok_or_else(mismatch),
+        ([k], [k2]) => (k == k2).then(Shape::scalar).ok_or_else(mismatch),
+        _ => Err(format!("`@` needs vectors or matrices, got shapes {a} and {b}")),
+    }
+}
+
+pub fn index_shape(x: Shape, sels: &[Sel]) -> Result<Shape, String> {
+    if sels.len() != x.rank() {
+        return Err(format!("an array of shape {x} takes {} index(es), got {}", x.rank(), sels.len()));
+    }
+    let mut dims = Vec::new();
+    for (axis, (sel, &d)) in sels.iter().zip(x.dims()).enumerate() {
+        match *sel {
+            Sel::At(i) if i < d => {}
+            Sel::At(i) => return Err(format!("index {i} is out of range for axis {axis} of length {d}")),
+            Sel::Range(a, b) if a <= b && b <= d => dims.push(b - a),
+            Sel::Range(a, b) => {
+                return Err(format!("slice {a}:{b} is out of range for axis {axis} of length {d}"));
+            }
+        }
+    }
+    checked_shape(&dims)
+}

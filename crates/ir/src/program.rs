@@ -1,0 +1,159 @@
+//! The IR: a function specialised to argument shapes, as a flat list of SSA equations.
+//!
+//! Every equation binds one array variable of static shape to a primitive applied to
+//! variables or literals, and keeps the source span it came from. Tuples and functions do
+//! not exist at this level: lowering flattens them into the program's inputs and outputs,
+//! and [`Tree`]s remember the structure for printing.
+
+use crate::prim::Prim;
+use crate::shape::Shape;
+use ad_syntax::Span;
+use std::rc::Rc;
+
+pub type Name = Rc<str>;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct Var(pub u32);
+
+impl Var {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Atom {
+    Var(Var),
+    /// A scalar literal.
+    Lit(f64),
+}
+
+impl PartialEq for Atom {
+    fn eq(&self, o: &Atom) -> bool {
+        match (self, o) {
+            (Atom::Var(a), Atom::Var(b)) => a == b,
+            (Atom::Lit(a), Atom::Lit(b)) => a.to_bits() == b.to_bits(),
+            _ => false,
+        }
+    }
+}
+impl Eq for Atom {}
+impl std::hash::Hash for Atom {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        match self {
+            Atom::Var(v) => (0u8, v.0 as u64).hash(h),
+            Atom::Lit(x) => (1u8, x.to_bits()).hash(h),
+        }
+    }
+}
+
+impl Atom {
+    pub fn var(&self) -> Option<Var> {
+        match self {
+            Atom::Var(v) => Some(*v),
+            Atom::Lit(_) => None,
+        }
+    }
+
+    pub fn lit(&self) -> Option<f64> {
+        match self {
+            Atom::Lit(x) => Some(*x),
+            Atom::Var(_) => None,
+        }
+    }
+}
+
+impl From<Var> for Atom {
+    fn from(v: Var) -> Atom {
+        Atom::Var(v)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Eqn {
+    pub out: Var,
+    pub prim: Prim,
+    pub args: Vec<Atom>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct VarInfo {
+    pub shape: Shape,
+    /// The user's name for this value (from a `let`, a parameter, or a derived name such as
+    /// `h_bar`), used by the printer.
+    pub name: Option<Name>,
+}
+
+/// The structure of a parameter or result over the flat list of leaves.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Tree {
+    Leaf,
+    Tuple(Vec<Tree>),
+    /// A function value (closure) whose captured arrays occupy this many leaves. It can be
+    /// run but not printed as `.ad` parameters.
+    Opaque(usize),
+}
+
+impl Tree {
+    pub fn leaves(&self) -> usize {
+        match self {
+            Tree::Leaf => 1,
+            Tree::Tuple(ts) => ts.iter().map(Tree::leaves).sum(),
+            Tree::Opaque(n) => *n,
+        }
+    }
+}
+
+/// A parameter of the program: a name and the structure of its value. Parameters occupy the
+/// program's inputs in order.
+#[derive(Clone, Debug)]
+pub struct ParamDecl {
+    pub name: Name,
+    pub tree: Tree,
+}
+
+/// A top-level name the program reads (a constant to it). Captures occupy the inputs after
+/// all parameters; the caller supplies their current values by name.
+#[derive(Clone, Debug)]
+pub struct Capture {
+    pub name: Name,
+    pub tree: Tree,
+}
+
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub name: String,
+    pub vars: Vec<VarInfo>,
+    /// Parameter leaves, then capture leaves.
+    pub inputs: Vec<Var>,
+    pub params: Vec<ParamDecl>,
+    pub captures: Vec<Capture>,
+    pub eqns: Vec<Eqn>,
+    pub outputs: Vec<Atom>,
+    pub out_tree: Tree,
+    /// Where the function was defined, for errors found later.
+    pub span: Span,
+}
+
+impl Program {
+    pub fn shape(&self, a: Atom) -> Shape {
+        match a {
+            Atom::Var(v) => self.vars[v.index()].shape,
+            Atom::Lit(_) => Shape::scalar(),
+        }
+    }
+
+    pub fn var_shape(&self, v: Var) -> Shape {
+        self.vars[v.index()].shape
+    }
+
+    pub fn name_of(&self, v: Var) -> Option<&str> {
+        self.vars[v.index()].name.as_deref()
+    }
+
+    /// The number of inputs that belong to parameters (the rest are captures).
+    pub fn param_leaves(&self) -> usize {
+        self.params.iter().map(|p| p.tree.leaves()).sum()
+    }
+}

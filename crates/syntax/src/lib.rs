@@ -1,0 +1,15 @@
+//! Source text to AST: tokens (logos), parser (chumsky), spans, and the one diagnostic type
+//! every phase reports through (rendered by ariadne).
+//!
+//! This crate knows nothing of arrays, shapes or evaluation.
+
+pub mod ast;
+pub mod diagnostic;
+pub mod lexer;
+pub mod parser;
+pub mod source;
+pub mod span;
+
+pub use diagnostic::{render, Diagnostic, Label};
+pub use source::{SourceFile, SourceMap};
+pub use span::{FileId, Span, Spanned};

@@ -1,0 +1,165 @@
+//! The `ad` command line: argument parsing and exit codes only; the work is in the crates.
+
+use ad_driver::derive::{self, ShapeOpt};
+use ad_driver::golden;
+use ad_driver::Session;
+use ad_syntax::Diagnostic;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ad", version, about = "A small array language whose programs can be differentiated")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a script.
+    Run {
+        file: String,
+        /// Significant digits when printing values (1 to 17).
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(1..=17))]
+        precision: u8,
+    },
+    /// Parse and shape-check a script without running it.
+    Check { file: String },
+    /// Print a program AD derives from a function of a file.
+    Derive {
+        mode: Mode,
+        file: String,
+        /// The function's name.
+        function: String,
+        /// Shape of a parameter or a dimension name, e.g. `--shape x=[3]` or `--shape n=[5]`.
+        #[arg(long = "shape", value_name = "NAME=[d,..]")]
+        shapes: Vec<ShapeOpt>,
+    },
+    /// Run golden tests: `.ad` files with `#!` directives (files or directories).
+    Test {
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+        /// Rewrite the expected files with what the tests produce.
+        #[arg(long)]
+        bless: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// The function lowered to IR for the given shapes.
+    Ir,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Ir => "ir",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Deeply nested programs recurse deeply in the parser and in lowering; give them room.
+    let worker = std::thread::Builder::new().stack_size(1 << 30).spawn(move || run(cli));
+    match worker.map(|h| h.join()) {
+        Ok(Ok(code)) => code,
+        _ => {
+            eprintln!("internal error: ad stopped unexpectedly (this is a bug in AD)");
+            ExitCode::from(101)
+        }
+    }
+}
+
+fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn report(session: &Session, errors: &[Diagnostic]) -> ExitCode {
+    eprint!("{}", ad_syntax::render(&session.sources, errors, color()));
+    ExitCode::from(1)
+}
+
+fn read(path: &str) -> Result<String, ExitCode> {
+    match std::fs::read(path) {
+        // Invalid UTF-8 becomes U+FFFD, which the lexer reports with its location.
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) => {
+            let reason = e.to_string();
+            let reason = reason.split(" (os error").next().unwrap_or(&reason).to_string();
+            eprintln!("Error: cannot read `{path}`: {reason}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+fn run(cli: Cli) -> ExitCode {
+    let mut session = Session::new(Box::new(std::io::stdout()));
+    match cli.command {
+        Command::Run { file, precision } => {
+            let text = match read(&file) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            session.precision = precision as usize;
+            match session.run_source(&file, &text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(errors) => report(&session, &errors),
+            }
+        }
+        Command::Check { file } => {
+            let text = match read(&file) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            let errors = session.check_source(&file, &text);
+            if errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                report(&session, &errors)
+            }
+        }
+        Command::Derive { mode, file, function, shapes } => {
+            let text = match read(&file) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            if let Err(errors) = derive::load(&mut session, &file, &text) {
+                return report(&session, &errors);
+            }
+            match derive::derive(&mut session, mode.name(), &function, &shapes) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => report(&session, &[e]),
+            }
+        }
+        Command::Test { paths, bless } => {
+            let files = golden::collect(&paths);
+            if files.is_empty() {
+                eprintln!("Error: no test files (.ad files with `#!` directives) under the given paths");
+                return ExitCode::from(1);
+            }
+            let (mut passed, mut failed) = (0, 0);
+            for f in &files {
+                for o in golden::run_file(f, bless) {
+                    if o.passed {
+                        passed += 1;
+                    } else {
+                        failed += 1;
+                        println!("FAILED {} ({})\n{}", f.display(), o.directive, o.detail);
+                    }
+                }
+            }
+            println!("{passed} passed, {failed} failed ({} files)", files.len());
+            if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
