@@ -11,7 +11,7 @@ use ad_ir::Array;
 use ad_syntax::{Diagnostic, Span};
 use std::rc::Rc;
 
-pub fn call(s: &mut Session, f: &LVal, args: Vec<LVal>, span: Span) -> lower::Result<LVal> {
+pub fn call(s: &mut Session, f: &LVal, args: Vec<LVal>, span: Span, arg_spans: &[Span]) -> lower::Result<LVal> {
     let key = (Spec::of(f), args.iter().map(Spec::of).collect::<Vec<_>>());
     let mut leaves: Vec<Array> = Vec::new();
     flatten(f, &mut leaves);
@@ -41,7 +41,7 @@ pub fn call(s: &mut Session, f: &LVal, args: Vec<LVal>, span: Span) -> lower::Re
             for a in &args {
                 known_scalars(a, &mut known);
             }
-            let lowered = lower_function(s, f, &key.1, &known, span).map_err(|e| at_call(e, span))?;
+            let lowered = lower_function(s, f, &key.1, &known, span, arg_spans).map_err(|e| at_call(e, span))?;
             s.cache.lowerings += 1;
             if !s.capture_leaves(&lowered, &mut leaves) {
                 return Err(Diagnostic::at(span, "internal error: a captured name disappeared while lowering"));
@@ -58,7 +58,8 @@ pub fn call(s: &mut Session, f: &LVal, args: Vec<LVal>, span: Span) -> lower::Re
 
 /// Errors found while lowering a call point into the function; add the call site.
 fn at_call(e: Diagnostic, span: Span) -> Diagnostic {
-    if e.labels.iter().any(|l| l.span == span) {
+    let inside = |s: Span| s.file == span.file && s.start >= span.start && s.end <= span.end;
+    if e.labels.first().is_some_and(|l| inside(l.span)) {
         e
     } else {
         e.with_label(span, "in this call")

@@ -124,14 +124,14 @@ pub fn signature(session: &Session, fname: &str, shapes: &[ShapeOpt]) -> Result<
 pub fn lower_named(session: &mut Session, fname: &str, shapes: &[ShapeOpt]) -> Result<Lowered, Diagnostic> {
     let (f, specs) = signature(session, fname, shapes)?;
     let known = vec![None; specs.iter().map(Spec::leaves).sum()];
-    let span = match &f {
+    let (span, spans) = match &f {
         LVal::Func(func) => match &**func {
-            Func::Def(d) => d.span,
-            _ => ad_syntax::Span::DUMMY,
+            Func::Def(d) => (d.span, d.params.iter().map(|p| p.name.span).collect()),
+            _ => (ad_syntax::Span::DUMMY, vec![]),
         },
-        _ => ad_syntax::Span::DUMMY,
+        _ => (ad_syntax::Span::DUMMY, vec![]),
     };
-    lower_function(session, &f, &specs, &known, span)
+    lower_function(session, &f, &specs, &known, span, &spans)
 }
 
 /// The text `ad derive MODE` prints for `fname`.

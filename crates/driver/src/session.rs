@@ -96,6 +96,20 @@ impl Session {
         lower::check_module(self, &module)
     }
 
+    /// Every specialisation made so far, in no particular order.
+    pub fn specializations(&self) -> Vec<std::rc::Rc<crate::cache::Entry>> {
+        self.cache.map.values().flatten().cloned().collect()
+    }
+
+    /// Runs a lowered program on the leaves of its parameters; the values of the top-level
+    /// names it captures are added from the session. `None` if a captured name is gone.
+    pub fn run_lowered(&self, lowered: &lower::Lowered, mut leaves: Vec<Array>) -> Option<Vec<Array>> {
+        if !self.capture_leaves(lowered, &mut leaves) {
+            return None;
+        }
+        ad_eval::Compiled::new(&lowered.program).run(leaves).ok()
+    }
+
     pub fn global_value(&self, name: &str) -> Option<&LVal> {
         self.globals.get(name)
     }
@@ -140,8 +154,8 @@ impl Host for Session {
         ad_eval::apply(prim, args).map_err(|m| Diagnostic::at(span, m))
     }
 
-    fn call(&mut self, f: &LVal, args: Vec<LVal>, span: Span) -> lower::Result<LVal> {
-        crate::call::call(self, f, args, span)
+    fn call(&mut self, f: &LVal, args: Vec<LVal>, span: Span, arg_spans: &[Span]) -> lower::Result<LVal> {
+        crate::call::call(self, f, args, span, arg_spans)
     }
 
     fn effect(&mut self, effect: Effect, span: Span) -> lower::Result<LVal> {

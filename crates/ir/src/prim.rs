@@ -177,6 +177,8 @@ pub enum Prim {
     Where,
     MatMul,
     Transpose,
+    /// `solve(A, B)`: X with A X = B, for square A and a vector or matrix B.
+    Solve,
     /// `sum(x)` (all axes) or `sum(x, axis)`.
     Sum(Option<usize>),
     Amax(Option<usize>),
@@ -212,6 +214,7 @@ impl Prim {
             Prim::Where => "where",
             Prim::MatMul => "matmul",
             Prim::Transpose => "transpose",
+            Prim::Solve => "solve",
             Prim::Sum(_) => "sum",
             Prim::Amax(_) => "amax",
             Prim::Argmax(_) => "argmax",
@@ -280,6 +283,14 @@ impl Prim {
             Prim::MatMul => {
                 arity(2)?;
                 matmul_shape(args[0], args[1])
+            }
+            Prim::Solve => {
+                arity(2)?;
+                let (a, b) = (args[0], args[1]);
+                match (a.dims(), b.dims()) {
+                    ([m, n], [k, ..]) if m == n && n == k => Ok(b),
+                    _ => Err(format!("`solve(A, B)` needs a square A and B with as many rows; got {a} and {b}")),
+                }
             }
             Prim::Transpose => {
                 arity(1)?;

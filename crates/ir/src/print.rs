@@ -121,6 +121,7 @@ fn render_eqn(prim: &Prim, args: &[Rendered]) -> (String, u8) {
         Prim::OneHot(k) => call("one_hot", &[k.to_string()]),
         Prim::Const(c) => (const_literal(&c.0), P_ATOM),
         Prim::Where => call("where", &[]),
+        Prim::Solve => call("solve", &[]),
     }
 }
 
@@ -145,6 +146,16 @@ fn sanitize(name: &str) -> String {
 /// Prints `p` as a `def`. Fails only for programs whose parameters are function values,
 /// which have no `.ad` parameter syntax.
 pub fn print_program(p: &Program) -> Result<String, String> {
+    fn has_function(t: &Tree) -> bool {
+        match t {
+            Tree::Opaque(_) => true,
+            Tree::Tuple(ts) => ts.iter().any(has_function),
+            Tree::Leaf => false,
+        }
+    }
+    if has_function(&p.out_tree) {
+        return Err(format!("`{}` returns a function, which cannot be printed as a program", p.name));
+    }
     let n = p.vars.len();
     let mut def_of: Vec<Option<usize>> = vec![None; n];
     for (i, e) in p.eqns.iter().enumerate() {
@@ -338,7 +349,7 @@ pub fn print_program(p: &Program) -> Result<String, String> {
         }
     }
     let mut outs = p.outputs.iter().map(|a| atom(a, &fin, &names).text);
-    let result = render_tree(&p.out_tree, &mut outs, true);
+    let result = render_tree(&p.out_tree, &mut outs);
 
     let mut s = String::new();
     let _ = write!(s, "def {}({})", sanitize(&p.name), header.join(", "));
@@ -368,21 +379,16 @@ fn pattern<'a>(t: &Tree, leaves: &mut impl Iterator<Item = &'a Var>, names: &[Op
     }
 }
 
-fn render_tree(t: &Tree, outs: &mut impl Iterator<Item = String>, top: bool) -> String {
+fn render_tree(t: &Tree, outs: &mut impl Iterator<Item = String>) -> String {
     match t {
         Tree::Tuple(ts) => {
-            let parts: Vec<String> = ts.iter().map(|t| render_tree(t, outs, false)).collect();
+            let parts: Vec<String> = ts.iter().map(|t| render_tree(t, outs)).collect();
             if parts.len() == 1 {
                 format!("({},)", parts[0])
             } else {
                 format!("({})", parts.join(", "))
             }
         }
-        Tree::Leaf => outs.next().unwrap_or_else(|| "()".into()),
-        Tree::Opaque(k) => {
-            let _ = top;
-            let skipped: Vec<String> = outs.take(*k).collect();
-            format!("({})", skipped.join(", "))
-        }
+        Tree::Leaf | Tree::Opaque(_) => outs.next().unwrap_or_else(|| "()".into()),
     }
 }

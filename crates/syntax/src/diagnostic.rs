@@ -92,10 +92,9 @@ pub fn render(sources: &SourceMap, diagnostics: &[Diagnostic], color: bool) -> S
             .with_config(Config::default().with_index_type(IndexType::Byte).with_color(color))
             .with_message(&d.message);
         for (i, l) in labels.iter().enumerate() {
-            let mut label = ALabel::new((id(l.span), clamp(l.span))).with_order(i as i32);
-            if !l.message.is_empty() {
-                label = label.with_message(&l.message);
-            }
+            // ariadne draws no underline for a label without text, so every label gets some.
+            let text = if l.message.is_empty() { "here" } else { l.message.as_str() };
+            let mut label = ALabel::new((id(l.span), clamp(l.span))).with_order(i as i32).with_message(text);
             if color {
                 label = label.with_color(if i == 0 { ariadne::Color::Red } else { ariadne::Color::Blue });
             }

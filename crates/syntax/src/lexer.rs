@@ -36,8 +36,8 @@ pub enum Token {
     /// reported by [`lex`]).
     #[regex(r#""([^"\\\n]|\\[^\n])*""#, string)]
     Str(Rc<str>),
-    /// A string with no closing quote before the end of its line. [`lex`] reports it and turns
-    /// it into [`Token::Error`]; the parser never sees this variant.
+    /// A string with no closing quote before the end of its line; [`lex`] reports it, and the
+    /// parser stays quiet about it.
     #[regex(r#""([^"\\\n]|\\[^\n])*\\?"#)]
     UnterminatedStr,
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| Rc::<str>::from(lex.slice()))]
@@ -123,7 +123,7 @@ pub enum Token {
     /// A newline that ends a statement (after the layout rules; see the module docs).
     #[token("\n")]
     Newline,
-    /// Characters that form no token, or an unterminated string; already reported.
+    /// Characters that form no token; already reported.
     Error,
 }
 
@@ -274,6 +274,8 @@ pub(crate) struct Lexed {
     pub stopped: bool,
     /// Brackets still open at the end of the input, outermost first.
     pub unclosed: Vec<(Token, Span)>,
+    /// After an unterminated string (at this token index) only this many brackets stay open.
+    pub resets: Vec<(usize, usize)>,
 }
 
 /// Splits `text` into tokens, applying the layout rules, and reports lexical errors.
@@ -368,12 +370,16 @@ impl Layout<'_> {
                     Diagnostic::error("unterminated string")
                         .with_label(span, "this string has no closing `\"` on its line"),
                 );
-                self.push(Token::Error, span);
-                // Strings never span lines: whatever bracket the string was in is abandoned at
-                // the end of the line, so that the next line starts a fresh statement.
-                while matches!(self.stack.last(), Some((Token::LParen | Token::LBracket, _))) {
+                self.push(Token::UnterminatedStr, span);
+                // Strings never span lines, so the string probably swallowed the closing
+                // brackets of its line: the brackets opened on this line are abandoned, so that
+                // the next line starts afresh. The parser does the same (see `resets`).
+                let line_start =
+                    self.text.get(..range.start).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
+                while self.stack.last().is_some_and(|(_, s)| s.start as usize >= line_start) {
                     self.stack.pop();
                 }
+                self.out.resets.push((self.out.tokens.len() - 1, self.stack.len()));
             }
             Token::Str(_) => {
                 let raw = self.text.get(range.clone()).unwrap_or("");
@@ -385,7 +391,7 @@ impl Layout<'_> {
                     self.out.diagnostics.push(
                         Diagnostic::error(format!("nesting is too deep (more than {MAX_NESTING} levels)"))
                             .with_label(span, format!("bracket number {} opened here", MAX_NESTING + 1))
-                        .with_hint("split the expression with `let`"),
+                            .with_hint("split the expression with `let`"),
                     );
                     self.out.stopped = true;
                     return false;

@@ -8,13 +8,16 @@
 //!   separately, so a mistake never spills into the next top-level statement.
 //! - Inside a `{ block }` each statement recovers on its own: a statement that fails to parse
 //!   is skipped up to the next separator (brackets balanced) and becomes [`StmtKind::Error`].
-//! - Errors at a [`Token::Error`] are dropped (the lexer reported them), and errors are
-//!   converted to [`Diagnostic`]s that read "unexpected `)`, expected expression".
+//!   Within one statement there is no recovery: its first error is its only error.
+//! - Errors at a token the lexer already reported ([`Token::Error`], an unterminated string)
+//!   are dropped, and so is a parser error on a line that already has an error.
+//! - The rest become [`Diagnostic`]s that read "unexpected `)`, expected expression".
 //!
 //! Depth: the lexer refuses more than [`crate::lexer::MAX_NESTING`] open brackets, and
 //! [`program`] refuses a statement whose syntax tree could be deeper than [`MAX_DEPTH`]
-//! (long operator chains nest without brackets), so neither the parser nor the code that
-//! walks the tree can run out of stack.
+//! (long operator chains nest without brackets). The parser itself could go deeper (chumsky
+//! grows its stack as needed), but the trees it returns stay shallow enough to walk, print
+//! and drop recursively.
 
 use crate::ast::*;
 use crate::diagnostic::Diagnostic;
@@ -75,16 +78,21 @@ struct Slice {
 }
 
 /// Splits tokens at the separators that are not inside any bracket. Brackets are matched as
-/// the lexer matches them (a closer pops back to its opener; a stray closer is ignored); a
-/// newline ends a statement whenever no `{` is open (the lexer already removed newlines that
-/// are inside parentheses, except after an unterminated string, where a fresh start is best).
-fn split_statements(tokens: &[(Token, Span)]) -> Vec<Slice> {
+/// the lexer matches them (a closer pops back to its opener; a stray closer is ignored; after
+/// an unterminated string the brackets of its line are dropped), so this agrees with the
+/// lexer about which brackets are open.
+fn split_statements(tokens: &[(Token, Span)], resets: &[(usize, usize)]) -> Vec<Slice> {
     let mut slices = Vec::new();
     let mut stack: Vec<Token> = Vec::new();
     let mut start = 0;
+    let mut resets = resets.iter().peekable();
     for (i, (tok, span)) in tokens.iter().enumerate() {
+        if let Some((_, depth)) = resets.next_if(|(at, _)| *at == i) {
+            stack.truncate(*depth);
+        }
         let split = match tok {
             Token::Semi => stack.is_empty(),
+            // The lexer only keeps newlines that are not directly inside `(` or `[`.
             Token::Newline => !stack.contains(&Token::LBrace),
             t if t.is_open() => {
                 stack.push(t.clone());
@@ -148,11 +156,7 @@ fn depth_bound(tokens: &[(Token, Span)]) -> usize {
                 }
                 stack.push(Level::default());
             }
-            t if t.is_close() => {
-                if stack.len() > 1 {
-                    close(&mut stack);
-                }
-            }
+            t if t.is_close() && stack.len() > 1 => close(&mut stack),
             Comma | Semi | Newline => {
                 if let Some(top) = stack.last_mut() {
                     top.end_segment();
@@ -181,7 +185,7 @@ fn program(file: FileId, text: &str, lexed: &Lexed) -> Parsed {
     let tokens = lexed.tokens.as_slice();
     let mut diagnostics: Vec<(Diagnostic, bool)> = Vec::new();
     let mut stmts = Vec::new();
-    let slices = split_statements(tokens);
+    let slices = split_statements(tokens, &lexed.resets);
     let parser = statement_parser().then_ignore(end());
     let text_end = tokens.last().map_or(0, |(_, s)| s.end as usize);
     let eoi_at_end = Span::new(file, text_end..text_end);
@@ -212,37 +216,38 @@ fn program(file: FileId, text: &str, lexed: &Lexed) -> Parsed {
         };
         let (out, errors) = parser.parse(toks.split_token_span(eoi)).into_output_errors();
         let ctx = ErrorContext { separator: slice.separator.clone(), eoi, unclosed: &lexed.unclosed };
+        // An unterminated string swallows the brackets of its line, so the rest of the
+        // statement is a jumble: report nothing after it.
+        let cut = toks.iter().find(|(t, _)| *t == Token::UnterminatedStr).map_or(u32::MAX, |(_, s)| s.start);
         for e in errors {
             if let Some(d) = ctx.diagnostic(e) {
-                diagnostics.push(d);
+                if d.0.span().is_none_or(|s| s.start < cut) {
+                    diagnostics.push(d);
+                }
             }
         }
         stmts.push(out.unwrap_or(Stmt { kind: StmtKind::Error, span }));
     }
 
-    // Report in source order, one report per place.
-    let mut all: Vec<(Diagnostic, bool)> = lexed.diagnostics.iter().map(|d| (d.clone(), false)).collect();
-    all.extend(diagnostics);
-    all.sort_by_key(|(d, _)| d.span().map(|s| (s.start, s.end)));
-    let mut out: Vec<(Diagnostic, bool)> = Vec::new();
-    for (d, at_end) in all {
-        let dup = out.iter().any(|(o, _)| match (o.span(), d.span()) {
-            (Some(a), Some(b)) => a.start == b.start,
-            _ => false,
-        });
-        if !dup {
+    // Report in source order. Lexical errors are all kept; a parser error is dropped when its
+    // line already has an error, since a second complaint on the line of the first is nearly
+    // always a consequence of it rather than a new mistake.
+    let line_of =
+        |d: &Diagnostic| d.span().map(|s| text.get(..s.start as usize).map(|t| t.matches('\n').count()));
+    let mut out: Vec<(Diagnostic, bool)> = lexed.diagnostics.iter().map(|d| (d.clone(), false)).collect();
+    diagnostics.sort_by_key(|(d, _)| d.span().map(|s| (s.start, s.end)));
+    for (d, at_end) in diagnostics {
+        let line = line_of(&d);
+        if !out.iter().any(|(o, _)| line_of(o) == line) {
             out.push((d, at_end));
         }
     }
+    out.sort_by_key(|(d, _)| d.span().map(|s| (s.start, s.end)));
     // More input can only help if the next line would continue this one: a bracket is open,
     // or the last token is one after which a newline is dropped (`1 +`, `let x =`).
     let continues = !lexed.unclosed.is_empty() || tokens.last().is_some_and(|(t, _)| t.continues_line());
     let incomplete = !lexed.stopped && continues && !out.is_empty() && out.iter().all(|(_, at_end)| *at_end);
-    Parsed {
-        module: Module { stmts },
-        diagnostics: out.into_iter().map(|(d, _)| d).collect(),
-        incomplete,
-    }
+    Parsed { module: Module { stmts }, diagnostics: out.into_iter().map(|(d, _)| d).collect(), incomplete }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,6 +281,7 @@ fn expected_name(p: &RichPattern<'_, Token>, after_expr: bool) -> Option<(u8, St
                 t => (1, t.to_string()),
             }
         }
+        RichPattern::Label(l) if l == "operator" => (3, l.to_string()),
         RichPattern::Label(l) => (2, l.to_string()),
         RichPattern::Identifier(i) => (1, format!("`{i}`")),
         RichPattern::EndOfInput => (4, "end of statement".into()),
@@ -309,7 +315,7 @@ impl ErrorContext<'_> {
             }
             RichReason::ExpectedFound { expected, found } => {
                 let found: Option<Token> = found.map(|t| (*t).clone());
-                if found == Some(Token::Error) {
+                if matches!(found, Some(Token::Error | Token::UnterminatedStr)) {
                     return None;
                 }
                 let at_real_end = found.is_none() && self.separator.is_none();
@@ -318,21 +324,26 @@ impl ErrorContext<'_> {
                     (None, Some((sep, sep_span))) => (sep.to_string(), *sep_span),
                     (None, None) => ("end of input".to_string(), self.eoi),
                 };
-                let has_label = |l: &str| expected.iter().any(|p| matches!(p, RichPattern::Label(x) if x == l));
+                let has_label =
+                    |l: &str| expected.iter().any(|p| matches!(p, RichPattern::Label(x) if x == l));
                 let expects_expr = has_label("expression");
-                let expects_operator = expected.iter().any(|p| match p {
-                    RichPattern::Token(t) => t.is_binary_op() && !(expects_expr && **t == Token::Minus),
-                    _ => false,
-                });
+                let expects_operator = has_label("operator")
+                    || expected.iter().any(|p| match p {
+                        RichPattern::Token(t) => t.is_binary_op() && !(expects_expr && **t == Token::Minus),
+                        _ => false,
+                    });
                 let mut items: Vec<(u8, String)> = expected
                     .iter()
                     .filter(|p| match p {
                         // "expression" covers every token that can start one; after an
                         // expression, `(` and `[` are a call and an index: operators.
                         RichPattern::Token(t) => {
-                            !(expects_expr && starts_expression(t))
-                                && !(expects_operator && matches!(**t, Token::LParen | Token::LBracket))
+                            let covered = (expects_expr && starts_expression(t))
+                                || (expects_operator && matches!(**t, Token::LParen | Token::LBracket));
+                            !covered
                         }
+                        // An identifier is an expression (a lambda's parameter, or a variable).
+                        RichPattern::Label(l) => !(expects_expr && l == "identifier"),
                         _ => true,
                     })
                     .filter_map(|p| expected_name(p, expects_operator))
@@ -372,6 +383,7 @@ impl ErrorContext<'_> {
 // ---------------------------------------------------------------------------------------------
 // The grammar. Each function is the nonterminal of the same name in grammar/ad.ebnf.
 
+/// `separator ::= NEWLINE | ";"`
 fn separator<'t>() -> impl Parser<'t, In<'t>, (), Extra<'t>> + Clone {
     just(Token::Newline).or(just(Token::Semi)).ignored()
 }
@@ -415,7 +427,9 @@ fn block<'t>(stmt: P<'t, Stmt>) -> P<'t, Block> {
     let item = stmt.then_ignore(end_of_stmt).recover_with(via_parser(skip_statement()));
     just(Token::LBrace)
         .ignore_then(separator().repeated())
-        .ignore_then(item.separated_by(separator().repeated().at_least(1)).allow_trailing().collect::<Vec<_>>())
+        .ignore_then(
+            item.separated_by(separator().repeated().at_least(1)).allow_trailing().collect::<Vec<_>>(),
+        )
         .then_ignore(just(Token::RBrace))
         .map_with(|stmts, e| Block { stmts, span: e.span() })
         .boxed()
@@ -428,9 +442,10 @@ fn skip_statement<'t>() -> impl Parser<'t, In<'t>, Stmt, Extra<'t>> + Clone {
         let start = inp.cursor();
         let mut open: Vec<Token> = Vec::new();
         let mut skipped = 0usize;
-        loop {
-            let Some(tok) = inp.peek() else { break };
+        while let Some(tok) = inp.peek() {
             match &tok {
+                // The lexer abandoned the brackets of this line.
+                Token::UnterminatedStr => open.clear(),
                 Token::Semi if open.is_empty() => break,
                 Token::Newline if !open.contains(&Token::LBrace) => break,
                 t if t.is_open() => open.push(t.clone()),
@@ -547,7 +562,12 @@ fn pattern<'t>() -> P<'t, Pattern> {
             .validate(|(mut items, comma): (Vec<Pattern>, Option<Token>), e, emitter| {
                 let span: Span = e.span();
                 if items.is_empty() && comma.is_some() {
-                    emitter.emit(custom_error(span, "unexpected `,` in `(,)`", "expected a name before `,`", ""));
+                    emitter.emit(custom_error(
+                        span,
+                        "unexpected `,` in `(,)`",
+                        "expected a name before `,`",
+                        "",
+                    ));
                 }
                 if items.len() == 1 && comma.is_none() {
                     items.pop().unwrap_or(Pattern::Tuple(Vec::new(), span))
@@ -598,12 +618,24 @@ fn expr_stmt<'t>(expr: P<'t, Expr>) -> P<'t, Stmt> {
             match value {
                 None => Stmt { kind: StmtKind::Expr(target), span },
                 Some(_) => {
+                    let looks_like_def = match &target.kind {
+                        ExprKind::Call(f, args) => {
+                            matches!(f.kind, ExprKind::Var(_))
+                                && args.iter().all(|a| matches!(a.kind, ExprKind::Var(_)))
+                        }
+                        _ => false,
+                    };
+                    let hint = if looks_like_def {
+                        "to define a function, write `def f(x) = ...`"
+                    } else {
+                        "only names can be rebound: `x = ...`, `(a, b) = ...`; arrays are values and \
+                         are not updated in place"
+                    };
                     emitter.emit(custom_error(
                         target.span,
                         "cannot assign to this expression",
                         "not a name or a tuple of names",
-                        "only names can be rebound: `x = ...`, `(a, b) = ...`; arrays are values and \
-                         are not updated in place",
+                        hint,
                     ));
                     Stmt { kind: StmtKind::Error, span }
                 }
@@ -661,9 +693,12 @@ enum Assoc {
     Never,
 }
 
+/// The operators of one precedence level, and what they mean.
+type OpLevel = &'static [(Token, BinOp)];
+
 /// The binary operators from tightest to loosest: the precedence table of grammar/ad.ebnf.
 /// Prefix `-` and `!` sit between levels 7 and 5, at [`PREFIX_PRECEDENCE`].
-const BINARY_OPS: &[(u16, Assoc, &[(Token, BinOp)])] = &[
+const BINARY_OPS: &[(u16, Assoc, OpLevel)] = &[
     (7, Assoc::Right, &[(Token::Caret, BinOp::Pow)]),
     (5, Assoc::Left, &[(Token::Star, BinOp::Mul), (Token::Slash, BinOp::Div), (Token::At, BinOp::MatMul)]),
     (4, Assoc::Left, &[(Token::Plus, BinOp::Add), (Token::Minus, BinOp::Sub)]),
@@ -717,7 +752,9 @@ fn prefix_op<'t>() -> impl Parser<'t, In<'t>, UnOp, Extra<'t>> + Clone {
 
 /// `binary_op ::= "^" | "*" | "/" | "@" | "+" | "-" | "<" | ... | "&&" | "||"` (one precedence
 /// level of them at a time).
-fn binary_op<'t>(ops: &'static [(Token, BinOp)]) -> impl Parser<'t, In<'t>, (BinOp, Span), Extra<'t>> + Clone {
+fn binary_op<'t>(
+    ops: &'static [(Token, BinOp)],
+) -> impl Parser<'t, In<'t>, (BinOp, Span), Extra<'t>> + Clone {
     choice(ops.iter().map(|(tok, op)| just(tok.clone()).to(*op)).collect::<Vec<_>>())
         .map_with(|op, e| (op, e.span()))
         .labelled("operator")
@@ -871,16 +908,4 @@ fn if_expr<'t>(expr: P<'t, Expr>, block: P<'t, Block>) -> P<'t, Expr> {
             })
     })
     .boxed()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn smoke() {
-        let (m, d) = parse(FileId(0), "let x = 1 + 2 * 3\nprint(x)");
-        assert!(d.is_empty(), "{d:?}");
-        assert_eq!(m.stmts.len(), 2);
-    }
 }

@@ -52,7 +52,10 @@ fn precedence() {
         ("a - -b", "(- a (- b))"),
         ("x => -x", "(fn (x) (- x))"),
         ("f(x => x * 2, 3)", "(call f (fn (x) (* x 2)) 3)"),
-        ("grad(x => x * grad(y => x + y)(1))(1)", "(call (call grad (fn (x) (* x (call (call grad (fn (y) (+ x y))) 1)))) 1)"),
+        (
+            "grad(x => x * grad(y => x + y)(1))(1)",
+            "(call (call grad (fn (x) (* x (call (call grad (fn (y) (+ x y))) 1)))) 1)",
+        ),
     ]);
 }
 

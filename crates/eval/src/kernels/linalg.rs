@@ -84,3 +84,18 @@ fn clear_upper_avx() {
 unsafe fn zeroupper() {
     std::arch::x86_64::_mm256_zeroupper();
 }
+
+/// Solves `A X = B` by LU with partial pivoting. A singular `A` gives infinities or NaNs
+/// (a value, not an error), as in NumPy.
+pub fn solve(a: &Array, b: &Array, out: Shape) -> Array {
+    let n = a.shape().dim(0);
+    let k = if b.shape().rank() == 1 { 1 } else { b.shape().dim(1) };
+    let mut x = b.data().to_vec();
+    if n == 0 {
+        return Array::new(out, x);
+    }
+    let lu = MatRef::from_row_major_slice(a.data(), n, n).partial_piv_lu();
+    faer::linalg::solvers::Solve::solve_in_place(&lu, MatMut::from_row_major_slice_mut(&mut x, n, k));
+    clear_upper_avx();
+    Array::new(out, x)
+}

@@ -17,7 +17,7 @@ pub const NAMES: &[&str] = &[
     // elementwise binary
     "add", "sub", "mul", "div", "pow", "max", "min", "lt", "le", "gt", "ge", "eq", "ne", "where",
     // linear algebra and reductions
-    "matmul", "transpose", "sum", "amax", "argmax",
+    "matmul", "transpose", "solve", "sum", "amax", "argmax",
     // structure
     "reshape", "broadcast_to", "sum_to", "slice", "pad", "index", "concat", "stop_gradient",
     // creation
@@ -86,6 +86,10 @@ pub(crate) fn call(lw: &mut Lowerer, name: &'static str, args: Vec<LVal>, span: 
         "matmul" => {
             arity(name, &args, &[2], span)?;
             lw.operator(Prim::MatMul, "@", &args, spans, span)
+        }
+        "solve" => {
+            arity(name, &args, &[2], span)?;
+            lw.operator(Prim::Solve, name, &args, spans, span)
         }
         "transpose" => {
             arity(name, &args, &[1], span)?;

@@ -54,7 +54,7 @@ pub trait Host {
     /// Evaluates a primitive on concrete arrays (eager mode).
     fn apply(&mut self, prim: &Prim, args: &[Array], span: Span) -> Result<Array>;
     /// Calls a user function on concrete arguments (eager mode).
-    fn call(&mut self, f: &LVal, args: Vec<LVal>, span: Span) -> Result<LVal>;
+    fn call(&mut self, f: &LVal, args: Vec<LVal>, span: Span, arg_spans: &[Span]) -> Result<LVal>;
     /// Performs an effect at the top level. While checking, only `read_csv` is asked for
     /// (to learn the file's shape).
     fn effect(&mut self, effect: builtins::Effect, span: Span) -> Result<LVal>;
@@ -265,7 +265,8 @@ pub fn check_module(host: &mut dyn Host, module: &Module) -> Vec<Diagnostic> {
             if let Some(specs) = dims {
                 let f = LVal::Func(Rc::new(Func::Def(d.clone())));
                 let known = vec![None; specs.len()];
-                if let Err(e) = lower_function(lw.host, &f, &specs, &known, d.span) {
+                let spans: Vec<Span> = d.params.iter().map(|p| p.name.span).collect();
+                if let Err(e) = lower_function(lw.host, &f, &specs, &known, d.span, &spans) {
                     errors.push(e);
                 }
             }
@@ -288,6 +289,7 @@ pub fn lower_function(
     args: &[Spec],
     known: &[Option<f64>],
     span: Span,
+    arg_spans: &[Span],
 ) -> Result<Lowered> {
     let mut lw = Lowerer::new(host, Mode::Trace, true);
     let mut known = known.iter().copied();
@@ -316,8 +318,7 @@ pub fn lower_function(
         params.push(ParamDecl { name, tree: s.tree() });
     }
     let n_params = lw.inputs.len();
-    let arg_spans = vec![span; arg_vals.len()];
-    let out = lw.call_value(f_abs, arg_vals, span, &arg_spans)?;
+    let out = lw.call_value(f_abs, arg_vals, span, arg_spans)?;
     let mut outputs = Vec::new();
     let out_spec = lw.flatten_output(&out, &mut outputs, span)?;
     debug_assert_eq!(

@@ -1,0 +1,104 @@
+//! Every example script and every ```ad block of the book runs without error.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn ad_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ad"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs `ad run FILE` in a scratch directory (examples may write files there).
+fn run(file: &Path) -> std::process::Output {
+    let dir = std::env::temp_dir().join(format!("ad-examples-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_ad")).arg("run").arg(file).current_dir(&dir).output().unwrap()
+}
+
+#[test]
+fn examples_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = ad_files(&root.join("examples"));
+    assert!(files.len() >= 3, "examples are missing");
+    for f in files {
+        let o = run(&f);
+        assert!(o.status.success(), "{} failed:\n{}", f.display(), String::from_utf8_lossy(&o.stderr));
+        assert!(!o.stdout.is_empty(), "{} printed nothing", f.display());
+    }
+}
+
+/// The ```ad blocks of a Markdown file.
+fn ad_blocks(text: &str) -> Vec<(usize, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        match &mut current {
+            None if t.starts_with("```ad") && !t.contains("no-run") => current = Some((i + 1, String::new())),
+            Some(_) if t.starts_with("```") => blocks.push(current.take().unwrap()),
+            Some((_, body)) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            markdown_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "md") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn book_snippets_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    markdown_files(&root.join("book/src"), &mut files);
+    files.push(root.join("README.md"));
+    files.sort();
+    let mut count = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (line, code) in ad_blocks(&text) {
+            count += 1;
+            let dir = std::env::temp_dir().join(format!("ad-book-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("snippet.ad");
+            std::fs::write(&path, &code).unwrap();
+            let o = run(&path);
+            assert!(
+                o.status.success(),
+                "{}:{line}: snippet failed:\n{code}\n{}",
+                f.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    assert!(count >= 10, "expected the book's snippets, found {count}");
+}
+
+#[test]
+fn book_structure() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("book");
+    assert!(root.join("book.toml").is_file());
+    let summary = std::fs::read_to_string(root.join("src/SUMMARY.md")).unwrap();
+    // Every chapter the summary links to exists.
+    for part in summary.split("](").skip(1) {
+        let target = part.split(')').next().unwrap();
+        assert!(root.join("src").join(target).is_file(), "SUMMARY.md links to missing {target}");
+    }
+}
