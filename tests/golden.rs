@@ -21,5 +21,10 @@ fn golden_files() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} golden directives failed ({passed} passed):\n\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden directives failed ({passed} passed):\n\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

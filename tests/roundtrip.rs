@@ -41,7 +41,9 @@ fn param_specs(p: &Program) -> Vec<Spec> {
 
 fn same(a: &Array, b: &Array) -> bool {
     a.shape() == b.shape()
-        && a.data().iter().zip(b.data()).all(|(x, y)| x == y || (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-13 * x.abs().max(y.abs()))
+        && a.data().iter().zip(b.data()).all(|(x, y)| {
+            x == y || (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-13 * x.abs().max(y.abs())
+        })
 }
 
 #[test]
@@ -62,13 +64,17 @@ fn printed_programs_rerun_to_the_same_values() {
             let mut s2 = Session::new(Box::new(SharedBuf::default()));
             s2.run_source(&file.to_string_lossy(), &text).unwrap();
             if let Err(e) = s2.run_source("<printed>", &printed) {
-                panic!("printed program does not load: {}\n{context}", ad_syntax::render(&s2.sources, &e, false));
+                panic!(
+                    "printed program does not load: {}\n{context}",
+                    ad_syntax::render(&s2.sources, &e, false)
+                );
             }
             let f = s2.global_value("roundtrip_copy").unwrap().clone();
             let specs = param_specs(&program);
             let n_leaves: usize = specs.iter().map(Spec::leaves).sum();
-            let reloaded = lower_function(&mut s2, &f, &specs, &vec![None; n_leaves], ad_syntax::Span::DUMMY, &[])
-                .unwrap_or_else(|e| panic!("printed program does not lower: {e:?}\n{context}"));
+            let reloaded =
+                lower_function(&mut s2, &f, &specs, &vec![None; n_leaves], ad_syntax::Span::DUMMY, &[])
+                    .unwrap_or_else(|e| panic!("printed program does not lower: {e:?}\n{context}"));
             // Printing is a fixed point.
             let mut again = reloaded.program.clone();
             again.name = "roundtrip_copy".into();

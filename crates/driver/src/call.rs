@@ -11,7 +11,13 @@ use ad_ir::Array;
 use ad_syntax::{Diagnostic, Span};
 use std::rc::Rc;
 
-pub fn call(s: &mut Session, f: &LVal, args: Vec<LVal>, span: Span, arg_spans: &[Span]) -> lower::Result<LVal> {
+pub fn call(
+    s: &mut Session,
+    f: &LVal,
+    args: Vec<LVal>,
+    span: Span,
+    arg_spans: &[Span],
+) -> lower::Result<LVal> {
     let key = (Spec::of(f), args.iter().map(Spec::of).collect::<Vec<_>>());
     let mut leaves: Vec<Array> = Vec::new();
     flatten(f, &mut leaves);
@@ -25,7 +31,10 @@ pub fn call(s: &mut Session, f: &LVal, args: Vec<LVal>, span: Span, arg_spans: &
             leaves.truncate(n_args);
             if s.deps_hold(&e.lowered)
                 && s.capture_leaves(&e.lowered, &mut leaves)
-                && e.lowered.static_deps.iter().all(|(i, x)| leaves.get(*i).and_then(|a| a.as_scalar()) == Some(*x))
+                && e.lowered
+                    .static_deps
+                    .iter()
+                    .all(|(i, x)| leaves.get(*i).and_then(|a| a.as_scalar()) == Some(*x))
             {
                 found = Some(e.clone());
                 break;
@@ -35,16 +44,33 @@ pub fn call(s: &mut Session, f: &LVal, args: Vec<LVal>, span: Span, arg_spans: &
     let entry = match found {
         Some(e) => e,
         None => {
+            if s.cache.map.get(&key).is_some_and(|v| v.len() >= MAX_VALUE_SPECIALISATIONS) {
+                return Err(Diagnostic::at(
+                    span,
+                    format!(
+                        "`{}` has been specialised for {MAX_VALUE_SPECIALISATIONS} different values of its scalar arguments",
+                        entry_name(f)
+                    ),
+                )
+                .with_hint(
+                    "a scalar argument decides an `if`, a loop bound or an index inside it; \
+                     choose elementwise with `where(c, a, b)`, or pass a constant",
+                ));
+            }
             leaves.truncate(n_args);
             let mut known = Vec::new();
             known_scalars(f, &mut known);
             for a in &args {
                 known_scalars(a, &mut known);
             }
-            let lowered = lower_function(s, f, &key.1, &known, span, arg_spans).map_err(|e| at_call(e, span))?;
+            let lowered =
+                lower_function(s, f, &key.1, &known, span, arg_spans).map_err(|e| at_call(e, span))?;
             s.cache.lowerings += 1;
             if !s.capture_leaves(&lowered, &mut leaves) {
-                return Err(Diagnostic::at(span, "internal error: a captured name disappeared while lowering"));
+                return Err(Diagnostic::at(
+                    span,
+                    "internal error: a captured name disappeared while lowering",
+                ));
             }
             let compiled = Compiled::new(&lowered.program);
             let e = Rc::new(Entry { lowered, compiled });
@@ -54,6 +80,17 @@ pub fn call(s: &mut Session, f: &LVal, args: Vec<LVal>, span: Span, arg_spans: &
     };
     let outs = entry.compiled.run(leaves).map_err(|_| Diagnostic::at(span, "interrupted"))?;
     Ok(entry.lowered.out_spec.unflatten(&mut outs.into_iter()))
+}
+
+/// A function is lowered again for each new value of a scalar argument that decides its
+/// control flow; past this many values, calling it with yet another is an error.
+const MAX_VALUE_SPECIALISATIONS: usize = 64;
+
+fn entry_name(f: &LVal) -> String {
+    match f {
+        LVal::Func(func) => func.name(),
+        _ => "the function".into(),
+    }
 }
 
 /// Errors found while lowering a call point into the function; add the call site.

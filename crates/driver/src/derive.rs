@@ -22,7 +22,8 @@ impl std::str::FromStr for ShapeOpt {
     type Err = String;
 
     fn from_str(s: &str) -> Result<ShapeOpt, String> {
-        let (name, dims) = s.split_once('=').ok_or("expected NAME=[d, ...], e.g. x=[3] or W=[2,3] or n=[5]")?;
+        let (name, dims) =
+            s.split_once('=').ok_or("expected NAME=[d, ...], e.g. x=[3] or W=[2,3] or n=[5]")?;
         let dims = dims.trim();
         let inner = dims
             .strip_prefix('[')
@@ -55,7 +56,11 @@ pub fn load(session: &mut Session, name: &str, text: &str) -> Result<(), Vec<Dia
 
 /// The definition called `fname`, with the argument structures given by its annotations
 /// and the `--shape` options.
-pub fn signature(session: &Session, fname: &str, shapes: &[ShapeOpt]) -> Result<(LVal, Vec<Spec>), Diagnostic> {
+pub fn signature(
+    session: &Session,
+    fname: &str,
+    shapes: &[ShapeOpt],
+) -> Result<(LVal, Vec<Spec>), Diagnostic> {
     let f = session.global_value(fname).cloned().ok_or_else(|| {
         let names: Vec<String> = session.globals.keys().map(|k| k.to_string()).collect();
         let d = Diagnostic::error(format!("no function named `{fname}` in this file"));
@@ -78,17 +83,27 @@ pub fn signature(session: &Session, fname: &str, shapes: &[ShapeOpt]) -> Result<
         },
         other => return Err(Diagnostic::error(format!("`{fname}` is {}, not a function", other.describe()))),
     };
-    let given: HashMap<&str, &[usize]> = shapes.iter().map(|s| (s.name.as_str(), s.dims.as_slice())).collect();
+    let given: HashMap<&str, &[usize]> =
+        shapes.iter().map(|s| (s.name.as_str(), s.dims.as_slice())).collect();
     for s in shapes {
         let is_param = def.params.iter().any(|p| *p.name.name == *s.name);
-        let is_dim = def.params.iter().filter_map(|p| p.annot.as_ref()).flat_map(|a| &a.dims).any(
-            |d| matches!(d, Dim::Named(id) if *id.name == *s.name),
-        );
+        let is_dim = def
+            .params
+            .iter()
+            .filter_map(|p| p.annot.as_ref())
+            .flat_map(|a| &a.dims)
+            .any(|d| matches!(d, Dim::Named(id) if *id.name == *s.name));
         if !is_param && !is_dim {
-            return Err(Diagnostic::at(def.name.span, format!("`--shape {}`: `{fname}` has no parameter or dimension of that name", s.name)));
+            return Err(Diagnostic::at(
+                def.name.span,
+                format!("`--shape {}`: `{fname}` has no parameter or dimension of that name", s.name),
+            ));
         }
         if is_dim && !is_param && s.dims.len() != 1 {
-            return Err(Diagnostic::error(format!("`--shape {}=[..]`: a dimension takes one number, e.g. {}=[5]", s.name, s.name)));
+            return Err(Diagnostic::error(format!(
+                "`--shape {}=[..]`: a dimension takes one number, e.g. {}=[5]",
+                s.name, s.name
+            )));
         }
     }
     let mut specs = Vec::new();
@@ -99,7 +114,10 @@ pub fn signature(session: &Session, fname: &str, shapes: &[ShapeOpt]) -> Result<
         }
         let Some(annot) = &p.annot else {
             return Err(Diagnostic::at(p.name.span, format!("parameter `{}` has no shape", p.name.name))
-                .with_hint(format!("annotate it (`{}: [3]`) or pass `--shape {}=[3]`", p.name.name, p.name.name)));
+                .with_hint(format!(
+                    "annotate it (`{}: [3]`) or pass `--shape {}=[3]`",
+                    p.name.name, p.name.name
+                )));
         };
         let mut dims = Vec::new();
         for d in &annot.dims {
@@ -108,8 +126,14 @@ pub fn signature(session: &Session, fname: &str, shapes: &[ShapeOpt]) -> Result<
                 Dim::Named(id) => match given.get(&*id.name) {
                     Some([n]) => dims.push(*n),
                     _ => {
-                        return Err(Diagnostic::at(id.span, format!("the dimension `{}` is not known", id.name))
-                            .with_hint(format!("pass `--shape {}=[5]` (or give the whole parameter a shape)", id.name)))
+                        return Err(Diagnostic::at(
+                            id.span,
+                            format!("the dimension `{}` is not known", id.name),
+                        )
+                        .with_hint(format!(
+                            "pass `--shape {}=[5]` (or give the whole parameter a shape)",
+                            id.name
+                        )))
                     }
                 },
             }
@@ -135,7 +159,12 @@ pub fn lower_named(session: &mut Session, fname: &str, shapes: &[ShapeOpt]) -> R
 }
 
 /// The text `ad derive MODE` prints for `fname`.
-pub fn derive(session: &mut Session, mode: &str, fname: &str, shapes: &[ShapeOpt]) -> Result<String, Diagnostic> {
+pub fn derive(
+    session: &mut Session,
+    mode: &str,
+    fname: &str,
+    shapes: &[ShapeOpt],
+) -> Result<String, Diagnostic> {
     let lowered = lower_named(session, fname, shapes)?;
     let program = match mode {
         "ir" => lowered.program,

@@ -158,7 +158,8 @@ pub fn produce(path: &Path, text: &str, action: &Action) -> Result<String, Strin
             }
         }
         Action::Derive { mode, function, shapes } => {
-            derive::load(&mut session, &name, text).map_err(|e| ad_syntax::render(&session.sources, &e, false))?;
+            derive::load(&mut session, &name, text)
+                .map_err(|e| ad_syntax::render(&session.sources, &e, false))?;
             let out = derive::derive(&mut session, mode, function, shapes)
                 .map_err(|e| ad_syntax::render(&session.sources, &[e], false))?;
             Ok(out)
@@ -171,7 +172,11 @@ pub fn run_file(path: &Path, bless: bool) -> Vec<Outcome> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            return vec![Outcome { directive: "read".into(), passed: false, detail: format!("cannot read: {e}") }]
+            return vec![Outcome {
+                directive: "read".into(),
+                passed: false,
+                detail: format!("cannot read: {e}"),
+            }]
         }
     };
     let directives = match parse_directives(path, &text) {

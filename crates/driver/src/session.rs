@@ -77,7 +77,11 @@ impl Session {
 
     /// Runs statements in order; `echo` receives the value of each expression statement
     /// (the REPL prints them).
-    pub fn run_module(&mut self, module: &Module, echo: &mut dyn FnMut(&mut Session, LVal)) -> Result<(), Diagnostic> {
+    pub fn run_module(
+        &mut self,
+        module: &Module,
+        echo: &mut dyn FnMut(&mut Session, LVal),
+    ) -> Result<(), Diagnostic> {
         for stmt in &module.stmts {
             if let Some(v) = lower::run_stmt(self, stmt)? {
                 echo(self, v);
@@ -176,13 +180,18 @@ impl Host for Session {
                 self.rng = Rng::new(k);
                 Ok(LVal::unit())
             }
-            Effect::Randn(s) => Ok(LVal::array(Array::new(s, (0..s.size()).map(|_| self.rng.normal()).collect()))),
-            Effect::Rand(s) => Ok(LVal::array(Array::new(s, (0..s.size()).map(|_| self.rng.uniform()).collect()))),
+            Effect::Randn(s) => {
+                Ok(LVal::array(Array::new(s, (0..s.size()).map(|_| self.rng.normal()).collect())))
+            }
+            Effect::Rand(s) => {
+                Ok(LVal::array(Array::new(s, (0..s.size()).map(|_| self.rng.uniform()).collect())))
+            }
             Effect::Now => Ok(LVal::array(Array::scalar(self.start.elapsed().as_secs_f64()))),
             Effect::ReadCsv(path) => {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| Diagnostic::at(span, format!("cannot read `{path}`: {}", io_reason(&e))))?;
-                let a = ad_eval::csv::parse(&text).map_err(|m| Diagnostic::at(span, format!("in `{path}`: {m}")))?;
+                let a = ad_eval::csv::parse(&text)
+                    .map_err(|m| Diagnostic::at(span, format!("in `{path}`: {m}")))?;
                 Ok(LVal::array(a))
             }
             Effect::WriteCsv(path, v) => {

@@ -93,8 +93,13 @@ impl Compiled {
                         }
                     })
                     .collect();
-                let mut step =
-                    Step { prim: e.prim.clone(), args, out: e.out.index(), shape: p.var_shape(e.out), drop_after };
+                let mut step = Step {
+                    prim: e.prim.clone(),
+                    args,
+                    out: e.out.index(),
+                    shape: p.var_shape(e.out),
+                    drop_after,
+                };
                 // A result nobody reads is dropped right away.
                 if last[e.out.index()].is_none() {
                     step.drop_after.push(e.out.index());
@@ -144,7 +149,9 @@ impl Compiled {
             .outputs
             .iter()
             .map(|o| match o {
-                Operand::Borrow(v) | Operand::Take(v) => regs[*v].clone().unwrap_or_else(|| Array::scalar(f64::NAN)),
+                Operand::Borrow(v) | Operand::Take(v) => {
+                    regs[*v].clone().unwrap_or_else(|| Array::scalar(f64::NAN))
+                }
                 Operand::Const(a) => a.clone(),
             })
             .collect())

@@ -39,7 +39,8 @@ fn shapes() -> Vec<Shape> {
 
 #[test]
 fn binary_broadcasting_matches_reference() {
-    let ops: [(Binary, fn(f64, f64) -> f64); 3] =
+    type Op = (Binary, fn(f64, f64) -> f64);
+    let ops: [Op; 3] =
         [(Binary::Add, |x, y| x + y), (Binary::Sub, |x, y| x - y), (Binary::Div, |x, y| x / y)];
     for (op, f) in ops {
         for (k, sa) in shapes().into_iter().enumerate() {
@@ -47,8 +48,10 @@ fn binary_broadcasting_matches_reference() {
                 let Some(out) = broadcast(sa, sb) else { continue };
                 let (a, b) = (arr(sa, k as u64), arr(sb, 100 + l as u64));
                 let [m, n] = out.padded2();
-                let expected: Vec<f64> =
-                    (0..m).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| f(at(&a, i, j), at(&b, i, j))).collect();
+                let expected: Vec<f64> = (0..m)
+                    .flat_map(|i| (0..n).map(move |j| (i, j)))
+                    .map(|(i, j)| f(at(&a, i, j), at(&b, i, j)))
+                    .collect();
                 // Shared operands: the allocating path.
                 let shared = elementwise::binary(op, a.clone(), b.clone(), out);
                 // Sole owners: the in-place path where shapes allow.
@@ -119,7 +122,8 @@ fn structure_kernels() {
     assert_eq!(bt.data(), big.data());
     let s = structure::index(&a, &[Sel::Range(0, 2), Sel::At(1)], Shape::vector(2));
     assert_eq!(s.data(), &[2.0, 5.0]);
-    let p = structure::pad(&Array::new(Shape::matrix(1, 1), vec![7.0]), &[(1, 0), (0, 1)], Shape::matrix(2, 2));
+    let p =
+        structure::pad(&Array::new(Shape::matrix(1, 1), vec![7.0]), &[(1, 0), (0, 1)], Shape::matrix(2, 2));
     assert_eq!(p.data(), &[0.0, 0.0, 7.0, 0.0]);
     let c = structure::concat(&a, &a, 1, Shape::matrix(2, 6));
     assert_eq!(c.data(), &[1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 4.0, 5.0, 6.0]);

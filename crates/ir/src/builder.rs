@@ -59,7 +59,9 @@ impl Builder {
             map[v.index()] = Some(*a);
         }
         let sub = |map: &Vec<Option<Atom>>, a: Atom| match a {
-            Atom::Var(v) => map[v.index()].unwrap_or_else(|| panic!("internal error: {v:?} used before definition")),
+            Atom::Var(v) => {
+                map[v.index()].unwrap_or_else(|| panic!("internal error: {v:?} used before definition"))
+            }
             lit => lit,
         };
         for e in &p.eqns {

@@ -78,7 +78,8 @@ pub fn fmt_array(a: &Array, p: usize) -> String {
     match shape.dims() {
         [] => fmt_num(a.data()[0], p),
         [n] => {
-            let items: Vec<String> = axis_positions(*n, elide).into_iter().map(|j| cell(Some(0), j, *n)).collect();
+            let items: Vec<String> =
+                axis_positions(*n, elide).into_iter().map(|j| cell(Some(0), j, *n)).collect();
             format!("[{}]", items.join(", "))
         }
         [m, n] => {

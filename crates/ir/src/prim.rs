@@ -120,7 +120,14 @@ impl Binary {
     pub fn is_predicate(self) -> bool {
         matches!(
             self,
-            Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge | Binary::Eq | Binary::Ne | Binary::And | Binary::Or
+            Binary::Lt
+                | Binary::Le
+                | Binary::Gt
+                | Binary::Ge
+                | Binary::Eq
+                | Binary::Ne
+                | Binary::And
+                | Binary::Or
         )
     }
 }
@@ -276,9 +283,9 @@ impl Prim {
             }
             Prim::Where => {
                 arity(3)?;
-                broadcast(args[0], args[1])
-                    .and_then(|s| broadcast(s, args[2]))
-                    .ok_or_else(|| format!("shapes {}, {} and {} do not broadcast in `where`", args[0], args[1], args[2]))
+                broadcast(args[0], args[1]).and_then(|s| broadcast(s, args[2])).ok_or_else(|| {
+                    format!("shapes {}, {} and {} do not broadcast in `where`", args[0], args[1], args[2])
+                })
             }
             Prim::MatMul => {
                 arity(2)?;
@@ -289,7 +296,9 @@ impl Prim {
                 let (a, b) = (args[0], args[1]);
                 match (a.dims(), b.dims()) {
                     ([m, n], [k, ..]) if m == n && n == k => Ok(b),
-                    _ => Err(format!("`solve(A, B)` needs a square A and B with as many rows; got {a} and {b}")),
+                    _ => Err(format!(
+                        "`solve(A, B)` needs a square A and B with as many rows; got {a} and {b}"
+                    )),
                 }
             }
             Prim::Transpose => {
@@ -313,7 +322,11 @@ impl Prim {
                 if s.size() == args[0].size() {
                     Ok(*s)
                 } else {
-                    Err(format!("cannot reshape an array of shape {} ({} elements) to {s}", args[0], args[0].size()))
+                    Err(format!(
+                        "cannot reshape an array of shape {} ({} elements) to {s}",
+                        args[0],
+                        args[0].size()
+                    ))
                 }
             }
             Prim::BroadcastTo(s) => {
@@ -349,7 +362,9 @@ impl Prim {
                 arity(2)?;
                 let (a, b) = (args[0], args[1]);
                 if a.rank() != b.rank() || a.rank() == 0 {
-                    return Err(format!("cannot concatenate shapes {a} and {b}: ranks must be equal and at least 1"));
+                    return Err(format!(
+                        "cannot concatenate shapes {a} and {b}: ranks must be equal and at least 1"
+                    ));
                 }
                 if *axis >= a.rank() {
                     return Err(format!("axis {axis} is out of range for shapes {a} and {b}"));
@@ -405,7 +420,8 @@ impl Prim {
 
 /// A shape from dimensions coming from user input, refusing absurd sizes.
 pub fn checked_shape(dims: &[usize]) -> Result<Shape, String> {
-    let shape = Shape::from_dims(dims).ok_or_else(|| format!("arrays have rank at most 2, not {}", dims.len()))?;
+    let shape =
+        Shape::from_dims(dims).ok_or_else(|| format!("arrays have rank at most 2, not {}", dims.len()))?;
     match Shape::checked_size(dims) {
         Some(_) => Ok(shape),
         None => Err(format!(

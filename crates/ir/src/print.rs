@@ -94,7 +94,9 @@ fn render_eqn(prim: &Prim, args: &[Rendered]) -> (String, u8) {
                 .iter()
                 .map(|s| match *s {
                     Sel::At(i) => i.to_string(),
-                    Sel::Range(a, b) => format!("{}:{}", if a == 0 { String::new() } else { a.to_string() }, b),
+                    Sel::Range(a, b) => {
+                        format!("{}:{}", if a == 0 { String::new() } else { a.to_string() }, b)
+                    }
                 })
                 .collect();
             (format!("{}[{}]", paren(&args[0], P_POSTFIX), parts.join(", ")), P_POSTFIX)
@@ -108,7 +110,9 @@ fn render_eqn(prim: &Prim, args: &[Rendered]) -> (String, u8) {
             call("pad", &[spec])
         }
         Prim::Concat(axis) => call("concat", &[axis.to_string()]),
-        Prim::Stack => (format!("[{}]", args.iter().map(|a| a.text.clone()).collect::<Vec<_>>().join(", ")), P_ATOM),
+        Prim::Stack => {
+            (format!("[{}]", args.iter().map(|a| a.text.clone()).collect::<Vec<_>>().join(", ")), P_ATOM)
+        }
         Prim::StopGradient => call("stop_gradient", &[]),
         Prim::Full(s, v) => match v.0 {
             0.0 => call("zeros", &[shape_arg(*s)]),
@@ -117,7 +121,9 @@ fn render_eqn(prim: &Prim, args: &[Rendered]) -> (String, u8) {
         },
         Prim::Eye(n) => call("eye", &[n.to_string()]),
         Prim::Arange(n) => call("arange", &[n.to_string()]),
-        Prim::Linspace(a, b, n) => call("linspace", &[program_literal(a.0), program_literal(b.0), n.to_string()]),
+        Prim::Linspace(a, b, n) => {
+            call("linspace", &[program_literal(a.0), program_literal(b.0), n.to_string()])
+        }
         Prim::OneHot(k) => call("one_hot", &[k.to_string()]),
         Prim::Const(c) => (const_literal(&c.0), P_ATOM),
         Prim::Where => call("where", &[]),
@@ -126,17 +132,21 @@ fn render_eqn(prim: &Prim, args: &[Rendered]) -> (String, u8) {
 }
 
 fn const_literal(a: &crate::array::Array) -> String {
-    let row = |r: &[f64]| format!("[{}]", r.iter().map(|x| program_literal(*x)).collect::<Vec<_>>().join(", "));
+    let row =
+        |r: &[f64]| format!("[{}]", r.iter().map(|x| program_literal(*x)).collect::<Vec<_>>().join(", "));
     match a.shape().dims() {
         [] => program_literal(a.data()[0]),
         [_] => row(a.data()),
-        [m, n] if *m > 0 && *n > 0 => format!("[{}]", a.data().chunks(*n).map(row).collect::<Vec<_>>().join(", ")),
+        [m, n] if *m > 0 && *n > 0 => {
+            format!("[{}]", a.data().chunks(*n).map(row).collect::<Vec<_>>().join(", "))
+        }
         dims => format!("zeros({})", shape_arg(crate::shape::Shape::from_dims(dims).unwrap_or_default())),
     }
 }
 
 fn sanitize(name: &str) -> String {
-    let mut s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    let mut s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
         s.insert(0, 'v');
     }
@@ -203,7 +213,14 @@ pub fn print_program(p: &Program) -> Result<String, String> {
     // expression is needed where that expression is finally printed.
     let end = p.eqns.len();
     let mut last_use = vec![0usize; n];
-    fn mark(p: &Program, v: Var, at: usize, inline: &[bool], def_of: &[Option<usize>], last_use: &mut [usize]) {
+    fn mark(
+        p: &Program,
+        v: Var,
+        at: usize,
+        inline: &[bool],
+        def_of: &[Option<usize>],
+        last_use: &mut [usize],
+    ) {
         last_use[v.index()] = last_use[v.index()].max(at);
         if inline[v.index()] {
             if let Some(i) = def_of[v.index()] {
@@ -240,34 +257,35 @@ pub fn print_program(p: &Program) -> Result<String, String> {
     let mut holder: HashMap<String, Var> = HashMap::new();
     let mut names: Vec<Option<String>> = vec![None; n];
     let mut temp = 0usize;
-    let mut choose = |v: Var, at: usize, names: &mut Vec<Option<String>>, holder: &mut HashMap<String, Var>| {
-        let base = p.name_of(v).map(sanitize);
-        let free = |cand: &str, holder: &HashMap<String, Var>| {
-            !is_reserved(cand)
-                && !taken.contains(cand)
-                && holder.get(cand).is_none_or(|w| last_use[w.index()] <= at && *w != v)
-        };
-        let name = match base {
-            Some(b) => {
-                let mut cand = b.clone();
-                let mut k = 2;
-                while !free(&cand, holder) {
-                    cand = format!("{b}_{k}");
-                    k += 1;
+    let mut choose =
+        |v: Var, at: usize, names: &mut Vec<Option<String>>, holder: &mut HashMap<String, Var>| {
+            let base = p.name_of(v).map(sanitize);
+            let free = |cand: &str, holder: &HashMap<String, Var>| {
+                !is_reserved(cand)
+                    && !taken.contains(cand)
+                    && holder.get(cand).is_none_or(|w| last_use[w.index()] <= at && *w != v)
+            };
+            let name = match base {
+                Some(b) => {
+                    let mut cand = b.clone();
+                    let mut k = 2;
+                    while !free(&cand, holder) {
+                        cand = format!("{b}_{k}");
+                        k += 1;
+                    }
+                    cand
                 }
-                cand
-            }
-            None => loop {
-                temp += 1;
-                let cand = format!("t{temp}");
-                if !user_names.contains(&cand) && free(&cand, holder) {
-                    break cand;
-                }
-            },
+                None => loop {
+                    temp += 1;
+                    let cand = format!("t{temp}");
+                    if !user_names.contains(&cand) && free(&cand, holder) {
+                        break cand;
+                    }
+                },
+            };
+            holder.insert(name.clone(), v);
+            names[v.index()] = Some(name);
         };
-        holder.insert(name.clone(), v);
-        names[v.index()] = Some(name);
-    };
 
     let mut header = Vec::new();
     let mut prologue = Vec::new();
@@ -295,7 +313,10 @@ pub fn print_program(p: &Program) -> Result<String, String> {
                 prologue.push(format!("let {pat} = {pname}"));
             }
             Tree::Opaque(_) => {
-                return Err(format!("`{}` takes a function as parameter `{}`, which cannot be printed", p.name, param.name))
+                return Err(format!(
+                    "`{}` takes a function as parameter `{}`, which cannot be printed",
+                    p.name, param.name
+                ))
             }
         }
     }
@@ -315,7 +336,9 @@ pub fn print_program(p: &Program) -> Result<String, String> {
                 let pat = pattern(&c.tree, &mut it, &names);
                 prologue.push(format!("let {pat} = {}", c.name));
             }
-            Tree::Opaque(_) => return Err(format!("`{}` reads the function `{}` as a value", p.name, c.name)),
+            Tree::Opaque(_) => {
+                return Err(format!("`{}` reads the function `{}` as a value", p.name, c.name))
+            }
         }
     }
     for (i, e) in p.eqns.iter().enumerate() {

@@ -159,8 +159,13 @@ mod tests {
 
     #[test]
     fn broadcasting_follows_numpy() {
-        let (s, v3, m23, m13, m21) =
-            (Shape::scalar(), Shape::vector(3), Shape::matrix(2, 3), Shape::matrix(1, 3), Shape::matrix(2, 1));
+        let (s, v3, m23, m13, m21) = (
+            Shape::scalar(),
+            Shape::vector(3),
+            Shape::matrix(2, 3),
+            Shape::matrix(1, 3),
+            Shape::matrix(2, 1),
+        );
         assert_eq!(broadcast(s, v3), Some(v3));
         assert_eq!(broadcast(m23, v3), Some(m23));
         assert_eq!(broadcast(m13, m21), Some(Shape::matrix(2, 3)));

@@ -29,7 +29,12 @@ pub fn verify(p: &Program) -> Result<(), String> {
                 Atom::Var(v) => {
                     check_var(v.index(), "an argument")?;
                     if !defined[v.index()] {
-                        return Err(format!("{}: equation {i} (`{}`) uses v{} before it is defined", p.name, e.prim.name(), v.0));
+                        return Err(format!(
+                            "{}: equation {i} (`{}`) uses v{} before it is defined",
+                            p.name,
+                            e.prim.name(),
+                            v.0
+                        ));
                     }
                     shapes.push(p.vars[v.index()].shape);
                 }

@@ -15,7 +15,7 @@ pub struct Label {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
-    /// One line saying what is wrong, e.g. "shape mismatch in `+`: [3] and [4]".
+    /// One line saying what is wrong, e.g. "shape mismatch in `+`: \[3\] and \[4\]".
     pub message: String,
     /// Where: the first label is the primary location (its position heads the report).
     pub labels: Vec<Label>,

@@ -14,6 +14,11 @@
 //!   `{`, `:` or `..`;
 //! - right before `else` (so `}` newline `else {` works), at the start of the input, and when it
 //!   repeats the previous newline.
+//!
+//! And two rules so that one mistake does not swallow the lines after it: a line that starts
+//! with `def`, `let`, `for` or `while` inside `(` or `[` closes them (and the newline before it
+//! ends the statement), and an unterminated string closes the brackets opened on its line. The
+//! parser learns about both through `Lexed::resets`.
 
 use crate::diagnostic::Diagnostic;
 use crate::span::{FileId, Span};
@@ -296,6 +301,8 @@ struct Layout<'a> {
     stack: Vec<(Token, Span)>,
     /// A newline that ends a statement unless `else` follows.
     pending_newline: Option<Span>,
+    /// A newline dropped because it was inside `(` or `[`, since the last token.
+    dropped_newline: Option<Span>,
     /// A run of unrecognised characters not yet reported.
     error_run: Option<(usize, usize)>,
 }
@@ -306,6 +313,7 @@ impl Layout<'_> {
     }
 
     fn push(&mut self, tok: Token, span: Span) {
+        self.dropped_newline = None;
         if let Some(nl) = self.pending_newline.take() {
             if tok != Token::Else {
                 self.out.tokens.push((Token::Newline, nl));
@@ -323,6 +331,25 @@ impl Layout<'_> {
         if keep && self.pending_newline.is_none() {
             self.pending_newline = Some(span);
         }
+        if in_parens && self.dropped_newline.is_none() {
+            self.dropped_newline = Some(span);
+        }
+    }
+
+    /// A line that starts with `def`, `let`, `for` or `while` inside `(` or `[`: those words
+    /// only start statements, so the brackets were left open by mistake. Closes them (back to
+    /// the innermost `{`) and ends the statement at the newline, so that one missing `)` costs
+    /// one report and the next line still parses. The parser does the same (see `resets`).
+    fn statement_keyword(&mut self, tok: &Token) {
+        if !matches!(tok, Token::Def | Token::Let | Token::For | Token::While) {
+            return;
+        }
+        let Some(nl) = self.dropped_newline else { return };
+        while matches!(self.stack.last(), Some((Token::LParen | Token::LBracket, _))) {
+            self.stack.pop();
+        }
+        self.out.resets.push((self.out.tokens.len(), self.stack.len()));
+        self.pending_newline = Some(nl);
     }
 
     fn flush_errors(&mut self) {
@@ -405,7 +432,10 @@ impl Layout<'_> {
                 }
                 self.push(t, span);
             }
-            t => self.push(t, span),
+            t => {
+                self.statement_keyword(&t);
+                self.push(t, span)
+            }
         }
         true
     }
@@ -429,6 +459,7 @@ pub(crate) fn lex_full(file: FileId, text: &str) -> Lexed {
         out: Lexed::default(),
         stack: Vec::new(),
         pending_newline: None,
+        dropped_newline: None,
         error_run: None,
     };
     let mut lexer = Token::lexer(text).spanned();

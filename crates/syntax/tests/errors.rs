@@ -119,6 +119,32 @@ fn three_typos_three_diagnostics() {
 }
 
 #[test]
+fn three_typos_with_open_brackets() {
+    // A line that starts with a statement keyword inside brackets ends the open brackets, so
+    // a missing `)` costs one report and the next line is parsed on its own.
+    let src = "let a = (1 +\nlet b = 2 * * 3\nlet c = [1, 2\nprint(a)\n";
+    assert_eq!(
+        messages(src),
+        [
+            "unexpected end of line, expected expression",
+            "unexpected `*`, expected expression",
+            "unexpected identifier `print`, expected `,`, `]` or operator",
+        ]
+    );
+    let src = "def f(x) {\n  let a = g(x,\n  let b = (2\n  for i in 0..3 { }\n  a\n}\nlet ok = 1\n";
+    assert_eq!(
+        messages(src),
+        [
+            "unexpected end of line, expected `)` or expression",
+            "unexpected end of line, expected `,`, `)` or operator"
+        ]
+    );
+    let (m, _) = parse(FileId(0), src);
+    assert_eq!(common::module(&m), "(def f (x) {error; error; (for i 0 3 {}); a})\n(let ok 1)");
+    assert!(!is_incomplete("f(1,\nlet y = 2"));
+}
+
+#[test]
 fn three_typos_in_one_block() {
     let src = "def f(x) {\n  let a = 1 +* 2\n  let b = (3 4)\n  a b\n  a + b\n}\nlet z = f(1)\n";
     assert_eq!(

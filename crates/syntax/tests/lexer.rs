@@ -122,6 +122,10 @@ fn layout() {
     assert_eq!(kinds("\n\na\n\n\nb\n\n"), "a ⏎ b ⏎");
     assert_eq!(kinds("a ;\n b"), "a ; ⏎ b");
     assert_eq!(kinds("a\r\nb"), "a ⏎ b");
+    // A statement keyword at the start of a line inside ( or [ closes them.
+    assert_eq!(kinds("x = f(1,\nlet y = [2\ndef"), "x = f ( 1 , ⏎ let y = [ 2 ⏎ def");
+    assert_eq!(kinds("{ g(1\nwhile"), "{ g ( 1 ⏎ while");
+    assert_eq!(kinds("f(let"), "f ( let");
 }
 
 #[test]

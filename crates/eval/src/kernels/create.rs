@@ -18,7 +18,9 @@ pub fn linspace(a: f64, b: f64, n: usize) -> Array {
     let data = match n {
         0 => vec![],
         1 => vec![a],
-        _ => (0..n).map(|i| if i + 1 == n { b } else { a + (b - a) * (i as f64) / ((n - 1) as f64) }).collect(),
+        _ => {
+            (0..n).map(|i| if i + 1 == n { b } else { a + (b - a) * (i as f64) / ((n - 1) as f64) }).collect()
+        }
     };
     Array::new(Shape::vector(n), data)
 }

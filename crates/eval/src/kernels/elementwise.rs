@@ -13,7 +13,7 @@ pub fn unary(op: Unary, a: Array) -> Array {
         Unary::Log => map(a, f64::ln),
         Unary::Sin => map(a, f64::sin),
         Unary::Cos => map(a, f64::cos),
-        Unary::Tanh => map(a, f64::tanh),
+        Unary::Tanh => map(a, scalar::tanh),
         Unary::Sqrt => map(a, f64::sqrt),
         Unary::Abs => map(a, f64::abs),
         Unary::Sigmoid => map(a, scalar::sigmoid),

@@ -40,13 +40,20 @@ fn argmax_slice(xs: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// Reduces along `axis` (or everything) with the given row reducer.
-fn reduce(a: &Array, axis: Option<usize>, out: Shape, whole: impl Fn(&[f64]) -> f64, cols: impl Fn(&Array) -> Vec<f64>) -> Array {
+fn reduce(
+    a: &Array,
+    axis: Option<usize>,
+    out: Shape,
+    whole: impl Fn(&[f64]) -> f64,
+    cols: impl Fn(&Array) -> Vec<f64>,
+) -> Array {
     let s = a.shape();
     match (axis, s.rank()) {
         (None, _) | (Some(_), 1) => Array::new(out, vec![whole(a.data())]),
         (Some(1), 2) => {
             let n = s.dim(1);
-            let data = if n == 0 { vec![whole(&[]); s.dim(0)] } else { a.data().chunks(n).map(&whole).collect() };
+            let data =
+                if n == 0 { vec![whole(&[]); s.dim(0)] } else { a.data().chunks(n).map(&whole).collect() };
             Array::new(out, data)
         }
         _ => Array::new(out, cols(a)),
@@ -80,10 +87,16 @@ pub fn amax(a: &Array, axis: Option<usize>, out: Shape) -> Array {
 }
 
 pub fn argmax(a: &Array, axis: Option<usize>, out: Shape) -> Array {
-    reduce(a, axis, out, |xs| argmax_slice(xs.iter().copied()), |a| {
-        let (m, n) = a.shape().as_matrix();
-        (0..n).map(|j| argmax_slice((0..m).map(|i| a.data()[i * n + j]))).collect()
-    })
+    reduce(
+        a,
+        axis,
+        out,
+        |xs| argmax_slice(xs.iter().copied()),
+        |a| {
+            let (m, n) = a.shape().as_matrix();
+            (0..n).map(|j| argmax_slice((0..m).map(|i| a.data()[i * n + j]))).collect()
+        },
+    )
 }
 
 /// Sums the axes along which `target` was broadcast to `a`'s shape.

@@ -13,19 +13,70 @@ use ad_syntax::{Diagnostic, Span};
 /// Every builtin name, for lookup, completion and suggestions.
 pub const NAMES: &[&str] = &[
     // elementwise unary
-    "neg", "exp", "log", "sin", "cos", "tanh", "sqrt", "abs", "sigmoid", "relu", "sign",
+    "neg",
+    "exp",
+    "log",
+    "sin",
+    "cos",
+    "tanh",
+    "sqrt",
+    "abs",
+    "sigmoid",
+    "relu",
+    "sign",
     // elementwise binary
-    "add", "sub", "mul", "div", "pow", "max", "min", "lt", "le", "gt", "ge", "eq", "ne", "where",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "max",
+    "min",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "eq",
+    "ne",
+    "where",
     // linear algebra and reductions
-    "matmul", "transpose", "solve", "sum", "amax", "argmax",
+    "matmul",
+    "transpose",
+    "solve",
+    "sum",
+    "amax",
+    "argmax",
     // structure
-    "reshape", "broadcast_to", "sum_to", "slice", "pad", "index", "concat", "stop_gradient",
+    "reshape",
+    "broadcast_to",
+    "sum_to",
+    "slice",
+    "pad",
+    "index",
+    "concat",
+    "stop_gradient",
     // creation
-    "zeros", "ones", "full", "eye", "arange", "linspace", "one_hot",
+    "zeros",
+    "ones",
+    "full",
+    "eye",
+    "arange",
+    "linspace",
+    "one_hot",
     // shape utilities
-    "shape", "rows", "cols", "size", "rank",
+    "shape",
+    "rows",
+    "cols",
+    "size",
+    "rank",
     // effects (top level only)
-    "print", "seed", "randn", "rand", "now", "read_csv", "write_csv",
+    "print",
+    "seed",
+    "randn",
+    "rand",
+    "now",
+    "read_csv",
+    "write_csv",
 ];
 
 /// Builtins that touch the world; only the top level may call them.
@@ -59,7 +110,13 @@ fn arity(name: &str, args: &[LVal], allowed: &[usize], span: Span) -> Result<()>
     Err(Diagnostic::at(span, format!("`{name}` takes {expected} argument(s) but {} were given", args.len())))
 }
 
-pub(crate) fn call(lw: &mut Lowerer, name: &'static str, args: Vec<LVal>, span: Span, spans: &[Span]) -> Result<LVal> {
+pub(crate) fn call(
+    lw: &mut Lowerer,
+    name: &'static str,
+    args: Vec<LVal>,
+    span: Span,
+    spans: &[Span],
+) -> Result<LVal> {
     let at = |i: usize| spans.get(i).copied().unwrap_or(span);
     if EFFECTS.contains(&name) {
         return effect(lw, name, args, span, spans);
@@ -132,7 +189,10 @@ pub(crate) fn call(lw: &mut Lowerer, name: &'static str, args: Vec<LVal>, span: 
             let starts = lw.static_dims(&args[1], at(1))?;
             let ends = lw.static_dims(&args[2], at(2))?;
             if starts.len() != x.rank() || ends.len() != x.rank() {
-                return Err(Diagnostic::at(span, format!("`slice` of an array of shape {x} needs {} start(s) and end(s)", x.rank())));
+                return Err(Diagnostic::at(
+                    span,
+                    format!("`slice` of an array of shape {x} needs {} start(s) and end(s)", x.rank()),
+                ));
             }
             let sels = (0..x.rank())
                 .map(|k| {
@@ -148,7 +208,10 @@ pub(crate) fn call(lw: &mut Lowerer, name: &'static str, args: Vec<LVal>, span: 
             arity(name, &args, &[2, 3], span)?;
             let x = shape_arg(lw, 0)?;
             if args.len() - 1 != x.rank() {
-                return Err(Diagnostic::at(span, format!("`index` of an array of shape {x} needs {} index(es)", x.rank())));
+                return Err(Diagnostic::at(
+                    span,
+                    format!("`index` of an array of shape {x} needs {} index(es)", x.rank()),
+                ));
             }
             let mut sels = Vec::new();
             for k in 0..x.rank() {
@@ -232,7 +295,17 @@ fn reshape_target(x: Shape, dims: &[i64]) -> std::result::Result<Shape, String> 
     let size = x.size() as i64;
     let dims: Vec<usize> = dims
         .iter()
-        .map(|d| if *d == -1 { if known == 0 { 0 } else { (size / known) as usize } } else { *d as usize })
+        .map(|d| {
+            if *d == -1 {
+                if known == 0 {
+                    0
+                } else {
+                    (size / known) as usize
+                }
+            } else {
+                *d as usize
+            }
+        })
         .collect();
     let shape = crate::prim::checked_shape(&dims)?;
     if shape.size() != x.size() {
@@ -244,9 +317,10 @@ fn reshape_target(x: Shape, dims: &[i64]) -> std::result::Result<Shape, String> 
 fn pad_widths(lw: &mut Lowerer, v: &LVal, rank: usize, span: Span) -> Result<Vec<(usize, usize)>> {
     let pair = |lw: &mut Lowerer, v: &LVal| -> Result<(usize, usize)> {
         match v {
-            LVal::Tuple(t) if t.len() == 2 => {
-                Ok((lw.static_count(&t[0], "a pad width", span)?, lw.static_count(&t[1], "a pad width", span)?))
-            }
+            LVal::Tuple(t) if t.len() == 2 => Ok((
+                lw.static_count(&t[0], "a pad width", span)?,
+                lw.static_count(&t[1], "a pad width", span)?,
+            )),
             _ => Err(Diagnostic::at(span, "a pad width is a pair `(before, after)`")),
         }
     };
@@ -254,7 +328,10 @@ fn pad_widths(lw: &mut Lowerer, v: &LVal, rank: usize, span: Span) -> Result<Vec
         (0, LVal::Tuple(t)) if t.is_empty() => Ok(vec![]),
         (1, _) => Ok(vec![pair(lw, v)?]),
         (2, LVal::Tuple(t)) if t.len() == 2 => Ok(vec![pair(lw, &t[0])?, pair(lw, &t[1])?]),
-        _ => Err(Diagnostic::at(span, format!("`pad` of a rank-{rank} array takes {rank} pair(s) `(before, after)`"))),
+        _ => Err(Diagnostic::at(
+            span,
+            format!("`pad` of a rank-{rank} array takes {rank} pair(s) `(before, after)`"),
+        )),
     }
 }
 
@@ -273,7 +350,9 @@ pub enum Effect {
 fn path_arg(v: &LVal, span: Span) -> Result<String> {
     match v {
         LVal::Str(s) => Ok(s.to_string()),
-        other => Err(Diagnostic::at(span, format!("expected a file name (a string), found {}", other.describe()))),
+        other => {
+            Err(Diagnostic::at(span, format!("expected a file name (a string), found {}", other.describe())))
+        }
     }
 }
 
@@ -311,7 +390,10 @@ fn effect(lw: &mut Lowerer, name: &'static str, args: Vec<LVal>, span: Span, spa
             arity(name, &args, &[2], span)?;
             let path = path_arg(&args[0], at(0))?;
             if lw.shape_of(&args[1]).is_none() {
-                return Err(Diagnostic::at(at(1), format!("`write_csv` writes an array, found {}", args[1].describe())));
+                return Err(Diagnostic::at(
+                    at(1),
+                    format!("`write_csv` writes an array, found {}", args[1].describe()),
+                ));
             }
             Effect::WriteCsv(path, args[1].clone())
         }

@@ -9,7 +9,13 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 impl Lowerer<'_> {
-    pub(crate) fn call_value(&mut self, f: LVal, args: Vec<LVal>, span: Span, arg_spans: &[Span]) -> Result<LVal> {
+    pub(crate) fn call_value(
+        &mut self,
+        f: LVal,
+        args: Vec<LVal>,
+        span: Span,
+        arg_spans: &[Span],
+    ) -> Result<LVal> {
         let LVal::Func(func) = &f else {
             return Err(Diagnostic::at(span, format!("cannot call {}: it is not a function", f.describe())));
         };
@@ -25,7 +31,12 @@ impl Lowerer<'_> {
                     let arities: Vec<String> = ds.iter().map(|d| d.params.len().to_string()).collect();
                     Err(Diagnostic::at(
                         span,
-                        format!("`{}` takes {} argument(s) but {} were given", func.name(), arities.join(" or "), args.len()),
+                        format!(
+                            "`{}` takes {} argument(s) but {} were given",
+                            func.name(),
+                            arities.join(" or "),
+                            args.len()
+                        ),
                     ))
                 }
             },
@@ -33,7 +44,11 @@ impl Lowerer<'_> {
                 if args.len() != lam.params.len() {
                     return Err(Diagnostic::at(
                         span,
-                        format!("this function takes {} argument(s) but {} were given", lam.params.len(), args.len()),
+                        format!(
+                            "this function takes {} argument(s) but {} were given",
+                            lam.params.len(),
+                            args.len()
+                        ),
                     )
                     .with_label(lam.span, "the function is defined here"));
                 }
@@ -109,7 +124,12 @@ impl Lowerer<'_> {
             let Some(shape) = self.shape_of(v) else {
                 return Err(Diagnostic::at(
                     at,
-                    format!("argument `{}` of `{}` must be an array, found {}", p.name.name, d.name.name, v.describe()),
+                    format!(
+                        "argument `{}` of `{}` must be an array, found {}",
+                        p.name.name,
+                        d.name.name,
+                        v.describe()
+                    ),
                 )
                 .with_label(annot.span, "declared here"));
             };
@@ -134,8 +154,10 @@ impl Lowerer<'_> {
                     Dim::Known(..) => {}
                     Dim::Named(id) => match dims.get(&*id.name) {
                         Some((bound, where_)) if *bound != actual => {
-                            return Err(mismatch(format!("`{}` is {bound} here", id.name))
-                                .with_label(*where_, format!("`{}` was set to {bound} by this argument", id.name)));
+                            return Err(mismatch(format!("`{}` is {bound} here", id.name)).with_label(
+                                *where_,
+                                format!("`{}` was set to {bound} by this argument", id.name),
+                            ));
                         }
                         Some(_) => {}
                         None => {

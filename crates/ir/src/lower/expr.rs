@@ -120,7 +120,9 @@ impl Lowerer<'_> {
                     return Err(Diagnostic::at(span, format!("shape mismatch in `{symbol}`: {sa} and {sb}"))
                         .with_label(spans[0], format!("this has shape {sa}"))
                         .with_label(spans[1], format!("this has shape {sb}"))
-                        .with_hint("shapes must be equal or broadcast (align on the right; size-1 axes stretch)"));
+                        .with_hint(
+                            "shapes must be equal or broadcast (align on the right; size-1 axes stretch)",
+                        ));
                 }
             }
         }
@@ -135,7 +137,10 @@ impl Lowerer<'_> {
         }
         for (v, s) in args.iter().zip(spans) {
             if !matches!(v, LVal::Num(_) | LVal::Arr(_)) {
-                return Err(Diagnostic::at(*s, format!("`{symbol}` needs an array here, found {}", v.describe())));
+                return Err(Diagnostic::at(
+                    *s,
+                    format!("`{symbol}` needs an array here, found {}", v.describe()),
+                ));
             }
         }
         self.prim(prim, args, span)
@@ -156,13 +161,17 @@ impl Lowerer<'_> {
             match self.shape_of(v) {
                 Some(s) => shapes.push(s),
                 None => {
-                    return Err(Diagnostic::at(span, format!("`{}` needs arrays, found {}", prim.name(), v.describe())))
+                    return Err(Diagnostic::at(
+                        span,
+                        format!("`{}` needs arrays, found {}", prim.name(), v.describe()),
+                    ))
                 }
             }
         }
         let shape = prim.infer(&shapes).map_err(|m| Diagnostic::at(span, m))?;
         // Fold elementwise operations on known numbers.
-        let nums: Option<Vec<f64>> = args.iter().map(|v| if let LVal::Num(x) = v { Some(*x) } else { None }).collect();
+        let nums: Option<Vec<f64>> =
+            args.iter().map(|v| if let LVal::Num(x) = v { Some(*x) } else { None }).collect();
         if let (Some(n), true) = (&nums, prim.is_elementwise()) {
             match (&prim, n.as_slice()) {
                 (Prim::Unary(u), [x]) => return Ok(LVal::Num(scalar::unary(*u, *x))),
@@ -185,7 +194,8 @@ impl Lowerer<'_> {
                 Ok(LVal::Arr(Arr::Val(self.host.apply(&prim, &arrays, span)?)))
             }
             Mode::Trace => {
-                let known = if prim.is_elementwise() && shape.is_scalar() { known_result(&prim, args) } else { None };
+                let known =
+                    if prim.is_elementwise() && shape.is_scalar() { known_result(&prim, args) } else { None };
                 let mut atoms = Vec::with_capacity(args.len());
                 for v in args {
                     atoms.push(self.atom(v, span)?);
@@ -266,13 +276,19 @@ impl Lowerer<'_> {
         let mut first: Option<Shape> = None;
         for (v, e) in vals.iter().zip(elems) {
             let Some(s) = self.shape_of(v) else {
-                return Err(Diagnostic::at(e.span, format!("array elements must be numbers or arrays, found {}", v.describe())));
+                return Err(Diagnostic::at(
+                    e.span,
+                    format!("array elements must be numbers or arrays, found {}", v.describe()),
+                ));
             };
             match first {
                 None => first = Some(s),
                 Some(f) if f != s => {
-                    return Err(Diagnostic::at(e.span, format!("ragged array literal: this element has shape {s}"))
-                        .with_label(elems[0].span, format!("but the first has shape {f}")))
+                    return Err(Diagnostic::at(
+                        e.span,
+                        format!("ragged array literal: this element has shape {s}"),
+                    )
+                    .with_label(elems[0].span, format!("but the first has shape {f}")))
                 }
                 _ => {}
             }
@@ -284,8 +300,11 @@ impl Lowerer<'_> {
         let cv = self.expr(c)?;
         if let Some(s) = self.shape_of(&cv) {
             if !s.is_scalar() {
-                return Err(Diagnostic::at(c.span, format!("the condition of `if` must be a scalar, found shape {s}"))
-                    .with_hint("for an elementwise choice use `where(c, a, b)`"));
+                return Err(Diagnostic::at(
+                    c.span,
+                    format!("the condition of `if` must be a scalar, found shape {s}"),
+                )
+                .with_hint("for an elementwise choice use `where(c, a, b)`"));
             }
         }
         let dynamic = matches!(&cv, LVal::Arr(Arr::Var { known: None, .. }));
@@ -366,7 +385,11 @@ fn constant_literal(elems: &[Expr], span: Span) -> Result<Option<(Shape, Vec<f64
             if first.len() != xs.len() {
                 return Err(Diagnostic::at(
                     e.span,
-                    format!("ragged array literal: this row has {} elements, the first row has {}", xs.len(), first.len()),
+                    format!(
+                        "ragged array literal: this row has {} elements, the first row has {}",
+                        xs.len(),
+                        first.len()
+                    ),
                 )
                 .with_label(span, "in this array"));
             }

@@ -152,7 +152,10 @@ impl<'h> Lowerer<'h> {
             Spec::Func(FuncSpec::Overloads(ds)) => LVal::Func(Rc::new(Func::Overloads(ds.clone()))),
             Spec::Func(FuncSpec::Builtin(b)) => LVal::Func(Rc::new(Func::Builtin(b))),
             Spec::Func(FuncSpec::Closure(lam, env)) => {
-                let env = env.iter().map(|(n, s)| (n.clone(), self.abstract_value(s, known, Some(n.clone())))).collect();
+                let env = env
+                    .iter()
+                    .map(|(n, s)| (n.clone(), self.abstract_value(s, known, Some(n.clone()))))
+                    .collect();
                 LVal::Func(Rc::new(Func::Closure { lam: lam.clone(), env }))
             }
             Spec::Str(s) => LVal::Str(s.clone()),
@@ -302,7 +305,9 @@ pub fn lower_function(
                 Some(d) => (d.name.name.to_string(), d.params.iter().map(|p| p.name.name.clone()).collect()),
                 None => (func.name(), vec![]),
             },
-            Func::Closure { lam, .. } => ("lambda".into(), lam.params.iter().map(|p| p.name.clone()).collect()),
+            Func::Closure { lam, .. } => {
+                ("lambda".into(), lam.params.iter().map(|p| p.name.clone()).collect())
+            }
             Func::Builtin(b) => (b.to_string(), vec![]),
         },
         _ => ("f".into(), vec![]),
@@ -325,11 +330,8 @@ pub fn lower_function(
         lw.inputs.len() - n_params,
         lw.captures.iter().map(|(_, v)| Spec::of(v).leaves()).sum::<usize>()
     );
-    let captures = lw
-        .captures
-        .iter()
-        .map(|(n, v)| Capture { name: n.clone(), tree: Spec::of(v).tree() })
-        .collect();
+    let captures =
+        lw.captures.iter().map(|(n, v)| Capture { name: n.clone(), tree: Spec::of(v).tree() }).collect();
     let def_span = match f {
         LVal::Func(func) => match &**func {
             Func::Def(d) => d.span,

@@ -58,7 +58,11 @@ impl Lowerer<'_> {
                 if items.len() != pats.len() {
                     return Err(Diagnostic::at(
                         *span,
-                        format!("cannot destructure a tuple of {} elements into {} names", items.len(), pats.len()),
+                        format!(
+                            "cannot destructure a tuple of {} elements into {} names",
+                            items.len(),
+                            pats.len()
+                        ),
                     ));
                 }
                 for (p, x) in pats.iter().zip(items.iter()) {
@@ -101,8 +105,11 @@ impl Lowerer<'_> {
             return Ok(());
         }
         if exists {
-            return Err(Diagnostic::at(span, format!("cannot assign to the top-level name `{name}` inside a function"))
-                .with_hint("functions are pure: return the new value instead"));
+            return Err(Diagnostic::at(
+                span,
+                format!("cannot assign to the top-level name `{name}` inside a function"),
+            )
+            .with_hint("functions are pure: return the new value instead"));
         }
         Err(self.unknown_name(name, span).with_hint(format!("use `let {name} = ...` to define a new name")))
     }
@@ -129,8 +136,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=m {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=n {
         for j in 1..=m {

@@ -67,9 +67,10 @@ impl Spec {
             LVal::Func(f) => Spec::Func(match &**f {
                 Func::Def(d) => FuncSpec::Def(d.clone()),
                 Func::Overloads(ds) => FuncSpec::Overloads(ds.clone()),
-                Func::Closure { lam, env } => {
-                    FuncSpec::Closure(lam.clone(), env.iter().map(|(n, v)| (n.clone(), Spec::of(v))).collect())
-                }
+                Func::Closure { lam, env } => FuncSpec::Closure(
+                    lam.clone(),
+                    env.iter().map(|(n, v)| (n.clone(), Spec::of(v))).collect(),
+                ),
                 Func::Builtin(b) => FuncSpec::Builtin(b),
             }),
             LVal::Str(s) => Spec::Str(s.clone()),

@@ -40,7 +40,10 @@ impl Lowerer<'_> {
     pub(crate) fn static_int(&mut self, v: &LVal, what: &str, span: Span) -> Result<i64> {
         let x = self.static_num(v, what, span)?;
         if x != x.trunc() || !x.is_finite() || x.abs() > 9.0e15 {
-            return Err(Diagnostic::at(span, format!("{what} must be an integer, found {}", crate::display::fmt_num(x, 17))));
+            return Err(Diagnostic::at(
+                span,
+                format!("{what} must be an integer, found {}", crate::display::fmt_num(x, 17)),
+            ));
         }
         Ok(x as i64)
     }
@@ -48,7 +51,8 @@ impl Lowerer<'_> {
     /// A non-negative count (a dimension, a number of classes).
     pub(crate) fn static_count(&mut self, v: &LVal, what: &str, span: Span) -> Result<usize> {
         let n = self.static_int(v, what, span)?;
-        usize::try_from(n).map_err(|_| Diagnostic::at(span, format!("{what} must not be negative, found {n}")))
+        usize::try_from(n)
+            .map_err(|_| Diagnostic::at(span, format!("{what} must not be negative, found {n}")))
     }
 
     /// A position along an axis of length `len`; negative positions count from the end.
@@ -56,7 +60,10 @@ impl Lowerer<'_> {
         let i = self.static_int(v, what, span)?;
         let j = if i < 0 { i + len as i64 } else { i };
         if j < 0 || j >= len as i64 {
-            return Err(Diagnostic::at(span, format!("{what} {i} is out of range for an axis of length {len}")));
+            return Err(Diagnostic::at(
+                span,
+                format!("{what} {i} is out of range for an axis of length {len}"),
+            ));
         }
         Ok(j as usize)
     }
@@ -66,7 +73,10 @@ impl Lowerer<'_> {
         let a = self.static_int(v, "the axis", span)?;
         let j = if a < 0 { a + rank as i64 } else { a };
         if j < 0 || j >= rank as i64 {
-            return Err(Diagnostic::at(span, format!("axis {a} is out of range for an array of rank {rank}")));
+            return Err(Diagnostic::at(
+                span,
+                format!("axis {a} is out of range for an array of rank {rank}"),
+            ));
         }
         Ok(j as usize)
     }
@@ -76,7 +86,10 @@ impl Lowerer<'_> {
         let dims = self.static_dims(v, span)?;
         let dims: Vec<usize> = dims
             .into_iter()
-            .map(|d| usize::try_from(d).map_err(|_| Diagnostic::at(span, format!("a dimension must not be negative, found {d}"))))
+            .map(|d| {
+                usize::try_from(d)
+                    .map_err(|_| Diagnostic::at(span, format!("a dimension must not be negative, found {d}")))
+            })
             .collect::<Result<_>>()?;
         checked_shape(&dims).map_err(|m| Diagnostic::at(span, m))
     }

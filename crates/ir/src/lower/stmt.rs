@@ -41,7 +41,10 @@ impl Lowerer<'_> {
                 if unrolling && b - a > MAX_UNROLL {
                     return Err(Diagnostic::at(
                         s.span,
-                        format!("this loop would unroll into {} copies of its body; the limit is {MAX_UNROLL}", b - a),
+                        format!(
+                            "this loop would unroll into {} copies of its body; the limit is {MAX_UNROLL}",
+                            b - a
+                        ),
                     ));
                 }
                 // Checking the top level: one iteration shows the body's shapes.
