@@ -50,12 +50,30 @@ enum Command {
 enum Mode {
     /// The function lowered to IR for the given shapes.
     Ir,
+    /// Forward mode: `f_jvp(args.., args_dot..) -> (out, out_dot)`.
+    Jvp,
+    /// Forward mode computed by two reverse passes (same signature as jvp).
+    Jvp2,
+    /// Reverse mode: `f_vjp(args.., out_bar) -> (out, args_bar..)`.
+    Vjp,
+    /// Gradient with respect to the first argument: `f_grad(args..) -> grad`.
+    Grad,
+    /// Hessian-vector product (forward over reverse): `f_hvp(args.., v) -> H·v`.
+    Hvp,
+    /// Full Hessian with respect to the first argument.
+    Hessian,
 }
 
 impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::Ir => "ir",
+            Mode::Jvp => "jvp",
+            Mode::Jvp2 => "jvp2",
+            Mode::Vjp => "vjp",
+            Mode::Grad => "grad",
+            Mode::Hvp => "hvp",
+            Mode::Hessian => "hessian",
         }
     }
 }

@@ -5,7 +5,8 @@ use crate::session::Session;
 use ad_ir::lower::spec::Spec;
 use ad_ir::lower::value::{Func, LVal};
 use ad_ir::lower::{lower_function, Lowered};
-use ad_ir::Shape;
+use ad_ir::transform::{Mode, Request};
+use ad_ir::{Program, Shape};
 use ad_syntax::ast::{Def, Dim};
 use ad_syntax::Diagnostic;
 use std::collections::HashMap;
@@ -158,17 +159,43 @@ pub fn lower_named(session: &mut Session, fname: &str, shapes: &[ShapeOpt]) -> R
     lower_function(session, &f, &specs, &known, span, &spans)
 }
 
-/// The text `ad derive MODE` prints for `fname`.
-pub fn derive(
-    session: &mut Session,
-    mode: &str,
-    fname: &str,
-    shapes: &[ShapeOpt],
-) -> Result<String, Diagnostic> {
-    let lowered = lower_named(session, fname, shapes)?;
-    let program = match mode {
-        "ir" => lowered.program,
-        other => return Err(Diagnostic::error(format!("unknown derive mode `{other}`; the modes are: ir"))),
+/// The modes of `ad derive`.
+pub const MODES: &[&str] = &["ir", "jvp", "jvp2", "vjp", "grad", "hvp", "hessian"];
+
+/// The request behind a mode: forward and reverse modes differentiate with respect to every
+/// parameter, gradients and second derivatives with respect to the first.
+pub fn request(mode: &str, n_params: usize) -> Option<Request> {
+    let all: Vec<usize> = (0..n_params).collect();
+    let (mode, wrt) = match mode {
+        "jvp" => (Mode::Jvp, all),
+        "jvp2" => (Mode::Jvp2, all),
+        "vjp" => (Mode::Vjp, all),
+        "grad" => (Mode::Grad { with_value: false }, vec![0]),
+        "hvp" => (Mode::Hvp, vec![0]),
+        "hessian" => (Mode::Hessian, vec![0]),
+        _ => return None,
     };
+    Some(Request { mode, wrt })
+}
+
+/// The program `ad derive MODE` prints for `fname`.
+pub fn derive_program(session: &mut Session, mode: &str, fname: &str, shapes: &[ShapeOpt]) -> Result<Program, Diagnostic> {
+    let lowered = lower_named(session, fname, shapes)?;
+    if mode == "ir" {
+        return Ok(lowered.program);
+    }
+    let req = request(mode, lowered.program.params.len()).ok_or_else(|| {
+        Diagnostic::error(format!("unknown derive mode `{mode}`; the modes are: {}", MODES.join(", ")))
+    })?;
+    if lowered.program.params.is_empty() {
+        return Err(Diagnostic::error(format!("`{fname}` has no parameters to differentiate")));
+    }
+    let span = lowered.program.span;
+    ad_autodiff::derive(&lowered.program, &req).map_err(|m| Diagnostic::at(span, m))
+}
+
+/// The text `ad derive MODE` prints for `fname`.
+pub fn derive(session: &mut Session, mode: &str, fname: &str, shapes: &[ShapeOpt]) -> Result<String, Diagnostic> {
+    let program = derive_program(session, mode, fname, shapes)?;
     ad_ir::print_program(&program).map_err(Diagnostic::error)
 }

@@ -205,6 +205,10 @@ impl Host for Session {
         }
     }
 
+    fn derive(&mut self, p: &ad_ir::Program, req: &ad_ir::transform::Request) -> Result<ad_ir::Program, String> {
+        ad_autodiff::derive(p, req)
+    }
+
     fn interrupted(&self) -> bool {
         ad_eval::interrupted()
     }

@@ -13,6 +13,7 @@ pub mod print;
 pub mod program;
 pub mod scalar;
 pub mod shape;
+pub mod transform;
 pub mod verify;
 
 pub use array::Array;

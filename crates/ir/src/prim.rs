@@ -41,6 +41,10 @@ pub enum Binary {
     Ne,
     And,
     Or,
+    /// `safe_mul(t, p)`: `t * p`, but exactly 0 where `t` is 0 even if `p` is infinite or
+    /// NaN (a "strong zero"). Derivatives use it so that a branch `where` did not select
+    /// contributes exactly zero.
+    SafeMul,
 }
 
 impl Unary {
@@ -78,7 +82,7 @@ impl Unary {
 }
 
 impl Binary {
-    pub const ALL: [Binary; 15] = [
+    pub const ALL: [Binary; 16] = [
         Binary::Add,
         Binary::Sub,
         Binary::Mul,
@@ -94,6 +98,7 @@ impl Binary {
         Binary::Ne,
         Binary::And,
         Binary::Or,
+        Binary::SafeMul,
     ];
 
     pub fn name(self) -> &'static str {
@@ -113,6 +118,7 @@ impl Binary {
             Binary::Ne => "ne",
             Binary::And => "and",
             Binary::Or => "or",
+            Binary::SafeMul => "safe_mul",
         }
     }
 

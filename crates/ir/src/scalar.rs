@@ -114,6 +114,15 @@ pub fn pow(x: f64, y: f64) -> f64 {
 }
 
 #[inline]
+pub fn safe_mul(t: f64, p: f64) -> f64 {
+    if t == 0.0 {
+        0.0
+    } else {
+        t * p
+    }
+}
+
+#[inline]
 pub fn max(x: f64, y: f64) -> f64 {
     // NaN-propagating, as numpy.maximum.
     if x.is_nan() || y.is_nan() {
@@ -181,6 +190,7 @@ pub fn binary(op: Binary, x: f64, y: f64) -> f64 {
         Binary::Ne => b(x != y),
         Binary::And => b(x != 0.0 && y != 0.0),
         Binary::Or => b(x != 0.0 || y != 0.0),
+        Binary::SafeMul => safe_mul(x, y),
     }
 }
 

@@ -32,6 +32,7 @@ pub fn binary(op: Binary, a: Array, b: Array, out: Shape) -> Array {
         Binary::Pow => zip(a, b, out, scalar::pow),
         Binary::Max => zip(a, b, out, scalar::max),
         Binary::Min => zip(a, b, out, scalar::min),
+        Binary::SafeMul => zip(a, b, out, scalar::safe_mul),
         op => zip(a, b, out, move |x, y| scalar::binary(op, x, y)),
     }
 }

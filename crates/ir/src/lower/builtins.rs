@@ -8,6 +8,7 @@ use super::value::{Arr, LVal};
 use super::{Lowerer, Mode, Result};
 use crate::prim::{Binary, Prim, Sel, Unary, F64};
 use crate::shape::Shape;
+use crate::transform::{self, JacMode};
 use ad_syntax::{Diagnostic, Span};
 
 /// Every builtin name, for lookup, completion and suggestions.
@@ -69,6 +70,8 @@ pub const NAMES: &[&str] = &[
     "cols",
     "size",
     "rank",
+    // differentiation
+    "grad", "value_and_grad", "jvp", "vjp", "hvp", "hessian", "jacobian", "jacfwd", "jacrev",
     // effects (top level only)
     "print",
     "seed",
@@ -136,6 +139,74 @@ pub(crate) fn call(
         Ok(s)
     };
     match name {
+        "grad" | "value_and_grad" => {
+            arity(name, &args, &[1, 2], span)?;
+            let f = function_arg(name, &args[0], at(0))?;
+            let (argnums, tuple) = match args.get(1) {
+                None => (vec![0], false),
+                Some(LVal::Tuple(items)) => {
+                    let mut v = Vec::new();
+                    for x in items.iter() {
+                        v.push(lw.static_count(x, "an argument number", at(1))?);
+                    }
+                    (v, true)
+                }
+                Some(x) => (vec![lw.static_count(x, "the argument number", at(1))?], false),
+            };
+            let mode = transform::Mode::Grad { with_value: name == "value_and_grad" };
+            Ok(super::derived::transform_value(mode, f, argnums, tuple))
+        }
+        "hessian" | "jacobian" | "jacfwd" | "jacrev" => {
+            arity(name, &args, &[1], span)?;
+            let f = function_arg(name, &args[0], at(0))?;
+            let mode = match name {
+                "hessian" => transform::Mode::Hessian,
+                "jacfwd" => transform::Mode::Jacobian(JacMode::Forward),
+                "jacrev" => transform::Mode::Jacobian(JacMode::Reverse),
+                _ => transform::Mode::Jacobian(JacMode::Auto),
+            };
+            Ok(super::derived::transform_value(mode, f, vec![0], false))
+        }
+        "jvp" | "vjp" => {
+            arity(name, &args, &[3], span)?;
+            let f = function_arg(name, &args[0], at(0))?;
+            let (primals, tuple) = match &args[1] {
+                LVal::Tuple(items) => (items.to_vec(), true),
+                x => (vec![x.clone()], false),
+            };
+            let n = primals.len();
+            let mut call_args = primals;
+            let mut spans: Vec<Span> = vec![at(1); n];
+            if name == "jvp" {
+                let tangents = match (&args[2], tuple) {
+                    (LVal::Tuple(items), true) => items.to_vec(),
+                    (x, false) => vec![x.clone()],
+                    (x, true) => {
+                        return Err(Diagnostic::at(
+                            at(2),
+                            format!("the tangents must be a tuple like the primals, found {}", x.describe()),
+                        ))
+                    }
+                };
+                if tangents.len() != n {
+                    return Err(Diagnostic::at(at(2), format!("{} primal(s) but {} tangent(s)", n, tangents.len())));
+                }
+                call_args.extend(tangents);
+                spans.extend(vec![at(2); n]);
+            } else {
+                call_args.push(args[2].clone());
+                spans.push(at(2));
+            }
+            let mode = if name == "jvp" { transform::Mode::Jvp } else { transform::Mode::Vjp };
+            let t = super::derived::transform_value(mode, f, (0..n).collect(), tuple);
+            lw.call_value(t, call_args, span, &spans)
+        }
+        "hvp" => {
+            arity(name, &args, &[3], span)?;
+            let f = function_arg(name, &args[0], at(0))?;
+            let t = super::derived::transform_value(transform::Mode::Hvp, f, vec![0], false);
+            lw.call_value(t, vec![args[1].clone(), args[2].clone()], span, &[at(1), at(2)])
+        }
         "where" => {
             arity(name, &args, &[3], span)?;
             lw.operator(Prim::Where, name, &args, spans, span)
@@ -283,6 +354,13 @@ pub(crate) fn call(
             }
         }
         _ => Err(Diagnostic::at(span, format!("internal error: builtin `{name}` has no implementation"))),
+    }
+}
+
+fn function_arg(name: &str, v: &LVal, span: Span) -> Result<LVal> {
+    match v {
+        LVal::Func(_) => Ok(v.clone()),
+        other => Err(Diagnostic::at(span, format!("`{name}` takes a function, found {}", other.describe()))),
     }
 }
 

@@ -21,10 +21,15 @@ impl Lowerer<'_> {
         };
         match &**func {
             Func::Builtin(name) => builtins::call(self, name, args, span, arg_spans),
-            Func::Def(_) | Func::Overloads(_) | Func::Closure { .. } if self.mode == Mode::Eager => {
+            Func::Def(_) | Func::Overloads(_) | Func::Closure { .. } | Func::Transform { .. }
+                if self.mode == Mode::Eager =>
+            {
                 self.host.call(&f, args, span, arg_spans)
             }
             Func::Def(d) => self.inline_def(d, args, span, arg_spans),
+            Func::Transform { mode, f, argnums, tuple } => {
+                self.call_transform(*mode, f, argnums, *tuple, args, span, arg_spans)
+            }
             Func::Overloads(ds) => match ds.iter().find(|d| d.params.len() == args.len()) {
                 Some(d) => self.inline_def(d, args, span, arg_spans),
                 None => {

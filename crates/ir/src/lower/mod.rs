@@ -15,6 +15,7 @@
 
 pub mod builtins;
 mod call;
+mod derived;
 mod expr;
 mod scope;
 pub mod spec;
@@ -58,6 +59,8 @@ pub trait Host {
     /// Performs an effect at the top level. While checking, only `read_csv` is asked for
     /// (to learn the file's shape).
     fn effect(&mut self, effect: builtins::Effect, span: Span) -> Result<LVal>;
+    /// Derives a program (forward, reverse, Hessians...); implemented by `ad-autodiff`.
+    fn derive(&mut self, p: &Program, req: &crate::transform::Request) -> std::result::Result<Program, String>;
     /// True once the user asked to stop (Ctrl-C); loops check it.
     fn interrupted(&self) -> bool {
         false
@@ -158,6 +161,10 @@ impl<'h> Lowerer<'h> {
                     .collect();
                 LVal::Func(Rc::new(Func::Closure { lam: lam.clone(), env }))
             }
+            Spec::Func(FuncSpec::Transform(mode, f, argnums, tuple)) => {
+                let f = self.abstract_value(f, known, None);
+                LVal::Func(Rc::new(Func::Transform { mode: *mode, f, argnums: argnums.clone(), tuple: *tuple }))
+            }
             Spec::Str(s) => LVal::Str(s.clone()),
         }
     }
@@ -194,10 +201,16 @@ impl<'h> Lowerer<'h> {
                 Spec::Tuple(specs)
             }
             LVal::Func(f) => {
-                if let Func::Closure { env, .. } = &**f {
-                    for (_, x) in env {
-                        self.flatten_output(x, outs, span)?;
+                match &**f {
+                    Func::Closure { env, .. } => {
+                        for (_, x) in env {
+                            self.flatten_output(x, outs, span)?;
+                        }
                     }
+                    Func::Transform { f, .. } => {
+                        self.flatten_output(f, outs, span)?;
+                    }
+                    _ => {}
                 }
                 Spec::of(v)
             }
@@ -207,8 +220,8 @@ impl<'h> Lowerer<'h> {
 
     /// A top-level name, as seen from here. Inside a function being specialised, arrays
     /// become captured inputs (the program refers to them by name).
-    fn global(&mut self, name: &str) -> Option<LVal> {
-        if !(self.in_function && self.capture_globals) {
+    pub(crate) fn global(&mut self, name: &str) -> Option<LVal> {
+        if !self.capture_globals {
             return self.host.global(name);
         }
         if let Some((_, v)) = self.captures.iter().find(|(n, _)| &**n == name) {
@@ -309,6 +322,7 @@ pub fn lower_function(
                 ("lambda".into(), lam.params.iter().map(|p| p.name.clone()).collect())
             }
             Func::Builtin(b) => (b.to_string(), vec![]),
+            Func::Transform { .. } => (func.name(), vec![]),
         },
         _ => ("f".into(), vec![]),
     };
@@ -337,7 +351,7 @@ pub fn lower_function(
             Func::Def(d) => d.span,
             Func::Overloads(ds) => ds.first().map(|d| d.span).unwrap_or(span),
             Func::Closure { lam, .. } => lam.span,
-            Func::Builtin(_) => span,
+            Func::Builtin(_) | Func::Transform { .. } => span,
         },
         _ => span,
     };

@@ -25,6 +25,7 @@ pub enum FuncSpec {
     Overloads(Vec<Rc<ast::Def>>),
     Closure(Rc<ast::Lambda>, Vec<(Name, Spec)>),
     Builtin(&'static str),
+    Transform(crate::transform::Mode, Box<Spec>, Vec<usize>, bool),
 }
 
 impl PartialEq for FuncSpec {
@@ -36,6 +37,9 @@ impl PartialEq for FuncSpec {
             }
             (FuncSpec::Closure(a, ea), FuncSpec::Closure(b, eb)) => Rc::ptr_eq(a, b) && ea == eb,
             (FuncSpec::Builtin(a), FuncSpec::Builtin(b)) => a == b,
+            (FuncSpec::Transform(m, f, a, t), FuncSpec::Transform(m2, f2, a2, t2)) => {
+                m == m2 && f == f2 && a == a2 && t == t2
+            }
             _ => false,
         }
     }
@@ -54,6 +58,7 @@ impl Hash for FuncSpec {
                 3u8.hash(h);
                 ds.iter().for_each(|d| (Rc::as_ptr(d) as usize).hash(h))
             }
+            FuncSpec::Transform(m, f, a, t) => (4u8, m, f, a, t).hash(h),
         }
     }
 }
@@ -72,6 +77,9 @@ impl Spec {
                     env.iter().map(|(n, v)| (n.clone(), Spec::of(v))).collect(),
                 ),
                 Func::Builtin(b) => FuncSpec::Builtin(b),
+                Func::Transform { mode, f, argnums, tuple } => {
+                    FuncSpec::Transform(*mode, Box::new(Spec::of(f)), argnums.clone(), *tuple)
+                }
             }),
             LVal::Str(s) => Spec::Str(s.clone()),
         }
@@ -82,6 +90,7 @@ impl Spec {
             Spec::Array(_) => 1,
             Spec::Tuple(t) => t.iter().map(Spec::leaves).sum(),
             Spec::Func(FuncSpec::Closure(_, env)) => env.iter().map(|(_, s)| s.leaves()).sum(),
+            Spec::Func(FuncSpec::Transform(_, f, _, _)) => f.leaves(),
             Spec::Func(_) | Spec::Str(_) => 0,
         }
     }
@@ -107,6 +116,12 @@ impl Spec {
                 lam: lam.clone(),
                 env: env.iter().map(|(n, s)| (n.clone(), s.unflatten(leaves))).collect(),
             })),
+            Spec::Func(FuncSpec::Transform(mode, f, argnums, tuple)) => LVal::Func(Rc::new(Func::Transform {
+                mode: *mode,
+                f: f.unflatten(leaves),
+                argnums: argnums.clone(),
+                tuple: *tuple,
+            })),
             Spec::Str(s) => LVal::Str(s.clone()),
         }
     }
@@ -121,11 +136,11 @@ pub fn flatten(v: &LVal, out: &mut Vec<Array>) {
         // right so that a mistake shows as wrong numbers in a test, not a crash.
         LVal::Arr(Arr::Var { shape, .. }) => out.push(Array::full(*shape, f64::NAN)),
         LVal::Tuple(t) => t.iter().for_each(|v| flatten(v, out)),
-        LVal::Func(f) => {
-            if let Func::Closure { env, .. } = &**f {
-                env.iter().for_each(|(_, v)| flatten(v, out));
-            }
-        }
+        LVal::Func(f) => match &**f {
+            Func::Closure { env, .. } => env.iter().for_each(|(_, v)| flatten(v, out)),
+            Func::Transform { f, .. } => flatten(f, out),
+            _ => {}
+        },
         LVal::Str(_) => {}
     }
 }
@@ -136,13 +151,15 @@ pub fn known_scalars(v: &LVal, out: &mut Vec<Option<f64>>) {
     match v {
         LVal::Num(x) => out.push(Some(*x)),
         LVal::Arr(Arr::Val(a)) => out.push(a.as_scalar().filter(|_| a.shape().is_scalar())),
-        LVal::Arr(Arr::Var { .. }) => out.push(None),
-        LVal::Tuple(t) => t.iter().for_each(|v| known_scalars(v, out)),
-        LVal::Func(f) => {
-            if let Func::Closure { env, .. } = &**f {
-                env.iter().for_each(|(_, v)| known_scalars(v, out));
-            }
+        LVal::Arr(Arr::Var { known, shape, .. }) => {
+            out.push(known.as_ref().filter(|_| shape.is_scalar()).map(|k| k.value))
         }
+        LVal::Tuple(t) => t.iter().for_each(|v| known_scalars(v, out)),
+        LVal::Func(f) => match &**f {
+            Func::Closure { env, .. } => env.iter().for_each(|(_, v)| known_scalars(v, out)),
+            Func::Transform { f, .. } => known_scalars(f, out),
+            _ => {}
+        },
         LVal::Str(_) => {}
     }
 }

@@ -57,6 +57,10 @@ pub enum Func {
     Closure { lam: Rc<ast::Lambda>, env: Vec<(Name, LVal)> },
     /// A primitive or library function implemented by the interpreter.
     Builtin(&'static str),
+    /// A function derived from `f`: `grad(f, argnums)`, `hessian(f)`, `jacobian(f)`, ...
+    /// `tuple` is set when the argument numbers were given as a tuple (the gradient is then a
+    /// tuple too).
+    Transform { mode: crate::transform::Mode, f: LVal, argnums: Vec<usize>, tuple: bool },
 }
 
 impl Func {
@@ -66,6 +70,13 @@ impl Func {
             Func::Overloads(ds) => ds.first().map(|d| d.name.name.to_string()).unwrap_or_default(),
             Func::Closure { .. } => "<lambda>".to_string(),
             Func::Builtin(n) => n.to_string(),
+            Func::Transform { mode, f, .. } => {
+                let inner = match f {
+                    LVal::Func(g) => g.name(),
+                    _ => "?".into(),
+                };
+                format!("{}({inner})", mode.suffix())
+            }
         }
     }
 }

@@ -1,0 +1,168 @@
+//! Building derived programs: a builder that knows which values are *linear* (computed from
+//! tangents) and treats absent tangents as symbolic zeros.
+//!
+//! Linearity is not declared but computed: an equation is linear when one of its operands
+//! is. Rules are written so that a linear equation is linear in its linear operands, with
+//! coefficients from the primal part; the transposer checks this.
+
+use ad_ir::prim::{Binary, Prim, Unary, F64};
+use ad_ir::{Atom, Builder, Shape, Var};
+use ad_syntax::Span;
+use std::rc::Rc;
+
+/// A tangent or cotangent: `None` is a symbolic zero, never materialised.
+pub type Tan = Option<Atom>;
+
+pub struct Emitter {
+    pub b: Builder,
+    pub linear: Vec<bool>,
+    /// Products of a tangent with a coefficient use `safe_mul` (strong zeros), so that the
+    /// branch `where` did not select contributes exactly zero. Set for programs that
+    /// contain a `where`.
+    pub nan_safe: bool,
+    /// The source span given to emitted equations: the equation being differentiated.
+    pub span: Span,
+}
+
+impl Emitter {
+    pub fn new(nan_safe: bool) -> Emitter {
+        Emitter { b: Builder::new(), linear: Vec::new(), nan_safe, span: Span::DUMMY }
+    }
+
+    pub fn shape(&self, a: Atom) -> Shape {
+        self.b.shape(a)
+    }
+
+    pub fn is_linear(&self, a: Atom) -> bool {
+        match a {
+            Atom::Var(v) => self.linear.get(v.index()).copied().unwrap_or(false),
+            Atom::Lit(_) => false,
+        }
+    }
+
+    pub fn new_var(&mut self, shape: Shape, name: Option<Rc<str>>, linear: bool) -> Var {
+        let v = self.b.new_var(shape, name);
+        self.mark(v, linear);
+        v
+    }
+
+    fn mark(&mut self, v: Var, linear: bool) {
+        if self.linear.len() <= v.index() {
+            self.linear.resize(v.index() + 1, false);
+        }
+        self.linear[v.index()] = linear;
+    }
+
+    /// Emits `prim(args)`; the result is linear when an operand is.
+    pub fn emit(&mut self, prim: Prim, args: Vec<Atom>) -> Atom {
+        let linear = args.iter().any(|a| self.is_linear(*a));
+        let a = self.b.emit(prim, args, self.span);
+        if let Atom::Var(v) = a {
+            self.mark(v, linear);
+        }
+        a
+    }
+
+    pub fn un(&mut self, u: Unary, x: Atom) -> Atom {
+        self.emit(Prim::Unary(u), vec![x])
+    }
+
+    pub fn bin(&mut self, b: Binary, x: Atom, y: Atom) -> Atom {
+        self.emit(Prim::Binary(b), vec![x, y])
+    }
+
+    /// A zero array of the given shape (a literal for scalars).
+    pub fn zeros(&mut self, s: Shape) -> Atom {
+        if s.is_scalar() {
+            Atom::Lit(0.0)
+        } else {
+            self.emit(Prim::Full(s, F64(0.0)), vec![])
+        }
+    }
+
+    /// `a` broadcast to `s` if it has another shape.
+    pub fn to_shape(&mut self, a: Atom, s: Shape) -> Atom {
+        if self.shape(a) == s {
+            a
+        } else {
+            self.emit(Prim::BroadcastTo(s), vec![a])
+        }
+    }
+
+    /// `a` summed down to `s` if it has another shape (undoing broadcasting).
+    pub fn sum_to(&mut self, a: Atom, s: Shape) -> Atom {
+        if self.shape(a) == s {
+            a
+        } else {
+            self.emit(Prim::SumTo(s), vec![a])
+        }
+    }
+
+    /// A tangent as a concrete atom of shape `s` (zeros when symbolic).
+    pub fn materialize(&mut self, t: Tan, s: Shape) -> Atom {
+        match t {
+            Some(a) => a,
+            None => self.zeros(s),
+        }
+    }
+
+    /// Tangent times a coefficient computed from primal values.
+    pub fn scale(&mut self, t: Tan, c: Atom) -> Tan {
+        let t = t?;
+        if c == Atom::Lit(1.0) {
+            return Some(t);
+        }
+        Some(if self.nan_safe { self.bin(Binary::SafeMul, t, c) } else { self.bin(Binary::Mul, t, c) })
+    }
+
+    /// Tangent divided by a primal value.
+    pub fn div(&mut self, t: Tan, c: Atom) -> Tan {
+        let t = t?;
+        if self.nan_safe {
+            let r = self.bin(Binary::Div, Atom::Lit(1.0), c);
+            Some(self.bin(Binary::SafeMul, t, r))
+        } else {
+            Some(self.bin(Binary::Div, t, c))
+        }
+    }
+
+    pub fn neg(&mut self, t: Tan) -> Tan {
+        let t = t?;
+        Some(self.un(Unary::Neg, t))
+    }
+
+    /// Sum of two tangents, broadcast to `out`.
+    pub fn add(&mut self, a: Tan, b: Tan, out: Shape) -> Tan {
+        match (a, b) {
+            (None, None) => None,
+            (Some(a), None) => Some(self.to_shape(a, out)),
+            (None, Some(b)) => Some(self.to_shape(b, out)),
+            (Some(a), Some(b)) => {
+                let s = self.bin(Binary::Add, a, b);
+                Some(self.to_shape(s, out))
+            }
+        }
+    }
+
+    pub fn sub(&mut self, a: Tan, b: Tan, out: Shape) -> Tan {
+        match (a, b) {
+            (a, None) => self.add(a, None, out),
+            (None, Some(b)) => {
+                let n = self.un(Unary::Neg, b);
+                Some(self.to_shape(n, out))
+            }
+            (Some(a), Some(b)) => {
+                let s = self.bin(Binary::Sub, a, b);
+                Some(self.to_shape(s, out))
+            }
+        }
+    }
+
+    /// Accumulates a cotangent contribution.
+    pub fn accumulate(&mut self, acc: Tan, c: Atom) -> Atom {
+        match acc {
+            None => c,
+            Some(a) => self.bin(Binary::Add, a, c),
+        }
+    }
+}

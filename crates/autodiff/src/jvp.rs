@@ -1,0 +1,74 @@
+//! Forward mode: the JVP transformation of a program, IR to IR.
+
+use crate::emitter::{Emitter, Tan};
+use crate::jvp_rules::jvp_rule;
+use ad_ir::{Atom, Program, Var};
+use std::rc::Rc;
+
+/// A program's JVP, as equations in an emitter: the primal computation interleaved with the
+/// tangent one.
+pub struct Jvp {
+    pub em: Emitter,
+    /// The primal inputs, in the program's input order.
+    pub inputs: Vec<Var>,
+    /// One tangent input per differentiated input leaf.
+    pub tangent_inputs: Vec<Var>,
+    pub outputs: Vec<Atom>,
+    pub tangents: Vec<Tan>,
+}
+
+/// `name_dot` for a value named `name`.
+pub fn dot_name(name: Option<&str>) -> Option<Rc<str>> {
+    name.map(|n| format!("{n}_dot").into())
+}
+
+/// Differentiates `p` forward with respect to the input leaves `wrt` (indices into
+/// `p.inputs`).
+pub fn jvp(p: &Program, wrt: &[usize], nan_safe: bool) -> Jvp {
+    let mut em = Emitter::new(nan_safe);
+    let mut map: Vec<Option<Atom>> = vec![None; p.vars.len()];
+    let mut tan: Vec<Tan> = vec![None; p.vars.len()];
+    let mut inputs = Vec::new();
+    for v in &p.inputs {
+        let info = &p.vars[v.index()];
+        let nv = em.new_var(info.shape, info.name.clone(), false);
+        map[v.index()] = Some(Atom::Var(nv));
+        inputs.push(nv);
+    }
+    let mut tangent_inputs = Vec::new();
+    for &i in wrt {
+        let v = p.inputs[i];
+        let info = &p.vars[v.index()];
+        let t = em.new_var(info.shape, dot_name(info.name.as_deref()), true);
+        tan[v.index()] = Some(Atom::Var(t));
+        tangent_inputs.push(t);
+    }
+    let get = |map: &Vec<Option<Atom>>, a: &Atom| match a {
+        Atom::Var(v) => map[v.index()].unwrap_or_else(|| panic!("internal error: {v:?} used before definition")),
+        lit => *lit,
+    };
+    for e in &p.eqns {
+        em.span = e.span;
+        let args: Vec<Atom> = e.args.iter().map(|a| get(&map, a)).collect();
+        let out = em.emit(e.prim.clone(), args.clone());
+        let name = p.vars[e.out.index()].name.clone();
+        if let Atom::Var(o) = out {
+            em.b.vars[o.index()].name = name.clone();
+        }
+        map[e.out.index()] = Some(out);
+        let ts: Vec<Tan> = e.args.iter().map(|a| a.var().and_then(|v| tan[v.index()])).collect();
+        if ts.iter().any(Option::is_some) {
+            let before = em.b.vars.len();
+            let t = jvp_rule(&mut em, &e.prim, &args, out, &ts);
+            if let Some(Atom::Var(tv)) = t {
+                if tv.index() >= before && em.b.vars[tv.index()].name.is_none() {
+                    em.b.vars[tv.index()].name = dot_name(name.as_deref());
+                }
+            }
+            tan[e.out.index()] = t;
+        }
+    }
+    let outputs = p.outputs.iter().map(|a| get(&map, a)).collect();
+    let tangents = p.outputs.iter().map(|a| a.var().and_then(|v| tan[v.index()])).collect();
+    Jvp { em, inputs, tangent_inputs, outputs, tangents }
+}

@@ -1,0 +1,195 @@
+//! Forward-mode rules: the tangent of each primitive's result from its operands' tangents.
+//!
+//! `x` are the primal operands, `o` the primal result, `t` the operands' tangents (`None`
+//! is a symbolic zero). A rule returns `None` when the result's tangent is zero. Every rule
+//! is linear in `t`, with coefficients computed from `x` and `o`: that is what lets the
+//! linearize/transpose route derive reverse mode without reverse rules.
+
+use crate::emitter::{Emitter, Tan};
+use ad_ir::prim::{Binary, Prim, Unary};
+use ad_ir::{Atom, Shape};
+
+/// `r`, the result of reducing an array of shape `x` along `axis`, broadcast back to `x`.
+pub fn expand(e: &mut Emitter, r: Atom, x: Shape, axis: Option<usize>) -> Atom {
+    let r = match (axis, x.dims()) {
+        (Some(1), [m, _]) => e.emit(Prim::Reshape(Shape::matrix(*m, 1)), vec![r]),
+        _ => r,
+    };
+    e.to_shape(r, x)
+}
+
+pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) -> Tan {
+    use Binary::*;
+    let out = e.shape(o);
+    let one = Atom::Lit(1.0);
+    match prim {
+        Prim::Unary(u) => {
+            let (x, t) = (x[0], t[0]);
+            match u {
+                Unary::Neg => e.neg(t),
+                Unary::Exp => e.scale(t, o),
+                Unary::Log => e.div(t, x),
+                Unary::Sin => {
+                    let c = e.un(Unary::Cos, x);
+                    e.scale(t, c)
+                }
+                Unary::Cos => {
+                    let s = e.un(Unary::Sin, x);
+                    let c = e.un(Unary::Neg, s);
+                    e.scale(t, c)
+                }
+                Unary::Tanh => {
+                    let sq = e.bin(Mul, o, o);
+                    let c = e.bin(Sub, one, sq);
+                    e.scale(t, c)
+                }
+                Unary::Sqrt => {
+                    let d = e.bin(Mul, Atom::Lit(2.0), o);
+                    e.div(t, d)
+                }
+                Unary::Abs => {
+                    let s = e.un(Unary::Sign, x);
+                    e.scale(t, s)
+                }
+                Unary::Sigmoid => {
+                    let c = e.bin(Sub, one, o);
+                    let c = e.bin(Mul, o, c);
+                    e.scale(t, c)
+                }
+                // relu'(0) = 0.
+                Unary::Relu => {
+                    let m = e.bin(Gt, x, Atom::Lit(0.0));
+                    e.scale(t, m)
+                }
+                Unary::Sign | Unary::Not => None,
+            }
+        }
+        Prim::Binary(b) => {
+            let (a, c) = (x[0], x[1]);
+            match b {
+                Add => e.add(t[0], t[1], out),
+                Sub => e.sub(t[0], t[1], out),
+                Mul => {
+                    let da = e.scale(t[0], c);
+                    let dc = e.scale(t[1], a);
+                    e.add(da, dc, out)
+                }
+                // d(a/c) = (da - (a/c) dc) / c
+                Div => {
+                    let dc = e.scale(t[1], o);
+                    let num = e.sub(t[0], dc, out);
+                    e.div(num, c)
+                }
+                Pow => {
+                    let da = match (t[0], c) {
+                        (None, _) => None,
+                        (Some(_), Atom::Lit(k)) if k == 0.0 => None,
+                        (Some(_), Atom::Lit(k)) if k == 1.0 => t[0],
+                        (Some(_), Atom::Lit(k)) if k == 2.0 => {
+                            let coef = e.bin(Mul, Atom::Lit(2.0), a);
+                            e.scale(t[0], coef)
+                        }
+                        (Some(_), Atom::Lit(k)) => {
+                            let p = e.bin(Pow, a, Atom::Lit(k - 1.0));
+                            let coef = e.bin(Mul, Atom::Lit(k), p);
+                            e.scale(t[0], coef)
+                        }
+                        (Some(_), c) => {
+                            let k1 = e.bin(Sub, c, one);
+                            let p = e.bin(Pow, a, k1);
+                            let coef = e.bin(Mul, c, p);
+                            e.scale(t[0], coef)
+                        }
+                    };
+                    // d(a^c)/dc = a^c log a, taken as 0 where a = 0 (as JAX does).
+                    let dc = match t[1] {
+                        None => None,
+                        Some(_) => {
+                            let z = e.bin(Eq, a, Atom::Lit(0.0));
+                            let safe = e.emit(Prim::Where, vec![z, one, a]);
+                            let l = e.un(Unary::Log, safe);
+                            let coef = e.bin(Mul, o, l);
+                            e.scale(t[1], coef)
+                        }
+                    };
+                    e.add(da, dc, out)
+                }
+                // Ties share the derivative equally, as in JAX.
+                Max | Min => {
+                    let strict = e.bin(if *b == Max { Gt } else { Lt }, a, c);
+                    let tie = e.bin(Eq, a, c);
+                    let half = e.bin(Mul, Atom::Lit(0.5), tie);
+                    let w = e.bin(Add, strict, half);
+                    let da = e.scale(t[0], w);
+                    let dc = match t[1] {
+                        None => None,
+                        Some(_) => {
+                            let w1 = e.bin(Sub, one, w);
+                            e.scale(t[1], w1)
+                        }
+                    };
+                    e.add(da, dc, out)
+                }
+                SafeMul => {
+                    let da = t[0].map(|ta| e.bin(SafeMul, ta, c));
+                    let dc = t[1].map(|tc| e.bin(SafeMul, a, tc));
+                    e.add(da, dc, out)
+                }
+                Lt | Le | Gt | Ge | Eq | Ne | And | Or => None,
+            }
+        }
+        Prim::Where => {
+            if t[1].is_none() && t[2].is_none() {
+                return None;
+            }
+            let zero = Atom::Lit(0.0);
+            Some(e.emit(Prim::Where, vec![x[0], t[1].unwrap_or(zero), t[2].unwrap_or(zero)]))
+        }
+        Prim::MatMul => {
+            let da = t[0].map(|ta| e.emit(Prim::MatMul, vec![ta, x[1]]));
+            let db = t[1].map(|tb| e.emit(Prim::MatMul, vec![x[0], tb]));
+            e.add(da, db, out)
+        }
+        // dX = solve(A, dB - dA X)
+        Prim::Solve => {
+            let da_x = t[0].map(|ta| e.emit(Prim::MatMul, vec![ta, o]));
+            let inner = e.sub(t[1], da_x, e.shape(x[1]))?;
+            Some(e.emit(Prim::Solve, vec![x[0], inner]))
+        }
+        Prim::Amax(axis) => {
+            // The derivative goes to the maximal entries, shared equally between ties.
+            let t0 = t[0]?;
+            let xs = e.shape(x[0]);
+            let ob = expand(e, o, xs, *axis);
+            let mask = e.bin(Eq, x[0], ob);
+            let count = e.emit(Prim::Sum(*axis), vec![mask]);
+            let cb = expand(e, count, xs, *axis);
+            let w = e.bin(Div, mask, cb);
+            let tw = e.scale(Some(t0), w)?;
+            Some(e.emit(Prim::Sum(*axis), vec![tw]))
+        }
+        Prim::Transpose
+        | Prim::Sum(_)
+        | Prim::Reshape(_)
+        | Prim::BroadcastTo(_)
+        | Prim::SumTo(_)
+        | Prim::Index(_)
+        | Prim::Pad(_) => t[0].map(|t0| e.emit(prim.clone(), vec![t0])),
+        Prim::Concat(_) | Prim::Stack => {
+            if t.iter().all(Option::is_none) {
+                return None;
+            }
+            let parts: Vec<Atom> = t
+                .iter()
+                .zip(x)
+                .map(|(ti, xi)| {
+                    let s = e.shape(*xi);
+                    e.materialize(*ti, s)
+                })
+                .collect();
+            Some(e.emit(prim.clone(), parts))
+        }
+        Prim::StopGradient | Prim::Argmax(_) | Prim::OneHot(_) => None,
+        Prim::Full(..) | Prim::Eye(_) | Prim::Arange(_) | Prim::Linspace(..) | Prim::Const(_) => None,
+    }
+}

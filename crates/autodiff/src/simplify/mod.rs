@@ -1,0 +1,27 @@
+//! Simplification, run after every transformation: constant folding, algebraic identities
+//! (`x*1`, `x+0`, `x*0`, `--x`), no-op `broadcast_to`/`sum_to`/`reshape`/`transpose`,
+//! broadcasts absorbed by the elementwise operation that uses them, common subexpressions
+//! (`rewrite.rs`), then dead code (`dce.rs`). Repeated until nothing changes.
+
+mod dce;
+mod rewrite;
+
+use ad_ir::Program;
+
+/// At most this many rounds; each is linear in the program's size.
+const MAX_ROUNDS: usize = 6;
+
+pub fn simplify(p: &Program) -> Program {
+    let mut cur = dce::dce(p);
+    for _ in 0..MAX_ROUNDS {
+        let next = dce::dce(&rewrite::rewrite(&cur));
+        let done = next.eqns.len() >= cur.eqns.len();
+        cur = next;
+        if done {
+            break;
+        }
+    }
+    cur
+}
+
+pub use dce::dce;

@@ -1,0 +1,192 @@
+//! Transpose rules, for the linear primitives only: given the cotangent of a linear
+//! equation's result, the cotangent contributions of its linear operands. Operands that are
+//! not linear are coefficients (primal values).
+
+use crate::emitter::{Emitter, Tan};
+use crate::jvp_rules::expand;
+use ad_ir::prim::{Binary, Prim, Sel, Unary};
+use ad_ir::{Atom, Shape};
+
+/// Contributions to each operand's cotangent (`None` for coefficients), or an error naming
+/// the primitive if the equation is not linear in its linear operands.
+pub fn transpose_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], lin: &[bool], ct: Atom) -> Result<Vec<Tan>, String> {
+    let shape = |e: &Emitter, i: usize| e.shape(x[i]);
+    let not_linear = || format!("internal error: `{}` is not linear in the operands being transposed", prim.name());
+    let mut out: Vec<Tan> = vec![None; x.len()];
+    match prim {
+        Prim::Unary(Unary::Neg) => out[0] = Some(e.un(Unary::Neg, ct)),
+        Prim::Binary(Binary::Add) | Prim::Binary(Binary::Sub) => {
+            for i in 0..2 {
+                if lin[i] {
+                    let c = if i == 1 && *prim == Prim::Binary(Binary::Sub) { e.un(Unary::Neg, ct) } else { ct };
+                    let s = shape(e, i);
+                    out[i] = Some(e.sum_to(c, s));
+                }
+            }
+        }
+        Prim::Binary(b @ (Binary::Mul | Binary::SafeMul)) => {
+            if lin[0] && lin[1] {
+                return Err(not_linear());
+            }
+            let i = if lin[0] { 0 } else { 1 };
+            // `safe_mul(t, p)` and `safe_mul(p, t)` are the same diagonal map of `t`.
+            let c = if *b == Binary::SafeMul && i == 1 { e.bin(*b, x[0], ct) } else { e.bin(*b, ct, x[1 - i]) };
+            let s = shape(e, i);
+            out[i] = Some(e.sum_to(c, s));
+        }
+        Prim::Binary(Binary::Div) => {
+            if lin[1] {
+                return Err(not_linear());
+            }
+            let c = e.bin(Binary::Div, ct, x[1]);
+            let s = shape(e, 0);
+            out[0] = Some(e.sum_to(c, s));
+        }
+        Prim::Where => {
+            if lin[0] {
+                return Err(not_linear());
+            }
+            let zero = Atom::Lit(0.0);
+            for i in 1..3 {
+                if lin[i] {
+                    let args = if i == 1 { vec![x[0], ct, zero] } else { vec![x[0], zero, ct] };
+                    let c = e.emit(Prim::Where, args);
+                    let s = shape(e, i);
+                    out[i] = Some(e.sum_to(c, s));
+                }
+            }
+        }
+        Prim::MatMul => {
+            if lin[0] && lin[1] {
+                return Err(not_linear());
+            }
+            let (sa, sb) = (shape(e, 0), shape(e, 1));
+            if lin[0] {
+                out[0] = Some(matmul_ct_left(e, ct, x[1], sa, sb));
+            } else {
+                out[1] = Some(matmul_ct_right(e, ct, x[0], sa, sb));
+            }
+        }
+        Prim::Solve => {
+            if lin[0] {
+                return Err(not_linear());
+            }
+            let at = e.emit(Prim::Transpose, vec![x[0]]);
+            out[1] = Some(e.emit(Prim::Solve, vec![at, ct]));
+        }
+        Prim::Transpose => out[0] = Some(e.emit(Prim::Transpose, vec![ct])),
+        Prim::Sum(axis) => {
+            let s = shape(e, 0);
+            out[0] = Some(expand(e, ct, s, *axis));
+        }
+        Prim::Reshape(_) => {
+            let s = shape(e, 0);
+            out[0] = Some(e.emit(Prim::Reshape(s), vec![ct]));
+        }
+        Prim::BroadcastTo(_) => {
+            let s = shape(e, 0);
+            out[0] = Some(e.sum_to(ct, s));
+        }
+        Prim::SumTo(_) => {
+            let s = shape(e, 0);
+            out[0] = Some(e.to_shape(ct, s));
+        }
+        Prim::Index(sels) => {
+            let s = shape(e, 0);
+            let kept: Vec<usize> = sels
+                .iter()
+                .map(|sel| match *sel {
+                    Sel::At(_) => 1,
+                    Sel::Range(a, b) => b - a,
+                })
+                .collect();
+            let kept = Shape::from_dims(&kept).unwrap_or_default();
+            let c = if e.shape(ct) == kept { ct } else { e.emit(Prim::Reshape(kept), vec![ct]) };
+            let widths = sels
+                .iter()
+                .zip(s.dims())
+                .map(|(sel, d)| match *sel {
+                    Sel::At(i) => (i, d - i - 1),
+                    Sel::Range(a, b) => (a, d - b),
+                })
+                .collect();
+            out[0] = Some(e.emit(Prim::Pad(widths), vec![c]));
+        }
+        Prim::Pad(widths) => {
+            let s = shape(e, 0);
+            let sels = widths.iter().zip(s.dims()).map(|((lo, _), d)| Sel::Range(*lo, lo + d)).collect();
+            out[0] = Some(e.emit(Prim::Index(sels), vec![ct]));
+        }
+        Prim::Concat(axis) => {
+            let (sa, sb) = (shape(e, 0), shape(e, 1));
+            let split = sa.dim(*axis);
+            for i in 0..2 {
+                if lin[i] {
+                    let sels = (0..sa.rank())
+                        .map(|k| {
+                            if k == *axis {
+                                if i == 0 {
+                                    Sel::Range(0, split)
+                                } else {
+                                    Sel::Range(split, split + sb.dim(k))
+                                }
+                            } else {
+                                Sel::Range(0, sa.dim(k))
+                            }
+                        })
+                        .collect();
+                    out[i] = Some(e.emit(Prim::Index(sels), vec![ct]));
+                }
+            }
+        }
+        Prim::Stack => {
+            let cs = e.shape(ct);
+            for (i, l) in lin.iter().enumerate() {
+                if *l {
+                    let sels = std::iter::once(Sel::At(i)).chain(cs.dims()[1..].iter().map(|d| Sel::Range(0, *d))).collect();
+                    out[i] = Some(e.emit(Prim::Index(sels), vec![ct]));
+                }
+            }
+        }
+        _ => return Err(not_linear()),
+    }
+    Ok(out)
+}
+
+/// The cotangent of `a` in `a @ b` (for every rank combination).
+fn matmul_ct_left(e: &mut Emitter, ct: Atom, b: Atom, sa: Shape, sb: Shape) -> Atom {
+    match (sa.rank(), sb.rank()) {
+        // [m,k]@[k,n]: ct @ b'
+        (2, 2) => {
+            let bt = e.emit(Prim::Transpose, vec![b]);
+            e.emit(Prim::MatMul, vec![ct, bt])
+        }
+        // [m,k]@[k] -> [m]: the outer product of ct and b
+        (2, 1) => outer(e, ct, b),
+        // [k]@[k,n] -> [n]: b @ ct
+        (1, 2) => e.emit(Prim::MatMul, vec![b, ct]),
+        // [k]@[k] -> []: ct * b
+        _ => e.bin(Binary::Mul, ct, b),
+    }
+}
+
+/// The cotangent of `b` in `a @ b`.
+fn matmul_ct_right(e: &mut Emitter, ct: Atom, a: Atom, sa: Shape, sb: Shape) -> Atom {
+    match (sa.rank(), sb.rank()) {
+        // a' @ ct
+        (2, 2) | (2, 1) => {
+            let at = e.emit(Prim::Transpose, vec![a]);
+            e.emit(Prim::MatMul, vec![at, ct])
+        }
+        // [k]@[k,n]: outer(a, ct)
+        (1, 2) => outer(e, a, ct),
+        _ => e.bin(Binary::Mul, ct, a),
+    }
+}
+
+fn outer(e: &mut Emitter, u: Atom, v: Atom) -> Atom {
+    let (m, n) = (e.shape(u).size(), e.shape(v).size());
+    let col = e.emit(Prim::Reshape(Shape::matrix(m, 1)), vec![u]);
+    let row = e.emit(Prim::Reshape(Shape::matrix(1, n)), vec![v]);
+    e.bin(Binary::Mul, col, row)
+}
