@@ -6,42 +6,80 @@ use ad_ir::lower::spec::Spec;
 use ad_ir::lower::value::{Func, LVal};
 use ad_ir::lower::{lower_function, Lowered};
 use ad_ir::transform::{Mode, Request};
-use ad_ir::{Program, Shape};
+use ad_ir::Program;
 use ad_syntax::ast::{Def, Dim};
 use ad_syntax::Diagnostic;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// A `--shape NAME=[d, ...]` option: NAME is a parameter or a dimension name.
+/// A `--shape NAME=[d, ...]` option: NAME is a parameter or a dimension name. A tuple
+/// parameter takes a tuple of shapes: `--shape p=([3], [])`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShapeOpt {
     pub name: String,
-    pub dims: Vec<usize>,
+    pub value: ShapeArg,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ShapeArg {
+    Shape(Vec<usize>),
+    Tuple(Vec<ShapeArg>),
+}
+
+impl ShapeArg {
+    fn spec(&self) -> Result<Spec, String> {
+        match self {
+            ShapeArg::Shape(d) => Ok(Spec::Array(ad_ir::prim::checked_shape(d)?)),
+            ShapeArg::Tuple(items) => Ok(Spec::Tuple(items.iter().map(|i| i.spec()).collect::<Result<_, _>>()?)),
+        }
+    }
+
+    fn parse(text: &str) -> Result<ShapeArg, String> {
+        let t = text.trim();
+        if let Some(inner) = t.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+            let dims = if inner.trim().is_empty() {
+                vec![]
+            } else {
+                inner
+                    .split(',')
+                    .map(|d| d.trim().parse::<usize>().map_err(|_| format!("`{}` is not a dimension", d.trim())))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            if dims.len() > 2 {
+                return Err("arrays have rank at most 2".into());
+            }
+            return Ok(ShapeArg::Shape(dims));
+        }
+        if let Some(inner) = t.strip_prefix('(').and_then(|d| d.strip_suffix(')')) {
+            // Split at the commas outside brackets.
+            let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
+            for (i, c) in inner.char_indices() {
+                match c {
+                    '[' | '(' => depth += 1,
+                    ']' | ')' => depth -= 1,
+                    ',' if depth == 0 => {
+                        parts.push(&inner[start..i]);
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            if !inner[start..].trim().is_empty() {
+                parts.push(&inner[start..]);
+            }
+            return Ok(ShapeArg::Tuple(parts.into_iter().map(ShapeArg::parse).collect::<Result<_, _>>()?));
+        }
+        Err(format!("`{t}` is not a shape; write it as [d, ...] (or a tuple of shapes: ([3], []))"))
+    }
 }
 
 impl std::str::FromStr for ShapeOpt {
     type Err = String;
 
     fn from_str(s: &str) -> Result<ShapeOpt, String> {
-        let (name, dims) =
+        let (name, value) =
             s.split_once('=').ok_or("expected NAME=[d, ...], e.g. x=[3] or W=[2,3] or n=[5]")?;
-        let dims = dims.trim();
-        let inner = dims
-            .strip_prefix('[')
-            .and_then(|d| d.strip_suffix(']'))
-            .ok_or_else(|| format!("`{dims}` is not a shape; write it as [d, ...]"))?;
-        let dims = if inner.trim().is_empty() {
-            vec![]
-        } else {
-            inner
-                .split(',')
-                .map(|d| d.trim().parse::<usize>().map_err(|_| format!("`{}` is not a dimension", d.trim())))
-                .collect::<Result<Vec<_>, _>>()?
-        };
-        if dims.len() > 2 {
-            return Err("arrays have rank at most 2".into());
-        }
-        Ok(ShapeOpt { name: name.trim().to_string(), dims })
+        Ok(ShapeOpt { name: name.trim().to_string(), value: ShapeArg::parse(value)? })
     }
 }
 
@@ -84,8 +122,8 @@ pub fn signature(
         },
         other => return Err(Diagnostic::error(format!("`{fname}` is {}, not a function", other.describe()))),
     };
-    let given: HashMap<&str, &[usize]> =
-        shapes.iter().map(|s| (s.name.as_str(), s.dims.as_slice())).collect();
+    let given: HashMap<&str, &ShapeArg> =
+        shapes.iter().map(|s| (s.name.as_str(), &s.value)).collect();
     for s in shapes {
         let is_param = def.params.iter().any(|p| *p.name.name == *s.name);
         let is_dim = def
@@ -100,7 +138,7 @@ pub fn signature(
                 format!("`--shape {}`: `{fname}` has no parameter or dimension of that name", s.name),
             ));
         }
-        if is_dim && !is_param && s.dims.len() != 1 {
+        if is_dim && !is_param && !matches!(&s.value, ShapeArg::Shape(d) if d.len() == 1) {
             return Err(Diagnostic::error(format!(
                 "`--shape {}=[..]`: a dimension takes one number, e.g. {}=[5]",
                 s.name, s.name
@@ -109,8 +147,8 @@ pub fn signature(
     }
     let mut specs = Vec::new();
     for p in &def.params {
-        if let Some(d) = given.get(&*p.name.name) {
-            specs.push(Spec::Array(Shape::from_dims(d).unwrap_or_default()));
+        if let Some(v) = given.get(&*p.name.name) {
+            specs.push(v.spec().map_err(|m| Diagnostic::at(p.name.span, m))?);
             continue;
         }
         let Some(annot) = &p.annot else {
@@ -125,7 +163,7 @@ pub fn signature(
             match d {
                 Dim::Known(n, _) => dims.push(*n as usize),
                 Dim::Named(id) => match given.get(&*id.name) {
-                    Some([n]) => dims.push(*n),
+                    Some(ShapeArg::Shape(d)) if d.len() == 1 => dims.push(d[0]),
                     _ => {
                         return Err(Diagnostic::at(
                             id.span,

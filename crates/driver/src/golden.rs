@@ -197,6 +197,15 @@ pub fn run_file(path: &Path, bless: bool) -> Vec<Outcome> {
             outcomes.push(Outcome { directive: label, passed: true, detail: String::new() });
             continue;
         }
+        if let Action::Derive { mode, function, shapes } = &d.action {
+            if mode != "ir" {
+                let file = path.to_string_lossy().replace('\\', "/");
+                if let Err(e) = crate::check::verify_derivation(&file, &text, mode, function, shapes, &got) {
+                    outcomes.push(Outcome { directive: label, passed: false, detail: format!("numeric check: {e}") });
+                    continue;
+                }
+            }
+        }
         let expected = match &d.expected {
             Some(p) => {
                 if bless {

@@ -4,6 +4,7 @@
 
 pub mod cache;
 mod call;
+pub mod check;
 pub mod derive;
 pub mod golden;
 pub mod session;

@@ -107,11 +107,16 @@ impl Session {
 
     /// Runs a lowered program on the leaves of its parameters; the values of the top-level
     /// names it captures are added from the session. `None` if a captured name is gone.
-    pub fn run_lowered(&self, lowered: &lower::Lowered, mut leaves: Vec<Array>) -> Option<Vec<Array>> {
-        if !self.capture_leaves(lowered, &mut leaves) {
-            return None;
+    pub fn run_lowered(&self, lowered: &lower::Lowered, leaves: Vec<Array>) -> Option<Vec<Array>> {
+        self.run_program(&lowered.program, leaves)
+    }
+
+    /// Runs a program on the leaves of its parameters, adding the captured names' values.
+    pub fn run_program(&self, p: &ad_ir::Program, mut leaves: Vec<Array>) -> Option<Vec<Array>> {
+        for c in &p.captures {
+            flatten(self.globals.get(&c.name)?, &mut leaves);
         }
-        ad_eval::Compiled::new(&lowered.program).run(leaves).ok()
+        ad_eval::Compiled::new(p).run(leaves).ok()
     }
 
     pub fn global_value(&self, name: &str) -> Option<&LVal> {

@@ -54,7 +54,7 @@ fn paren(r: &Rendered, min: u8) -> String {
     }
 }
 
-fn render_eqn(prim: &Prim, args: &[Rendered]) -> (String, u8) {
+fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) -> (String, u8) {
     let call = |name: &str, extra: &[String]| {
         let mut parts: Vec<String> = args.iter().map(|a| a.text.clone()).collect();
         parts.extend(extra.iter().cloned());
@@ -90,15 +90,23 @@ fn render_eqn(prim: &Prim, args: &[Rendered]) -> (String, u8) {
         }
         Prim::Reshape(s) | Prim::BroadcastTo(s) | Prim::SumTo(s) => call(prim.name(), &[shape_arg(*s)]),
         Prim::Index(sels) => {
-            let parts: Vec<String> = sels
+            let dims = shapes.first().map(|s| s.dims().to_vec()).unwrap_or_default();
+            let mut parts: Vec<String> = sels
                 .iter()
-                .map(|s| match *s {
+                .enumerate()
+                .map(|(k, s)| match *s {
                     Sel::At(i) => i.to_string(),
                     Sel::Range(a, b) => {
-                        format!("{}:{}", if a == 0 { String::new() } else { a.to_string() }, b)
+                        let lo = if a == 0 { String::new() } else { a.to_string() };
+                        let hi = if dims.get(k) == Some(&b) { String::new() } else { b.to_string() };
+                        format!("{lo}:{hi}")
                     }
                 })
                 .collect();
+            // `x[i, :]` is `x[i]`; a selection needs at least one index.
+            while parts.len() > 1 && parts.last().is_some_and(|p| p == ":") {
+                parts.pop();
+            }
             (format!("{}[{}]", paren(&args[0], P_POSTFIX), parts.join(", ")), P_POSTFIX)
         }
         Prim::Pad(w) => {
@@ -199,7 +207,8 @@ pub fn print_program(p: &Program) -> Result<String, String> {
                 Atom::Var(v) => Rendered { text: provisional(*v), prec: P_ATOM, depth: 0 },
             })
             .collect();
-        let (text, prec) = render_eqn(&e.prim, &args);
+        let shapes: Vec<_> = e.args.iter().map(|a| p.shape(*a)).collect();
+        let (text, prec) = render_eqn(&e.prim, &args, &shapes);
         let depth = 1 + args.iter().map(|a| a.depth).max().unwrap_or(0);
         let o = e.out.index();
         inline[o] = p.vars[o].name.is_none()
@@ -252,6 +261,13 @@ pub fn print_program(p: &Program) -> Result<String, String> {
     let mut taken: HashSet<String> = HashSet::new();
     for c in &p.captures {
         taken.insert(c.name.to_string());
+    }
+    // A tuple parameter keeps its name for the whole body, so that reading the program
+    // never meets it rebound.
+    for d in &p.params {
+        if d.tree != Tree::Leaf {
+            taken.insert(sanitize(&d.name));
+        }
     }
     let user_names: HashSet<String> = p.vars.iter().filter_map(|v| v.name.as_deref().map(sanitize)).collect();
     let mut holder: HashMap<String, Var> = HashMap::new();
@@ -363,7 +379,8 @@ pub fn print_program(p: &Program) -> Result<String, String> {
     };
     for e in &p.eqns {
         let args: Vec<Rendered> = e.args.iter().map(|a| atom(a, &fin, &names)).collect();
-        let (text, prec) = render_eqn(&e.prim, &args);
+        let shapes: Vec<_> = e.args.iter().map(|a| p.shape(*a)).collect();
+        let (text, prec) = render_eqn(&e.prim, &args, &shapes);
         let o = e.out.index();
         if inline[o] {
             fin[o] = Some(Rendered { text, prec, depth: 0 });

@@ -351,6 +351,11 @@ impl Rw {
                             return Out::Emit(Prim::Sum(Some(1)), vec![inner[0]]);
                         }
                     }
+                    if let ([_, n], [1, tn], [k]) = (xs.dims(), t.dims(), out.dims()) {
+                        if n == tn && n == k {
+                            return Out::Emit(Prim::Sum(Some(0)), vec![inner[0]]);
+                        }
+                    }
                 }
                 if let (Prim::BroadcastTo(_), Some((Prim::BroadcastTo(_), inner))) = (prim, self.def_of(x)) {
                     return Out::Emit(prim.clone(), vec![inner[0]]);

@@ -12,74 +12,24 @@ use crate::transform::{self, JacMode};
 use ad_syntax::{Diagnostic, Span};
 
 /// Every builtin name, for lookup, completion and suggestions.
+#[rustfmt::skip]
 pub const NAMES: &[&str] = &[
     // elementwise unary
-    "neg",
-    "exp",
-    "log",
-    "sin",
-    "cos",
-    "tanh",
-    "sqrt",
-    "abs",
-    "sigmoid",
-    "relu",
-    "sign",
+    "neg", "exp", "log", "sin", "cos", "tanh", "sqrt", "abs", "sigmoid", "relu", "sign",
     // elementwise binary
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "pow",
-    "max",
-    "min",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "eq",
-    "ne",
-    "where",
+    "add", "sub", "mul", "div", "pow", "max", "min", "lt", "le", "gt", "ge", "eq", "ne", "where", "safe_mul",
     // linear algebra and reductions
-    "matmul",
-    "transpose",
-    "solve",
-    "sum",
-    "amax",
-    "argmax",
+    "matmul", "transpose", "solve", "sum", "amax", "argmax",
     // structure
-    "reshape",
-    "broadcast_to",
-    "sum_to",
-    "slice",
-    "pad",
-    "index",
-    "concat",
-    "stop_gradient",
+    "reshape", "broadcast_to", "sum_to", "slice", "pad", "index", "concat", "stop_gradient",
     // creation
-    "zeros",
-    "ones",
-    "full",
-    "eye",
-    "arange",
-    "linspace",
-    "one_hot",
+    "zeros", "ones", "full", "eye", "arange", "linspace", "one_hot",
     // shape utilities
-    "shape",
-    "rows",
-    "cols",
-    "size",
-    "rank",
+    "shape", "rows", "cols", "size", "rank",
     // differentiation
     "grad", "value_and_grad", "jvp", "vjp", "hvp", "hessian", "jacobian", "jacfwd", "jacrev",
     // effects (top level only)
-    "print",
-    "seed",
-    "randn",
-    "rand",
-    "now",
-    "read_csv",
-    "write_csv",
+    "print", "seed", "randn", "rand", "now", "read_csv", "write_csv",
 ];
 
 /// Builtins that touch the world; only the top level may call them.

@@ -79,7 +79,7 @@ impl Lowerer<'_> {
     fn name_value(&mut self, v: &LVal, id: &ad_syntax::ast::Ident) {
         if let LVal::Arr(super::value::Arr::Var { var, .. }) = v {
             let info = &mut self.b.vars[var.index()];
-            if info.name.is_none() && id.span.file != super::PRELUDE_FILE && !self.inputs.contains(var) {
+            if info.name.is_none() && id.span.file != super::PRELUDE_FILE {
                 info.name = Some(id.name.clone());
             }
         }
