@@ -8,8 +8,8 @@ use crate::jvp::{dot_name, jvp};
 use crate::simplify::simplify;
 use crate::transpose::{bar_name, linearize, transpose};
 use ad_ir::prim::{ConstArray, Prim};
-use ad_ir::{Array, Atom, Builder, Program, Shape, Tree, Var};
 use ad_ir::program::ParamDecl;
+use ad_ir::{Array, Atom, Builder, Program, Shape, Tree, Var};
 use std::rc::Rc;
 
 pub use ad_ir::transform::{jacobian_shape, JacMode, Mode, Request};
@@ -70,7 +70,9 @@ pub fn needs_nan_safety(p: &Program, wrt_leaves: &[usize]) -> bool {
             }
         }
     }
-    p.eqns.iter().any(|e| e.prim == Prim::Where && reaches[e.out.index()] && e.args[1..].iter().any(|a| depends(&dep, a)))
+    p.eqns.iter().any(|e| {
+        e.prim == Prim::Where && reaches[e.out.index()] && e.args[1..].iter().any(|a| depends(&dep, a))
+    })
 }
 
 pub fn derive(p: &Program, req: &Request) -> Result<Program, String> {
@@ -111,7 +113,11 @@ struct Assembly {
 impl Assembly {
     fn from(p: &Program, inputs: &[Var]) -> Assembly {
         let n = p.param_leaves();
-        Assembly { params: p.params.clone(), param_inputs: inputs[..n].to_vec(), capture_inputs: inputs[n..].to_vec() }
+        Assembly {
+            params: p.params.clone(),
+            param_inputs: inputs[..n].to_vec(),
+            capture_inputs: inputs[n..].to_vec(),
+        }
     }
 
     fn add_param(&mut self, name: Rc<str>, tree: Tree, leaves: &[Var]) {
@@ -282,7 +288,9 @@ fn vjp_program(p: &Program, wrt: &[usize], wrt_leaves: &[usize]) -> Result<Progr
     let (r, seeds) = reverse(p, wrt_leaves, SeedKind::Inputs)?;
     let mut asm = Assembly::from(p, &r.inputs);
     let seed_name: Rc<str> = match (&p.out_tree, p.outputs.first()) {
-        (Tree::Leaf, Some(Atom::Var(v))) => bar_name(p.vars[v.index()].name.as_deref()).unwrap_or_else(|| "y_bar".into()),
+        (Tree::Leaf, Some(Atom::Var(v))) => {
+            bar_name(p.vars[v.index()].name.as_deref()).unwrap_or_else(|| "y_bar".into())
+        }
         _ => "y_bar".into(),
     };
     asm.add_param(seed_name, p.out_tree.clone(), &seeds);
@@ -307,7 +315,12 @@ fn check_scalar_output(p: &Program, what: &str) -> Result<(), String> {
     }
 }
 
-fn grad_program(p: &Program, wrt: &[usize], wrt_leaves: &[usize], with_value: bool) -> Result<Program, String> {
+fn grad_program(
+    p: &Program,
+    wrt: &[usize],
+    wrt_leaves: &[usize],
+    with_value: bool,
+) -> Result<Program, String> {
     check_scalar_output(p, "`grad`")?;
     let (r, _) = reverse(p, wrt_leaves, SeedKind::One)?;
     let asm = Assembly::from(p, &r.inputs);
@@ -326,7 +339,10 @@ fn grad_program(p: &Program, wrt: &[usize], wrt_leaves: &[usize], with_value: bo
 fn single_array_param(p: &Program, wrt: &[usize], what: &str) -> Result<usize, String> {
     match wrt {
         [i] if p.params[*i].tree == Tree::Leaf => Ok(*i),
-        [i] => Err(format!("{what} differentiates with respect to one array, but `{}` is a tuple", p.params[*i].name)),
+        [i] => Err(format!(
+            "{what} differentiates with respect to one array, but `{}` is a tuple",
+            p.params[*i].name
+        )),
         _ => Err(format!("{what} differentiates with respect to one argument")),
     }
 }
@@ -385,7 +401,8 @@ fn jacobian_of(p: &Program, i: usize, mode: JacMode) -> Result<Program, String> 
         (derive(p, &Request { mode: Mode::Vjp, wrt: vec![i] })?, out_shape)
     };
     let mut b = Builder::new();
-    let inputs: Vec<Var> = p.inputs.iter().map(|v| b.new_var(p.var_shape(*v), p.vars[v.index()].name.clone())).collect();
+    let inputs: Vec<Var> =
+        p.inputs.iter().map(|v| b.new_var(p.var_shape(*v), p.vars[v.index()].name.clone())).collect();
     let n_params = p.param_leaves();
     let span = p.span;
     let count = if forward { n_in } else { n_out };
@@ -500,7 +517,12 @@ fn jvp2_program(p: &Program, wrt: &[usize]) -> Result<Program, String> {
     let mut defs = Vec::new();
     for uv in &u_inputs {
         let s = b.vars[uv.index()].shape;
-        defs.push(ad_ir::Eqn { out: *uv, prim: Prim::Full(s, ad_ir::prim::F64(0.0)), args: vec![], span: p.span });
+        defs.push(ad_ir::Eqn {
+            out: *uv,
+            prim: Prim::Full(s, ad_ir::prim::F64(0.0)),
+            args: vec![],
+            span: p.span,
+        });
     }
     defs.extend(std::mem::take(&mut b.eqns));
     b.eqns = defs;

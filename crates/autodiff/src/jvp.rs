@@ -44,7 +44,9 @@ pub fn jvp(p: &Program, wrt: &[usize], nan_safe: bool) -> Jvp {
         tangent_inputs.push(t);
     }
     let get = |map: &Vec<Option<Atom>>, a: &Atom| match a {
-        Atom::Var(v) => map[v.index()].unwrap_or_else(|| panic!("internal error: {v:?} used before definition")),
+        Atom::Var(v) => {
+            map[v.index()].unwrap_or_else(|| panic!("internal error: {v:?} used before definition"))
+        }
         lit => *lit,
     };
     for e in &p.eqns {

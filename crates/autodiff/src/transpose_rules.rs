@@ -9,16 +9,24 @@ use ad_ir::{Atom, Shape};
 
 /// Contributions to each operand's cotangent (`None` for coefficients), or an error naming
 /// the primitive if the equation is not linear in its linear operands.
-pub fn transpose_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], lin: &[bool], ct: Atom) -> Result<Vec<Tan>, String> {
+pub fn transpose_rule(
+    e: &mut Emitter,
+    prim: &Prim,
+    x: &[Atom],
+    lin: &[bool],
+    ct: Atom,
+) -> Result<Vec<Tan>, String> {
     let shape = |e: &Emitter, i: usize| e.shape(x[i]);
-    let not_linear = || format!("internal error: `{}` is not linear in the operands being transposed", prim.name());
+    let not_linear =
+        || format!("internal error: `{}` is not linear in the operands being transposed", prim.name());
     let mut out: Vec<Tan> = vec![None; x.len()];
     match prim {
         Prim::Unary(Unary::Neg) => out[0] = Some(e.un(Unary::Neg, ct)),
         Prim::Binary(Binary::Add) | Prim::Binary(Binary::Sub) => {
             for i in 0..2 {
                 if lin[i] {
-                    let c = if i == 1 && *prim == Prim::Binary(Binary::Sub) { e.un(Unary::Neg, ct) } else { ct };
+                    let c =
+                        if i == 1 && *prim == Prim::Binary(Binary::Sub) { e.un(Unary::Neg, ct) } else { ct };
                     let s = shape(e, i);
                     out[i] = Some(e.sum_to(c, s));
                 }
@@ -30,7 +38,8 @@ pub fn transpose_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], lin: &[bool], ct
             }
             let i = if lin[0] { 0 } else { 1 };
             // `safe_mul(t, p)` and `safe_mul(p, t)` are the same diagonal map of `t`.
-            let c = if *b == Binary::SafeMul && i == 1 { e.bin(*b, x[0], ct) } else { e.bin(*b, ct, x[1 - i]) };
+            let c =
+                if *b == Binary::SafeMul && i == 1 { e.bin(*b, x[0], ct) } else { e.bin(*b, ct, x[1 - i]) };
             let s = shape(e, i);
             out[i] = Some(e.sum_to(c, s));
         }
@@ -143,7 +152,9 @@ pub fn transpose_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], lin: &[bool], ct
             let cs = e.shape(ct);
             for (i, l) in lin.iter().enumerate() {
                 if *l {
-                    let sels = std::iter::once(Sel::At(i)).chain(cs.dims()[1..].iter().map(|d| Sel::Range(0, *d))).collect();
+                    let sels = std::iter::once(Sel::At(i))
+                        .chain(cs.dims()[1..].iter().map(|d| Sel::Range(0, *d)))
+                        .collect();
                     out[i] = Some(e.emit(Prim::Index(sels), vec![ct]));
                 }
             }

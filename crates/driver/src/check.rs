@@ -31,7 +31,9 @@ fn axpy(x: &[Array], h: f64, v: &[Array]) -> Vec<Array> {
 fn sub_scaled(a: &[Array], b: &[Array], scale: f64) -> Vec<Array> {
     a.iter()
         .zip(b)
-        .map(|(x, y)| Array::new(x.shape(), x.data().iter().zip(y.data()).map(|(p, q)| (p - q) * scale).collect()))
+        .map(|(x, y)| {
+            Array::new(x.shape(), x.data().iter().zip(y.data()).map(|(p, q)| (p - q) * scale).collect())
+        })
         .collect()
 }
 
@@ -49,7 +51,10 @@ fn nan_eq(x: &Array, y: &Array) -> bool {
 }
 
 fn describe(a: &[Array]) -> String {
-    a.iter().map(|x| x.data().iter().take(6).map(|v| format!("{v:.8}")).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join(" | ")
+    a.iter()
+        .map(|x| x.data().iter().take(6).map(|v| format!("{v:.8}")).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 /// Random arrays shaped like the parameter leaves of `p`, in [0.5, 1.5): positive and away
@@ -88,7 +93,13 @@ fn wrt_leaves(p: &Program, wrt: &[usize]) -> Vec<usize> {
 /// `stop_gradient` changes derivatives on purpose, so central differences of a function
 /// that uses it may legitimately disagree; then forward and reverse mode must still agree
 /// with each other (the dot-product test between a fresh JVP and a fresh VJP).
-pub fn check_derived(s: &Session, primal: &Program, derived: &Program, req: &Request, seed: u64) -> Result<(), String> {
+pub fn check_derived(
+    s: &Session,
+    primal: &Program,
+    derived: &Program,
+    req: &Request,
+    seed: u64,
+) -> Result<(), String> {
     match check_against_differences(s, primal, derived, req, seed) {
         Err(e) if primal.eqns.iter().any(|q| q.prim == ad_ir::Prim::StopGradient) => {
             forward_reverse_agree(s, primal, &req.wrt, seed).map_err(|e2| format!("{e}; and {e2}"))
@@ -122,12 +133,19 @@ pub fn forward_reverse_agree(s: &Session, primal: &Program, wrt: &[usize], seed:
     Ok(())
 }
 
-fn check_against_differences(s: &Session, primal: &Program, derived: &Program, req: &Request, seed: u64) -> Result<(), String> {
+fn check_against_differences(
+    s: &Session,
+    primal: &Program,
+    derived: &Program,
+    req: &Request,
+    seed: u64,
+) -> Result<(), String> {
     let mut rng = Rng::new(seed);
     let x = random_point(primal, &mut rng);
     let leaves = wrt_leaves(primal, &req.wrt);
     let run = |p: &Program, inputs: Vec<Array>| -> Result<Vec<Array>, String> {
-        s.run_program(p, inputs).ok_or_else(|| format!("`{}` could not run (a captured name is missing)", p.name))
+        s.run_program(p, inputs)
+            .ok_or_else(|| format!("`{}` could not run (a captured name is missing)", p.name))
     };
     // A direction that moves only the differentiated leaves.
     let direction = |rng: &mut Rng| -> Vec<Array> {
@@ -152,11 +170,19 @@ fn check_against_differences(s: &Session, primal: &Program, derived: &Program, r
             let out = run(derived, inputs)?;
             let (yy, ydot) = out.split_at(y.len());
             if !close(yy, &y, 1e-12, 1e-12) {
-                return Err(format!("the derived program's value differs from the function's: {} vs {}", describe(yy), describe(&y)));
+                return Err(format!(
+                    "the derived program's value differs from the function's: {} vs {}",
+                    describe(yy),
+                    describe(&y)
+                ));
             }
             let expected = fd(&v)?;
             if !close(ydot, &expected, FD_RTOL, FD_ATOL) {
-                return Err(format!("JVP {} differs from central differences {}", describe(ydot), describe(&expected)));
+                return Err(format!(
+                    "JVP {} differs from central differences {}",
+                    describe(ydot),
+                    describe(&expected)
+                ));
             }
         }
         Mode::Vjp => {
@@ -184,7 +210,10 @@ fn check_against_differences(s: &Session, primal: &Program, derived: &Program, r
         }
         Mode::Hvp | Mode::Hessian => {
             // Second order: compare with central differences of the gradient.
-            let grad = ad_autodiff::derive(primal, &Request { mode: Mode::Grad { with_value: false }, wrt: req.wrt.clone() })?;
+            let grad = ad_autodiff::derive(
+                primal,
+                &Request { mode: Mode::Grad { with_value: false }, wrt: req.wrt.clone() },
+            )?;
             let v = direction(&mut rng);
             let hi = run(&grad, axpy(&x, STEP, &v))?;
             let lo = run(&grad, axpy(&x, -STEP, &v))?;
@@ -197,11 +226,19 @@ fn check_against_differences(s: &Session, primal: &Program, derived: &Program, r
                 let h = run(derived, x.clone())?;
                 let vv = pick(&v);
                 let n = vv[0].shape().size();
-                let hv: Vec<f64> = h[0].data().chunks(n.max(1)).map(|row| row.iter().zip(vv[0].data()).map(|(a, b)| a * b).sum()).collect();
+                let hv: Vec<f64> = h[0]
+                    .data()
+                    .chunks(n.max(1))
+                    .map(|row| row.iter().zip(vv[0].data()).map(|(a, b)| a * b).sum())
+                    .collect();
                 vec![Array::new(expected[0].shape(), hv)]
             };
             if !close(&got, &expected, 1e-5, 1e-6) {
-                return Err(format!("H·v {} differs from differences of gradients {}", describe(&got), describe(&expected)));
+                return Err(format!(
+                    "H·v {} differs from differences of gradients {}",
+                    describe(&got),
+                    describe(&expected)
+                ));
             }
         }
         Mode::Jacobian(_) => {
@@ -209,12 +246,21 @@ fn check_against_differences(s: &Session, primal: &Program, derived: &Program, r
             let v = direction(&mut rng);
             let vv = pick(&v);
             let n = vv[0].shape().size();
-            let jv: Vec<f64> = j[0].data().chunks(n.max(1)).map(|row| row.iter().zip(vv[0].data()).map(|(a, b)| a * b).sum()).collect();
+            let jv: Vec<f64> = j[0]
+                .data()
+                .chunks(n.max(1))
+                .map(|row| row.iter().zip(vv[0].data()).map(|(a, b)| a * b).sum())
+                .collect();
             let expected = fd(&v)?;
             let flat: Vec<f64> = expected.iter().flat_map(|a| a.data().to_vec()).collect();
-            let (a, b) = (Array::new(Shape::vector(jv.len()), jv), Array::new(Shape::vector(flat.len()), flat));
+            let (a, b) =
+                (Array::new(Shape::vector(jv.len()), jv), Array::new(Shape::vector(flat.len()), flat));
             if !close(&[a.clone()], &[b.clone()], FD_RTOL, FD_ATOL) {
-                return Err(format!("J·v {} differs from central differences {}", describe(&[a]), describe(&[b])));
+                return Err(format!(
+                    "J·v {} differs from central differences {}",
+                    describe(&[a]),
+                    describe(&[b])
+                ));
             }
         }
     }
@@ -249,23 +295,30 @@ pub fn verify_derivation(
     let mut s = Session::new(Box::new(crate::golden::SharedBuf::default()));
     s.run_source(file, text).map_err(|e| render(&s, &e))?;
     let primal = crate::derive::lower_named(&mut s, function, shapes).map_err(|e| render(&s, &[e]))?;
-    let req = crate::derive::request(mode, primal.program.params.len()).ok_or_else(|| format!("unknown mode {mode}"))?;
+    let req = crate::derive::request(mode, primal.program.params.len())
+        .ok_or_else(|| format!("unknown mode {mode}"))?;
     let derived = ad_autodiff::derive(&primal.program, &req)?;
     check_derived(&s, &primal.program, &derived, &req, 7)?;
     // The printed program computes what the derived program computes.
     s.run_source("<printed>", printed).map_err(|e| render(&s, &e))?;
     let name = derived.name.clone();
-    let f = s.global_value(&name).cloned().ok_or_else(|| format!("the printed text does not define `{name}`"))?;
+    let f =
+        s.global_value(&name).cloned().ok_or_else(|| format!("the printed text does not define `{name}`"))?;
     let specs = param_specs(&derived);
     let n: usize = specs.iter().map(|x| x.leaves()).sum();
-    let reloaded = ad_ir::lower::lower_function(&mut s, &f, &specs, &vec![None; n], ad_syntax::Span::DUMMY, &[])
-        .map_err(|e| render(&s, &[e]))?;
+    let reloaded =
+        ad_ir::lower::lower_function(&mut s, &f, &specs, &vec![None; n], ad_syntax::Span::DUMMY, &[])
+            .map_err(|e| render(&s, &[e]))?;
     let mut rng = Rng::new(11);
     let x = random_point(&derived, &mut rng);
     let a = s.run_program(&derived, x.clone()).ok_or("the derived program could not run")?;
     let b = s.run_program(&reloaded.program, x).ok_or("the printed program could not run")?;
     if !close(&a, &b, 1e-12, 1e-12) {
-        return Err(format!("the printed program computes {} but the derived one {}", describe(&b), describe(&a)));
+        return Err(format!(
+            "the printed program computes {} but the derived one {}",
+            describe(&b),
+            describe(&a)
+        ));
     }
     Ok(())
 }

@@ -30,7 +30,9 @@ impl ShapeArg {
     fn spec(&self) -> Result<Spec, String> {
         match self {
             ShapeArg::Shape(d) => Ok(Spec::Array(ad_ir::prim::checked_shape(d)?)),
-            ShapeArg::Tuple(items) => Ok(Spec::Tuple(items.iter().map(|i| i.spec()).collect::<Result<_, _>>()?)),
+            ShapeArg::Tuple(items) => {
+                Ok(Spec::Tuple(items.iter().map(|i| i.spec()).collect::<Result<_, _>>()?))
+            }
         }
     }
 
@@ -42,7 +44,9 @@ impl ShapeArg {
             } else {
                 inner
                     .split(',')
-                    .map(|d| d.trim().parse::<usize>().map_err(|_| format!("`{}` is not a dimension", d.trim())))
+                    .map(|d| {
+                        d.trim().parse::<usize>().map_err(|_| format!("`{}` is not a dimension", d.trim()))
+                    })
                     .collect::<Result<Vec<_>, _>>()?
             };
             if dims.len() > 2 {
@@ -122,8 +126,7 @@ pub fn signature(
         },
         other => return Err(Diagnostic::error(format!("`{fname}` is {}, not a function", other.describe()))),
     };
-    let given: HashMap<&str, &ShapeArg> =
-        shapes.iter().map(|s| (s.name.as_str(), &s.value)).collect();
+    let given: HashMap<&str, &ShapeArg> = shapes.iter().map(|s| (s.name.as_str(), &s.value)).collect();
     for s in shapes {
         let is_param = def.params.iter().any(|p| *p.name.name == *s.name);
         let is_dim = def
@@ -217,7 +220,12 @@ pub fn request(mode: &str, n_params: usize) -> Option<Request> {
 }
 
 /// The program `ad derive MODE` prints for `fname`.
-pub fn derive_program(session: &mut Session, mode: &str, fname: &str, shapes: &[ShapeOpt]) -> Result<Program, Diagnostic> {
+pub fn derive_program(
+    session: &mut Session,
+    mode: &str,
+    fname: &str,
+    shapes: &[ShapeOpt],
+) -> Result<Program, Diagnostic> {
     let lowered = lower_named(session, fname, shapes)?;
     if mode == "ir" {
         return Ok(lowered.program);
@@ -233,7 +241,12 @@ pub fn derive_program(session: &mut Session, mode: &str, fname: &str, shapes: &[
 }
 
 /// The text `ad derive MODE` prints for `fname`.
-pub fn derive(session: &mut Session, mode: &str, fname: &str, shapes: &[ShapeOpt]) -> Result<String, Diagnostic> {
+pub fn derive(
+    session: &mut Session,
+    mode: &str,
+    fname: &str,
+    shapes: &[ShapeOpt],
+) -> Result<String, Diagnostic> {
     let program = derive_program(session, mode, fname, shapes)?;
     ad_ir::print_program(&program).map_err(Diagnostic::error)
 }

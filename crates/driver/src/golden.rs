@@ -201,7 +201,11 @@ pub fn run_file(path: &Path, bless: bool) -> Vec<Outcome> {
             if mode != "ir" {
                 let file = path.to_string_lossy().replace('\\', "/");
                 if let Err(e) = crate::check::verify_derivation(&file, &text, mode, function, shapes, &got) {
-                    outcomes.push(Outcome { directive: label, passed: false, detail: format!("numeric check: {e}") });
+                    outcomes.push(Outcome {
+                        directive: label,
+                        passed: false,
+                        detail: format!("numeric check: {e}"),
+                    });
                     continue;
                 }
             }

@@ -210,7 +210,11 @@ impl Host for Session {
         }
     }
 
-    fn derive(&mut self, p: &ad_ir::Program, req: &ad_ir::transform::Request) -> Result<ad_ir::Program, String> {
+    fn derive(
+        &mut self,
+        p: &ad_ir::Program,
+        req: &ad_ir::transform::Request,
+    ) -> Result<ad_ir::Program, String> {
         ad_autodiff::derive(p, req)
     }
 

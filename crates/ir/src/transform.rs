@@ -12,7 +12,9 @@ pub enum Mode {
     /// `f_vjp(args.., out_bar) -> (out, args_bar..)`
     Vjp,
     /// `f_grad(args..) -> grad`, or `(value, grad)`.
-    Grad { with_value: bool },
+    Grad {
+        with_value: bool,
+    },
     /// `f_hvp(args.., v) -> H·v`
     Hvp,
     Hessian,
@@ -53,11 +55,9 @@ pub struct Request {
     pub wrt: Vec<usize>,
 }
 
-
 /// The shape of a Jacobian: output axes then input axes, flattened to
 /// `[size(out), size(in)]` when that would exceed rank 2.
 pub fn jacobian_shape(out: Shape, input: Shape) -> Shape {
     let dims: Vec<usize> = out.dims().iter().chain(input.dims()).copied().collect();
     Shape::from_dims(&dims).unwrap_or_else(|| Shape::matrix(out.size(), input.size()))
 }
-

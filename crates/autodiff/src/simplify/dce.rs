@@ -31,7 +31,9 @@ pub fn dce(p: &Program) -> Program {
     };
     let inputs: Vec<Var> = p.inputs.iter().map(|v| fresh(*v, &mut vars, &mut renum)).collect();
     let map = |a: &Atom, renum: &Vec<Option<Var>>| match a {
-        Atom::Var(v) => Atom::Var(renum[v.index()].unwrap_or_else(|| panic!("internal error: dead {v:?} is used"))),
+        Atom::Var(v) => {
+            Atom::Var(renum[v.index()].unwrap_or_else(|| panic!("internal error: dead {v:?} is used")))
+        }
         lit => *lit,
     };
     let mut eqns = Vec::new();

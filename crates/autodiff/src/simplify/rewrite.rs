@@ -24,7 +24,13 @@ enum Out {
 }
 
 pub fn rewrite(p: &Program) -> Program {
-    let mut rw = Rw { b: Builder::new(), uniform: HashMap::new(), def: HashMap::new(), cse: HashMap::new(), inputs: Vec::new() };
+    let mut rw = Rw {
+        b: Builder::new(),
+        uniform: HashMap::new(),
+        def: HashMap::new(),
+        cse: HashMap::new(),
+        inputs: Vec::new(),
+    };
     let mut map: Vec<Option<Atom>> = vec![None; p.vars.len()];
     for v in &p.inputs {
         let info = &p.vars[v.index()];
@@ -33,7 +39,9 @@ pub fn rewrite(p: &Program) -> Program {
         map[v.index()] = Some(Atom::Var(nv));
     }
     let get = |map: &Vec<Option<Atom>>, a: &Atom| match a {
-        Atom::Var(v) => map[v.index()].unwrap_or_else(|| panic!("internal error: {v:?} used before definition")),
+        Atom::Var(v) => {
+            map[v.index()].unwrap_or_else(|| panic!("internal error: {v:?} used before definition"))
+        }
         lit => *lit,
     };
     for e in &p.eqns {
@@ -253,7 +261,9 @@ impl Rw {
                         if *b == Mul {
                             // (-a) * c = a * (-c) for a literal c.
                             for (n, c) in [(x, y), (y, x)] {
-                                if let (Some((Prim::Unary(Unary::Neg), inner)), Atom::Lit(k)) = (self.def_of(n), c) {
+                                if let (Some((Prim::Unary(Unary::Neg), inner)), Atom::Lit(k)) =
+                                    (self.def_of(n), c)
+                                {
                                     return Out::Emit(Prim::Binary(Mul), vec![inner[0], Atom::Lit(-k)]);
                                 }
                             }

@@ -139,7 +139,10 @@ pub(crate) fn call(
                     }
                 };
                 if tangents.len() != n {
-                    return Err(Diagnostic::at(at(2), format!("{} primal(s) but {} tangent(s)", n, tangents.len())));
+                    return Err(Diagnostic::at(
+                        at(2),
+                        format!("{} primal(s) but {} tangent(s)", n, tangents.len()),
+                    ));
                 }
                 call_args.extend(tangents);
                 spans.extend(vec![at(2); n]);

@@ -39,7 +39,11 @@ impl Lowerer<'_> {
                             let what = if mode == Mode::Hvp { "the direction" } else { "the tangent" };
                             return Err(Diagnostic::at(
                                 at(n + i),
-                                format!("{what} has the structure of {}, but the argument is {}", t.describe(), p.describe()),
+                                format!(
+                                    "{what} has the structure of {}, but the argument is {}",
+                                    t.describe(),
+                                    p.describe()
+                                ),
                             ));
                         }
                     }
@@ -60,8 +64,13 @@ impl Lowerer<'_> {
                     Mode::Hvp => self.rebuild(&Spec::of(&primals[0]), &mut it),
                     Mode::Vjp => {
                         let out = self.rebuild(&out_spec, &mut it);
-                        let cts: Vec<LVal> = primals.iter().map(|p| self.rebuild(&Spec::of(p), &mut it)).collect();
-                        let cts = if tuple { LVal::Tuple(cts.into()) } else { cts.into_iter().next().unwrap_or(LVal::unit()) };
+                        let cts: Vec<LVal> =
+                            primals.iter().map(|p| self.rebuild(&Spec::of(p), &mut it)).collect();
+                        let cts = if tuple {
+                            LVal::Tuple(cts.into())
+                        } else {
+                            cts.into_iter().next().unwrap_or(LVal::unit())
+                        };
                         LVal::Tuple(vec![out, cts].into())
                     }
                     _ => {
@@ -82,9 +91,18 @@ impl Lowerer<'_> {
                 }
                 let (outs, _) = self.derived(mode, f, &args, argnums, &[], span, arg_spans)?;
                 let mut it = outs.into_iter();
-                let value = if with_value { Some(self.rebuild(&Spec::Array(crate::Shape::scalar()), &mut it)) } else { None };
-                let grads: Vec<LVal> = argnums.iter().map(|&i| self.rebuild(&Spec::of(&args[i]), &mut it)).collect();
-                let g = if tuple { LVal::Tuple(grads.into()) } else { grads.into_iter().next().unwrap_or(LVal::unit()) };
+                let value = if with_value {
+                    Some(self.rebuild(&Spec::Array(crate::Shape::scalar()), &mut it))
+                } else {
+                    None
+                };
+                let grads: Vec<LVal> =
+                    argnums.iter().map(|&i| self.rebuild(&Spec::of(&args[i]), &mut it)).collect();
+                let g = if tuple {
+                    LVal::Tuple(grads.into())
+                } else {
+                    grads.into_iter().next().unwrap_or(LVal::unit())
+                };
                 Ok(match value {
                     Some(v) => LVal::Tuple(vec![v, g].into()),
                     None => g,
@@ -92,10 +110,20 @@ impl Lowerer<'_> {
             }
             Mode::Hessian | Mode::Jacobian(_) => {
                 let Some(x) = args.first() else {
-                    return Err(Diagnostic::at(span, format!("`{}` needs at least one argument", mode.suffix())));
+                    return Err(Diagnostic::at(
+                        span,
+                        format!("`{}` needs at least one argument", mode.suffix()),
+                    ));
                 };
                 let Some(xs) = self.shape_of(x) else {
-                    return Err(Diagnostic::at(at(0), format!("`{}` differentiates with respect to an array, not {}", mode.suffix(), x.describe())));
+                    return Err(Diagnostic::at(
+                        at(0),
+                        format!(
+                            "`{}` differentiates with respect to an array, not {}",
+                            mode.suffix(),
+                            x.describe()
+                        ),
+                    ));
                 };
                 let (outs, out_spec) = self.derived(mode, f, &args, argnums, &[], span, arg_spans)?;
                 let shape = match (mode, out_spec) {
@@ -189,7 +217,9 @@ impl Lowerer<'_> {
                 Some(Atom::Lit(x)) => LVal::Num(x),
                 None => LVal::unit(),
             },
-            Spec::Tuple(ts) => LVal::Tuple(ts.iter().map(|t| self.rebuild(t, atoms)).collect::<Vec<_>>().into()),
+            Spec::Tuple(ts) => {
+                LVal::Tuple(ts.iter().map(|t| self.rebuild(t, atoms)).collect::<Vec<_>>().into())
+            }
             other => other.unflatten(&mut std::iter::empty()),
         }
     }

@@ -60,7 +60,11 @@ pub trait Host {
     /// (to learn the file's shape).
     fn effect(&mut self, effect: builtins::Effect, span: Span) -> Result<LVal>;
     /// Derives a program (forward, reverse, Hessians...); implemented by `ad-autodiff`.
-    fn derive(&mut self, p: &Program, req: &crate::transform::Request) -> std::result::Result<Program, String>;
+    fn derive(
+        &mut self,
+        p: &Program,
+        req: &crate::transform::Request,
+    ) -> std::result::Result<Program, String>;
     /// True once the user asked to stop (Ctrl-C); loops check it.
     fn interrupted(&self) -> bool {
         false
@@ -163,7 +167,12 @@ impl<'h> Lowerer<'h> {
             }
             Spec::Func(FuncSpec::Transform(mode, f, argnums, tuple)) => {
                 let f = self.abstract_value(f, known, None);
-                LVal::Func(Rc::new(Func::Transform { mode: *mode, f, argnums: argnums.clone(), tuple: *tuple }))
+                LVal::Func(Rc::new(Func::Transform {
+                    mode: *mode,
+                    f,
+                    argnums: argnums.clone(),
+                    tuple: *tuple,
+                }))
             }
             Spec::Str(s) => LVal::Str(s.clone()),
         }
@@ -268,27 +277,29 @@ pub fn check_module(host: &mut dyn Host, module: &Module) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
     let mut lw = Lowerer::new(host, Mode::Trace, false);
     for s in &module.stmts {
-        if let ast::StmtKind::Def(d) = &s.kind {
-            if let Err(e) = lw.stmt(s) {
-                errors.push(e);
-                continue;
-            }
-            let dims: Option<Vec<Spec>> = d
-                .params
-                .iter()
-                .map(|p| p.annot.as_ref().and_then(statics::annot_shape).map(Spec::Array))
-                .collect();
-            if let Some(specs) = dims {
-                let f = LVal::Func(Rc::new(Func::Def(d.clone())));
-                let known = vec![None; specs.len()];
-                let spans: Vec<Span> = d.params.iter().map(|p| p.name.span).collect();
-                if let Err(e) = lower_function(lw.host, &f, &specs, &known, d.span, &spans) {
-                    errors.push(e);
-                }
-            }
-        } else if let Err(e) = lw.stmt(s) {
+        if let Err(e) = lw.stmt(s) {
             errors.push(e);
-            break;
+            if !matches!(s.kind, ast::StmtKind::Def(_)) {
+                break;
+            }
+        }
+    }
+    // Definitions are checked once the whole file is read, so that they may call functions
+    // defined after them.
+    for s in &module.stmts {
+        let ast::StmtKind::Def(d) = &s.kind else { continue };
+        let dims: Option<Vec<Spec>> = d
+            .params
+            .iter()
+            .map(|p| p.annot.as_ref().and_then(statics::annot_shape).map(Spec::Array))
+            .collect();
+        if let Some(specs) = dims {
+            let f = LVal::Func(Rc::new(Func::Def(d.clone())));
+            let known = vec![None; specs.len()];
+            let spans: Vec<Span> = d.params.iter().map(|p| p.name.span).collect();
+            if let Err(e) = lower_function(lw.host, &f, &specs, &known, d.span, &spans) {
+                errors.push(e);
+            }
         }
     }
     errors

@@ -116,12 +116,14 @@ impl Spec {
                 lam: lam.clone(),
                 env: env.iter().map(|(n, s)| (n.clone(), s.unflatten(leaves))).collect(),
             })),
-            Spec::Func(FuncSpec::Transform(mode, f, argnums, tuple)) => LVal::Func(Rc::new(Func::Transform {
-                mode: *mode,
-                f: f.unflatten(leaves),
-                argnums: argnums.clone(),
-                tuple: *tuple,
-            })),
+            Spec::Func(FuncSpec::Transform(mode, f, argnums, tuple)) => {
+                LVal::Func(Rc::new(Func::Transform {
+                    mode: *mode,
+                    f: f.unflatten(leaves),
+                    argnums: argnums.clone(),
+                    tuple: *tuple,
+                }))
+            }
             Spec::Str(s) => LVal::Str(s.clone()),
         }
     }

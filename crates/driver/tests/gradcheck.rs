@@ -1,0 +1,188 @@
+//! Gradient checks in the manner of JAX's `check_grads`, for every primitive and library
+//! function: forward mode against central differences, reverse mode by the dot-product test,
+//! and order 2 by checking the derived programs themselves the same way. Hessian-vector
+//! products are cross-checked four ways.
+
+use ad_driver::check::{check_derived, close, random_like, random_point};
+use ad_driver::derive::{lower_named, ShapeOpt};
+use ad_driver::golden::SharedBuf;
+use ad_driver::Session;
+use ad_eval::rng::Rng;
+use ad_ir::program::Program;
+use ad_ir::transform::{Mode, Request};
+use ad_ir::{Array, Tree};
+
+/// Functions of annotated parameters; inputs are drawn from [0.5, 1.5), away from kinks.
+const FUNCTIONS: &[&str] = &[
+    "def f(x: [3]) = -x",
+    "def f(x: [3]) = exp(x)",
+    "def f(x: [3]) = log(x)",
+    "def f(x: [3]) = sin(x)",
+    "def f(x: [3]) = cos(x)",
+    "def f(x: [3]) = tanh(x)",
+    "def f(x: [3]) = sqrt(x)",
+    "def f(x: [3]) = abs(x - 1)",
+    "def f(x: [3]) = sigmoid(x)",
+    "def f(x: [3]) = relu(x - 1)",
+    "def f(x: [3]) = sign(x - 1) * x",
+    "def f(a: [2, 3], b: [3]) = a + b",
+    "def f(a: [2, 3], b: [2, 1]) = a - b",
+    "def f(a: [3], b: []) = a * b",
+    "def f(a: [3], b: [3]) = a / b",
+    "def f(a: [3], b: [3]) = a ^ b",
+    "def f(x: [3]) = x ^ 3 + x ^ 0.5",
+    "def f(a: [3], b: [3]) = max(a, b) + min(a, b) * 2",
+    "def f(a: [3], b: [3]) = where(a < b, a * b, b)",
+    "def f(a: [3], b: [3]) = safe_mul(a, b)",
+    "def f(A: [2, 3], B: [3, 4]) = A @ B",
+    "def f(A: [2, 3], x: [3]) = A @ x",
+    "def f(x: [2], A: [2, 3]) = x @ A",
+    "def f(x: [3], y: [3]) = x @ y",
+    "def f(A: [2, 3]) = A' @ A",
+    "def f(A: [3, 3], b: [3]) = solve(A + 3 * eye(3), b)",
+    "def f(A: [2, 3]) = (sum(A), sum(A, 0), sum(A, 1))",
+    "def f(A: [2, 3]) = (amax(A), amax(A, 0), amax(A, 1))",
+    "def f(A: [2, 3]) = reshape(A, (3, 2)) * 2",
+    "def f(x: [3]) = broadcast_to(x, (2, 3)) * [[1], [2]]",
+    "def f(A: [2, 3]) = (sum_to(A, (1, 3)), sum_to(A, (2, 1)), sum_to(A, ()))",
+    "def f(A: [3, 4]) = (A[1], A[:, 2], A[1:3, :2], A[-1, -1])",
+    "def f(x: [5]) = x[1:] * x[:-1]",
+    "def f(x: [3], A: [2, 2]) = (pad(x, (1, 2)) ^ 2, pad(A, ((1, 0), (0, 1))))",
+    "def f(a: [2, 3], b: [2, 1]) = concat(a, b, 1) ^ 2",
+    "def f(a: [], b: []) = [a, b * 2, a * b]",
+    "def f(x: [3]) = x * stop_gradient(x) + x",
+    "def f(A: [2, 3]) = (mean(A), mean(A, 0), mean(A, 1))",
+    "def f(A: [2, 3]) = (logsumexp(A), logsumexp(A, 0), logsumexp(A, 1))",
+    "def f(A: [2, 3]) = (softmax(A), softmax(A, 0), log_softmax(A))",
+    "def f(a: [4], b: [4]) = mse(a, b)",
+    "def f(logits: [2, 3], y: [2, 3]) = cross_entropy(logits, y)",
+    "def f(x: [3]) = norm(x) * dot(x, x)",
+    "def f(x: [2], y: [3]) = outer(x, y)",
+    "def f(A: [2, 2]) = inv(A + 2 * eye(2))",
+    "def f(W1: [3, 4], b1: [4], W2: [4, 2], X: [5, 3]) = tanh(X @ W1 + b1) @ W2",
+];
+
+fn setup(src: &str) -> (Session, Program) {
+    let mut s = Session::new(Box::new(SharedBuf::default()));
+    s.run_source("gradcheck.ad", src)
+        .unwrap_or_else(|e| panic!("{src}: {}", ad_syntax::render(&s.sources, &e, false)));
+    let shapes: Vec<ShapeOpt> = vec![];
+    let p = lower_named(&mut s, "f", &shapes).unwrap().program;
+    (s, p)
+}
+
+fn all(p: &Program) -> Vec<usize> {
+    (0..p.params.len()).collect()
+}
+
+/// `p` with only output `k` (a scalar or array), for differentiating one result.
+fn only_output(p: &Program, k: usize) -> Program {
+    let mut q = p.clone();
+    q.outputs = vec![p.outputs[k]];
+    q.out_tree = Tree::Leaf;
+    q
+}
+
+/// `p` with its outputs summed into one scalar, for gradients and Hessians.
+fn summed(p: &Program) -> Program {
+    let mut q = p.clone();
+    let mut b = ad_ir::Builder { vars: q.vars.clone(), eqns: q.eqns.clone() };
+    let sums: Vec<ad_ir::Atom> =
+        q.outputs.iter().map(|o| b.emit(ad_ir::Prim::Sum(None), vec![*o], q.span)).collect();
+    let mut acc = sums[0];
+    for s in &sums[1..] {
+        acc = b.emit(ad_ir::Prim::Binary(ad_ir::Binary::Add), vec![acc, *s], q.span);
+    }
+    // sin keeps the function curved, so that second derivatives are not trivially zero.
+    let acc = b.emit(ad_ir::Prim::Unary(ad_ir::Unary::Sin), vec![acc], q.span);
+    q.vars = b.vars;
+    q.eqns = b.eqns;
+    q.outputs = vec![acc];
+    q.out_tree = Tree::Leaf;
+    q
+}
+
+#[test]
+fn first_order_forward_and_reverse() {
+    for src in FUNCTIONS {
+        let (s, p) = setup(src);
+        for mode in [Mode::Jvp, Mode::Vjp, Mode::Jvp2] {
+            let req = Request { mode, wrt: all(&p) };
+            let d = ad_autodiff::derive(&p, &req).unwrap_or_else(|e| panic!("{src}: {e}"));
+            check_derived(&s, &p, &d, &req, 1).unwrap_or_else(|e| panic!("{src} {mode:?}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn second_order_by_checking_derived_programs() {
+    for src in FUNCTIONS {
+        let (s, p) = setup(src);
+        // Derivatives of the JVP and of the VJP, themselves checked numerically.
+        for first in [Mode::Jvp, Mode::Vjp] {
+            let d1 = ad_autodiff::derive(&p, &Request { mode: first, wrt: all(&p) }).unwrap();
+            for second in [Mode::Jvp, Mode::Vjp] {
+                let req = Request { mode: second, wrt: all(&d1) };
+                let d2 = ad_autodiff::derive(&d1, &req).unwrap_or_else(|e| panic!("{src}: {e}"));
+                check_derived(&s, &d1, &d2, &req, 2)
+                    .unwrap_or_else(|e| panic!("{src} {second:?} of {first:?}: {e}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn hessian_vector_products_agree_four_ways() {
+    for src in FUNCTIONS {
+        let (s, p) = setup(src);
+        let f = summed(&p);
+        let run = |q: &Program, inputs: Vec<Array>| s.run_program(q, inputs).unwrap();
+        let mut rng = Rng::new(3);
+        let x = random_point(&f, &mut rng);
+        // The first parameter is the one differentiated; the others stay fixed.
+        let v = random_like(&x[..1], &mut rng);
+        let with = |extra: &[Array]| -> Vec<Array> {
+            let mut i = x.clone();
+            i.extend_from_slice(extra);
+            i
+        };
+        let wrt = vec![0];
+        // 1. Forward over reverse: hvp.
+        let hvp = ad_autodiff::derive(&f, &Request { mode: Mode::Hvp, wrt: wrt.clone() }).unwrap();
+        let a = run(&hvp, with(&v));
+        // 2. Reverse over forward: the gradient of x ↦ (J v)(x).
+        let jvp = ad_autodiff::derive(&f, &Request { mode: Mode::Jvp, wrt: wrt.clone() }).unwrap();
+        let jv = only_output(&jvp, 1);
+        let g_of_jv =
+            ad_autodiff::derive(&jv, &Request { mode: Mode::Grad { with_value: false }, wrt: wrt.clone() })
+                .unwrap();
+        let b = run(&g_of_jv, with(&v));
+        // 3. Reverse over reverse: the VJP of the gradient with cotangent v.
+        let grad =
+            ad_autodiff::derive(&f, &Request { mode: Mode::Grad { with_value: false }, wrt: wrt.clone() })
+                .unwrap();
+        let vjp_of_grad = ad_autodiff::derive(&grad, &Request { mode: Mode::Vjp, wrt: wrt.clone() }).unwrap();
+        let c = run(&vjp_of_grad, with(&v))[1..2].to_vec();
+        // 4. Central differences of the gradient.
+        let h = 1e-5;
+        let shift = |sgn: f64| -> Vec<Array> {
+            let mut xs = x.clone();
+            xs[0] = Array::new(
+                x[0].shape(),
+                x[0].data().iter().zip(v[0].data()).map(|(a, b)| a + sgn * h * b).collect(),
+            );
+            xs
+        };
+        let (hi, lo) = (run(&grad, shift(1.0)), run(&grad, shift(-1.0)));
+        let d = vec![Array::new(
+            hi[0].shape(),
+            hi[0].data().iter().zip(lo[0].data()).map(|(p, q)| (p - q) / (2.0 * h)).collect(),
+        )];
+        assert!(close(&a, &b, 1e-10, 1e-12), "{src}: fwd-over-rev {a:?} vs rev-over-fwd {b:?}");
+        assert!(close(&a, &c, 1e-10, 1e-12), "{src}: fwd-over-rev {a:?} vs rev-over-rev {c:?}");
+        // `stop_gradient` stays in the gradient program, where differences see through it.
+        if !src.contains("stop_gradient") {
+            assert!(close(&a, &d, 1e-5, 1e-6), "{src}: fwd-over-rev {a:?} vs differences {d:?}");
+        }
+    }
+}
