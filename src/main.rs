@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+// AD allocates many small objects (IR equations, arrays of small programs); mimalloc is
+// about twice as fast as the system allocator on that load.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "ad", version, about = "A small array language whose programs can be differentiated")]
 struct Cli {

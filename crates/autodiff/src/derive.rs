@@ -520,7 +520,7 @@ fn jvp2_program(p: &Program, wrt: &[usize]) -> Result<Program, String> {
         defs.push(ad_ir::Eqn {
             out: *uv,
             prim: Prim::Full(s, ad_ir::prim::F64(0.0)),
-            args: vec![],
+            args: Default::default(),
             span: p.span,
         });
     }

@@ -54,7 +54,8 @@ impl Emitter {
     }
 
     /// Emits `prim(args)`; the result is linear when an operand is.
-    pub fn emit(&mut self, prim: Prim, args: Vec<Atom>) -> Atom {
+    pub fn emit(&mut self, prim: Prim, args: impl IntoIterator<Item = Atom>) -> Atom {
+        let args: ad_ir::Args = args.into_iter().collect();
         let linear = args.iter().any(|a| self.is_linear(*a));
         let a = self.b.emit(prim, args, self.span);
         if let Atom::Var(v) = a {

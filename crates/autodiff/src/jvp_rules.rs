@@ -12,7 +12,7 @@ use ad_ir::{Atom, Shape};
 /// `r`, the result of reducing an array of shape `x` along `axis`, broadcast back to `x`.
 pub fn expand(e: &mut Emitter, r: Atom, x: Shape, axis: Option<usize>) -> Atom {
     let r = match (axis, x.dims()) {
-        (Some(1), [m, _]) => e.emit(Prim::Reshape(Shape::matrix(*m, 1)), vec![r]),
+        (Some(1), [m, _]) => e.emit(Prim::Reshape(Shape::matrix(*m, 1)), [r]),
         _ => r,
     };
     e.to_shape(r, x)
@@ -83,9 +83,9 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
                 Pow => {
                     let da = match (t[0], c) {
                         (None, _) => None,
-                        (Some(_), Atom::Lit(k)) if k == 0.0 => None,
-                        (Some(_), Atom::Lit(k)) if k == 1.0 => t[0],
-                        (Some(_), Atom::Lit(k)) if k == 2.0 => {
+                        (Some(_), Atom::Lit(0.0)) => None,
+                        (Some(_), Atom::Lit(1.0)) => t[0],
+                        (Some(_), Atom::Lit(2.0)) => {
                             let coef = e.bin(Mul, Atom::Lit(2.0), a);
                             e.scale(t[0], coef)
                         }
@@ -106,7 +106,7 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
                         None => None,
                         Some(_) => {
                             let z = e.bin(Eq, a, Atom::Lit(0.0));
-                            let safe = e.emit(Prim::Where, vec![z, one, a]);
+                            let safe = e.emit(Prim::Where, [z, one, a]);
                             let l = e.un(Unary::Log, safe);
                             let coef = e.bin(Mul, o, l);
                             e.scale(t[1], coef)
@@ -143,18 +143,18 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
                 return None;
             }
             let zero = Atom::Lit(0.0);
-            Some(e.emit(Prim::Where, vec![x[0], t[1].unwrap_or(zero), t[2].unwrap_or(zero)]))
+            Some(e.emit(Prim::Where, [x[0], t[1].unwrap_or(zero), t[2].unwrap_or(zero)]))
         }
         Prim::MatMul => {
-            let da = t[0].map(|ta| e.emit(Prim::MatMul, vec![ta, x[1]]));
-            let db = t[1].map(|tb| e.emit(Prim::MatMul, vec![x[0], tb]));
+            let da = t[0].map(|ta| e.emit(Prim::MatMul, [ta, x[1]]));
+            let db = t[1].map(|tb| e.emit(Prim::MatMul, [x[0], tb]));
             e.add(da, db, out)
         }
         // dX = solve(A, dB - dA X)
         Prim::Solve => {
-            let da_x = t[0].map(|ta| e.emit(Prim::MatMul, vec![ta, o]));
+            let da_x = t[0].map(|ta| e.emit(Prim::MatMul, [ta, o]));
             let inner = e.sub(t[1], da_x, e.shape(x[1]))?;
-            Some(e.emit(Prim::Solve, vec![x[0], inner]))
+            Some(e.emit(Prim::Solve, [x[0], inner]))
         }
         Prim::Amax(axis) => {
             // The derivative goes to the maximal entries, shared equally between ties.
@@ -162,11 +162,11 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             let xs = e.shape(x[0]);
             let ob = expand(e, o, xs, *axis);
             let mask = e.bin(Eq, x[0], ob);
-            let count = e.emit(Prim::Sum(*axis), vec![mask]);
+            let count = e.emit(Prim::Sum(*axis), [mask]);
             let cb = expand(e, count, xs, *axis);
             let w = e.bin(Div, mask, cb);
             let tw = e.scale(Some(t0), w)?;
-            Some(e.emit(Prim::Sum(*axis), vec![tw]))
+            Some(e.emit(Prim::Sum(*axis), [tw]))
         }
         Prim::Transpose
         | Prim::Sum(_)
@@ -174,7 +174,7 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
         | Prim::BroadcastTo(_)
         | Prim::SumTo(_)
         | Prim::Index(_)
-        | Prim::Pad(_) => t[0].map(|t0| e.emit(prim.clone(), vec![t0])),
+        | Prim::Pad(_) => t[0].map(|t0| e.emit(prim.clone(), [t0])),
         Prim::Concat(_) | Prim::Stack => {
             if t.iter().all(Option::is_none) {
                 return None;

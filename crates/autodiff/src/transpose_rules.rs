@@ -58,7 +58,7 @@ pub fn transpose_rule(
             let zero = Atom::Lit(0.0);
             for i in 1..3 {
                 if lin[i] {
-                    let args = if i == 1 { vec![x[0], ct, zero] } else { vec![x[0], zero, ct] };
+                    let args = if i == 1 { [x[0], ct, zero] } else { [x[0], zero, ct] };
                     let c = e.emit(Prim::Where, args);
                     let s = shape(e, i);
                     out[i] = Some(e.sum_to(c, s));
@@ -80,17 +80,17 @@ pub fn transpose_rule(
             if lin[0] {
                 return Err(not_linear());
             }
-            let at = e.emit(Prim::Transpose, vec![x[0]]);
-            out[1] = Some(e.emit(Prim::Solve, vec![at, ct]));
+            let at = e.emit(Prim::Transpose, [x[0]]);
+            out[1] = Some(e.emit(Prim::Solve, [at, ct]));
         }
-        Prim::Transpose => out[0] = Some(e.emit(Prim::Transpose, vec![ct])),
+        Prim::Transpose => out[0] = Some(e.emit(Prim::Transpose, [ct])),
         Prim::Sum(axis) => {
             let s = shape(e, 0);
             out[0] = Some(expand(e, ct, s, *axis));
         }
         Prim::Reshape(_) => {
             let s = shape(e, 0);
-            out[0] = Some(e.emit(Prim::Reshape(s), vec![ct]));
+            out[0] = Some(e.emit(Prim::Reshape(s), [ct]));
         }
         Prim::BroadcastTo(_) => {
             let s = shape(e, 0);
@@ -110,7 +110,7 @@ pub fn transpose_rule(
                 })
                 .collect();
             let kept = Shape::from_dims(&kept).unwrap_or_default();
-            let c = if e.shape(ct) == kept { ct } else { e.emit(Prim::Reshape(kept), vec![ct]) };
+            let c = if e.shape(ct) == kept { ct } else { e.emit(Prim::Reshape(kept), [ct]) };
             let widths = sels
                 .iter()
                 .zip(s.dims())
@@ -119,12 +119,12 @@ pub fn transpose_rule(
                     Sel::Range(a, b) => (a, d - b),
                 })
                 .collect();
-            out[0] = Some(e.emit(Prim::Pad(widths), vec![c]));
+            out[0] = Some(e.emit(Prim::Pad(widths), [c]));
         }
         Prim::Pad(widths) => {
             let s = shape(e, 0);
             let sels = widths.iter().zip(s.dims()).map(|((lo, _), d)| Sel::Range(*lo, lo + d)).collect();
-            out[0] = Some(e.emit(Prim::Index(sels), vec![ct]));
+            out[0] = Some(e.emit(Prim::Index(sels), [ct]));
         }
         Prim::Concat(axis) => {
             let (sa, sb) = (shape(e, 0), shape(e, 1));
@@ -144,7 +144,7 @@ pub fn transpose_rule(
                             }
                         })
                         .collect();
-                    out[i] = Some(e.emit(Prim::Index(sels), vec![ct]));
+                    out[i] = Some(e.emit(Prim::Index(sels), [ct]));
                 }
             }
         }
@@ -155,7 +155,7 @@ pub fn transpose_rule(
                     let sels = std::iter::once(Sel::At(i))
                         .chain(cs.dims()[1..].iter().map(|d| Sel::Range(0, *d)))
                         .collect();
-                    out[i] = Some(e.emit(Prim::Index(sels), vec![ct]));
+                    out[i] = Some(e.emit(Prim::Index(sels), [ct]));
                 }
             }
         }
@@ -169,13 +169,13 @@ fn matmul_ct_left(e: &mut Emitter, ct: Atom, b: Atom, sa: Shape, sb: Shape) -> A
     match (sa.rank(), sb.rank()) {
         // [m,k]@[k,n]: ct @ b'
         (2, 2) => {
-            let bt = e.emit(Prim::Transpose, vec![b]);
-            e.emit(Prim::MatMul, vec![ct, bt])
+            let bt = e.emit(Prim::Transpose, [b]);
+            e.emit(Prim::MatMul, [ct, bt])
         }
         // [m,k]@[k] -> [m]: the outer product of ct and b
         (2, 1) => outer(e, ct, b),
         // [k]@[k,n] -> [n]: b @ ct
-        (1, 2) => e.emit(Prim::MatMul, vec![b, ct]),
+        (1, 2) => e.emit(Prim::MatMul, [b, ct]),
         // [k]@[k] -> []: ct * b
         _ => e.bin(Binary::Mul, ct, b),
     }
@@ -186,8 +186,8 @@ fn matmul_ct_right(e: &mut Emitter, ct: Atom, a: Atom, sa: Shape, sb: Shape) -> 
     match (sa.rank(), sb.rank()) {
         // a' @ ct
         (2, 2) | (2, 1) => {
-            let at = e.emit(Prim::Transpose, vec![a]);
-            e.emit(Prim::MatMul, vec![at, ct])
+            let at = e.emit(Prim::Transpose, [a]);
+            e.emit(Prim::MatMul, [at, ct])
         }
         // [k]@[k,n]: outer(a, ct)
         (1, 2) => outer(e, a, ct),
@@ -197,7 +197,7 @@ fn matmul_ct_right(e: &mut Emitter, ct: Atom, a: Atom, sa: Shape, sb: Shape) -> 
 
 fn outer(e: &mut Emitter, u: Atom, v: Atom) -> Atom {
     let (m, n) = (e.shape(u).size(), e.shape(v).size());
-    let col = e.emit(Prim::Reshape(Shape::matrix(m, 1)), vec![u]);
-    let row = e.emit(Prim::Reshape(Shape::matrix(1, n)), vec![v]);
+    let col = e.emit(Prim::Reshape(Shape::matrix(m, 1)), [u]);
+    let row = e.emit(Prim::Reshape(Shape::matrix(1, n)), [v]);
     e.bin(Binary::Mul, col, row)
 }

@@ -255,7 +255,7 @@ fn check_against_differences(
             let flat: Vec<f64> = expected.iter().flat_map(|a| a.data().to_vec()).collect();
             let (a, b) =
                 (Array::new(Shape::vector(jv.len()), jv), Array::new(Shape::vector(flat.len()), flat));
-            if !close(&[a.clone()], &[b.clone()], FD_RTOL, FD_ATOL) {
+            if !close(std::slice::from_ref(&a), std::slice::from_ref(&b), FD_RTOL, FD_ATOL) {
                 return Err(format!(
                     "J·v {} differs from central differences {}",
                     describe(&[a]),

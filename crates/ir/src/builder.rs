@@ -30,16 +30,23 @@ impl Builder {
     }
 
     /// Appends `out = prim(args)`. The caller has checked the shapes (see [`Prim::infer`]).
-    pub fn push(&mut self, prim: Prim, args: Vec<Atom>, shape: Shape, span: Span) -> Var {
+    pub fn push(
+        &mut self,
+        prim: Prim,
+        args: impl IntoIterator<Item = Atom>,
+        shape: Shape,
+        span: Span,
+    ) -> Var {
         let out = self.new_var(shape, None);
-        self.eqns.push(Eqn { out, prim, args, span });
+        self.eqns.push(Eqn { out, prim, args: args.into_iter().collect(), span });
         out
     }
 
     /// Appends `prim(args)` after inferring its shape; panics only on a shape error, so use it
     /// where shapes are known to fit (transformations of verified programs).
-    pub fn emit(&mut self, prim: Prim, args: Vec<Atom>, span: Span) -> Atom {
-        let shapes: Vec<Shape> = args.iter().map(|a| self.shape(*a)).collect();
+    pub fn emit(&mut self, prim: Prim, args: impl IntoIterator<Item = Atom>, span: Span) -> Atom {
+        let args: crate::program::Args = args.into_iter().collect();
+        let shapes: smallvec::SmallVec<[Shape; 3]> = args.iter().map(|a| self.shape(*a)).collect();
         let shape = match prim.infer(&shapes) {
             Ok(s) => s,
             Err(e) => panic!("internal error: ill-shaped `{}` emitted: {e}", prim.name()),
@@ -65,7 +72,7 @@ impl Builder {
             lit => lit,
         };
         for e in &p.eqns {
-            let args: Vec<Atom> = e.args.iter().map(|a| sub(&map, *a)).collect();
+            let args: crate::program::Args = e.args.iter().map(|a| sub(&map, *a)).collect();
             let info = &p.vars[e.out.index()];
             let out = self.push(e.prim.clone(), args, info.shape, e.span);
             self.vars[out.index()].name = info.name.clone();

@@ -271,6 +271,9 @@ pub fn print_program(p: &Program) -> Result<String, String> {
     }
     let user_names: HashSet<String> = p.vars.iter().filter_map(|v| v.name.as_deref().map(sanitize)).collect();
     let mut holder: HashMap<String, Var> = HashMap::new();
+    // The next suffix to try for each base name, so that many values of one name (a long
+    // unrolled loop) do not each search from `_2` upwards.
+    let mut next_suffix: HashMap<String, usize> = HashMap::new();
     let mut names: Vec<Option<String>> = vec![None; n];
     let mut temp = 0usize;
     let mut choose =
@@ -284,10 +287,15 @@ pub fn print_program(p: &Program) -> Result<String, String> {
             let name = match base {
                 Some(b) => {
                     let mut cand = b.clone();
-                    let mut k = 2;
-                    while !free(&cand, holder) {
-                        cand = format!("{b}_{k}");
-                        k += 1;
+                    if !free(&cand, holder) {
+                        let k = next_suffix.entry(b.clone()).or_insert(2);
+                        loop {
+                            cand = format!("{b}_{k}");
+                            *k += 1;
+                            if free(&cand, holder) {
+                                break;
+                            }
+                        }
                     }
                     cand
                 }

@@ -69,11 +69,15 @@ impl From<Var> for Atom {
     }
 }
 
+/// The operands of an equation: inline for up to three (almost every equation), so that
+/// building and copying programs does not allocate per equation.
+pub type Args = smallvec::SmallVec<[Atom; 3]>;
+
 #[derive(Clone, Debug)]
 pub struct Eqn {
     pub out: Var,
     pub prim: Prim,
-    pub args: Vec<Atom>,
+    pub args: Args,
     pub span: Span,
 }
 

@@ -46,5 +46,15 @@ pub fn dce(p: &Program) -> Program {
         eqns.push(ad_ir::Eqn { out, prim: e.prim.clone(), args, span: e.span });
     }
     let outputs = p.outputs.iter().map(|a| map(a, &renum)).collect();
-    Program { vars, inputs, eqns, outputs, ..p.clone() }
+    Program {
+        name: p.name.clone(),
+        vars,
+        inputs,
+        params: p.params.clone(),
+        captures: p.captures.clone(),
+        eqns,
+        outputs,
+        out_tree: p.out_tree.clone(),
+        span: p.span,
+    }
 }

@@ -3,38 +3,54 @@
 //! (common subexpressions).
 
 use ad_ir::prim::{Binary, Prim, Sel, Unary, F64};
-use ad_ir::{scalar, Atom, Builder, Program, Shape, Var};
+use ad_ir::{scalar, Args, Atom, Builder, Program, Shape, Var};
 use std::collections::HashMap;
 
 struct Rw {
     b: Builder,
-    /// Variables known to hold the same value everywhere (`zeros`, `full`), by value.
-    uniform: HashMap<Var, f64>,
-    /// How each emitted variable was computed.
-    def: HashMap<Var, (Prim, Vec<Atom>)>,
-    cse: HashMap<(Prim, Vec<Atom>), Var>,
+    /// For each emitted variable: the value it holds everywhere, if uniform (`zeros`,
+    /// `full`), and the equation that computed it.
+    uniform: Vec<Option<f64>>,
+    def: Vec<Option<usize>>,
+    /// Common subexpressions: equations by the hash of (primitive, operands).
+    cse: HashMap<u64, Vec<usize>>,
+    is_input: Vec<bool>,
     inputs: Vec<Var>,
 }
 
 enum Out {
     /// The result is this existing atom.
     Same(Atom),
-    /// Emit this equation instead.
-    Emit(Prim, Vec<Atom>),
+    /// Emit this equation instead (it differs from the one given).
+    Emit(Prim, Args),
+    /// Emit the equation as given.
+    Keep(Args),
+}
+
+fn key_hash(prim: &Prim, args: &[Atom]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    prim.hash(&mut h);
+    args.hash(&mut h);
+    h.finish()
 }
 
 pub fn rewrite(p: &Program) -> Program {
     let mut rw = Rw {
-        b: Builder::new(),
-        uniform: HashMap::new(),
-        def: HashMap::new(),
-        cse: HashMap::new(),
+        b: Builder { vars: Vec::with_capacity(p.vars.len()), eqns: Vec::with_capacity(p.eqns.len()) },
+        uniform: Vec::with_capacity(p.vars.len()),
+        def: Vec::with_capacity(p.vars.len()),
+        cse: HashMap::with_capacity(p.eqns.len()),
+        is_input: Vec::with_capacity(p.vars.len()),
         inputs: Vec::new(),
     };
     let mut map: Vec<Option<Atom>> = vec![None; p.vars.len()];
     for v in &p.inputs {
         let info = &p.vars[v.index()];
         let nv = rw.b.new_var(info.shape, info.name.clone());
+        rw.uniform.push(None);
+        rw.def.push(None);
+        rw.is_input.push(true);
         rw.inputs.push(nv);
         map[v.index()] = Some(Atom::Var(nv));
     }
@@ -45,37 +61,46 @@ pub fn rewrite(p: &Program) -> Program {
         lit => *lit,
     };
     for e in &p.eqns {
-        let args: Vec<Atom> = e.args.iter().map(|a| get(&map, a)).collect();
+        let args: Args = e.args.iter().map(|a| get(&map, a)).collect();
         let info = &p.vars[e.out.index()];
-        let mut r = rw.simplify(&e.prim, args, info.shape, e.span);
-        // Results are simplified again until they settle (each step shrinks the equation).
+        let mut prim = std::borrow::Cow::Borrowed(&e.prim);
+        let mut r = rw.simplify(&prim, args, info.shape);
+        // A rewritten equation is simplified again until it settles (each rewrite makes it
+        // smaller or cheaper, so this stops).
         for _ in 0..4 {
             match r {
-                Out::Emit(prim, args) => {
-                    if let Some(a) = rw.try_again(&prim, &args, info.shape, e.span) {
-                        r = a;
-                    } else {
-                        r = Out::Emit(prim, args);
-                        break;
-                    }
+                Out::Emit(p2, a2) => {
+                    prim = std::borrow::Cow::Owned(p2);
+                    r = rw.simplify(&prim, a2, info.shape);
                 }
-                Out::Same(_) => break,
+                _ => break,
             }
         }
         let atom = match r {
             Out::Same(a) => a,
-            Out::Emit(prim, args) => rw.emit(prim, args, info.shape, e.span),
+            Out::Emit(p2, a2) => rw.emit(p2, a2, info.shape, e.span),
+            Out::Keep(a2) => rw.emit(prim.into_owned(), a2, info.shape, e.span),
         };
         if let (Atom::Var(nv), Some(name)) = (atom, &info.name) {
             let slot = &mut rw.b.vars[nv.index()].name;
-            if slot.is_none() && !rw.inputs.contains(&nv) {
+            if slot.is_none() && !rw.is_input[nv.index()] {
                 *slot = Some(name.clone());
             }
         }
         map[e.out.index()] = Some(atom);
     }
     let outputs = p.outputs.iter().map(|a| get(&map, a)).collect();
-    Program { vars: rw.b.vars, inputs: rw.inputs, eqns: rw.b.eqns, outputs, ..p.clone() }
+    Program {
+        name: p.name.clone(),
+        vars: rw.b.vars,
+        inputs: rw.inputs,
+        params: p.params.clone(),
+        captures: p.captures.clone(),
+        eqns: rw.b.eqns,
+        outputs,
+        out_tree: p.out_tree.clone(),
+        span: p.span,
+    }
 }
 
 impl Rw {
@@ -86,7 +111,7 @@ impl Rw {
     fn constant(&self, a: Atom) -> Option<f64> {
         match a {
             Atom::Lit(x) => Some(x),
-            Atom::Var(v) => self.uniform.get(&v).copied(),
+            Atom::Var(v) => self.uniform[v.index()],
         }
     }
 
@@ -94,27 +119,35 @@ impl Rw {
         self.constant(a) == Some(x)
     }
 
-    fn def_of(&self, a: Atom) -> Option<&(Prim, Vec<Atom>)> {
-        a.var().and_then(|v| self.def.get(&v))
+    /// The equation that computed `a`, as (primitive, operands).
+    fn def_of(&self, a: Atom) -> Option<(&Prim, &[Atom])> {
+        let i = self.def[a.var()?.index()]?;
+        let e = &self.b.eqns[i];
+        Some((&e.prim, &e.args))
     }
 
-    fn emit(&mut self, prim: Prim, args: Vec<Atom>, shape: Shape, span: ad_syntax::Span) -> Atom {
+    fn emit(&mut self, prim: Prim, args: Args, shape: Shape, span: ad_syntax::Span) -> Atom {
         if let Prim::Full(s, v) = &prim {
             if s.is_scalar() {
                 return Atom::Lit(v.0);
             }
         }
-        let key = (prim, args);
-        if let Some(v) = self.cse.get(&key) {
-            return Atom::Var(*v);
+        let h = key_hash(&prim, &args);
+        if let Some(candidates) = self.cse.get(&h) {
+            for &i in candidates {
+                let e = &self.b.eqns[i];
+                if e.prim == prim && e.args == args {
+                    return Atom::Var(e.out);
+                }
+            }
         }
-        let (prim, args) = key;
-        let v = self.b.push(prim.clone(), args.clone(), shape, span);
-        if let Prim::Full(_, x) = &prim {
-            self.uniform.insert(v, x.0);
-        }
-        self.def.insert(v, (prim.clone(), args.clone()));
-        self.cse.insert((prim, args), v);
+        let uniform = if let Prim::Full(_, x) = &prim { Some(x.0) } else { None };
+        let v = self.b.push(prim, args, shape, span);
+        let i = self.b.eqns.len() - 1;
+        self.uniform.push(uniform);
+        self.def.push(Some(i));
+        self.is_input.push(false);
+        self.cse.entry(h).or_default().push(i);
         Atom::Var(v)
     }
 
@@ -123,46 +156,40 @@ impl Rw {
         if s.is_scalar() {
             Out::Same(Atom::Lit(x))
         } else {
-            Out::Emit(Prim::Full(s, F64(x)), vec![])
+            Out::Emit(Prim::Full(s, F64(x)), smallvec::smallvec![])
         }
     }
 
     /// `a` as an array of shape `s` (broadcast if needed).
-    fn like(&mut self, a: Atom, s: Shape, span: ad_syntax::Span) -> Out {
+    fn like(&mut self, a: Atom, s: Shape) -> Out {
         if self.shape(a) == s {
             return Out::Same(a);
         }
         if let Some(x) = self.constant(a) {
             return self.full(s, x);
         }
-        let _ = span;
-        Out::Emit(Prim::BroadcastTo(s), vec![a])
+        Out::Emit(Prim::BroadcastTo(s), smallvec::smallvec![a])
     }
 
     /// `pad(a, w) ± pad(b, w)` is `pad(a ± b, w)`, and `sum(a) ± sum(b)` is `sum(a ± b)`,
     /// when `a` and `b` have one shape: one structural operation instead of two.
     fn fuse_linear(&mut self, op: Binary, x: Atom, y: Atom) -> Option<Out> {
-        let (dx, dy) = (self.def_of(x)?.clone(), self.def_of(y)?.clone());
-        let same_prim = match (&dx.0, &dy.0) {
+        let (px, ax) = self.def_of(x).and_then(|(p, a)| Some((p.clone(), *a.first()?)))?;
+        let (py, ay) = self.def_of(y).and_then(|(p, a)| Some((p.clone(), *a.first()?)))?;
+        let same_prim = match (&px, &py) {
             (Prim::Pad(a), Prim::Pad(b)) => a == b,
             (Prim::Sum(a), Prim::Sum(b)) => a == b,
             _ => false,
         };
-        if !same_prim || self.shape(dx.1[0]) != self.shape(dy.1[0]) {
+        let shape = self.shape(ax);
+        if !same_prim || shape != self.shape(ay) {
             return None;
         }
-        let inner = self.b.emit(Prim::Binary(op), vec![dx.1[0], dy.1[0]], ad_syntax::Span::DUMMY);
-        Some(Out::Emit(dx.0.clone(), vec![inner]))
+        let inner = self.emit(Prim::Binary(op), smallvec::smallvec![ax, ay], shape, ad_syntax::Span::DUMMY);
+        Some(Out::Emit(px, smallvec::smallvec![inner]))
     }
 
-    fn try_again(&mut self, prim: &Prim, args: &[Atom], out: Shape, span: ad_syntax::Span) -> Option<Out> {
-        match self.simplify(prim, args.to_vec(), out, span) {
-            Out::Emit(p2, a2) if p2 == *prim && a2 == args => None,
-            r => Some(r),
-        }
-    }
-
-    fn simplify(&mut self, prim: &Prim, mut args: Vec<Atom>, out: Shape, span: ad_syntax::Span) -> Out {
+    fn simplify(&mut self, prim: &Prim, mut args: Args, out: Shape) -> Out {
         use Binary::*;
         // Fold elementwise operations on uniform operands.
         if prim.is_elementwise() && *prim != Prim::StopGradient {
@@ -190,9 +217,13 @@ impl Rw {
                         continue;
                     }
                 }
-                if let Some((Prim::BroadcastTo(_), inner)) = self.def_of(args[i]).cloned() {
+                let inner = match self.def_of(args[i]) {
+                    Some((Prim::BroadcastTo(_), inner)) => Some(inner[0]),
+                    _ => None,
+                };
+                if let Some(inner) = inner {
                     let mut trial = args.clone();
-                    trial[i] = inner[0];
+                    trial[i] = inner;
                     let shapes: Vec<Shape> = trial.iter().map(|a| self.shape(*a)).collect();
                     if prim.infer(&shapes) == Ok(out) {
                         args = trial;
@@ -201,15 +232,15 @@ impl Rw {
             }
         }
         match prim {
-            Prim::Unary(Unary::Neg) => match self.def_of(args[0]).cloned() {
+            Prim::Unary(Unary::Neg) => match self.def_of(args[0]) {
                 Some((Prim::Unary(Unary::Neg), inner)) => return Out::Same(inner[0]),
                 // -(a * c) = a * (-c) for a literal c.
                 Some((Prim::Binary(Mul), inner)) => {
                     if let Atom::Lit(c) = inner[1] {
-                        return Out::Emit(Prim::Binary(Mul), vec![inner[0], Atom::Lit(-c)]);
+                        return Out::Emit(Prim::Binary(Mul), smallvec::smallvec![inner[0], Atom::Lit(-c)]);
                     }
                     if let Atom::Lit(c) = inner[0] {
-                        return Out::Emit(Prim::Binary(Mul), vec![Atom::Lit(-c), inner[1]]);
+                        return Out::Emit(Prim::Binary(Mul), smallvec::smallvec![Atom::Lit(-c), inner[1]]);
                     }
                 }
                 _ => {}
@@ -219,16 +250,16 @@ impl Rw {
                 match b {
                     Add => {
                         if self.is(x, 0.0) {
-                            return self.like(y, out, span);
+                            return self.like(y, out);
                         }
                         if self.is(y, 0.0) {
-                            return self.like(x, out, span);
+                            return self.like(x, out);
                         }
                         if let Some((Prim::Unary(Unary::Neg), n)) = self.def_of(y) {
-                            return Out::Emit(Prim::Binary(Sub), vec![x, n[0]]);
+                            return Out::Emit(Prim::Binary(Sub), smallvec::smallvec![x, n[0]]);
                         }
                         if let Some((Prim::Unary(Unary::Neg), n)) = self.def_of(x) {
-                            return Out::Emit(Prim::Binary(Sub), vec![y, n[0]]);
+                            return Out::Emit(Prim::Binary(Sub), smallvec::smallvec![y, n[0]]);
                         }
                         if let Some(r) = self.fuse_linear(Add, x, y) {
                             return r;
@@ -236,13 +267,13 @@ impl Rw {
                     }
                     Sub => {
                         if self.is(y, 0.0) {
-                            return self.like(x, out, span);
+                            return self.like(x, out);
                         }
                         if self.is(x, 0.0) && self.shape(y) == out {
-                            return Out::Emit(Prim::Unary(Unary::Neg), vec![y]);
+                            return Out::Emit(Prim::Unary(Unary::Neg), smallvec::smallvec![y]);
                         }
                         if let Some((Prim::Unary(Unary::Neg), n)) = self.def_of(y) {
-                            return Out::Emit(Prim::Binary(Add), vec![x, n[0]]);
+                            return Out::Emit(Prim::Binary(Add), smallvec::smallvec![x, n[0]]);
                         }
                         if let Some(r) = self.fuse_linear(Sub, x, y) {
                             return r;
@@ -253,10 +284,10 @@ impl Rw {
                             return self.full(out, 0.0);
                         }
                         if self.is(y, 1.0) {
-                            return self.like(x, out, span);
+                            return self.like(x, out);
                         }
                         if self.is(x, 1.0) && (*b == Mul || self.shape(y) == out) {
-                            return self.like(y, out, span);
+                            return self.like(y, out);
                         }
                         if *b == Mul {
                             // (-a) * c = a * (-c) for a literal c.
@@ -264,14 +295,17 @@ impl Rw {
                                 if let (Some((Prim::Unary(Unary::Neg), inner)), Atom::Lit(k)) =
                                     (self.def_of(n), c)
                                 {
-                                    return Out::Emit(Prim::Binary(Mul), vec![inner[0], Atom::Lit(-k)]);
+                                    return Out::Emit(
+                                        Prim::Binary(Mul),
+                                        smallvec::smallvec![inner[0], Atom::Lit(-k)],
+                                    );
                                 }
                             }
                             if self.is(y, -1.0) && self.shape(x) == out {
-                                return Out::Emit(Prim::Unary(Unary::Neg), vec![x]);
+                                return Out::Emit(Prim::Unary(Unary::Neg), smallvec::smallvec![x]);
                             }
                             if self.is(x, -1.0) && self.shape(y) == out {
-                                return Out::Emit(Prim::Unary(Unary::Neg), vec![y]);
+                                return Out::Emit(Prim::Unary(Unary::Neg), smallvec::smallvec![y]);
                             }
                         }
                     }
@@ -280,12 +314,12 @@ impl Rw {
                             return self.full(out, 0.0);
                         }
                         if self.is(y, 1.0) {
-                            return self.like(x, out, span);
+                            return self.like(x, out);
                         }
                     }
                     Pow => {
                         if self.is(y, 1.0) {
-                            return self.like(x, out, span);
+                            return self.like(x, out);
                         }
                         if self.is(y, 0.0) {
                             return self.full(out, 1.0);
@@ -296,24 +330,16 @@ impl Rw {
             }
             Prim::Where => {
                 if args[1] == args[2] {
-                    return self.like(args[1], out, span);
+                    return self.like(args[1], out);
                 }
                 match self.constant(args[0]) {
-                    Some(c) if c != 0.0 => return self.like(args[1], out, span),
-                    Some(_) => return self.like(args[2], out, span),
+                    Some(c) if c != 0.0 => return self.like(args[1], out),
+                    Some(_) => return self.like(args[2], out),
                     None => {}
                 }
             }
-            Prim::MatMul => {
-                if self.is(args[0], 0.0) || self.is(args[1], 0.0) {
-                    return self.full(out, 0.0);
-                }
-            }
-            Prim::Solve => {
-                if self.is(args[1], 0.0) {
-                    return self.full(out, 0.0);
-                }
-            }
+            Prim::MatMul if self.is(args[0], 0.0) || self.is(args[1], 0.0) => return self.full(out, 0.0),
+            Prim::Solve if self.is(args[1], 0.0) => return self.full(out, 0.0),
             Prim::Sum(_) | Prim::SumTo(_) => {
                 let x = args[0];
                 let xs = self.shape(x);
@@ -327,11 +353,11 @@ impl Rw {
                 // `sum_to` that removes whole axes is a plain sum.
                 if let Prim::SumTo(_) = prim {
                     if out.is_scalar() {
-                        return Out::Emit(Prim::Sum(None), vec![x]);
+                        return Out::Emit(Prim::Sum(None), smallvec::smallvec![x]);
                     }
                     if let ([_, n], [k]) = (xs.dims(), out.dims()) {
                         if n == k {
-                            return Out::Emit(Prim::Sum(Some(0)), vec![x]);
+                            return Out::Emit(Prim::Sum(Some(0)), smallvec::smallvec![x]);
                         }
                     }
                 }
@@ -345,30 +371,30 @@ impl Rw {
                     return self.full(out, c);
                 }
                 if let (Prim::Reshape(_), Some((Prim::Reshape(_), inner))) = (prim, self.def_of(x)) {
-                    return Out::Emit(prim.clone(), vec![inner[0]]);
+                    return Out::Emit(prim.clone(), smallvec::smallvec![inner[0]]);
                 }
                 // Reshaping a broadcast scalar is broadcasting it to the new shape.
                 if let (Prim::Reshape(_), Some((Prim::BroadcastTo(_), inner))) = (prim, self.def_of(x)) {
                     if self.shape(inner[0]).is_scalar() {
-                        return Out::Emit(Prim::BroadcastTo(out), vec![inner[0]]);
+                        return Out::Emit(Prim::BroadcastTo(out), smallvec::smallvec![inner[0]]);
                     }
                 }
                 // Summing a matrix's rows into a column and flattening it is `sum(x, 1)`.
-                if let (Prim::Reshape(_), Some((Prim::SumTo(t), inner))) = (prim, self.def_of(x).cloned()) {
+                if let (Prim::Reshape(_), Some((Prim::SumTo(t), inner))) = (prim, self.def_of(x)) {
                     let xs = self.shape(inner[0]);
                     if let ([m, _], [tm, 1], [k]) = (xs.dims(), t.dims(), out.dims()) {
                         if m == tm && m == k {
-                            return Out::Emit(Prim::Sum(Some(1)), vec![inner[0]]);
+                            return Out::Emit(Prim::Sum(Some(1)), smallvec::smallvec![inner[0]]);
                         }
                     }
                     if let ([_, n], [1, tn], [k]) = (xs.dims(), t.dims(), out.dims()) {
                         if n == tn && n == k {
-                            return Out::Emit(Prim::Sum(Some(0)), vec![inner[0]]);
+                            return Out::Emit(Prim::Sum(Some(0)), smallvec::smallvec![inner[0]]);
                         }
                     }
                 }
                 if let (Prim::BroadcastTo(_), Some((Prim::BroadcastTo(_), inner))) = (prim, self.def_of(x)) {
-                    return Out::Emit(prim.clone(), vec![inner[0]]);
+                    return Out::Emit(prim.clone(), smallvec::smallvec![inner[0]]);
                 }
             }
             Prim::Transpose => {
@@ -411,6 +437,6 @@ impl Rw {
             }
             _ => {}
         }
-        Out::Emit(prim.clone(), args)
+        Out::Keep(args)
     }
 }

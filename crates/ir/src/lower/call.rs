@@ -27,9 +27,7 @@ impl Lowerer<'_> {
                 self.host.call(&f, args, span, arg_spans)
             }
             Func::Def(d) => self.inline_def(d, args, span, arg_spans),
-            Func::Transform { mode, f, argnums, tuple } => {
-                self.call_transform(*mode, f, argnums, *tuple, args, span, arg_spans)
-            }
+            Func::Transform { .. } => self.call_transform(func, args, span, arg_spans),
             Func::Overloads(ds) => match ds.iter().find(|d| d.params.len() == args.len()) {
                 Some(d) => self.inline_def(d, args, span, arg_spans),
                 None => {

@@ -17,16 +17,18 @@ use std::rc::Rc;
 
 impl Lowerer<'_> {
     /// Calls a derived function value in trace mode.
+    /// `transform` is a `Func::Transform`.
     pub(crate) fn call_transform(
         &mut self,
-        mode: Mode,
-        f: &LVal,
-        argnums: &[usize],
-        tuple: bool,
+        transform: &Func,
         args: Vec<LVal>,
         span: Span,
         arg_spans: &[Span],
     ) -> Result<LVal> {
+        let Func::Transform { mode, f, argnums, tuple } = transform else {
+            return Err(Diagnostic::at(span, "internal error: not a derived function"));
+        };
+        let (mode, tuple) = (*mode, *tuple);
         let at = |i: usize| arg_spans.get(i).copied().unwrap_or(span);
         match mode {
             Mode::Jvp | Mode::Jvp2 | Mode::Vjp | Mode::Hvp => {

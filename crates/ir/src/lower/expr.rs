@@ -114,6 +114,42 @@ impl Lowerer<'_> {
         spans: &[Span],
         span: Span,
     ) -> Result<LVal> {
+        // Arithmetic on tuples maps over matching structures, with arrays and numbers applied
+        // to every element (as `jax.tree_util.tree_map` would): `params - lr * grads`.
+        if matches!(prim, Prim::Binary(_) | Prim::Unary(_))
+            && args.iter().any(|a| matches!(a, LVal::Tuple(_)))
+        {
+            let len = args
+                .iter()
+                .find_map(|a| if let LVal::Tuple(t) = a { Some(t.len()) } else { None })
+                .unwrap_or(0);
+            for (a, s) in args.iter().zip(spans) {
+                match a {
+                    LVal::Tuple(t) if t.len() != len => {
+                        return Err(Diagnostic::at(
+                            *s,
+                            format!("`{symbol}` on tuples of different lengths ({} and {len})", t.len()),
+                        ))
+                    }
+                    LVal::Func(_) | LVal::Str(_) => {
+                        return Err(Diagnostic::at(
+                            *s,
+                            format!("`{symbol}` needs arrays or tuples of arrays, found {}", a.describe()),
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            let mut items = Vec::with_capacity(len);
+            for i in 0..len {
+                let parts: Vec<LVal> = args
+                    .iter()
+                    .map(|a| if let LVal::Tuple(t) = a { t[i].clone() } else { a.clone() })
+                    .collect();
+                items.push(self.operator(prim.clone(), symbol, &parts, spans, span)?);
+            }
+            return Ok(LVal::Tuple(items.into()));
+        }
         if let (Prim::Binary(_), [a, b]) = (&prim, args) {
             if let (Some(sa), Some(sb)) = (self.shape_of(a), self.shape_of(b)) {
                 if broadcast(sa, sb).is_none() {

@@ -1,0 +1,43 @@
+//! Benchmark: how long differentiation takes on long programs (`x = sin(x) * 1.0001`
+//! repeated N times, then `sum`), separately for lowering, deriving the gradient
+//! (JVP, linearize, transpose, simplify) and compiling it for the interpreter.
+//!
+//! cargo run --release -p ad-driver --example derive_timing
+
+use ad_driver::derive::lower_named;
+use ad_driver::golden::SharedBuf;
+use ad_driver::Session;
+use ad_ir::transform::{Mode, Request};
+use std::time::Instant;
+
+// The same allocator as the `ad` binary.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    for n in std::env::args().nth(1).map(|a| vec![a.parse().unwrap()]).unwrap_or(vec![1_000, 10_000, 100_000])
+    {
+        let src = format!(
+            "def deep(x: [8]) {{\n  let y = x\n  for i in 0..{n} {{ y = sin(y) * 1.0001 }}\n  sum(y)\n}}\n"
+        );
+        let mut s = Session::new(Box::new(SharedBuf::default()));
+        s.run_source("deep.ad", &src).unwrap();
+        let t0 = Instant::now();
+        let p = lower_named(&mut s, "deep", &[]).unwrap().program;
+        let t1 = Instant::now();
+        let g = ad_autodiff::derive(&p, &Request { mode: Mode::Grad { with_value: false }, wrt: vec![0] })
+            .unwrap();
+        let t2 = Instant::now();
+        let _c = ad_eval::Compiled::new(&g);
+        let t3 = Instant::now();
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+        println!(
+            "N = {n:>6}: program {:>6} equations, gradient {:>6}; lower {:7.1} ms, derive {:7.1} ms, compile {:6.1} ms",
+            p.eqns.len(),
+            g.eqns.len(),
+            ms(t0, t1),
+            ms(t1, t2),
+            ms(t2, t3)
+        );
+    }
+}
