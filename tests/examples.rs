@@ -102,3 +102,27 @@ fn book_structure() {
         assert!(root.join("src").join(target).is_file(), "SUMMARY.md links to missing {target}");
     }
 }
+
+/// Derived programs quoted in the book are the golden files, verbatim: a block after
+/// `<!-- golden: PATH -->` must equal the file at PATH.
+#[test]
+fn book_quotes_golden_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    markdown_files(&root.join("book/src"), &mut files);
+    let mut quoted = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(path) = line.trim().strip_prefix("<!-- golden: ").and_then(|r| r.strip_suffix(" -->")) else {
+                continue;
+            };
+            let block: Vec<&str> = lines[i + 2..].iter().take_while(|l| !l.starts_with("```")).copied().collect();
+            let expected = std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(block.join("\n") + "\n", expected, "{}:{}: the quote of {path} is out of date", f.display(), i + 1);
+            quoted += 1;
+        }
+    }
+    assert!(quoted >= 5, "expected quoted golden files, found {quoted}");
+}
