@@ -100,6 +100,11 @@ impl Session {
         lower::check_module(self, &module)
     }
 
+    /// How many times a function has been lowered (specialised) in this session.
+    pub fn lowerings(&self) -> usize {
+        self.cache.lowerings
+    }
+
     /// Every specialisation made so far, in no particular order.
     pub fn specializations(&self) -> Vec<std::rc::Rc<crate::cache::Entry>> {
         self.cache.map.values().flatten().cloned().collect()
