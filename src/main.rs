@@ -16,12 +16,15 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "ad", version, about = "A small array language whose programs can be differentiated")]
 struct Cli {
+    /// Without a command, `ad` starts the REPL.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// The interactive REPL, loading FILE first if given.
+    Repl { file: Option<String> },
     /// Run a script.
     Run {
         file: String,
@@ -119,8 +122,14 @@ fn read(path: &str) -> Result<String, ExitCode> {
 }
 
 fn run(cli: Cli) -> ExitCode {
+    let command = match cli.command {
+        None => return ad_repl::main(None),
+        Some(Command::Repl { file }) => return ad_repl::main(file),
+        Some(c) => c,
+    };
     let mut session = Session::new(Box::new(std::io::stdout()));
-    match cli.command {
+    match command {
+        Command::Repl { .. } => unreachable!("handled above"),
         Command::Run { file, precision } => {
             let text = match read(&file) {
                 Ok(t) => t,

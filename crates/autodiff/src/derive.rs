@@ -185,7 +185,7 @@ fn name_outputs(em: &mut Emitter, primal: &[Atom], derived: &[Atom], suffix: &st
                     Atom::Var(v) => em.b.vars[v.index()].name.clone(),
                     _ => None,
                 };
-                let base = base.unwrap_or_else(|| output_name(primal.len(), i));
+                let base = base.unwrap_or_else(|| output_name(em, primal.len(), i));
                 em.b.vars[dv.index()].name = Some(format!("{base}{suffix}").into());
             }
         }
@@ -198,18 +198,21 @@ fn name_primal_outputs(em: &mut Emitter, outputs: &[Atom]) {
     for (i, a) in outputs.iter().enumerate() {
         if let Atom::Var(v) = a {
             if em.b.vars[v.index()].name.is_none() {
-                em.b.vars[v.index()].name = Some(output_name(outputs.len(), i));
+                em.b.vars[v.index()].name = Some(output_name(em, outputs.len(), i));
             }
         }
     }
 }
 
-/// The name of an unnamed result: `y`, or `y0, y1, ...` for several.
-fn output_name(n: usize, i: usize) -> Rc<str> {
+/// The name of an unnamed result: `y`, or `y0, y1, ...` for several; `out` (`out0`, ...)
+/// when the program already has values called `y`, so that `y_bar` stays unambiguous.
+fn output_name(em: &Emitter, n: usize, i: usize) -> Rc<str> {
+    let taken = |base: &str| em.b.vars.iter().any(|v| v.name.as_deref().is_some_and(|n| n == base || n.starts_with(&format!("{base}_"))));
+    let base = ["y", "out", "result"].into_iter().find(|b| !taken(b)).unwrap_or("result");
     if n == 1 {
-        "y".into()
+        base.into()
     } else {
-        format!("y{i}").into()
+        format!("{base}{i}").into()
     }
 }
 
@@ -239,7 +242,7 @@ fn reverse(p: &Program, wrt_leaves: &[usize], seeds: SeedKind) -> Result<(Revers
                     Atom::Var(v) => l.jvp.em.b.vars[v.index()].name.clone(),
                     _ => None,
                 };
-                let name = bar_name(Some(&base.unwrap_or_else(|| output_name(outputs.len(), i))));
+                let name = bar_name(Some(&base.unwrap_or_else(|| output_name(&l.jvp.em, outputs.len(), i))));
                 let v = l.jvp.em.new_var(s, name, false);
                 seed_inputs.push(v);
                 Atom::Var(v)
@@ -287,11 +290,11 @@ fn wrt_tree(p: &Program, wrt: &[usize]) -> Tree {
 fn vjp_program(p: &Program, wrt: &[usize], wrt_leaves: &[usize]) -> Result<Program, String> {
     let (r, seeds) = reverse(p, wrt_leaves, SeedKind::Inputs)?;
     let mut asm = Assembly::from(p, &r.inputs);
-    let seed_name: Rc<str> = match (&p.out_tree, p.outputs.first()) {
-        (Tree::Leaf, Some(Atom::Var(v))) => {
-            bar_name(p.vars[v.index()].name.as_deref()).unwrap_or_else(|| "y_bar".into())
-        }
-        _ => "y_bar".into(),
+    // The cotangent parameter is named after the result: `y_bar`, or `out_bar` when the
+    // program has its own `y`.
+    let seed_name: Rc<str> = match (&p.out_tree, seeds.as_slice()) {
+        (Tree::Leaf, [v]) => r.em.b.vars[v.index()].name.clone().unwrap_or_else(|| "y_bar".into()),
+        _ => format!("{}_bar", output_name(&r.em, 1, 0)).into(),
     };
     asm.add_param(seed_name, p.out_tree.clone(), &seeds);
     let mut outputs = r.outputs;

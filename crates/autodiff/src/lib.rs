@@ -3,6 +3,7 @@
 //! derived programs built from them (gradients, HVPs, Hessians, Jacobians, the two-VJP JVP),
 //! and the simplifier that runs after every transformation.
 
+pub mod cost;
 pub mod derive;
 pub mod emitter;
 pub mod jvp;

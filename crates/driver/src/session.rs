@@ -124,6 +124,16 @@ impl Session {
         ad_eval::Compiled::new(p).run(leaves).ok()
     }
 
+    /// Forgets a top-level name (the REPL does this when a file is loaded again).
+    pub fn remove_global(&mut self, name: &str) {
+        self.globals.remove(name);
+    }
+
+    /// The top-level names, prelude included.
+    pub fn global_names(&self) -> Vec<Name> {
+        self.globals.keys().cloned().collect()
+    }
+
     pub fn global_value(&self, name: &str) -> Option<&LVal> {
         self.globals.get(name)
     }

@@ -92,6 +92,13 @@ pub fn render(sources: &SourceMap, diagnostics: &[Diagnostic], color: bool) -> S
             .with_config(Config::default().with_index_type(IndexType::Byte).with_color(color))
             .with_message(&d.message);
         for (i, l) in labels.iter().enumerate() {
+            // A primary label with nothing to say is left out when other labels inside it
+            // explain the error (the operands of a mismatched `+`); the report's header
+            // still gives its location.
+            let inside = |o: &Label| o.span.file == l.span.file && o.span.start >= l.span.start && o.span.end <= l.span.end;
+            if i == 0 && l.message.is_empty() && labels[1..].iter().any(|o| inside(o)) {
+                continue;
+            }
             // ariadne draws no underline for a label without text, so every label gets some.
             let text = if l.message.is_empty() { "here" } else { l.message.as_str() };
             let mut label = ALabel::new((id(l.span), clamp(l.span))).with_order(i as i32).with_message(text);

@@ -242,6 +242,6 @@ fn leaves(v: &LVal, out: &mut Vec<LVal>) {
 }
 
 /// `grad(f)`, `hessian(f)` and their siblings as function values.
-pub(crate) fn transform_value(mode: Mode, f: LVal, argnums: Vec<usize>, tuple: bool) -> LVal {
+pub fn transform_value(mode: Mode, f: LVal, argnums: Vec<usize>, tuple: bool) -> LVal {
     LVal::Func(Rc::new(Func::Transform { mode, f, argnums, tuple }))
 }

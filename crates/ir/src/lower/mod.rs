@@ -265,6 +265,19 @@ impl<'h> Lowerer<'h> {
     }
 }
 
+/// Evaluates one expression at the top level (the REPL's commands use it).
+pub fn eval_expr(host: &mut dyn Host, e: &ast::Expr) -> Result<LVal> {
+    Lowerer::new(host, Mode::Eager, false).expr(e)
+}
+
+/// The value an expression would have, with arrays abstracted to their shapes: nothing
+/// runs (the REPL's `:type`).
+pub fn check_expr(host: &mut dyn Host, e: &ast::Expr) -> Result<LVal> {
+    Lowerer::new(host, Mode::Trace, false).expr(e)
+}
+
+pub use derived::transform_value as transform;
+
 /// Runs one top-level statement eagerly. Returns the value of an expression statement.
 pub fn run_stmt(host: &mut dyn Host, stmt: &ast::Stmt) -> Result<Option<LVal>> {
     let mut lw = Lowerer::new(host, Mode::Eager, false);

@@ -1,0 +1,380 @@
+//! The `:commands`: a table with their help, resolution of unique prefixes, and the
+//! implementations.
+
+use crate::repl::{Flow, Repl};
+use ad_driver::Session;
+use ad_ir::lower::spec::Spec;
+use ad_ir::lower::value::{Func, LVal};
+use ad_ir::lower::{self, Host};
+use ad_ir::transform::{JacMode, Mode, Request};
+use ad_syntax::ast::{Expr, ExprKind, StmtKind};
+use ad_syntax::{Diagnostic, Span};
+use std::io::Write;
+
+pub struct Command {
+    pub name: &'static str,
+    pub args: &'static str,
+    pub summary: &'static str,
+    pub help: &'static str,
+}
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "grad",
+        args: "CALL",
+        summary: "gradient of a call with respect to its first argument",
+        help: "`:grad f(x, y)` prints ∂f/∂x at (x, y): the value of `grad(f)(x, y)`.\nf must return a scalar; x may be an array or a tuple of arrays.",
+    },
+    Command {
+        name: "hessian",
+        args: "CALL",
+        summary: "Hessian with respect to the first argument",
+        help: "`:hessian f(x)` prints ∇²f at x (forward over reverse): the value of `hessian(f)(x)`.",
+    },
+    Command {
+        name: "jacobian",
+        args: "CALL",
+        summary: "Jacobian with respect to the first argument",
+        help: "`:jacobian f(x)` prints the Jacobian of f at x, shaped [output, input]: the value\nof `jacobian(f)(x)`. `:explain` tells how it is computed.",
+    },
+    Command {
+        name: "jvp",
+        args: "CALL",
+        summary: "the forward-mode program derived for these argument shapes",
+        help: "`:jvp f(x, y)` prints f_jvp(x, y, x_dot, y_dot) -> (out, out_dot), the program AD\nderives for arguments of these shapes (as `ad derive jvp`).",
+    },
+    Command {
+        name: "vjp",
+        args: "CALL",
+        summary: "the reverse-mode program derived for these argument shapes",
+        help: "`:vjp f(x, y)` prints f_vjp(x, y, out_bar) -> (out, x_bar, y_bar), the program AD\nderives for arguments of these shapes (as `ad derive vjp`).",
+    },
+    Command {
+        name: "ir",
+        args: "CALL",
+        summary: "the program a function lowers to for these argument shapes",
+        help: "`:ir f(x)` prints the IR of f specialised to the shapes of x, as `.ad` source\n(as `ad derive ir`).",
+    },
+    Command {
+        name: "explain",
+        args: "CALL",
+        summary: "how `jacobian` would compute the Jacobian of a call, and at what cost",
+        help: "`:explain f(x)` compares forward mode (one JVP per input element) with reverse mode\n(one VJP per output element), in estimated multiply-adds, and says which `jacobian` uses.",
+    },
+    Command {
+        name: "type",
+        args: "EXPR",
+        summary: "the shape of an expression's value, or a function's signature",
+        help: "`:type EXPR` shows the shape of EXPR's value (`f64[3]`, `(f64[2, 2], f64[])`) without\nrunning it, or the signature of a function.",
+    },
+    Command {
+        name: "load",
+        args: "FILE",
+        summary: "run a file into the session",
+        help: "`:load FILE` runs FILE here. Loading the same file again replaces what it defined\n(names it no longer defines are forgotten).",
+    },
+    Command { name: "reset", args: "", summary: "forget everything defined in this session", help: "`:reset` starts over with only the prelude (settings are kept)." },
+    Command {
+        name: "set",
+        args: "precision P",
+        summary: "significant digits when printing values (1 to 17)",
+        help: "`:set precision P` prints numbers with up to P significant digits (default 6).",
+    },
+    Command { name: "help", args: "[CMD]", summary: "this list, or the help of one command", help: "`:help` lists the commands; `:help grad` explains one." },
+    Command { name: "quit", args: "", summary: "leave (Ctrl-D also does)", help: "`:quit` leaves the REPL; so does Ctrl-D on an empty line." },
+];
+
+/// The command a (possibly abbreviated) name means: exact names win, then unique prefixes.
+pub fn resolve(word: &str) -> Result<&'static Command, String> {
+    if let Some(c) = COMMANDS.iter().find(|c| c.name == word) {
+        return Ok(c);
+    }
+    let matches: Vec<&Command> = COMMANDS.iter().filter(|c| c.name.starts_with(word)).collect();
+    match matches.as_slice() {
+        [c] => Ok(c),
+        [] => {
+            let names = COMMANDS.iter().map(|c| c.name);
+            match lower::suggest(word, names) {
+                Some(s) => Err(format!("unknown command `:{word}`; did you mean `:{s}`?")),
+                None => Err(format!("unknown command `:{word}`; `:help` lists the commands")),
+            }
+        }
+        many => Err(format!(
+            "`:{word}` is ambiguous: {}",
+            many.iter().map(|c| format!(":{}", c.name)).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+pub fn help_text(cmd: Option<&Command>) -> String {
+    match cmd {
+        Some(c) => format!(":{} {}\n{}\n", c.name, c.args, c.help),
+        None => {
+            let mut s = String::from("Enter definitions, `let`s and expressions; an expression prints its value.\n");
+            s.push_str("Commands (any unique prefix works, e.g. `:hes`):\n");
+            for c in COMMANDS {
+                let head = format!(":{} {}", c.name, c.args);
+                s.push_str(&format!("  {head:<22} {}\n", c.summary));
+            }
+            s
+        }
+    }
+}
+
+pub fn run(repl: &mut Repl, text: &str, out: &mut dyn Write, err: &mut dyn Write) -> Flow {
+    let (word, rest) = match text.find(char::is_whitespace) {
+        Some(i) => (&text[..i], text[i..].trim()),
+        None => (text, ""),
+    };
+    let cmd = match resolve(word) {
+        Ok(c) => c,
+        Err(m) => {
+            let _ = writeln!(err, "Error: {m}");
+            return Flow::Continue;
+        }
+    };
+    let needs_arg = !cmd.args.is_empty() && !cmd.args.starts_with('[');
+    if needs_arg && rest.is_empty() {
+        let _ = writeln!(err, "Error: `:{}` needs {}; for example `{}`", cmd.name, cmd.args, example(cmd.name));
+        return Flow::Continue;
+    }
+    match cmd.name {
+        "quit" => return Flow::Quit,
+        "help" => {
+            let target = if rest.is_empty() { Ok(None) } else { resolve(rest.trim_start_matches(':')).map(Some) };
+            match target {
+                Ok(c) => {
+                    let _ = write!(out, "{}", help_text(c));
+                }
+                Err(m) => {
+                    let _ = writeln!(err, "Error: {m}");
+                }
+            }
+        }
+        "reset" => {
+            repl.reset();
+            let _ = writeln!(out, "The session is empty again.");
+        }
+        "set" => set(repl, rest, out, err),
+        "load" => {
+            if repl.load(rest, out, err) {
+                let _ = writeln!(out, "Loaded {rest}.");
+            }
+        }
+        "type" => {
+            if let Err(e) = type_of(repl, rest, out) {
+                repl.report(err, &e);
+            }
+        }
+        name => {
+            if let Err(e) = call_command(repl, name, rest, out) {
+                repl.report(err, &e);
+            }
+        }
+    }
+    Flow::Continue
+}
+
+fn example(name: &str) -> &'static str {
+    match name {
+        "type" => ":type [1, 2] @ [[1], [2]]",
+        "load" => ":load examples/mlp.ad",
+        "set" => ":set precision 10",
+        _ => ":grad f(2)",
+    }
+}
+
+fn set(repl: &mut Repl, rest: &str, out: &mut dyn Write, err: &mut dyn Write) {
+    let mut words = rest.split_whitespace();
+    match (words.next(), words.next().map(|w| w.parse::<usize>())) {
+        (Some("precision"), Some(Ok(p))) if (1..=17).contains(&p) => {
+            repl.session.precision = p;
+            let _ = writeln!(out, "precision = {p}");
+        }
+        (Some("precision"), _) => {
+            let _ = writeln!(err, "Error: precision is a number of significant digits from 1 to 17");
+        }
+        (Some(other), _) => {
+            let _ = writeln!(err, "Error: unknown setting `{other}`; the settings are: precision");
+        }
+        (None, _) => {
+            let _ = writeln!(out, "precision = {}", repl.session.precision);
+        }
+    }
+}
+
+/// Parses the text after a command as one expression, in a source of its own.
+fn parse_expr(repl: &mut Repl, text: &str) -> Result<Expr, Vec<Diagnostic>> {
+    let name = repl.entry_name();
+    let (_, module) = repl.session.parse(&name, text)?;
+    match module.stmts.as_slice() {
+        [s] => match &s.kind {
+            StmtKind::Expr(e) => Ok(e.clone()),
+            _ => Err(vec![Diagnostic::at(s.span, "expected an expression here, not a statement")]),
+        },
+        _ => Err(vec![Diagnostic::error("expected a single expression")]),
+    }
+}
+
+fn type_of(repl: &mut Repl, text: &str, out: &mut dyn Write) -> Result<(), Vec<Diagnostic>> {
+    let e = parse_expr(repl, text)?;
+    let v = lower::check_expr(&mut repl.session, &e).map_err(|d| vec![d])?;
+    let _ = writeln!(out, "{}", describe_type(&v));
+    Ok(())
+}
+
+/// A value's type as the REPL shows it: `f64[3]`, `(f64[], f64[2, 2])`, `f(x: [n], y)`.
+pub fn describe_type(v: &LVal) -> String {
+    match v {
+        LVal::Num(_) => "f64[]".into(),
+        LVal::Arr(a) => format!("f64{}", a.shape()),
+        LVal::Tuple(t) => {
+            let parts: Vec<String> = t.iter().map(describe_type).collect();
+            if parts.len() == 1 {
+                format!("({},)", parts[0])
+            } else {
+                format!("({})", parts.join(", "))
+            }
+        }
+        LVal::Str(_) => "string".into(),
+        LVal::Func(f) => match &**f {
+            Func::Def(d) => signature(d),
+            Func::Overloads(ds) => ds.iter().map(|d| signature(d)).collect::<Vec<_>>().join(" | "),
+            Func::Closure { lam, .. } => {
+                let ps: Vec<&str> = lam.params.iter().map(|p| &*p.name).collect();
+                format!("({}) => ...", ps.join(", "))
+            }
+            Func::Builtin(b) => format!("{b}: builtin"),
+            Func::Transform { .. } => format!("{}: a derived function", f.name()),
+        },
+    }
+}
+
+fn signature(d: &ad_syntax::ast::Def) -> String {
+    use ad_syntax::ast::Dim;
+    let params: Vec<String> = d
+        .params
+        .iter()
+        .map(|p| match &p.annot {
+            None => p.name.name.to_string(),
+            Some(a) => {
+                let dims: Vec<String> = a
+                    .dims
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Known(n, _) => n.to_string(),
+                        Dim::Named(id) => id.name.to_string(),
+                    })
+                    .collect();
+                format!("{}: [{}]", p.name.name, dims.join(", "))
+            }
+        })
+        .collect();
+    format!("{}({})", d.name.name, params.join(", "))
+}
+
+/// The function and arguments of a `CALL` argument, evaluated.
+struct Call {
+    f: LVal,
+    args: Vec<LVal>,
+    span: Span,
+    arg_spans: Vec<Span>,
+}
+
+fn eval_call(repl: &mut Repl, text: &str) -> Result<Call, Vec<Diagnostic>> {
+    let e = parse_expr(repl, text)?;
+    let ExprKind::Call(callee, args) = &e.kind else {
+        return Err(vec![Diagnostic::at(e.span, "expected a call, like `f(x)`")
+            .with_hint("these commands take a function applied to arguments, e.g. `:grad f(2)`")]);
+    };
+    let s: &mut Session = &mut repl.session;
+    let f = lower::eval_expr(s, callee).map_err(|d| vec![d])?;
+    if !matches!(f, LVal::Func(_)) {
+        return Err(vec![Diagnostic::at(callee.span, format!("this is {}, not a function", f.describe()))]);
+    }
+    let mut vals = Vec::new();
+    for a in args {
+        vals.push(lower::eval_expr(s, a).map_err(|d| vec![d])?);
+    }
+    if vals.is_empty() {
+        return Err(vec![Diagnostic::at(e.span, "the function needs an argument to differentiate with respect to")]);
+    }
+    Ok(Call { f, args: vals, span: e.span, arg_spans: args.iter().map(|a| a.span).collect() })
+}
+
+fn call_command(repl: &mut Repl, name: &str, text: &str, out: &mut dyn Write) -> Result<(), Vec<Diagnostic>> {
+    let c = eval_call(repl, text)?;
+    let s = &mut repl.session;
+    let value_mode = match name {
+        "grad" => Some(Mode::Grad { with_value: false }),
+        "hessian" => Some(Mode::Hessian),
+        "jacobian" => Some(Mode::Jacobian(JacMode::Auto)),
+        _ => None,
+    };
+    if let Some(mode) = value_mode {
+        let t = lower::transform(mode, c.f, vec![0], false);
+        let v = s.call(&t, c.args, c.span, &c.arg_spans).map_err(|d| vec![d])?;
+        let _ = writeln!(out, "{}", v.display(s.precision));
+        return Ok(());
+    }
+    let specs: Vec<Spec> = c.args.iter().map(Spec::of).collect();
+    let leaves: usize = Spec::of(&c.f).leaves() + specs.iter().map(Spec::leaves).sum::<usize>();
+    let lowered =
+        lower::lower_function(s, &c.f, &specs, &vec![None; leaves], c.span, &c.arg_spans).map_err(|d| vec![d])?;
+    let program = lowered.program;
+    let first = usize::from(Spec::of(&c.f).leaves() > 0);
+    let err = |m: String| vec![Diagnostic::at(c.span, m)];
+    let text = match name {
+        "ir" => ad_ir::print_program(&program).map_err(err)?,
+        "jvp" | "vjp" => {
+            let mode = if name == "jvp" { Mode::Jvp } else { Mode::Vjp };
+            let d = ad_autodiff::derive(&program, &Request { mode, wrt: (first..program.params.len()).collect() })
+                .map_err(err)?;
+            ad_ir::print_program(&d).map_err(err)?
+        }
+        _ => explain(&program, first).map_err(err)?,
+    };
+    let _ = write!(out, "{text}");
+    Ok(())
+}
+
+/// The forward/reverse choice `jacobian` makes for this call, with estimated costs.
+fn explain(p: &ad_ir::Program, wrt: usize) -> Result<String, String> {
+    if p.outputs.len() != 1 || p.params.get(wrt).map(|d| d.tree != ad_ir::Tree::Leaf).unwrap_or(true) {
+        return Err("`jacobian` needs an array argument and one array result".into());
+    }
+    let n_in = p.var_shape(p.inputs[p.params[..wrt].iter().map(|d| d.tree.leaves()).sum::<usize>()]).size();
+    let out_shape = p.shape(p.outputs[0]);
+    let in_shape = p.var_shape(p.inputs[p.params[..wrt].iter().map(|d| d.tree.leaves()).sum::<usize>()]);
+    let n_out = out_shape.size();
+    let primal = ad_autodiff::cost::madds(p);
+    let jvp = ad_autodiff::derive(p, &Request { mode: Mode::Jvp, wrt: vec![wrt] })?;
+    let vjp = ad_autodiff::derive(p, &Request { mode: Mode::Vjp, wrt: vec![wrt] })?;
+    let per_jvp = (ad_autodiff::cost::madds(&jvp) - primal).max(0.0);
+    let per_vjp = (ad_autodiff::cost::madds(&vjp) - primal).max(0.0);
+    let fwd = primal + n_in as f64 * per_jvp;
+    let rev = primal + n_out as f64 * per_vjp;
+    let choice = if n_in <= n_out { "forward" } else { "reverse" };
+    Ok(format!(
+        "jacobian of `{}` with respect to f64{in_shape} -> f64{out_shape}, result {}:\n  \
+         forward: {n_in} JVP(s) of ~{} multiply-adds each, plus the function once: ~{} in all\n  \
+         reverse: {n_out} VJP(s) of ~{} multiply-adds each, plus the function once: ~{} in all\n  \
+         jacobian uses {choice} mode (fewer passes: {} vs {})\n",
+        p.name,
+        ad_ir::transform::jacobian_shape(out_shape, in_shape),
+        fmt_count(per_jvp),
+        fmt_count(fwd),
+        fmt_count(per_vjp),
+        fmt_count(rev),
+        n_in.min(n_out),
+        n_in.max(n_out),
+    ))
+}
+
+fn fmt_count(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.3}e6", x / 1e6)
+    } else {
+        format!("{}", x.round() as u64)
+    }
+}

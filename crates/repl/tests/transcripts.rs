@@ -1,0 +1,25 @@
+//! Transcript tests: `tests/repl/*.txt` are REPL sessions as a terminal shows them, replayed
+//! through the REPL. `UPDATE_EXPECT=1 cargo test -p ad-repl` rewrites them.
+
+use std::path::Path;
+
+#[test]
+fn transcripts() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/repl");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    files.sort();
+    assert!(files.len() >= 3);
+    let bless = std::env::var_os("UPDATE_EXPECT").is_some();
+    let mut failures = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        if let Err(got) = ad_repl::transcript::check(&text) {
+            if bless {
+                std::fs::write(&f, &got).unwrap();
+            } else {
+                failures.push(format!("{}:\n{}", f.display(), ad_driver::golden::diff(&text, &got)));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
