@@ -103,6 +103,47 @@ fn book_structure() {
     }
 }
 
+/// The REPL transcripts of the book (```repl blocks) are replayed and must match.
+#[test]
+fn book_repl_transcripts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("book/src/repl.md")).unwrap();
+    let bless = std::env::var_os("UPDATE_EXPECT").is_some();
+    let mut count = 0;
+    let mut block: Option<String> = None;
+    let mut rewritten = String::new();
+    // The chapter is one session: each transcript continues the previous one.
+    let mut repl = ad_repl::Repl::new();
+    let normal = |s: &str| s.lines().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n") + "\n";
+    for line in text.lines() {
+        match &mut block {
+            None if line.trim() == "```repl" => block = Some(String::new()),
+            Some(b) if line.starts_with("```") => {
+                let got = ad_repl::transcript::replay_in(&mut repl, b);
+                if normal(b) == got || bless {
+                    rewritten.push_str(&got);
+                } else {
+                    panic!("a transcript in repl.md does not replay:\n{}", ad_driver::golden::diff(b, &got));
+                }
+                count += 1;
+                block = None;
+            }
+            Some(b) => {
+                b.push_str(line);
+                b.push('\n');
+                continue;
+            }
+            None => {}
+        }
+        rewritten.push_str(line);
+        rewritten.push('\n');
+    }
+    if bless {
+        std::fs::write(root.join("book/src/repl.md"), rewritten).unwrap();
+    }
+    assert!(count >= 4, "expected the chapter's transcripts, found {count}");
+}
+
 /// Derived programs quoted in the book are the golden files, verbatim: a block after
 /// `<!-- golden: PATH -->` must equal the file at PATH.
 #[test]
@@ -115,12 +156,20 @@ fn book_quotes_golden_files() {
         let text = std::fs::read_to_string(&f).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         for (i, line) in lines.iter().enumerate() {
-            let Some(path) = line.trim().strip_prefix("<!-- golden: ").and_then(|r| r.strip_suffix(" -->")) else {
+            let Some(path) = line.trim().strip_prefix("<!-- golden: ").and_then(|r| r.strip_suffix(" -->"))
+            else {
                 continue;
             };
-            let block: Vec<&str> = lines[i + 2..].iter().take_while(|l| !l.starts_with("```")).copied().collect();
+            let block: Vec<&str> =
+                lines[i + 2..].iter().take_while(|l| !l.starts_with("```")).copied().collect();
             let expected = std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-            assert_eq!(block.join("\n") + "\n", expected, "{}:{}: the quote of {path} is out of date", f.display(), i + 1);
+            assert_eq!(
+                block.join("\n") + "\n",
+                expected,
+                "{}:{}: the quote of {path} is out of date",
+                f.display(),
+                i + 1
+            );
             quoted += 1;
         }
     }

@@ -207,7 +207,11 @@ fn name_primal_outputs(em: &mut Emitter, outputs: &[Atom]) {
 /// The name of an unnamed result: `y`, or `y0, y1, ...` for several; `out` (`out0`, ...)
 /// when the program already has values called `y`, so that `y_bar` stays unambiguous.
 fn output_name(em: &Emitter, n: usize, i: usize) -> Rc<str> {
-    let taken = |base: &str| em.b.vars.iter().any(|v| v.name.as_deref().is_some_and(|n| n == base || n.starts_with(&format!("{base}_"))));
+    let taken = |base: &str| {
+        em.b.vars
+            .iter()
+            .any(|v| v.name.as_deref().is_some_and(|n| n == base || n.starts_with(&format!("{base}_"))))
+    };
     let base = ["y", "out", "result"].into_iter().find(|b| !taken(b)).unwrap_or("result");
     if n == 1 {
         base.into()

@@ -110,7 +110,8 @@ pub fn help_text(cmd: Option<&Command>) -> String {
     match cmd {
         Some(c) => format!(":{} {}\n{}\n", c.name, c.args, c.help),
         None => {
-            let mut s = String::from("Enter definitions, `let`s and expressions; an expression prints its value.\n");
+            let mut s =
+                String::from("Enter definitions, `let`s and expressions; an expression prints its value.\n");
             s.push_str("Commands (any unique prefix works, e.g. `:hes`):\n");
             for c in COMMANDS {
                 let head = format!(":{} {}", c.name, c.args);
@@ -135,13 +136,15 @@ pub fn run(repl: &mut Repl, text: &str, out: &mut dyn Write, err: &mut dyn Write
     };
     let needs_arg = !cmd.args.is_empty() && !cmd.args.starts_with('[');
     if needs_arg && rest.is_empty() {
-        let _ = writeln!(err, "Error: `:{}` needs {}; for example `{}`", cmd.name, cmd.args, example(cmd.name));
+        let _ =
+            writeln!(err, "Error: `:{}` needs {}; for example `{}`", cmd.name, cmd.args, example(cmd.name));
         return Flow::Continue;
     }
     match cmd.name {
         "quit" => return Flow::Quit,
         "help" => {
-            let target = if rest.is_empty() { Ok(None) } else { resolve(rest.trim_start_matches(':')).map(Some) };
+            let target =
+                if rest.is_empty() { Ok(None) } else { resolve(rest.trim_start_matches(':')).map(Some) };
             match target {
                 Ok(c) => {
                     let _ = write!(out, "{}", help_text(c));
@@ -297,7 +300,10 @@ fn eval_call(repl: &mut Repl, text: &str) -> Result<Call, Vec<Diagnostic>> {
         vals.push(lower::eval_expr(s, a).map_err(|d| vec![d])?);
     }
     if vals.is_empty() {
-        return Err(vec![Diagnostic::at(e.span, "the function needs an argument to differentiate with respect to")]);
+        return Err(vec![Diagnostic::at(
+            e.span,
+            "the function needs an argument to differentiate with respect to",
+        )]);
     }
     Ok(Call { f, args: vals, span: e.span, arg_spans: args.iter().map(|a| a.span).collect() })
 }
@@ -319,8 +325,8 @@ fn call_command(repl: &mut Repl, name: &str, text: &str, out: &mut dyn Write) ->
     }
     let specs: Vec<Spec> = c.args.iter().map(Spec::of).collect();
     let leaves: usize = Spec::of(&c.f).leaves() + specs.iter().map(Spec::leaves).sum::<usize>();
-    let lowered =
-        lower::lower_function(s, &c.f, &specs, &vec![None; leaves], c.span, &c.arg_spans).map_err(|d| vec![d])?;
+    let lowered = lower::lower_function(s, &c.f, &specs, &vec![None; leaves], c.span, &c.arg_spans)
+        .map_err(|d| vec![d])?;
     let program = lowered.program;
     let first = usize::from(Spec::of(&c.f).leaves() > 0);
     let err = |m: String| vec![Diagnostic::at(c.span, m)];
@@ -328,8 +334,11 @@ fn call_command(repl: &mut Repl, name: &str, text: &str, out: &mut dyn Write) ->
         "ir" => ad_ir::print_program(&program).map_err(err)?,
         "jvp" | "vjp" => {
             let mode = if name == "jvp" { Mode::Jvp } else { Mode::Vjp };
-            let d = ad_autodiff::derive(&program, &Request { mode, wrt: (first..program.params.len()).collect() })
-                .map_err(err)?;
+            let d = ad_autodiff::derive(
+                &program,
+                &Request { mode, wrt: (first..program.params.len()).collect() },
+            )
+            .map_err(err)?;
             ad_ir::print_program(&d).map_err(err)?
         }
         _ => explain(&program, first).map_err(err)?,

@@ -34,7 +34,8 @@ pub fn complete_word(line: &str, pos: usize, names: &[String]) -> Option<(usize,
     if let Some(rest) = trimmed.strip_prefix(':') {
         if !rest.contains(char::is_whitespace) {
             let start = pos - rest.len();
-            let cands = COMMANDS.iter().filter(|c| c.name.starts_with(rest)).map(|c| c.name.to_string()).collect();
+            let cands =
+                COMMANDS.iter().filter(|c| c.name.starts_with(rest)).map(|c| c.name.to_string()).collect();
             return Some((start, cands));
         }
         let word = rest.split_whitespace().next().unwrap_or("");
@@ -104,7 +105,11 @@ impl Validator for AdHelper {
     /// piped input rustyline would then swallow every later line; a wrong entry runs and
     /// reports its error.
     fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
-        Ok(if is_incomplete(ctx.input()) { ValidationResult::Incomplete } else { ValidationResult::Valid(None) })
+        Ok(if is_incomplete(ctx.input()) {
+            ValidationResult::Incomplete
+        } else {
+            ValidationResult::Valid(None)
+        })
     }
 }
 

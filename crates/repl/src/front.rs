@@ -28,12 +28,21 @@ pub fn history_path() -> Option<PathBuf> {
 }
 
 pub fn banner() -> String {
-    format!("AD {} — a differentiable array language. Type :help for help, Ctrl-D to quit.\n", env!("CARGO_PKG_VERSION"))
+    format!(
+        "AD {} — a differentiable array language. Type :help for help, Ctrl-D to quit.\n",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// Reads entries line by line (an entry continues while the parser says it is
 /// incomplete) and runs them. Prompts go to `out` only when `prompts` is set.
-pub fn run_lines(repl: &mut Repl, input: impl BufRead, out: &mut dyn Write, err: &mut dyn Write, prompts: bool) {
+pub fn run_lines(
+    repl: &mut Repl,
+    input: impl BufRead,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    prompts: bool,
+) {
     let mut entry = String::new();
     let mut lines = input.lines();
     loop {

@@ -31,7 +31,11 @@ fn entries(text: &str) -> Vec<Entry> {
 /// Runs the entries of a transcript in a fresh REPL and returns the transcript as it
 /// should read: the same entries, each followed by what it printed.
 pub fn replay(text: &str) -> String {
-    let mut repl = Repl::new();
+    replay_in(&mut Repl::new(), text)
+}
+
+/// As [`replay`], continuing the session `repl` (a chapter's transcripts are one session).
+pub fn replay_in(repl: &mut Repl, text: &str) -> String {
     let buf = SharedBuf::default();
     let mut result = String::new();
     for e in entries(text) {

@@ -95,7 +95,9 @@ pub fn render(sources: &SourceMap, diagnostics: &[Diagnostic], color: bool) -> S
             // A primary label with nothing to say is left out when other labels inside it
             // explain the error (the operands of a mismatched `+`); the report's header
             // still gives its location.
-            let inside = |o: &Label| o.span.file == l.span.file && o.span.start >= l.span.start && o.span.end <= l.span.end;
+            let inside = |o: &Label| {
+                o.span.file == l.span.file && o.span.start >= l.span.start && o.span.end <= l.span.end
+            };
             if i == 0 && l.message.is_empty() && labels[1..].iter().any(|o| inside(o)) {
                 continue;
             }
