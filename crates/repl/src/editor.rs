@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn completes_commands_names_and_keywords() {
         let names = vec!["my_loss".to_string(), "my_model".to_string(), "_private".to_string()];
-        assert_eq!(complete_word(":he", 3, &names), Some((1, vec!["help".into(), "hessian".into()])));
+        assert_eq!(complete_word(":he", 3, &names), Some((1, vec!["hessian".into(), "help".into()])));
         assert_eq!(complete_word("print(my_l", 10, &names), Some((6, vec!["my_loss".into()])));
         assert_eq!(complete_word("ta", 2, &names), Some((0, vec!["tanh".into()])));
         assert_eq!(complete_word("whi", 3, &names), Some((0, vec!["while".into()])));
