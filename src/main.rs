@@ -70,6 +70,8 @@ enum Mode {
     Hvp,
     /// Full Hessian with respect to the first argument.
     Hessian,
+    /// Jacobian with respect to the first argument, with the plan that computes it.
+    Jacobian,
 }
 
 impl Mode {
@@ -82,6 +84,7 @@ impl Mode {
             Mode::Grad => "grad",
             Mode::Hvp => "hvp",
             Mode::Hessian => "hessian",
+            Mode::Jacobian => "jacobian",
         }
     }
 }

@@ -103,45 +103,54 @@ fn book_structure() {
     }
 }
 
-/// The REPL transcripts of the book (```repl blocks) are replayed and must match.
+/// The REPL transcripts of the book (```repl blocks) are replayed and must match; each
+/// chapter is one session. `UPDATE_EXPECT=1` rewrites them.
 #[test]
 fn book_repl_transcripts() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("book/src/repl.md")).unwrap();
     let bless = std::env::var_os("UPDATE_EXPECT").is_some();
-    let mut count = 0;
-    let mut block: Option<String> = None;
-    let mut rewritten = String::new();
-    // The chapter is one session: each transcript continues the previous one.
-    let mut repl = ad_repl::Repl::new();
+    let mut files = Vec::new();
+    markdown_files(&root.join("book/src"), &mut files);
+    files.sort();
     let normal = |s: &str| s.lines().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n") + "\n";
-    for line in text.lines() {
-        match &mut block {
-            None if line.trim() == "```repl" => block = Some(String::new()),
-            Some(b) if line.starts_with("```") => {
-                let got = ad_repl::transcript::replay_in(&mut repl, b);
-                if normal(b) == got || bless {
-                    rewritten.push_str(&got);
-                } else {
-                    panic!("a transcript in repl.md does not replay:\n{}", ad_driver::golden::diff(b, &got));
+    let mut count = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let mut block: Option<String> = None;
+        let mut rewritten = String::new();
+        let mut repl = ad_repl::Repl::new();
+        for line in text.lines() {
+            match &mut block {
+                None if line.trim() == "```repl" => block = Some(String::new()),
+                Some(b) if line.starts_with("```") => {
+                    let got = ad_repl::transcript::replay_in(&mut repl, b);
+                    if normal(b) == got || bless {
+                        rewritten.push_str(&got);
+                    } else {
+                        panic!(
+                            "a transcript in {} does not replay:\n{}",
+                            f.display(),
+                            ad_driver::golden::diff(b, &got)
+                        );
+                    }
+                    count += 1;
+                    block = None;
                 }
-                count += 1;
-                block = None;
+                Some(b) => {
+                    b.push_str(line);
+                    b.push('\n');
+                    continue;
+                }
+                None => {}
             }
-            Some(b) => {
-                b.push_str(line);
-                b.push('\n');
-                continue;
-            }
-            None => {}
+            rewritten.push_str(line);
+            rewritten.push('\n');
         }
-        rewritten.push_str(line);
-        rewritten.push('\n');
+        if bless && rewritten != text {
+            std::fs::write(&f, rewritten).unwrap();
+        }
     }
-    if bless {
-        std::fs::write(root.join("book/src/repl.md"), rewritten).unwrap();
-    }
-    assert!(count >= 4, "expected the chapter's transcripts, found {count}");
+    assert!(count >= 6, "expected the book's transcripts, found {count}");
 }
 
 /// Derived programs quoted in the book are the golden files, verbatim: a block after

@@ -2,30 +2,35 @@
 //! (reshapes, broadcasts, indexing) and constants. Used to compare ways of computing a
 //! derivative.
 
-use ad_ir::{Atom, Prim, Program};
+use ad_ir::{Atom, Eqn, Prim, Program, Shape};
 
 /// Estimated multiply-adds of one run of `p`.
 pub fn madds(p: &Program) -> f64 {
-    p.eqns.iter().map(|e| eqn_madds(p, &e.prim, &e.args, e.out)).sum()
+    eqns_madds(&p.eqns, |a| p.shape(a))
 }
 
-fn eqn_madds(p: &Program, prim: &Prim, args: &[Atom], out: ad_ir::Var) -> f64 {
-    let size = |a: &Atom| p.shape(*a).size() as f64;
-    let out_size = p.var_shape(out).size() as f64;
+/// Estimated multiply-adds of some equations, given the shapes of their values.
+pub fn eqns_madds(eqns: &[Eqn], shape: impl Fn(Atom) -> Shape) -> f64 {
+    eqns.iter().map(|e| eqn_madds(&e.prim, &e.args, shape(Atom::Var(e.out)), &shape)).sum()
+}
+
+fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &impl Fn(Atom) -> Shape) -> f64 {
+    let out_size = out.size() as f64;
     match prim {
         Prim::Unary(_) | Prim::Binary(_) | Prim::Where => out_size,
         Prim::MatMul => {
-            let (a, b) = (p.shape(args[0]), p.shape(args[1]));
+            let (a, b) = (shape(args[0]), shape(args[1]));
             let (m, k) = if a.rank() == 1 { (1, a.dim(0)) } else { (a.dim(0), a.dim(1)) };
             let n = if b.rank() == 1 { 1 } else { b.dim(1) };
             (m * k * n) as f64
         }
         Prim::Solve => {
-            let n = p.shape(args[0]).dim(0) as f64;
-            let k = if p.shape(args[1]).rank() == 1 { 1.0 } else { p.shape(args[1]).dim(1) as f64 };
+            let n = shape(args[0]).dim(0) as f64;
+            let b = shape(args[1]);
+            let k = if b.rank() == 1 { 1.0 } else { b.dim(1) as f64 };
             n * n * n / 3.0 + n * n * k
         }
-        Prim::Sum(_) | Prim::Amax(_) | Prim::Argmax(_) | Prim::SumTo(_) => size(&args[0]),
+        Prim::Sum(_) | Prim::Amax(_) | Prim::Argmax(_) | Prim::SumTo(_) => shape(args[0]).size() as f64,
         _ => 0.0,
     }
 }

@@ -370,11 +370,18 @@ fn hvp_program(p: &Program, wrt: &[usize]) -> Result<Program, String> {
 fn hessian_program(p: &Program, wrt: &[usize]) -> Result<Program, String> {
     let i = single_array_param(p, wrt, "`hessian`")?;
     let g = derive(p, &Request { mode: Mode::Grad { with_value: false }, wrt: vec![i] })?;
-    jacobian_of(&g, i, JacMode::Forward)
+    // Forward over reverse, all directions at once where the program allows.
+    crate::planner::jacobian_program(&g, i, JacMode::Forward)
 }
 
 fn jacobian_program(p: &Program, wrt: &[usize], mode: JacMode) -> Result<Program, String> {
     let i = single_array_param(p, wrt, "`jacobian`")?;
+    crate::planner::jacobian_program(p, i, mode)
+}
+
+/// The Jacobian by one unrolled JVP per input element (forward) or VJP per output element
+/// (reverse): for programs whose linear values are matrices, where batching does not apply.
+pub fn jacobian_unrolled(p: &Program, i: usize, mode: JacMode) -> Result<Program, String> {
     jacobian_of(p, i, mode)
 }
 

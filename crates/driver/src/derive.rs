@@ -201,7 +201,7 @@ pub fn lower_named(session: &mut Session, fname: &str, shapes: &[ShapeOpt]) -> R
 }
 
 /// The modes of `ad derive`.
-pub const MODES: &[&str] = &["ir", "jvp", "jvp2", "vjp", "grad", "hvp", "hessian"];
+pub const MODES: &[&str] = &["ir", "jvp", "jvp2", "vjp", "grad", "hvp", "hessian", "jacobian"];
 
 /// The request behind a mode: forward and reverse modes differentiate with respect to every
 /// parameter, gradients and second derivatives with respect to the first.
@@ -214,6 +214,7 @@ pub fn request(mode: &str, n_params: usize) -> Option<Request> {
         "grad" => (Mode::Grad { with_value: false }, vec![0]),
         "hvp" => (Mode::Hvp, vec![0]),
         "hessian" => (Mode::Hessian, vec![0]),
+        "jacobian" => (Mode::Jacobian(ad_ir::transform::JacMode::Auto), vec![0]),
         _ => return None,
     };
     Some(Request { mode, wrt })
@@ -248,5 +249,22 @@ pub fn derive(
     shapes: &[ShapeOpt],
 ) -> Result<String, Diagnostic> {
     let program = derive_program(session, mode, fname, shapes)?;
-    ad_ir::print_program(&program).map_err(Diagnostic::error)
+    let text = ad_ir::print_program(&program).map_err(Diagnostic::error)?;
+    if mode != "jacobian" {
+        return Ok(text);
+    }
+    // For `jacobian`, the plan comes first, as comments.
+    let lowered = lower_named(session, fname, shapes)?;
+    let plan = ad_autodiff::planner::plan(&lowered.program, 0).map_err(Diagnostic::error)?;
+    Ok(plan.render(&|s| locate(session, s)) + &text)
+}
+
+/// `line N` for a span in a file the session knows.
+pub fn locate(session: &Session, span: ad_syntax::Span) -> Option<String> {
+    if span.is_dummy() || session.sources.get(span.file).is_none() {
+        return None;
+    }
+    let (line, _) = session.sources.line_col(span.file, span.start as usize);
+    // Lines of REPL entries and the prelude mean little to a reader; files' lines do.
+    (!session.sources.name(span.file).starts_with('<')).then(|| format!("line {line}"))
 }

@@ -341,49 +341,16 @@ fn call_command(repl: &mut Repl, name: &str, text: &str, out: &mut dyn Write) ->
             .map_err(err)?;
             ad_ir::print_program(&d).map_err(err)?
         }
-        _ => explain(&program, first).map_err(err)?,
+        _ => explain(&repl.session, &program, first).map_err(err)?,
     };
     let _ = write!(out, "{text}");
     Ok(())
 }
 
-/// The forward/reverse choice `jacobian` makes for this call, with estimated costs.
-fn explain(p: &ad_ir::Program, wrt: usize) -> Result<String, String> {
-    if p.outputs.len() != 1 || p.params.get(wrt).map(|d| d.tree != ad_ir::Tree::Leaf).unwrap_or(true) {
-        return Err("`jacobian` needs an array argument and one array result".into());
-    }
-    let n_in = p.var_shape(p.inputs[p.params[..wrt].iter().map(|d| d.tree.leaves()).sum::<usize>()]).size();
-    let out_shape = p.shape(p.outputs[0]);
-    let in_shape = p.var_shape(p.inputs[p.params[..wrt].iter().map(|d| d.tree.leaves()).sum::<usize>()]);
-    let n_out = out_shape.size();
-    let primal = ad_autodiff::cost::madds(p);
-    let jvp = ad_autodiff::derive(p, &Request { mode: Mode::Jvp, wrt: vec![wrt] })?;
-    let vjp = ad_autodiff::derive(p, &Request { mode: Mode::Vjp, wrt: vec![wrt] })?;
-    let per_jvp = (ad_autodiff::cost::madds(&jvp) - primal).max(0.0);
-    let per_vjp = (ad_autodiff::cost::madds(&vjp) - primal).max(0.0);
-    let fwd = primal + n_in as f64 * per_jvp;
-    let rev = primal + n_out as f64 * per_vjp;
-    let choice = if n_in <= n_out { "forward" } else { "reverse" };
-    Ok(format!(
-        "jacobian of `{}` with respect to f64{in_shape} -> f64{out_shape}, result {}:\n  \
-         forward: {n_in} JVP(s) of ~{} multiply-adds each, plus the function once: ~{} in all\n  \
-         reverse: {n_out} VJP(s) of ~{} multiply-adds each, plus the function once: ~{} in all\n  \
-         jacobian uses {choice} mode (fewer passes: {} vs {})\n",
-        p.name,
-        ad_ir::transform::jacobian_shape(out_shape, in_shape),
-        fmt_count(per_jvp),
-        fmt_count(fwd),
-        fmt_count(per_vjp),
-        fmt_count(rev),
-        n_in.min(n_out),
-        n_in.max(n_out),
-    ))
-}
-
-fn fmt_count(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{:.3}e6", x / 1e6)
-    } else {
-        format!("{}", x.round() as u64)
-    }
+/// The plan `jacobian` makes for this call.
+fn explain(s: &Session, p: &ad_ir::Program, wrt: usize) -> Result<String, String> {
+    let plan = ad_autodiff::planner::plan(p, wrt)?;
+    let text = plan.render(&|span| ad_driver::derive::locate(s, span));
+    // The REPL shows the plan itself, not as comments.
+    Ok(text.lines().map(|l| l.strip_prefix("# ").unwrap_or(l)).collect::<Vec<_>>().join("\n") + "\n")
 }

@@ -13,6 +13,9 @@ pub fn matmul(a: &Array, b: &Array, out: Shape) -> Array {
     // View vectors as a row (left operand) or a column (right operand).
     let (m, k) = if sa.rank() == 1 { (1, sa.dim(0)) } else { (sa.dim(0), sa.dim(1)) };
     let n = if sb.rank() == 1 { 1 } else { sb.dim(1) };
+    if k == 1 && m * n > 0 {
+        return Array::new(out, outer(a.data(), b.data()));
+    }
     let mut data = vec![0.0; m * n];
     if m * n * k == 0 {
         return Array::new(out, data);
@@ -29,6 +32,32 @@ pub fn matmul(a: &Array, b: &Array, out: Shape) -> Array {
     clear_upper_avx();
     Array::new(out, data)
 }
+
+/// The outer product of a column and a row (a product with inner dimension 1), written
+/// directly: no zeroing of the result first, one vectorised pass per row.
+fn outer(col: &[f64], row: &[f64]) -> Vec<f64> {
+    let (m, n) = (col.len(), row.len());
+    let mut data = Vec::with_capacity(m * n);
+    if m * n < PARALLEL_OUTER_ABOVE {
+        for &c in col {
+            data.extend(row.iter().map(|&r| c * r));
+        }
+        return data;
+    }
+    // Large results: rows are written on all cores, straight into the new buffer.
+    use rayon::prelude::*;
+    data.spare_capacity_mut()[..m * n].par_chunks_mut(n).zip(col.par_iter()).for_each(|(dst, &c)| {
+        for (d, &r) in dst.iter_mut().zip(row) {
+            d.write(c * r);
+        }
+    });
+    // SAFETY: the loop above initialised all m·n elements (one chunk of n per row).
+    unsafe { data.set_len(m * n) };
+    data
+}
+
+/// Outer products with more elements than this are written in parallel.
+const PARALLEL_OUTER_ABOVE: usize = 1 << 16;
 
 /// Row-major product for small or vector cases, where faer's setup dominates.
 fn small_matmul(a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: usize, n: usize) {

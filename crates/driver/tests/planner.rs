@@ -1,0 +1,124 @@
+//! The Jacobian planner: its choices on the seed's two chains and on a table of other
+//! shapes, and the values of every plan against forward and reverse mode.
+
+use ad_autodiff::planner::{plan, Choice};
+use ad_driver::check::{close, random_point};
+use ad_driver::derive::lower_named;
+use ad_driver::golden::SharedBuf;
+use ad_driver::Session;
+use ad_eval::rng::Rng;
+use ad_ir::transform::{JacMode, Mode, Request};
+
+/// A chain x_{i+1} = tanh(W_i x_i) through the given dimensions, as a script.
+fn chain_src(dims: &[usize]) -> String {
+    let mut s = String::from("seed(1)\n");
+    let mut body = "x".to_string();
+    for (i, w) in dims.windows(2).enumerate() {
+        s.push_str(&format!("let W{i} = randn(({}, {})) / sqrt({})\n", w[1], w[0], w[0]));
+        body = format!("tanh(W{i} @ {body})");
+    }
+    s.push_str(&format!("def f(x: [{}]) = {body}\n", dims[0]));
+    s
+}
+
+fn session(src: &str) -> (Session, ad_ir::Program) {
+    let mut s = Session::new(Box::new(SharedBuf::default()));
+    s.run_source("planner.ad", src)
+        .unwrap_or_else(|e| panic!("{}", ad_syntax::render(&s.sources, &e, false)));
+    let p = lower_named(&mut s, "f", &[]).unwrap().program;
+    (s, p)
+}
+
+/// The Jacobian by each mode agrees to 1e-10 relative.
+fn values_agree(s: &Session, p: &ad_ir::Program) {
+    let mut rng = Rng::new(9);
+    let x = random_point(p, &mut rng);
+    let run = |mode: JacMode| {
+        let j = ad_autodiff::derive(p, &Request { mode: Mode::Jacobian(mode), wrt: vec![0] }).unwrap();
+        s.run_program(&j, x.clone()).unwrap()
+    };
+    let (auto, fwd, rev) = (run(JacMode::Auto), run(JacMode::Forward), run(JacMode::Reverse));
+    assert!(close(&auto, &fwd, 1e-10, 1e-300), "jacobian and jacfwd differ");
+    assert!(close(&auto, &rev, 1e-10, 1e-300), "jacobian and jacrev differ");
+}
+
+#[test]
+fn funnel_reverse_or_better() {
+    // 1000, 100, 10, 1: one VJP against a thousand JVPs.
+    let (s, p) = session(&chain_src(&[1000, 100, 10, 1]));
+    let plan = plan(&p, 0).unwrap();
+    let chosen = plan.cost(plan.choice);
+    assert!(plan.forward > 10.0 * plan.reverse, "{} vs {}", plan.forward, plan.reverse);
+    assert!(chosen <= plan.reverse, "chose {:?} at {chosen}, reverse costs {}", plan.choice, plan.reverse);
+    values_agree(&s, &p);
+}
+
+#[test]
+fn hourglass_multiplies_the_middle_first() {
+    // 1000, 1, 1000, 1, 1000: the middle factors make a number; forward and reverse both
+    // need a thousand passes.
+    let (s, p) = session(&chain_src(&[1000, 1, 1000, 1, 1000]));
+    let plan = plan(&p, 0).unwrap();
+    assert_eq!(plan.choice, Choice::Chain);
+    let (chain, _) = plan.chain.clone().unwrap();
+    assert!(chain * 3.0 < plan.forward.min(plan.reverse), "{chain} vs {} / {}", plan.forward, plan.reverse);
+    values_agree(&s, &p);
+}
+
+#[test]
+fn a_table_of_shapes() {
+    struct Case {
+        name: &'static str,
+        src: String,
+        expect: fn(&ad_autodiff::planner::Plan) -> bool,
+    }
+    let cases = vec![
+        // Few inputs, many outputs: forward.
+        Case {
+            name: "wide",
+            src: chain_src(&[3, 200, 500]),
+            expect: |p| p.choice != Choice::Reverse && p.cost(p.choice) <= p.forward,
+        },
+        // Many inputs, few outputs: reverse (or a chain as cheap).
+        Case {
+            name: "tall",
+            src: chain_src(&[500, 200, 3]),
+            expect: |p| p.cost(p.choice) <= p.reverse && p.forward > p.reverse,
+        },
+        // Small, large, small: the chain is cheaper than either mode.
+        Case { name: "diamond", src: chain_src(&[10, 1000, 10]), expect: |p| p.choice == Choice::Chain },
+        // Elementwise steps only: the Jacobian is diagonal and the chain keeps it so.
+        Case {
+            name: "elementwise",
+            src: "def f(x: [300]) = sin(exp(tanh(x) * 0.5)) * 2".into(),
+            expect: |p| p.choice == Choice::Chain && p.cost(Choice::Chain) * 100.0 < p.forward,
+        },
+        // Not a chain (x is used twice): forward or reverse, by cost.
+        Case {
+            name: "not a chain",
+            src: "seed(2)\nlet W = randn((5, 40))\ndef f(x: [40]) = tanh(W @ x) * sum(x)\n".into(),
+            expect: |p| p.chain.is_none() && p.cost(p.choice) == p.forward.min(p.reverse),
+        },
+        // A scalar input.
+        Case {
+            name: "scalar in",
+            src: "def f(x: []) = [sin(x), x ^ 2, exp(x)]".into(),
+            expect: |p| p.cost(p.choice) <= p.reverse,
+        },
+    ];
+    for c in cases {
+        let (s, p) = session(&c.src);
+        let plan = plan(&p, 0).unwrap();
+        assert!((c.expect)(&plan), "{}: {}", c.name, plan.render(&|_| None));
+        values_agree(&s, &p);
+    }
+}
+
+#[test]
+fn matrix_valued_programs_fall_back_to_unrolled_passes() {
+    // The linear values are matrices: batching would need rank 3, so one pass per element.
+    let (s, p) = session("def f(x: [4]) = sum(outer(x, x) @ outer(x, x), 1)");
+    let plan = plan(&p, 0).unwrap();
+    assert!(!plan.batched);
+    values_agree(&s, &p);
+}
