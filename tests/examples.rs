@@ -33,6 +33,18 @@ fn examples_run() {
     }
 }
 
+#[test]
+fn examples_shape_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = ad_files(&root.join("examples"));
+    files.extend(ad_files(&root.join("examples/bench")));
+    for f in files {
+        let o = Command::new(env!("CARGO_BIN_EXE_ad")).arg("check").arg(&f).output().unwrap();
+        assert!(o.status.success(), "ad check {} failed:\n{}", f.display(), String::from_utf8_lossy(&o.stderr));
+        assert!(o.stdout.is_empty(), "ad check {} printed output: it ran something", f.display());
+    }
+}
+
 /// The ```ad blocks of a Markdown file.
 fn ad_blocks(text: &str) -> Vec<(usize, String)> {
     let mut blocks = Vec::new();

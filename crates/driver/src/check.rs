@@ -37,6 +37,12 @@ fn sub_scaled(a: &[Array], b: &[Array], scale: f64) -> Vec<Array> {
         .collect()
 }
 
+/// A matrix (a Jacobian or Hessian, flattened to rows of the vector's size) times a vector.
+fn matvec(m: &Array, v: &Array) -> Vec<f64> {
+    let n = v.shape().size().max(1);
+    m.data().chunks(n).map(|row| row.iter().zip(v.data()).map(|(a, b)| a * b).sum()).collect()
+}
+
 /// Whether two lists of arrays agree: `‖a − b‖ ≤ rtol·max(‖a‖, ‖b‖) + atol`.
 pub fn close(a: &[Array], b: &[Array], rtol: f64, atol: f64) -> bool {
     if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| x.shape() != y.shape()) {
@@ -224,14 +230,7 @@ fn check_against_differences(
                 run(derived, inputs)?
             } else {
                 let h = run(derived, x.clone())?;
-                let vv = pick(&v);
-                let n = vv[0].shape().size();
-                let hv: Vec<f64> = h[0]
-                    .data()
-                    .chunks(n.max(1))
-                    .map(|row| row.iter().zip(vv[0].data()).map(|(a, b)| a * b).sum())
-                    .collect();
-                vec![Array::new(expected[0].shape(), hv)]
+                vec![Array::new(expected[0].shape(), matvec(&h[0], &pick(&v)[0]))]
             };
             if !close(&got, &expected, 1e-5, 1e-6) {
                 return Err(format!(
@@ -244,13 +243,7 @@ fn check_against_differences(
         Mode::Jacobian(_) => {
             let j = run(derived, x.clone())?;
             let v = direction(&mut rng);
-            let vv = pick(&v);
-            let n = vv[0].shape().size();
-            let jv: Vec<f64> = j[0]
-                .data()
-                .chunks(n.max(1))
-                .map(|row| row.iter().zip(vv[0].data()).map(|(a, b)| a * b).sum())
-                .collect();
+            let jv = matvec(&j[0], &pick(&v)[0]);
             let expected = fd(&v)?;
             let flat: Vec<f64> = expected.iter().flat_map(|a| a.data().to_vec()).collect();
             let (a, b) =

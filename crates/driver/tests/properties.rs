@@ -6,7 +6,7 @@ use ad_driver::check::check_derived;
 use ad_driver::derive::{lower_named, ShapeOpt};
 use ad_driver::golden::SharedBuf;
 use ad_driver::Session;
-use ad_ir::transform::{Mode, Request};
+use ad_ir::transform::{JacMode, Mode, Request};
 use proptest::prelude::*;
 
 /// A random expression of vector shape [3]. Only smooth operations: central differences
@@ -53,6 +53,22 @@ fn check(body: &str) -> Result<(), String> {
     s.run_source("prop.ad", &src).map_err(|e| ad_syntax::render(&s.sources, &e, false))?;
     let shapes: Vec<ShapeOpt> = vec![];
     let p = lower_named(&mut s, "f", &shapes).map_err(|e| e.message)?.program;
+    // Jacobians by the planner, batched forward and batched reverse agree with each other
+    // and with central differences.
+    let mut rng = ad_eval::rng::Rng::new(17);
+    let x = ad_driver::check::random_point(&p, &mut rng);
+    let mut jacobians = Vec::new();
+    for jm in [JacMode::Auto, JacMode::Forward, JacMode::Reverse] {
+        let req = Request { mode: Mode::Jacobian(jm), wrt: vec![0] };
+        let d = ad_autodiff::derive(&p, &req)?;
+        check_derived(&s, &p, &d, &req, 6).map_err(|e| format!("{jm:?} Jacobian: {e}\n{src}"))?;
+        jacobians.push(s.run_program(&d, x.clone()).ok_or("the Jacobian did not run")?);
+    }
+    if !(ad_driver::check::close(&jacobians[0], &jacobians[1], 1e-10, 1e-12)
+        && ad_driver::check::close(&jacobians[0], &jacobians[2], 1e-10, 1e-12))
+    {
+        return Err(format!("Jacobian modes disagree:\n{src}"));
+    }
     for mode in [Mode::Jvp, Mode::Vjp, Mode::Jvp2] {
         let req = Request { mode, wrt: vec![0, 1, 2] };
         let d = ad_autodiff::derive(&p, &req)?;

@@ -440,10 +440,28 @@ fn effect(lw: &mut Lowerer, name: &'static str, args: Vec<LVal>, span: Span, spa
     match e {
         Effect::Randn(s) | Effect::Rand(s) => Ok(fresh(lw, s)),
         Effect::Now => Ok(fresh(lw, Shape::scalar())),
-        Effect::ReadCsv(_) => {
-            let v = lw.host.effect(e, span)?;
-            let s = lw.shape_of(&v).unwrap_or_default();
+        // A file the script itself wrote has the shape it was written with; any other is
+        // read to learn its shape.
+        Effect::ReadCsv(path) => {
+            let s = match lw.written.iter().rev().find(|(p, _)| *p == path) {
+                Some((_, s)) => *s,
+                None => {
+                    let v = lw.host.effect(Effect::ReadCsv(path), span)?;
+                    lw.shape_of(&v).unwrap_or_default()
+                }
+            };
             Ok(fresh(lw, s))
+        }
+        Effect::WriteCsv(path, v) => {
+            let s = lw.shape_of(&v).unwrap_or_default();
+            // A CSV file holds a vector or a matrix; one column reads back as a vector.
+            let back = match s.dims() {
+                [] => Shape::vector(1),
+                [m, 1] => Shape::vector(*m),
+                _ => s,
+            };
+            lw.written.push((path, back));
+            Ok(LVal::unit())
         }
         _ => Ok(LVal::unit()),
     }

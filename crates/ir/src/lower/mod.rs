@@ -109,6 +109,9 @@ pub struct Lowerer<'h> {
     pub(crate) active: Vec<Rc<ast::Def>>,
     pub(crate) inline_depth: usize,
     pub(crate) depth: usize,
+    /// While checking: the CSV files the script has written so far, with the shape each will
+    /// read back as.
+    pub(crate) written: Vec<(String, Shape)>,
 }
 
 impl<'h> Lowerer<'h> {
@@ -127,6 +130,7 @@ impl<'h> Lowerer<'h> {
             active: Vec::new(),
             inline_depth: 0,
             depth: 0,
+            written: Vec::new(),
         }
     }
 

@@ -58,27 +58,17 @@ impl Lowerer<'_> {
     /// A position along an axis of length `len`; negative positions count from the end.
     pub(crate) fn static_position(&mut self, v: &LVal, len: usize, what: &str, span: Span) -> Result<usize> {
         let i = self.static_int(v, what, span)?;
-        let j = if i < 0 { i + len as i64 } else { i };
-        if j < 0 || j >= len as i64 {
-            return Err(Diagnostic::at(
-                span,
-                format!("{what} {i} is out of range for an axis of length {len}"),
-            ));
-        }
-        Ok(j as usize)
+        wrap(i, len).ok_or_else(|| {
+            Diagnostic::at(span, format!("{what} {i} is out of range for an axis of length {len}"))
+        })
     }
 
     /// An axis of an array of rank `rank`; -1 is the last.
     pub(crate) fn static_axis(&mut self, v: &LVal, rank: usize, span: Span) -> Result<usize> {
         let a = self.static_int(v, "the axis", span)?;
-        let j = if a < 0 { a + rank as i64 } else { a };
-        if j < 0 || j >= rank as i64 {
-            return Err(Diagnostic::at(
-                span,
-                format!("axis {a} is out of range for an array of rank {rank}"),
-            ));
-        }
-        Ok(j as usize)
+        wrap(a, rank).ok_or_else(|| {
+            Diagnostic::at(span, format!("axis {a} is out of range for an array of rank {rank}"))
+        })
     }
 
     /// A shape given as a number or a tuple of numbers: `3`, `(2, 3)`, `()`.
@@ -101,6 +91,12 @@ impl Lowerer<'_> {
             _ => Ok(vec![self.static_int(v, "a dimension", span)?]),
         }
     }
+}
+
+/// `i` as a position in `0..len`, counting negative values from the end.
+fn wrap(i: i64, len: usize) -> Option<usize> {
+    let j = if i < 0 { i + len as i64 } else { i };
+    (0..len as i64).contains(&j).then_some(j as usize)
 }
 
 /// The shape an annotation denotes when all its dimensions are numbers.
