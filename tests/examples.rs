@@ -40,7 +40,12 @@ fn examples_shape_check() {
     files.extend(ad_files(&root.join("examples/bench")));
     for f in files {
         let o = Command::new(env!("CARGO_BIN_EXE_ad")).arg("check").arg(&f).output().unwrap();
-        assert!(o.status.success(), "ad check {} failed:\n{}", f.display(), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "ad check {} failed:\n{}",
+            f.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert!(o.stdout.is_empty(), "ad check {} printed output: it ran something", f.display());
     }
 }
