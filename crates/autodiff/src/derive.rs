@@ -139,7 +139,7 @@ impl Assembly {
             out_tree,
             span: p.span,
         };
-        simplify(&prog)
+        simplify(prog)
     }
 }
 
@@ -454,7 +454,7 @@ fn jacobian_of(p: &Program, i: usize, mode: JacMode) -> Result<Program, String> 
         out_tree: Tree::Leaf,
         span: p.span,
     };
-    Ok(simplify(&prog))
+    Ok(simplify(prog))
 }
 
 /// J·v as the VJP of the linear map u ↦ uᵀJ (j-towns, 2017): build the VJP program, then

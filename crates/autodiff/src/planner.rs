@@ -409,7 +409,7 @@ pub fn jacobian_program(p: &Program, param: usize, mode: JacMode) -> Result<Prog
         out_tree: Tree::Leaf,
         span: p.span,
     };
-    Ok(simplify(&prog))
+    Ok(simplify(prog))
 }
 
 /// The identity as the batch of basis directions `[n, n]` (`[1, 1]` for a scalar).

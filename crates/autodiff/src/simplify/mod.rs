@@ -11,8 +11,10 @@ use ad_ir::Program;
 /// At most this many rounds; each is linear in the program's size.
 const MAX_ROUNDS: usize = 6;
 
-pub fn simplify(p: &Program) -> Program {
-    let mut cur = dce::dce(p);
+pub fn simplify(p: Program) -> Program {
+    let mut cur = dce::dce(&p);
+    // The input can be large (a derivative before simplification); free it now.
+    drop(p);
     for _ in 0..MAX_ROUNDS {
         let next = dce::dce(&rewrite::rewrite(&cur));
         let done = next.eqns.len() >= cur.eqns.len();

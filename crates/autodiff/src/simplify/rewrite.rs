@@ -13,7 +13,10 @@ struct Rw {
     uniform: Vec<Option<f64>>,
     def: Vec<Option<usize>>,
     /// Common subexpressions: equations by the hash of (primitive, operands).
-    cse: HashMap<u64, Vec<usize>>,
+    /// The last equation emitted with each hash; `chain[i]` is the one before equation `i`
+    /// with the same hash (a linked list per hash, without an allocation per equation).
+    cse: HashMap<u64, u32>,
+    chain: Vec<u32>,
     is_input: Vec<bool>,
     inputs: Vec<Var>,
 }
@@ -26,6 +29,8 @@ enum Out {
     /// Emit the equation as given.
     Keep(Args),
 }
+
+const NONE: u32 = u32::MAX;
 
 fn key_hash(prim: &Prim, args: &[Atom]) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -41,6 +46,7 @@ pub fn rewrite(p: &Program) -> Program {
         uniform: Vec::with_capacity(p.vars.len()),
         def: Vec::with_capacity(p.vars.len()),
         cse: HashMap::with_capacity(p.eqns.len()),
+        chain: Vec::with_capacity(p.eqns.len()),
         is_input: Vec::with_capacity(p.vars.len()),
         inputs: Vec::new(),
     };
@@ -133,13 +139,13 @@ impl Rw {
             }
         }
         let h = key_hash(&prim, &args);
-        if let Some(candidates) = self.cse.get(&h) {
-            for &i in candidates {
-                let e = &self.b.eqns[i];
-                if e.prim == prim && e.args == args {
-                    return Atom::Var(e.out);
-                }
+        let mut i = self.cse.get(&h).copied().unwrap_or(NONE);
+        while i != NONE {
+            let e = &self.b.eqns[i as usize];
+            if e.prim == prim && e.args == args {
+                return Atom::Var(e.out);
             }
+            i = self.chain[i as usize];
         }
         let uniform = if let Prim::Full(_, x) = &prim { Some(x.0) } else { None };
         let v = self.b.push(prim, args, shape, span);
@@ -147,7 +153,8 @@ impl Rw {
         self.uniform.push(uniform);
         self.def.push(Some(i));
         self.is_input.push(false);
-        self.cse.entry(h).or_default().push(i);
+        let previous = self.cse.insert(h, i as u32).unwrap_or(NONE);
+        self.chain.push(previous);
         Atom::Var(v)
     }
 
