@@ -1,0 +1,112 @@
+//! Chains: when every linear value feeds exactly one linear step, the Jacobian is a product
+//! of local Jacobians F_k ⋯ F_1, and the cheapest bracketing is found by the matrix-chain
+//! dynamic programme.
+
+use super::factor::{dense, factor, materialize, mul, product_cost, Factor, Kind, Val};
+use crate::transpose::Linearized;
+use ad_ir::{Atom, Var};
+
+/// The linear part as a chain of local Jacobians, if it is one: every linear value feeds
+/// exactly one linear step, from the tangent input to the tangent output. Steps that change
+/// nothing are left out.
+pub fn chain(l: &Linearized) -> Option<Vec<Factor>> {
+    let em = &l.jvp.em;
+    let input = *l.jvp.tangent_inputs.first()?;
+    let output = l.jvp.tangents.first().copied().flatten()?.var()?;
+    let mut uses = std::collections::HashMap::<Var, usize>::new();
+    for e in &l.linear {
+        for a in &e.args {
+            if let Atom::Var(v) = a {
+                if em.is_linear(*a) {
+                    *uses.entry(*v).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut cur = input;
+    let mut factors = Vec::new();
+    while cur != output {
+        if uses.get(&cur).copied() != Some(1) {
+            return None;
+        }
+        let (i, e) = l.linear.iter().enumerate().find(|(_, e)| e.args.contains(&Atom::Var(cur)))?;
+        if e.args.iter().filter(|a| em.is_linear(**a)).count() != 1 {
+            return None;
+        }
+        let (sin, sout) = (em.shape(Atom::Var(cur)), em.shape(Atom::Var(e.out)));
+        if sin.rank() > 1 || sout.rank() > 1 {
+            return None;
+        }
+        let k = e.args.iter().position(|a| *a == Atom::Var(cur))?;
+        let f = factor(em, e, i, k, sin, sout);
+        if !f.is_identity() {
+            factors.push(f);
+        }
+        cur = e.out;
+    }
+    Some(factors)
+}
+
+/// The cheapest bracketing of `f[j] ⋯ f[0]`: its cost and the split table.
+pub fn bracket(f: &[Factor]) -> (f64, Vec<Vec<usize>>) {
+    let k = f.len();
+    let mut cost = vec![vec![0.0f64; k]; k];
+    let mut kind = vec![vec![Kind::Scalar; k]; k];
+    let mut split = vec![vec![0usize; k]; k];
+    for i in 0..k {
+        kind[i][i] = f[i].kind;
+        cost[i][i] = f[i].materialize_cost();
+    }
+    for len in 2..=k {
+        for i in 0..=k - len {
+            let j = i + len - 1;
+            cost[i][j] = f64::INFINITY;
+            // (f[j] ⋯ f[s+1]) × (f[s] ⋯ f[i])
+            for s in i..j {
+                let (c, kd) = product_cost(kind[s + 1][j], kind[i][s], f[j].rows, f[s].rows, f[i].cols);
+                let total = cost[i][s] + cost[s + 1][j] + c;
+                if total < cost[i][j] {
+                    cost[i][j] = total;
+                    kind[i][j] = kd;
+                    split[i][j] = s;
+                }
+            }
+        }
+    }
+    (cost[0][k - 1], split)
+}
+
+/// The bracketing as text, `F1` the factor nearest the input: `(F4 F3) (F2 F1)`.
+pub fn describe(split: &[Vec<usize>], i: usize, j: usize) -> String {
+    if i == j {
+        return format!("F{}", i + 1);
+    }
+    let s = split[i][j];
+    let wrap = |a: usize, b: usize| {
+        let t = describe(split, a, b);
+        if a == b {
+            t
+        } else {
+            format!("({t})")
+        }
+    };
+    format!("{} {}", wrap(s + 1, j), wrap(i, s))
+}
+
+/// Emits the chain's product in its cheapest bracketing; the result is `[n_out, n_in]`.
+pub fn emit_chain(l: &mut Linearized, f: &[Factor]) -> Atom {
+    let (_, split) = bracket(f);
+    let v = emit_range(l, f, &split, 0, f.len() - 1);
+    dense(&mut l.jvp.em, v)
+}
+
+fn emit_range(l: &mut Linearized, f: &[Factor], split: &[Vec<usize>], i: usize, j: usize) -> Val {
+    if i == j {
+        return materialize(l, &f[i]);
+    }
+    let s = split[i][j];
+    let left = emit_range(l, f, split, s + 1, j);
+    let right = emit_range(l, f, split, i, s);
+    let safe = f[i..=j].iter().any(|x| x.safe);
+    mul(&mut l.jvp.em, left, right, safe)
+}

@@ -1,0 +1,304 @@
+//! Jacobians in the cheapest order.
+//!
+//! A Jacobian is a product of local Jacobians. Forward mode multiplies them from the input
+//! side (one JVP per input element), reverse mode from the output side (one VJP per output
+//! element), and when the linearized program is a chain, any bracketing is allowed:
+//! choosing the cheapest is the matrix-chain problem, solved here by dynamic programming
+//! with a cost model that knows dense, diagonal and scalar factors (elementwise steps stay
+//! diagonal: a `tanh` of an n-vector is n numbers, never an n×n matrix). Programs that are
+//! not chains (a value used twice, residual connections) get forward or reverse mode
+//! or an accumulation by vertex elimination in greedy (Markowitz) order, whichever the
+//! model says is cheapest; optimal accumulation on general graphs is NP-complete
+//! (Naumann 2008).
+//!
+//! Forward and reverse mode run *batched* where every linear value is a vector or a scalar
+//! (see `batch.rs`): all directions in one pass, as a matrix.
+
+mod chain;
+mod factor;
+mod graph;
+
+pub use factor::{Factor, Kind};
+
+use crate::batch::batch_linear;
+use crate::cost::eqns_madds;
+use crate::derive::needs_nan_safety;
+use crate::simplify::simplify;
+use crate::transpose::{linearize, transpose, Linearized};
+use ad_ir::prim::Prim;
+use ad_ir::transform::{jacobian_shape, JacMode};
+use ad_ir::{Atom, Eqn, Program, Shape, Tree};
+use ad_syntax::Span;
+use factor::identity;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    Forward,
+    Reverse,
+    /// The chain's cheapest bracketing.
+    Chain,
+    /// Vertex elimination on the graph, cheapest vertex first.
+    Elimination,
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub name: String,
+    pub in_shape: Shape,
+    pub out_shape: Shape,
+    /// The local Jacobians, input side first, when the linear part is a chain.
+    pub factors: Option<Vec<Factor>>,
+    /// Multiply-adds of the function and the coefficients of its derivative.
+    pub primal: f64,
+    /// Multiply-adds of one JVP's (and, transposed, one VJP's) linear part.
+    pub per_pass: f64,
+    pub forward: f64,
+    pub reverse: f64,
+    /// The cheapest bracketing and its cost (function included), for chains.
+    pub chain: Option<(f64, String)>,
+    /// For graphs: the cost of accumulating by vertex elimination (function included), and
+    /// the numbers of vertices and edges.
+    pub elimination: Option<(f64, usize, usize)>,
+    /// Forward and reverse can push all directions through at once.
+    pub batched: bool,
+    pub choice: Choice,
+}
+
+impl Plan {
+    pub fn cost(&self, c: Choice) -> f64 {
+        match c {
+            Choice::Forward => self.forward,
+            Choice::Reverse => self.reverse,
+            Choice::Chain => self.chain.as_ref().map(|c| c.0).unwrap_or(f64::INFINITY),
+            Choice::Elimination => self.elimination.map(|e| e.0).unwrap_or(f64::INFINITY),
+        }
+    }
+}
+
+/// The parameter and result a Jacobian differentiates: one array each.
+fn check(p: &Program, param: usize) -> Result<usize, String> {
+    let d = p.params.get(param).ok_or("`jacobian` needs an argument")?;
+    if d.tree != Tree::Leaf {
+        return Err(format!(
+            "`jacobian` differentiates with respect to one array, but `{}` is a tuple",
+            d.name
+        ));
+    }
+    if !(p.out_tree == Tree::Leaf && p.outputs.len() == 1) {
+        return Err(format!("`jacobian` needs a function returning one array; `{}` returns a tuple", p.name));
+    }
+    Ok(p.params[..param].iter().map(|d| d.tree.leaves()).sum())
+}
+
+fn linearized(p: &Program, leaf: usize) -> Linearized {
+    linearize(p, &[leaf], needs_nan_safety(p, &[leaf]))
+}
+
+/// Plans the Jacobian of `p` with respect to parameter `param`.
+pub fn plan(p: &Program, param: usize) -> Result<Plan, String> {
+    let leaf = check(p, param)?;
+    let l = linearized(p, leaf);
+    Ok(plan_of(p, leaf, &l))
+}
+
+fn plan_of(p: &Program, leaf: usize, l: &Linearized) -> Plan {
+    let em = &l.jvp.em;
+    let shape = |a: Atom| em.shape(a);
+    let in_shape = p.var_shape(p.inputs[leaf]);
+    let out_shape = p.shape(p.outputs[0]);
+    let (n_in, n_out) = (in_shape.size() as f64, out_shape.size() as f64);
+    let primal = eqns_madds(&em.b.eqns, shape);
+    let per_pass = eqns_madds(&l.linear, shape);
+    let batched = in_shape.rank() <= 1
+        && out_shape.rank() <= 1
+        && l.linear.iter().all(|e| em.shape(Atom::Var(e.out)).rank() <= 1);
+    let factors = chain::chain(l);
+    let chain = factors.as_ref().filter(|f| !f.is_empty()).map(|f| {
+        let (cost, split) = chain::bracket(f);
+        (primal + cost, chain::describe(&split, 0, f.len() - 1))
+    });
+    let elimination = if factors.is_none() {
+        graph::graph(l).map(|g| (primal + graph::plan(&g).cost, g.vertices(), g.edges()))
+    } else {
+        None
+    };
+    let forward = primal + n_in * per_pass;
+    let reverse = primal + n_out * per_pass;
+    let mut choice = if n_in <= n_out { Choice::Forward } else { Choice::Reverse };
+    if forward < reverse {
+        choice = Choice::Forward;
+    } else if reverse < forward {
+        choice = Choice::Reverse;
+    }
+    if let Some((c, _)) = &chain {
+        if *c < forward.min(reverse) {
+            choice = Choice::Chain;
+        }
+    }
+    if let Some((c, _, _)) = elimination {
+        if c < forward.min(reverse) {
+            choice = Choice::Elimination;
+        }
+    }
+    Plan {
+        name: p.name.clone(),
+        in_shape,
+        out_shape,
+        factors,
+        primal,
+        per_pass,
+        forward,
+        reverse,
+        chain,
+        elimination,
+        batched,
+        choice,
+    }
+}
+
+/// The Jacobian program for `mode`: the plan's choice for `Auto`.
+pub fn jacobian_program(p: &Program, param: usize, mode: JacMode) -> Result<Program, String> {
+    let leaf = check(p, param)?;
+    let mut l = linearized(p, leaf);
+    let plan = plan_of(p, leaf, &l);
+    let choice = match mode {
+        JacMode::Forward => Choice::Forward,
+        JacMode::Reverse => Choice::Reverse,
+        JacMode::Auto => plan.choice,
+    };
+    let target = jacobian_shape(plan.out_shape, plan.in_shape);
+    let (n_in, n_out) = (plan.in_shape.size(), plan.out_shape.size());
+    let out_var = l.jvp.tangents[0].and_then(|t| t.var());
+    let t_in = l.jvp.tangent_inputs[0];
+    let span = p.span;
+    l.jvp.em.span = span;
+    // The result as a [n_out, n_in] matrix, or None when this way does not apply.
+    let flat: Option<Atom> = match (choice, out_var) {
+        (_, None) => Some(l.jvp.em.zeros(Shape::matrix(n_out, n_in))),
+        (Choice::Chain, Some(_)) => {
+            plan.factors.as_ref().filter(|f| !f.is_empty()).map(|f| chain::emit_chain(&mut l, f))
+        }
+        (Choice::Elimination, Some(_)) => graph::graph(&l).map(|g| {
+            let order = graph::plan(&g).order;
+            graph::emit(&mut l, &g, &order)
+        }),
+        (Choice::Forward, Some(out)) if plan.batched => {
+            let eqns = std::mem::take(&mut l.linear);
+            let em = &mut l.jvp.em;
+            let seed = identity(em, n_in);
+            batch_linear(em, &eqns, &[(t_in, seed)], n_in, &[out]).map(|r| {
+                let rows = r[0].unwrap_or_else(|| em.zeros(Shape::matrix(n_in, n_out)));
+                em.emit(Prim::Transpose, [rows])
+            })
+        }
+        (Choice::Reverse, Some(out)) if plan.batched => {
+            let seed_var = l.jvp.em.new_var(plan.out_shape, Some("ct".into()), false);
+            let n_primal = l.jvp.em.b.eqns.len();
+            let cts = transpose(&mut l, &[(Some(Atom::Var(out)), Atom::Var(seed_var))], &[t_in])?;
+            let em = &mut l.jvp.em;
+            let trans: Vec<Eqn> = em.b.eqns.split_off(n_primal);
+            match cts[0] {
+                None => Some(em.zeros(Shape::matrix(n_out, n_in))),
+                Some(Atom::Var(xbar)) => {
+                    let seed = identity(em, n_out);
+                    batch_linear(em, &trans, &[(seed_var, seed)], n_out, &[xbar])
+                        .map(|r| r[0].unwrap_or_else(|| em.zeros(Shape::matrix(n_out, n_in))))
+                }
+                Some(lit) => Some(em.to_shape(lit, Shape::matrix(n_out, n_in))),
+            }
+        }
+        _ => None,
+    };
+    let Some(flat) = flat else {
+        // Not batchable (a linear value is a matrix): one pass per direction, unrolled.
+        let unrolled_mode = if choice == Choice::Reverse { JacMode::Reverse } else { JacMode::Forward };
+        return crate::derive::jacobian_unrolled(p, param, unrolled_mode);
+    };
+    let em = &mut l.jvp.em;
+    let j = if em.shape(flat) == target { flat } else { em.emit(Prim::Reshape(target), [flat]) };
+    if let Atom::Var(v) = j {
+        em.b.vars[v.index()].name = Some("jac".into());
+    }
+    let prog = Program {
+        name: p.name.clone(),
+        vars: std::mem::take(&mut em.b.vars),
+        inputs: l.jvp.inputs.clone(),
+        params: p.params.clone(),
+        captures: p.captures.clone(),
+        eqns: std::mem::take(&mut em.b.eqns),
+        outputs: vec![j],
+        out_tree: Tree::Leaf,
+        span: p.span,
+    };
+    Ok(simplify(prog))
+}
+
+fn count(x: f64) -> String {
+    if x >= 1e5 {
+        let e = x.log10().floor() as i32;
+        format!("{:.2}e{e}", x / 10f64.powi(e))
+    } else {
+        format!("{}", x.round() as u64)
+    }
+}
+
+impl Plan {
+    /// The plan as `#` comment lines: the factors of a chain with their shapes and kinds,
+    /// and the estimated multiply-adds of forward, reverse and the chosen plan. `locate`
+    /// names a span's place (e.g. `line 3`).
+    pub fn render(&self, locate: &dyn Fn(Span) -> Option<String>) -> String {
+        let mut s = format!(
+            "# jacobian of `{}`: f64{} -> f64{}, result {}\n",
+            self.name,
+            self.in_shape,
+            self.out_shape,
+            jacobian_shape(self.out_shape, self.in_shape)
+        );
+        let (n_in, n_out) = (self.in_shape.size(), self.out_shape.size());
+        match &self.factors {
+            Some(f) if !f.is_empty() => {
+                s.push_str("# the linear part is a chain of local Jacobians (F1 acts first):\n");
+                for (i, x) in f.iter().enumerate() {
+                    let shape = match x.kind {
+                        Kind::Dense => format!("[{}, {}]", x.rows, x.cols),
+                        Kind::Diagonal => format!("[{}] on the diagonal", x.rows),
+                        Kind::Scalar => format!("[{}, {}] times a number", x.rows, x.cols),
+                    };
+                    let place = locate(x.span).map(|l| format!(", {l}")).unwrap_or_default();
+                    s.push_str(&format!(
+                        "#   F{:<3} {:<9} {:<26} from `{}`{place}\n",
+                        i + 1,
+                        x.kind.name(),
+                        shape,
+                        x.label
+                    ));
+                }
+            }
+            _ => match self.elimination {
+                Some((_, v, e)) => s.push_str(&format!(
+                    "# the linear part is a graph (a value feeds several steps) of {v} values and {e} local \
+                     Jacobians,\n# accumulated by eliminating values, cheapest first (Markowitz order)\n"
+                )),
+                None => s.push_str(
+                    "# the linear part is not a chain or a graph of vectors: forward or reverse mode\n",
+                ),
+            },
+        }
+        let how = if self.batched { "all at once" } else { "one pass each" };
+        s.push_str("# estimated multiply-adds (the function itself included):\n");
+        let mark = |c: Choice| if c == self.choice { "   <- chosen" } else { "" };
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let mut line = |label: String, cost: f64, c: Choice| {
+            s.push_str(&format!("#   {label:<36} {:>9}{}\n", count(cost), mark(c)));
+        };
+        line(format!("forward: {n_in} JVP{} ({how})", plural(n_in)), self.forward, Choice::Forward);
+        line(format!("reverse: {n_out} VJP{} ({how})", plural(n_out)), self.reverse, Choice::Reverse);
+        if let Some((c, b)) = &self.chain {
+            line(format!("chain:   {b}"), *c, Choice::Chain);
+        }
+        if let Some((c, v, _)) = self.elimination {
+            line(format!("elimination of {} values", v.saturating_sub(2)), c, Choice::Elimination);
+        }
+        s
+    }
+}
