@@ -1,0 +1,38 @@
+//! The editor grammar (grammar/ad.tmLanguage.json) names every keyword, builtin and
+//! library function the language has, so editors colour what the language knows.
+
+use std::path::Path;
+
+#[test]
+fn editor_grammar_knows_every_name() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("grammar/ad.tmLanguage.json")).unwrap();
+    let words = |key: &str| -> Vec<String> {
+        let i = text.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("no `{key}` rule"));
+        let rest = &text[i..];
+        let m = rest.find("\"match\"").unwrap();
+        let line = rest[m..].lines().next().unwrap();
+        let inner = line.split("\\\\b(").nth(1).unwrap_or("").split(")\\\\b").next().unwrap_or("");
+        inner.split('|').map(|s| s.to_string()).collect()
+    };
+    let builtins = words("builtin");
+    assert!(
+        builtins.len() >= ad_ir::lower::builtins::NAMES.len(),
+        "the builtin rule was not read: {builtins:?}"
+    );
+    for name in ad_ir::lower::builtins::NAMES {
+        assert!(builtins.iter().any(|b| b == name), "the editor grammar lacks the builtin `{name}`");
+    }
+    let library = words("library");
+    for line in ad_driver::session::PRELUDE.lines() {
+        if let Some(rest) = line.strip_prefix("def ") {
+            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            if !name.starts_with('_') {
+                assert!(library.contains(&name), "the editor grammar lacks the library function `{name}`");
+            }
+        }
+    }
+    for kw in ["def", "let", "for", "in", "while", "if", "else"] {
+        assert!(words("keyword").iter().any(|k| k == kw), "the editor grammar lacks the keyword `{kw}`");
+    }
+}
