@@ -228,35 +228,40 @@ pub fn derive_program(
     shapes: &[ShapeOpt],
 ) -> Result<Program, Diagnostic> {
     let lowered = lower_named(session, fname, shapes)?;
-    if mode == "ir" {
-        return Ok(lowered.program);
-    }
-    let req = request(mode, lowered.program.params.len()).ok_or_else(|| {
-        Diagnostic::error(format!("unknown derive mode `{mode}`; the modes are: {}", MODES.join(", ")))
-    })?;
-    if lowered.program.params.is_empty() {
-        return Err(Diagnostic::error(format!("`{fname}` has no parameters to differentiate")));
-    }
-    let span = lowered.program.span;
-    ad_autodiff::derive(&lowered.program, &req).map_err(|m| Diagnostic::at(span, m))
+    derive_from(lowered.program, mode, fname)
 }
 
-/// The text `ad derive MODE` prints for `fname`.
+/// The program `mode` derives from the lowered function `p`.
+fn derive_from(p: Program, mode: &str, fname: &str) -> Result<Program, Diagnostic> {
+    if mode == "ir" {
+        return Ok(p);
+    }
+    let req = request(mode, p.params.len()).ok_or_else(|| {
+        Diagnostic::error(format!("unknown derive mode `{mode}`; the modes are: {}", MODES.join(", ")))
+    })?;
+    if p.params.is_empty() {
+        return Err(Diagnostic::error(format!("`{fname}` has no parameters to differentiate")));
+    }
+    ad_autodiff::derive(&p, &req).map_err(|m| Diagnostic::at(p.span, m))
+}
+
+/// The text `ad derive MODE` prints for `fname`. For `jacobian`, the plan comes first, as
+/// comments.
 pub fn derive(
     session: &mut Session,
     mode: &str,
     fname: &str,
     shapes: &[ShapeOpt],
 ) -> Result<String, Diagnostic> {
-    let program = derive_program(session, mode, fname, shapes)?;
-    let text = ad_ir::print_program(&program).map_err(Diagnostic::error)?;
-    if mode != "jacobian" {
-        return Ok(text);
-    }
-    // For `jacobian`, the plan comes first, as comments.
     let lowered = lower_named(session, fname, shapes)?;
-    let plan = ad_autodiff::planner::plan(&lowered.program, 0).map_err(Diagnostic::error)?;
-    Ok(plan.render(&|s| locate(session, s)) + &text)
+    let plan = if mode == "jacobian" {
+        let plan = ad_autodiff::planner::plan(&lowered.program, 0).map_err(Diagnostic::error)?;
+        plan.render(&|s| locate(session, s))
+    } else {
+        String::new()
+    };
+    let program = derive_from(lowered.program, mode, fname)?;
+    Ok(plan + &ad_ir::print_program(&program).map_err(Diagnostic::error)?)
 }
 
 /// `line N` for a span in a file the session knows.
