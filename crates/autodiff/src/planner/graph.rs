@@ -163,12 +163,12 @@ pub fn plan(g: &Graph) -> Elimination {
     let mut remaining: BTreeSet<usize> =
         (0..g.vertices()).filter(|v| *v != g.input && *v != g.output).collect();
     let mut order = Vec::new();
-    while !remaining.is_empty() {
-        let (best, (c, made)) = remaining
-            .iter()
-            .map(|&v| (v, elimination_cost(g, &adj, v)))
-            .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0).then(a.0.cmp(&b.0)))
-            .expect("the set is not empty");
+    // Each round eliminates the cheapest remaining value; the loop ends when none is left.
+    while let Some((best, (c, made))) = remaining
+        .iter()
+        .map(|&v| (v, elimination_cost(g, &adj, v)))
+        .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0).then(a.0.cmp(&b.0)))
+    {
         cost += c;
         adj.remove_vertex(best);
         for (u, w, k) in made {
