@@ -112,16 +112,10 @@ fn report(session: &Session, errors: &[Diagnostic]) -> ExitCode {
 }
 
 fn read(path: &str) -> Result<String, ExitCode> {
-    match std::fs::read(path) {
-        // Invalid UTF-8 becomes U+FFFD, which the lexer reports with its location.
-        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-        Err(e) => {
-            let reason = e.to_string();
-            let reason = reason.split(" (os error").next().unwrap_or(&reason).to_string();
-            eprintln!("Error: cannot read `{path}`: {reason}");
-            Err(ExitCode::from(1))
-        }
-    }
+    ad_driver::read_source(path).map_err(|m| {
+        eprintln!("Error: {m}");
+        ExitCode::from(1)
+    })
 }
 
 fn run(cli: Cli) -> ExitCode {

@@ -102,8 +102,8 @@ fn printed_programs_rerun_to_the_same_values() {
                     leaves[*i] = Array::scalar(*value);
                 }
             }
-            let a = s.run_lowered(original, leaves.clone()).unwrap();
-            let b = s2.run_lowered(&reloaded, leaves).unwrap();
+            let a = s.run_program(&original.program, leaves.clone()).unwrap();
+            let b = s2.run_program(&reloaded.program, leaves).unwrap();
             assert_eq!(a.len(), b.len());
             for (x, y) in a.iter().zip(&b) {
                 assert!(same(x, y), "different values: {x:?} vs {y:?}\n{context}");

@@ -15,7 +15,7 @@ use std::rc::Rc;
 pub use ad_ir::transform::{jacobian_shape, JacMode, Mode, Request};
 
 /// Input-leaf ranges of each parameter.
-fn param_ranges(p: &Program) -> Vec<std::ops::Range<usize>> {
+pub fn param_ranges(p: &Program) -> Vec<std::ops::Range<usize>> {
     let mut start = 0;
     p.params
         .iter()
@@ -25,14 +25,6 @@ fn param_ranges(p: &Program) -> Vec<std::ops::Range<usize>> {
             r
         })
         .collect()
-}
-
-fn has_function(t: &Tree) -> bool {
-    match t {
-        Tree::Opaque(_) => true,
-        Tree::Tuple(ts) => ts.iter().any(has_function),
-        Tree::Leaf => false,
-    }
 }
 
 /// Derivatives use strong-zero products when some `where` selects between values that
@@ -79,11 +71,11 @@ pub fn derive(p: &Program, req: &Request) -> Result<Program, String> {
     let ranges = param_ranges(p);
     for &i in &req.wrt {
         let d = p.params.get(i).ok_or_else(|| format!("`{}` has no parameter {i}", p.name))?;
-        if has_function(&d.tree) {
+        if d.tree.holds_function() {
             return Err(format!("cannot differentiate with respect to `{}`: it holds a function", d.name));
         }
     }
-    if has_function(&p.out_tree) {
+    if p.out_tree.holds_function() {
         return Err(format!("cannot differentiate `{}`: its result holds a function", p.name));
     }
     let wrt_leaves: Vec<usize> = req.wrt.iter().flat_map(|&i| ranges[i].clone()).collect();
@@ -143,16 +135,12 @@ impl Assembly {
     }
 }
 
-fn tuple_of(ts: Vec<Tree>) -> Tree {
-    Tree::Tuple(ts)
-}
-
-/// Tangent outputs as atoms (zeros where symbolic).
-fn materialize(em: &mut Emitter, ts: &[Tan], like: &[Atom]) -> Vec<Atom> {
+/// Tangents or cotangents as atoms (zeros where symbolic), shaped like the values `like`.
+fn materialize(em: &mut Emitter, ts: &[Tan], like: impl IntoIterator<Item = Atom>) -> Vec<Atom> {
     ts.iter()
         .zip(like)
         .map(|(t, a)| {
-            let s = em.shape(*a);
+            let s = em.shape(a);
             em.materialize(*t, s)
         })
         .collect()
@@ -170,10 +158,10 @@ fn jvp_program(p: &Program, wrt: &[usize], wrt_leaves: &[usize]) -> Program {
     }
     name_primal_outputs(&mut j.em, &j.outputs);
     let mut outputs = j.outputs.clone();
-    let tangents = materialize(&mut j.em, &j.tangents, &j.outputs);
+    let tangents = materialize(&mut j.em, &j.tangents, j.outputs.iter().copied());
     name_outputs(&mut j.em, &j.outputs, &tangents, "_dot");
     outputs.extend(tangents);
-    asm.finish(p, j.em.b, outputs, tuple_of(vec![p.out_tree.clone(), p.out_tree.clone()]))
+    asm.finish(p, j.em.b, outputs, Tree::Tuple(vec![p.out_tree.clone(), p.out_tree.clone()]))
 }
 
 /// Gives unnamed derived outputs the name of their primal output plus a suffix (`y_dot`).
@@ -259,14 +247,7 @@ fn reverse(p: &Program, wrt_leaves: &[usize], seeds: SeedKind) -> Result<(Revers
     let cts = transpose(&mut l, &pairs, &wanted)?;
     let inputs = l.jvp.inputs.clone();
     let mut em = l.jvp.em;
-    let cotangents: Vec<Atom> = cts
-        .iter()
-        .zip(&wanted)
-        .map(|(c, v)| {
-            let s = em.shape(Atom::Var(*v));
-            em.materialize(*c, s)
-        })
-        .collect();
+    let cotangents = materialize(&mut em, &cts, wanted.iter().map(|v| Atom::Var(*v)));
     for (c, &i) in cotangents.iter().zip(wrt_leaves) {
         if let Atom::Var(cv) = c {
             if em.b.vars[cv.index()].name.is_none() {
@@ -363,7 +344,7 @@ fn hvp_program(p: &Program, wrt: &[usize]) -> Result<Program, String> {
     let v = j.tangent_inputs[0];
     j.em.b.vars[v.index()].name = Some("v".into());
     asm.add_param("v".into(), Tree::Leaf, &[v]);
-    let outs = materialize(&mut j.em, &j.tangents, &j.outputs);
+    let outs = materialize(&mut j.em, &j.tangents, j.outputs.iter().copied());
     Ok(asm.finish(p, j.em.b, outs, Tree::Leaf))
 }
 
@@ -379,12 +360,6 @@ fn jacobian_program(p: &Program, wrt: &[usize], mode: JacMode) -> Result<Program
     crate::planner::jacobian_program(p, i, mode)
 }
 
-/// The Jacobian by one unrolled JVP per input element (forward) or VJP per output element
-/// (reverse): for programs whose linear values are matrices, where batching does not apply.
-pub fn jacobian_unrolled(p: &Program, i: usize, mode: JacMode) -> Result<Program, String> {
-    jacobian_of(p, i, mode)
-}
-
 /// A one-hot array of shape `s` with a 1 at flat position `k`.
 fn basis(s: Shape, k: usize) -> Array {
     let mut d = vec![0.0; s.size()];
@@ -392,13 +367,11 @@ fn basis(s: Shape, k: usize) -> Array {
     Array::new(s, d)
 }
 
-/// The Jacobian of `p`'s single array result with respect to parameter `i`, by one JVP per
-/// input element (forward) or one VJP per output element (reverse), unrolled; the primal
-/// part is shared after simplification.
-fn jacobian_of(p: &Program, i: usize, mode: JacMode) -> Result<Program, String> {
-    if !(p.out_tree == Tree::Leaf && p.outputs.len() == 1) {
-        return Err(format!("`jacobian` needs a function returning one array; `{}` returns a tuple", p.name));
-    }
+/// The Jacobian of `p`'s single array result with respect to its array parameter `i` (the
+/// planner has checked both), by one JVP per input element (forward) or one VJP per output
+/// element (reverse), unrolled: for programs whose linear values are matrices, where
+/// batching does not apply. The primal part is shared after simplification.
+pub(crate) fn jacobian_unrolled(p: &Program, i: usize, mode: JacMode) -> Result<Program, String> {
     let leaf = param_ranges(p)[i].start;
     let in_shape = p.var_shape(p.inputs[leaf]);
     let out_shape = p.shape(p.outputs[0]);
@@ -438,23 +411,23 @@ fn jacobian_of(p: &Program, i: usize, mode: JacMode) -> Result<Program, String> 
     let stacked = b.emit(Prim::Stack, parts, span);
     // Forward stacks columns: transpose them into rows.
     let rows = if forward && n_out > 1 { b.emit(Prim::Transpose, vec![stacked], span) } else { stacked };
-    let target = jacobian_shape(out_shape, in_shape);
-    let j = if b.shape(rows) == target { rows } else { b.emit(Prim::Reshape(target), vec![rows], span) };
+    Ok(jacobian_result(p, b, &inputs, rows, jacobian_shape(out_shape, in_shape)))
+}
+
+/// Finishes a Jacobian program: the `[n_out, n_in]` matrix `flat`, computed in `b` from
+/// `inputs`, reshaped to the Jacobian's shape `target` and named `jac`.
+pub(crate) fn jacobian_result(
+    p: &Program,
+    mut b: Builder,
+    inputs: &[Var],
+    flat: Atom,
+    target: Shape,
+) -> Program {
+    let j = if b.shape(flat) == target { flat } else { b.emit(Prim::Reshape(target), [flat], p.span) };
     if let Atom::Var(v) = j {
         b.vars[v.index()].name = Some("jac".into());
     }
-    let prog = Program {
-        name: p.name.clone(),
-        vars: b.vars,
-        inputs,
-        params: p.params.clone(),
-        captures: p.captures.clone(),
-        eqns: b.eqns,
-        outputs: vec![j],
-        out_tree: Tree::Leaf,
-        span: p.span,
-    };
-    Ok(simplify(prog))
+    Assembly::from(p, inputs).finish(p, b, vec![j], Tree::Leaf)
 }
 
 /// J·v as the VJP of the linear map u ↦ uᵀJ (j-towns, 2017): build the VJP program, then
@@ -507,18 +480,10 @@ fn jvp2_program(p: &Program, wrt: &[usize]) -> Result<Program, String> {
     for (name, tree, leaves) in tangent_params {
         asm.add_param(name, tree, &leaves);
     }
-    let mut outputs: Vec<Atom> = Vec::new();
-    outputs.extend(l.jvp.outputs[..n_out].iter().copied());
+    let mut outputs = l.jvp.outputs[..n_out].to_vec();
     name_primal_outputs(&mut em, &outputs);
     let out_atoms = outputs.clone();
-    let tangents: Vec<Atom> = cts
-        .iter()
-        .zip(&u_inputs)
-        .map(|(c, uv)| {
-            let s = em.shape(Atom::Var(*uv));
-            em.materialize(*c, s)
-        })
-        .collect();
+    let tangents = materialize(&mut em, &cts, u_inputs.iter().map(|v| Atom::Var(*v)));
     for t in &tangents {
         if let Atom::Var(v) = t {
             em.b.vars[v.index()].name = None;
@@ -540,5 +505,5 @@ fn jvp2_program(p: &Program, wrt: &[usize]) -> Result<Program, String> {
     }
     defs.extend(std::mem::take(&mut b.eqns));
     b.eqns = defs;
-    Ok(asm.finish(p, b, outputs, tuple_of(vec![p.out_tree.clone(), p.out_tree.clone()])))
+    Ok(asm.finish(p, b, outputs, Tree::Tuple(vec![p.out_tree.clone(), p.out_tree.clone()])))
 }

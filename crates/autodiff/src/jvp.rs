@@ -2,7 +2,7 @@
 
 use crate::emitter::{Emitter, Tan};
 use crate::jvp_rules::jvp_rule;
-use ad_ir::{Atom, Program, Var};
+use ad_ir::{Atom, Program, Subst, Var};
 use std::rc::Rc;
 
 /// A program's JVP, as equations in an emitter: the primal computation interleaved with the
@@ -26,13 +26,13 @@ pub fn dot_name(name: Option<&str>) -> Option<Rc<str>> {
 /// `p.inputs`).
 pub fn jvp(p: &Program, wrt: &[usize], nan_safe: bool) -> Jvp {
     let mut em = Emitter::new(nan_safe);
-    let mut map: Vec<Option<Atom>> = vec![None; p.vars.len()];
+    let mut map = Subst::new(p);
     let mut tan: Vec<Tan> = vec![None; p.vars.len()];
     let mut inputs = Vec::new();
     for v in &p.inputs {
         let info = &p.vars[v.index()];
         let nv = em.new_var(info.shape, info.name.clone(), false);
-        map[v.index()] = Some(Atom::Var(nv));
+        map.set(*v, Atom::Var(nv));
         inputs.push(nv);
     }
     let mut tangent_inputs = Vec::new();
@@ -43,21 +43,15 @@ pub fn jvp(p: &Program, wrt: &[usize], nan_safe: bool) -> Jvp {
         tan[v.index()] = Some(Atom::Var(t));
         tangent_inputs.push(t);
     }
-    let get = |map: &Vec<Option<Atom>>, a: &Atom| match a {
-        Atom::Var(v) => {
-            map[v.index()].unwrap_or_else(|| panic!("internal error: {v:?} used before definition"))
-        }
-        lit => *lit,
-    };
     for e in &p.eqns {
         em.span = e.span;
-        let args: Vec<Atom> = e.args.iter().map(|a| get(&map, a)).collect();
-        let out = em.emit(e.prim.clone(), args.clone());
+        let args: ad_ir::Args = e.args.iter().map(|a| map.get(*a)).collect();
+        let out = em.emit(e.prim.clone(), args.iter().copied());
         let name = p.vars[e.out.index()].name.clone();
         if let Atom::Var(o) = out {
             em.b.vars[o.index()].name = name.clone();
         }
-        map[e.out.index()] = Some(out);
+        map.set(e.out, out);
         let ts: Vec<Tan> = e.args.iter().map(|a| a.var().and_then(|v| tan[v.index()])).collect();
         if ts.iter().any(Option::is_some) {
             let before = em.b.vars.len();
@@ -70,7 +64,7 @@ pub fn jvp(p: &Program, wrt: &[usize], nan_safe: bool) -> Jvp {
             tan[e.out.index()] = t;
         }
     }
-    let outputs = p.outputs.iter().map(|a| get(&map, a)).collect();
+    let outputs = p.outputs.iter().map(|a| map.get(*a)).collect();
     let tangents = p.outputs.iter().map(|a| a.var().and_then(|v| tan[v.index()])).collect();
     Jvp { em, inputs, tangent_inputs, outputs, tangents }
 }

@@ -15,12 +15,21 @@ use std::time::Instant;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    for n in std::env::args().nth(1).map(|a| vec![a.parse().unwrap()]).unwrap_or(vec![1_000, 10_000, 100_000])
-    {
+    let sizes = match std::env::args().nth(1).map(|a| a.parse::<usize>()) {
+        None => vec![1_000, 10_000, 100_000],
+        Some(Ok(n)) => vec![n],
+        Some(Err(_)) => {
+            eprintln!("usage: derive_timing [N], N the number of steps");
+            std::process::exit(1);
+        }
+    };
+    for n in sizes {
         let src = format!(
             "def deep(x: [8]) {{\n  let y = x\n  for i in 0..{n} {{ y = sin(y) * 1.0001 }}\n  sum(y)\n}}\n"
         );
         let mut s = Session::new(Box::new(SharedBuf::default()));
+        // The script above is valid for every N (only the loop bound changes), so loading,
+        // lowering and differentiating it cannot fail.
         s.run_source("deep.ad", &src).unwrap();
         let t0 = Instant::now();
         let p = lower_named(&mut s, "deep", &[]).unwrap().program;

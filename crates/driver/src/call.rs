@@ -4,7 +4,7 @@
 use crate::cache::Entry;
 use crate::session::Session;
 use ad_eval::Compiled;
-use ad_ir::lower::spec::{flatten, known_scalars, Spec};
+use ad_ir::lower::spec::{call_known_scalars, flatten, Spec};
 use ad_ir::lower::value::LVal;
 use ad_ir::lower::{self, lower_function};
 use ad_ir::Array;
@@ -58,11 +58,7 @@ pub fn call(
                 ));
             }
             leaves.truncate(n_args);
-            let mut known = Vec::new();
-            known_scalars(f, &mut known);
-            for a in &args {
-                known_scalars(a, &mut known);
-            }
+            let known = call_known_scalars(f, &args);
             let lowered =
                 lower_function(s, f, &key.1, &known, span, arg_spans).map_err(|e| at_call(e, span))?;
             s.cache.lowerings += 1;

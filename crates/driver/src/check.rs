@@ -21,20 +21,22 @@ fn norm(a: &[Array]) -> f64 {
     dot(a, a).sqrt()
 }
 
-fn axpy(x: &[Array], h: f64, v: &[Array]) -> Vec<Array> {
-    x.iter()
-        .zip(v)
-        .map(|(a, b)| Array::new(a.shape(), a.data().iter().zip(b.data()).map(|(p, q)| p + h * q).collect()))
+/// `f` applied elementwise to two lists of arrays of the same shapes.
+fn zip_with(a: &[Array], b: &[Array], f: impl Fn(f64, f64) -> f64) -> Vec<Array> {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| Array::new(x.shape(), x.data().iter().zip(y.data()).map(|(p, q)| f(*p, *q)).collect()))
         .collect()
 }
 
+/// x + h·v
+fn axpy(x: &[Array], h: f64, v: &[Array]) -> Vec<Array> {
+    zip_with(x, v, |p, q| p + h * q)
+}
+
+/// (a − b)·scale
 fn sub_scaled(a: &[Array], b: &[Array], scale: f64) -> Vec<Array> {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| {
-            Array::new(x.shape(), x.data().iter().zip(y.data()).map(|(p, q)| (p - q) * scale).collect())
-        })
-        .collect()
+    zip_with(a, b, |p, q| (p - q) * scale)
 }
 
 /// A matrix (a Jacobian or Hessian, flattened to rows of the vector's size) times a vector.
@@ -80,18 +82,10 @@ pub fn random_like(xs: &[Array], rng: &mut Rng) -> Vec<Array> {
     xs.iter().map(|a| Array::new(a.shape(), (0..a.shape().size()).map(|_| rng.normal()).collect())).collect()
 }
 
-/// Leaves of the parameters `wrt` (indices into `p.params`).
+/// Leaves of the parameters `wrt` (indices into `p.params`), in input order.
 fn wrt_leaves(p: &Program, wrt: &[usize]) -> Vec<usize> {
-    let mut start = 0;
-    let mut out = Vec::new();
-    for (i, d) in p.params.iter().enumerate() {
-        let n = d.tree.leaves();
-        if wrt.contains(&i) {
-            out.extend(start..start + n);
-        }
-        start += n;
-    }
-    out
+    let ranges = ad_autodiff::derive::param_ranges(p);
+    ranges.into_iter().enumerate().filter(|(i, _)| wrt.contains(i)).flat_map(|(_, r)| r).collect()
 }
 
 /// Checks `derived` (made from `primal` by `req`) numerically at a random point.

@@ -9,4 +9,4 @@ pub mod derive;
 pub mod golden;
 pub mod session;
 
-pub use session::Session;
+pub use session::{read_source, Session};

@@ -110,13 +110,8 @@ impl Session {
         self.cache.map.values().flatten().cloned().collect()
     }
 
-    /// Runs a lowered program on the leaves of its parameters; the values of the top-level
-    /// names it captures are added from the session. `None` if a captured name is gone.
-    pub fn run_lowered(&self, lowered: &lower::Lowered, leaves: Vec<Array>) -> Option<Vec<Array>> {
-        self.run_program(&lowered.program, leaves)
-    }
-
-    /// Runs a program on the leaves of its parameters, adding the captured names' values.
+    /// Runs a program on the leaves of its parameters; the values of the top-level names it
+    /// captures are added from the session. `None` if a captured name is gone.
     pub fn run_program(&self, p: &ad_ir::Program, mut leaves: Vec<Array>) -> Option<Vec<Array>> {
         for c in &p.captures {
             flatten(self.globals.get(&c.name)?, &mut leaves);
@@ -127,11 +122,6 @@ impl Session {
     /// Forgets a top-level name (the REPL does this when a file is loaded again).
     pub fn remove_global(&mut self, name: &str) {
         self.globals.remove(name);
-    }
-
-    /// The top-level names, prelude included.
-    pub fn global_names(&self) -> Vec<Name> {
-        self.globals.keys().cloned().collect()
     }
 
     pub fn global_value(&self, name: &str) -> Option<&LVal> {
@@ -235,6 +225,15 @@ impl Host for Session {
 
     fn interrupted(&self) -> bool {
         ad_eval::interrupted()
+    }
+}
+
+/// A script's text, for the CLI and the REPL's `:load`. Invalid UTF-8 becomes U+FFFD, which
+/// the lexer reports with its location.
+pub fn read_source(path: &str) -> Result<String, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) => Err(format!("cannot read `{path}`: {}", io_reason(&e))),
     }
 }
 

@@ -132,3 +132,17 @@ fn matrix_valued_programs_fall_back_to_unrolled_passes() {
     assert!(!plan.batched);
     values_agree(&s, &p);
 }
+
+#[test]
+fn long_chains_are_eliminated_not_bracketed() {
+    // 2 × 400 elementwise steps: more factors than the bracketing's dynamic programme takes
+    // (its cost is cubic in the length), so the plan accumulates them by elimination.
+    let src = "def f(x: [8]) {\n  let y = x\n  for i in 0..400 { y = sin(y) * 1.0001 }\n  y\n}\n";
+    let (s, p) = session(src);
+    let plan = plan(&p, 0).unwrap();
+    let factors = plan.factors.as_ref().map_or(0, |f| f.len());
+    assert!(factors > ad_autodiff::planner::MAX_FACTORS, "{factors} factors");
+    assert!(plan.chain.is_none());
+    assert_eq!(plan.choice, Choice::Elimination);
+    values_agree(&s, &p);
+}

@@ -61,23 +61,44 @@ impl Builder {
     /// Copies the equations of `p` into this builder with `inputs` in place of its inputs;
     /// returns the atoms of its outputs. Names from `p` are kept.
     pub fn inline(&mut self, p: &Program, inputs: &[Atom]) -> Vec<Atom> {
-        let mut map: Vec<Option<Atom>> = vec![None; p.vars.len()];
+        let mut map = Subst::new(p);
         for (v, a) in p.inputs.iter().zip(inputs) {
-            map[v.index()] = Some(*a);
+            map.set(*v, *a);
         }
-        let sub = |map: &Vec<Option<Atom>>, a: Atom| match a {
-            Atom::Var(v) => {
-                map[v.index()].unwrap_or_else(|| panic!("internal error: {v:?} used before definition"))
-            }
-            lit => lit,
-        };
         for e in &p.eqns {
-            let args: crate::program::Args = e.args.iter().map(|a| sub(&map, *a)).collect();
+            let args = e.args.iter().map(|a| map.get(*a));
             let info = &p.vars[e.out.index()];
             let out = self.push(e.prim.clone(), args, info.shape, e.span);
             self.vars[out.index()].name = info.name.clone();
-            map[e.out.index()] = Some(Atom::Var(out));
+            map.set(e.out, Atom::Var(out));
         }
-        p.outputs.iter().map(|a| sub(&map, *a)).collect()
+        p.outputs.iter().map(|a| map.get(*a)).collect()
+    }
+}
+
+/// Where the variables of a program being copied went: for each, the atom that stands for
+/// it in the program being built. Every pass that copies a program equation by equation
+/// (inlining, JVP, simplification) looks its operands up here.
+pub struct Subst(Vec<Option<Atom>>);
+
+impl Subst {
+    /// An empty substitution for the variables of `p`.
+    pub fn new(p: &Program) -> Subst {
+        Subst(vec![None; p.vars.len()])
+    }
+
+    pub fn set(&mut self, v: Var, a: Atom) {
+        self.0[v.index()] = Some(a);
+    }
+
+    /// The atom standing for `a`; literals stand for themselves. Copying a verified program
+    /// in order defines every variable before its first use, so a miss is a bug in the pass.
+    pub fn get(&self, a: Atom) -> Atom {
+        match a {
+            Atom::Var(v) => {
+                self.0[v.index()].unwrap_or_else(|| panic!("internal error: {v:?} used before definition"))
+            }
+            lit => lit,
+        }
     }
 }

@@ -17,7 +17,7 @@ pub mod transform;
 pub mod verify;
 
 pub use array::Array;
-pub use builder::Builder;
+pub use builder::{Builder, Subst};
 pub use prim::{Binary, Prim, Sel, Unary};
 pub use print::print_program;
 pub use program::{Args, Atom, Eqn, Program, Tree, Var, VarInfo};

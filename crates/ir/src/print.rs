@@ -164,14 +164,7 @@ fn sanitize(name: &str) -> String {
 /// Prints `p` as a `def`. Fails only for programs whose parameters are function values,
 /// which have no `.ad` parameter syntax.
 pub fn print_program(p: &Program) -> Result<String, String> {
-    fn has_function(t: &Tree) -> bool {
-        match t {
-            Tree::Opaque(_) => true,
-            Tree::Tuple(ts) => ts.iter().any(has_function),
-            Tree::Leaf => false,
-        }
-    }
-    if has_function(&p.out_tree) {
+    if p.out_tree.holds_function() {
         return Err(format!("`{}` returns a function, which cannot be printed as a program", p.name));
     }
     let n = p.vars.len();

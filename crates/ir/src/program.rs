@@ -107,6 +107,16 @@ impl Tree {
             Tree::Opaque(n) => *n,
         }
     }
+
+    /// Whether some part of the value is a function (which cannot be differentiated or
+    /// printed as a program's value).
+    pub fn holds_function(&self) -> bool {
+        match self {
+            Tree::Opaque(_) => true,
+            Tree::Tuple(ts) => ts.iter().any(Tree::holds_function),
+            Tree::Leaf => false,
+        }
+    }
 }
 
 /// A parameter of the program: a name and the structure of its value. Parameters occupy the

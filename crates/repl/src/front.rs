@@ -3,6 +3,7 @@
 
 use crate::editor::{is_incomplete, AdHelper};
 use crate::repl::{Flow, Repl};
+use ad_ir::lower::Host;
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 use rustyline::{CompletionType, Config, Editor};

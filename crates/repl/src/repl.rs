@@ -103,12 +103,10 @@ impl Repl {
     /// Runs a file into the session. Names it defined when loaded before are forgotten
     /// first, so that loading an edited file replaces its definitions.
     pub fn load(&mut self, path: &str, out: &mut dyn Write, err: &mut dyn Write) -> bool {
-        let text = match std::fs::read(path) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(e) => {
-                let reason = e.to_string();
-                let reason = reason.split(" (os error").next().unwrap_or(&reason).to_string();
-                let _ = writeln!(err, "Error: cannot read `{path}`: {reason}");
+        let text = match ad_driver::read_source(path) {
+            Ok(t) => t,
+            Err(m) => {
+                let _ = writeln!(err, "Error: {m}");
                 return false;
             }
         };

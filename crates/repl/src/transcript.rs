@@ -51,13 +51,16 @@ pub fn replay_in(repl: &mut Repl, text: &str) -> String {
             break;
         }
     }
-    // Rendered reports keep trailing spaces; transcripts do not.
-    result.lines().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n") + "\n"
+    normal(&result)
+}
+
+/// Rendered reports keep trailing spaces; transcripts do not.
+fn normal(s: &str) -> String {
+    s.lines().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n") + "\n"
 }
 
 /// Compares a transcript with its replay; `Err` holds the replay.
 pub fn check(text: &str) -> Result<(), String> {
-    let normal = |s: &str| s.lines().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n") + "\n";
     let got = replay(text);
     if normal(text) == got {
         Ok(())

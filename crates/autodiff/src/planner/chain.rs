@@ -5,6 +5,12 @@
 use super::factor::{dense, factor, materialize, mul, product_cost, Factor, Kind, Val};
 use crate::transpose::Linearized;
 use ad_ir::{Atom, Var};
+use std::collections::HashMap;
+
+/// Chains with more factors than this are not bracketed by the dynamic programme, whose cost
+/// grows as the cube of the length (2,000 factors take seconds); the planner accumulates
+/// them by vertex elimination instead.
+pub const MAX_FACTORS: usize = 300;
 
 /// The linear part as a chain of local Jacobians, if it is one: every linear value feeds
 /// exactly one linear step, from the tangent input to the tangent output. Steps that change
@@ -13,12 +19,15 @@ pub fn chain(l: &Linearized) -> Option<Vec<Factor>> {
     let em = &l.jvp.em;
     let input = *l.jvp.tangent_inputs.first()?;
     let output = l.jvp.tangents.first().copied().flatten()?.var()?;
-    let mut uses = std::collections::HashMap::<Var, usize>::new();
-    for e in &l.linear {
+    // How often each linear value is used, and by which step (the last one, which is the
+    // only one when it is used once).
+    let mut uses = HashMap::<Var, (usize, usize)>::new();
+    for (i, e) in l.linear.iter().enumerate() {
         for a in &e.args {
             if let Atom::Var(v) = a {
                 if em.is_linear(*a) {
-                    *uses.entry(*v).or_default() += 1;
+                    let u = uses.entry(*v).or_default();
+                    *u = (u.0 + 1, i);
                 }
             }
         }
@@ -26,10 +35,8 @@ pub fn chain(l: &Linearized) -> Option<Vec<Factor>> {
     let mut cur = input;
     let mut factors = Vec::new();
     while cur != output {
-        if uses.get(&cur).copied() != Some(1) {
-            return None;
-        }
-        let (i, e) = l.linear.iter().enumerate().find(|(_, e)| e.args.contains(&Atom::Var(cur)))?;
+        let (1, i) = uses.get(&cur).copied()? else { return None };
+        let e = &l.linear[i];
         if e.args.iter().filter(|a| em.is_linear(**a)).count() != 1 {
             return None;
         }
@@ -93,10 +100,10 @@ pub fn describe(split: &[Vec<usize>], i: usize, j: usize) -> String {
     format!("{} {}", wrap(s + 1, j), wrap(i, s))
 }
 
-/// Emits the chain's product in its cheapest bracketing; the result is `[n_out, n_in]`.
-pub fn emit_chain(l: &mut Linearized, f: &[Factor]) -> Atom {
-    let (_, split) = bracket(f);
-    let v = emit_range(l, f, &split, 0, f.len() - 1);
+/// Emits the chain's product in the bracketing `split` (from [`bracket`]); the result is
+/// `[n_out, n_in]`.
+pub fn emit_chain(l: &mut Linearized, f: &[Factor], split: &[Vec<usize>]) -> Atom {
+    let v = emit_range(l, f, split, 0, f.len() - 1);
     dense(&mut l.jvp.em, v)
 }
 

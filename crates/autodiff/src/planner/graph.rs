@@ -152,7 +152,7 @@ pub fn plan(g: &Graph) -> Elimination {
         cost += f.materialize_cost();
         let k = match adj.get(*u, *w) {
             Some(existing) => {
-                let (c, k) = super::factor::sum_cost(f.kind, existing, g.sizes[*w], g.sizes[*u]);
+                let (c, k) = sum_cost(f.kind, existing, g.sizes[*w], g.sizes[*u]);
                 cost += c;
                 k
             }

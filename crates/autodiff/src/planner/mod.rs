@@ -15,6 +15,7 @@
 //! (see `batch.rs`): all directions in one pass, as a matrix.
 
 mod chain;
+pub use chain::MAX_FACTORS;
 mod factor;
 mod graph;
 
@@ -23,7 +24,6 @@ pub use factor::{Factor, Kind};
 use crate::batch::batch_linear;
 use crate::cost::eqns_madds;
 use crate::derive::needs_nan_safety;
-use crate::simplify::simplify;
 use crate::transpose::{linearize, transpose, Linearized};
 use ad_ir::prim::Prim;
 use ad_ir::transform::{jacobian_shape, JacMode};
@@ -98,10 +98,17 @@ fn linearized(p: &Program, leaf: usize) -> Linearized {
 pub fn plan(p: &Program, param: usize) -> Result<Plan, String> {
     let leaf = check(p, param)?;
     let l = linearized(p, leaf);
-    Ok(plan_of(p, leaf, &l))
+    Ok(plan_of(p, leaf, &l).0)
 }
 
-fn plan_of(p: &Program, leaf: usize, l: &Linearized) -> Plan {
+/// What planning found that emitting the Jacobian reuses: the chain's bracketing, or the
+/// graph and its elimination order.
+struct Prepared {
+    split: Option<Vec<Vec<usize>>>,
+    graph: Option<(graph::Graph, graph::Elimination)>,
+}
+
+fn plan_of(p: &Program, leaf: usize, l: &Linearized) -> (Plan, Prepared) {
     let em = &l.jvp.em;
     let shape = |a: Atom| em.shape(a);
     let in_shape = p.var_shape(p.inputs[leaf]);
@@ -113,15 +120,23 @@ fn plan_of(p: &Program, leaf: usize, l: &Linearized) -> Plan {
         && out_shape.rank() <= 1
         && l.linear.iter().all(|e| em.shape(Atom::Var(e.out)).rank() <= 1);
     let factors = chain::chain(l);
-    let chain = factors.as_ref().filter(|f| !f.is_empty()).map(|f| {
-        let (cost, split) = chain::bracket(f);
-        (primal + cost, chain::describe(&split, 0, f.len() - 1))
-    });
-    let elimination = if factors.is_none() {
-        graph::graph(l).map(|g| (primal + graph::plan(&g).cost, g.vertices(), g.edges()))
+    let bracketed = factors
+        .as_ref()
+        .filter(|f| !f.is_empty() && f.len() <= chain::MAX_FACTORS)
+        .map(|f| (chain::bracket(f), f.len()));
+    let chain =
+        bracketed.as_ref().map(|((cost, split), k)| (primal + cost, chain::describe(split, 0, k - 1)));
+    let split = bracketed.map(|((_, split), _)| split);
+    // Graphs, and chains too long to bracket exactly, are accumulated by elimination.
+    let graph = if factors.as_ref().is_none_or(|f| f.len() > chain::MAX_FACTORS) {
+        graph::graph(l).map(|g| {
+            let order = graph::plan(&g);
+            (g, order)
+        })
     } else {
         None
     };
+    let elimination = graph.as_ref().map(|(g, e)| (primal + e.cost, g.vertices(), g.edges()));
     let forward = primal + n_in * per_pass;
     let reverse = primal + n_out * per_pass;
     let mut choice = if n_in <= n_out { Choice::Forward } else { Choice::Reverse };
@@ -140,7 +155,7 @@ fn plan_of(p: &Program, leaf: usize, l: &Linearized) -> Plan {
             choice = Choice::Elimination;
         }
     }
-    Plan {
+    let plan = Plan {
         name: p.name.clone(),
         in_shape,
         out_shape,
@@ -153,14 +168,15 @@ fn plan_of(p: &Program, leaf: usize, l: &Linearized) -> Plan {
         elimination,
         batched,
         choice,
-    }
+    };
+    (plan, Prepared { split, graph })
 }
 
 /// The Jacobian program for `mode`: the plan's choice for `Auto`.
 pub fn jacobian_program(p: &Program, param: usize, mode: JacMode) -> Result<Program, String> {
     let leaf = check(p, param)?;
     let mut l = linearized(p, leaf);
-    let plan = plan_of(p, leaf, &l);
+    let (plan, prepared) = plan_of(p, leaf, &l);
     let choice = match mode {
         JacMode::Forward => Choice::Forward,
         JacMode::Reverse => Choice::Reverse,
@@ -175,13 +191,13 @@ pub fn jacobian_program(p: &Program, param: usize, mode: JacMode) -> Result<Prog
     // The result as a [n_out, n_in] matrix, or None when this way does not apply.
     let flat: Option<Atom> = match (choice, out_var) {
         (_, None) => Some(l.jvp.em.zeros(Shape::matrix(n_out, n_in))),
-        (Choice::Chain, Some(_)) => {
-            plan.factors.as_ref().filter(|f| !f.is_empty()).map(|f| chain::emit_chain(&mut l, f))
+        (Choice::Chain, Some(_)) => match (&plan.factors, &prepared.split) {
+            (Some(f), Some(split)) => Some(chain::emit_chain(&mut l, f, split)),
+            _ => None,
+        },
+        (Choice::Elimination, Some(_)) => {
+            prepared.graph.as_ref().map(|(g, e)| graph::emit(&mut l, g, &e.order))
         }
-        (Choice::Elimination, Some(_)) => graph::graph(&l).map(|g| {
-            let order = graph::plan(&g).order;
-            graph::emit(&mut l, &g, &order)
-        }),
         (Choice::Forward, Some(out)) if plan.batched => {
             let eqns = std::mem::take(&mut l.linear);
             let em = &mut l.jvp.em;
@@ -214,23 +230,8 @@ pub fn jacobian_program(p: &Program, param: usize, mode: JacMode) -> Result<Prog
         let unrolled_mode = if choice == Choice::Reverse { JacMode::Reverse } else { JacMode::Forward };
         return crate::derive::jacobian_unrolled(p, param, unrolled_mode);
     };
-    let em = &mut l.jvp.em;
-    let j = if em.shape(flat) == target { flat } else { em.emit(Prim::Reshape(target), [flat]) };
-    if let Atom::Var(v) = j {
-        em.b.vars[v.index()].name = Some("jac".into());
-    }
-    let prog = Program {
-        name: p.name.clone(),
-        vars: std::mem::take(&mut em.b.vars),
-        inputs: l.jvp.inputs.clone(),
-        params: p.params.clone(),
-        captures: p.captures.clone(),
-        eqns: std::mem::take(&mut em.b.eqns),
-        outputs: vec![j],
-        out_tree: Tree::Leaf,
-        span: p.span,
-    };
-    Ok(simplify(prog))
+    let b = std::mem::take(&mut l.jvp.em.b);
+    Ok(crate::derive::jacobian_result(p, b, &l.jvp.inputs, flat, target))
 }
 
 fn count(x: f64) -> String {
@@ -271,6 +272,12 @@ impl Plan {
                         x.kind.name(),
                         shape,
                         x.label
+                    ));
+                }
+                if self.chain.is_none() {
+                    s.push_str(&format!(
+                        "# more than {} factors: accumulated by eliminating values, cheapest first\n",
+                        chain::MAX_FACTORS
                     ));
                 }
             }

@@ -3,7 +3,7 @@
 //! (common subexpressions).
 
 use ad_ir::prim::{Binary, Prim, Sel, Unary, F64};
-use ad_ir::{scalar, Args, Atom, Builder, Program, Shape, Var};
+use ad_ir::{scalar, Args, Atom, Builder, Program, Shape, Subst, Var};
 use std::collections::HashMap;
 
 struct Rw {
@@ -50,7 +50,7 @@ pub fn rewrite(p: &Program) -> Program {
         is_input: Vec::with_capacity(p.vars.len()),
         inputs: Vec::new(),
     };
-    let mut map: Vec<Option<Atom>> = vec![None; p.vars.len()];
+    let mut map = Subst::new(p);
     for v in &p.inputs {
         let info = &p.vars[v.index()];
         let nv = rw.b.new_var(info.shape, info.name.clone());
@@ -58,16 +58,10 @@ pub fn rewrite(p: &Program) -> Program {
         rw.def.push(None);
         rw.is_input.push(true);
         rw.inputs.push(nv);
-        map[v.index()] = Some(Atom::Var(nv));
+        map.set(*v, Atom::Var(nv));
     }
-    let get = |map: &Vec<Option<Atom>>, a: &Atom| match a {
-        Atom::Var(v) => {
-            map[v.index()].unwrap_or_else(|| panic!("internal error: {v:?} used before definition"))
-        }
-        lit => *lit,
-    };
     for e in &p.eqns {
-        let args: Args = e.args.iter().map(|a| get(&map, a)).collect();
+        let args: Args = e.args.iter().map(|a| map.get(*a)).collect();
         let info = &p.vars[e.out.index()];
         let mut prim = std::borrow::Cow::Borrowed(&e.prim);
         let mut r = rw.simplify(&prim, args, info.shape);
@@ -93,9 +87,9 @@ pub fn rewrite(p: &Program) -> Program {
                 *slot = Some(name.clone());
             }
         }
-        map[e.out.index()] = Some(atom);
+        map.set(e.out, atom);
     }
-    let outputs = p.outputs.iter().map(|a| get(&map, a)).collect();
+    let outputs = p.outputs.iter().map(|a| map.get(*a)).collect();
     Program {
         name: p.name.clone(),
         vars: rw.b.vars,

@@ -7,7 +7,7 @@
 //! differentiated cannot confuse the two perturbations: `grad(x => x * grad(y => x + y)(1))(1)`
 //! is 1.
 
-use super::spec::{known_scalars, Spec};
+use super::spec::{call_known_scalars, for_each_leaf, Spec};
 use super::value::{Arr, Func, LVal};
 use super::{lower_function, Lowerer, Result};
 use crate::program::Atom;
@@ -153,11 +153,7 @@ impl Lowerer<'_> {
         arg_spans: &[Span],
     ) -> Result<(Vec<Atom>, Spec)> {
         let specs: Vec<Spec> = args.iter().map(Spec::of).collect();
-        let mut known = Vec::new();
-        known_scalars(f, &mut known);
-        for a in args {
-            known_scalars(a, &mut known);
-        }
+        let known = call_known_scalars(f, args);
         let lowered = lower_function(&mut *self.host, f, &specs, &known, span, arg_spans)?;
         let offset = usize::from(Spec::of(f).leaves() > 0);
         let req = Request { mode, wrt: argnums.iter().map(|i| i + offset).collect() };
@@ -229,16 +225,7 @@ impl Lowerer<'_> {
 
 /// The array leaves of a value, in flattening order (numbers included).
 fn leaves(v: &LVal, out: &mut Vec<LVal>) {
-    match v {
-        LVal::Num(_) | LVal::Arr(_) => out.push(v.clone()),
-        LVal::Tuple(t) => t.iter().for_each(|x| leaves(x, out)),
-        LVal::Func(f) => match &**f {
-            Func::Closure { env, .. } => env.iter().for_each(|(_, x)| leaves(x, out)),
-            Func::Transform { f, .. } => leaves(f, out),
-            _ => {}
-        },
-        LVal::Str(_) => {}
-    }
+    for_each_leaf(v, &mut |x| out.push(x.clone()))
 }
 
 /// `grad(f)`, `hessian(f)` and their siblings as function values.

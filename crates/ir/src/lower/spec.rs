@@ -129,39 +129,53 @@ impl Spec {
     }
 }
 
-/// The arrays inside a concrete value, depth first. Numbers become scalar arrays.
-pub fn flatten(v: &LVal, out: &mut Vec<Array>) {
+/// Calls `visit` on the array leaves of a value (numbers and arrays), depth first through
+/// tuples, the values closures captured, and the functions derived functions wrap. This is
+/// the one definition of the order in which values become a program's inputs.
+pub fn for_each_leaf(v: &LVal, visit: &mut impl FnMut(&LVal)) {
     match v {
-        LVal::Num(x) => out.push(Array::scalar(*x)),
-        LVal::Arr(Arr::Val(a)) => out.push(a.clone()),
-        // Traced arrays have no value; callers flatten concrete values only. Keep the count
-        // right so that a mistake shows as wrong numbers in a test, not a crash.
-        LVal::Arr(Arr::Var { shape, .. }) => out.push(Array::full(*shape, f64::NAN)),
-        LVal::Tuple(t) => t.iter().for_each(|v| flatten(v, out)),
+        LVal::Num(_) | LVal::Arr(_) => visit(v),
+        LVal::Tuple(t) => t.iter().for_each(|x| for_each_leaf(x, visit)),
         LVal::Func(f) => match &**f {
-            Func::Closure { env, .. } => env.iter().for_each(|(_, v)| flatten(v, out)),
-            Func::Transform { f, .. } => flatten(f, out),
+            Func::Closure { env, .. } => env.iter().for_each(|(_, x)| for_each_leaf(x, visit)),
+            Func::Transform { f, .. } => for_each_leaf(f, visit),
             _ => {}
         },
         LVal::Str(_) => {}
     }
 }
 
+/// The arrays inside a concrete value, depth first. Numbers become scalar arrays.
+pub fn flatten(v: &LVal, out: &mut Vec<Array>) {
+    for_each_leaf(v, &mut |x| match x {
+        LVal::Num(x) => out.push(Array::scalar(*x)),
+        LVal::Arr(Arr::Val(a)) => out.push(a.clone()),
+        // Traced arrays have no value; callers flatten concrete values only. Keep the count
+        // right so that a mistake shows as wrong numbers in a test, not a crash.
+        LVal::Arr(Arr::Var { shape, .. }) => out.push(Array::full(*shape, f64::NAN)),
+        _ => {}
+    })
+}
+
 /// For each leaf of a concrete value: its value if it is a scalar. Lowering may use these
 /// as constants (loop bounds, axes), recording that it did.
 pub fn known_scalars(v: &LVal, out: &mut Vec<Option<f64>>) {
-    match v {
+    for_each_leaf(v, &mut |x| match x {
         LVal::Num(x) => out.push(Some(*x)),
         LVal::Arr(Arr::Val(a)) => out.push(a.as_scalar().filter(|_| a.shape().is_scalar())),
         LVal::Arr(Arr::Var { known, shape, .. }) => {
             out.push(known.as_ref().filter(|_| shape.is_scalar()).map(|k| k.value))
         }
-        LVal::Tuple(t) => t.iter().for_each(|v| known_scalars(v, out)),
-        LVal::Func(f) => match &**f {
-            Func::Closure { env, .. } => env.iter().for_each(|(_, v)| known_scalars(v, out)),
-            Func::Transform { f, .. } => known_scalars(f, out),
-            _ => {}
-        },
-        LVal::Str(_) => {}
+        _ => {}
+    })
+}
+
+/// [`known_scalars`] of a call's inputs: the function's captured values, then the arguments.
+pub fn call_known_scalars(f: &LVal, args: &[LVal]) -> Vec<Option<f64>> {
+    let mut known = Vec::new();
+    known_scalars(f, &mut known);
+    for a in args {
+        known_scalars(a, &mut known);
     }
+    known
 }
