@@ -19,6 +19,10 @@ struct Cli {
     /// Without a command, `ad` starts the REPL.
     #[command(subcommand)]
     command: Option<Command>,
+    /// The memory one array may use, e.g. `512MiB` or `4GiB` (default: the machine's
+    /// memory). Larger arrays, derived Jacobians and Hessians included, are errors.
+    #[arg(long = "ad-memory", value_name = "SIZE", global = true, value_parser = ad_driver::memory::parse_size)]
+    ad_memory: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -111,14 +115,38 @@ fn report(session: &Session, errors: &[Diagnostic]) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// Reads a script named on the command line; one that cannot be read is bad usage (exit 2,
+/// DESIGN §5), not an error in a program.
 fn read(path: &str) -> Result<String, ExitCode> {
     ad_driver::read_source(path).map_err(|m| {
         eprintln!("Error: {m}");
-        ExitCode::from(1)
+        ExitCode::from(2)
     })
 }
 
+/// Writes to standard output. A closed pipe (`ad derive ... | head -1`) is not an error:
+/// the reader has what it wanted, so the command ends quietly with status 0.
+fn out(text: &str) -> Result<(), ExitCode> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(ExitCode::SUCCESS),
+    }
+}
+
+/// The exit status of a script that stopped with `errors`: quiet success when it stopped
+/// because its output was closed, a report otherwise.
+fn finish(session: &Session, errors: &[Diagnostic]) -> ExitCode {
+    if session.output_closed() {
+        ExitCode::SUCCESS
+    } else {
+        report(session, errors)
+    }
+}
+
 fn run(cli: Cli) -> ExitCode {
+    ad_driver::memory::configure(cli.ad_memory);
     let command = match cli.command {
         None => return ad_repl::main(None),
         Some(Command::Repl { file }) => return ad_repl::main(file),
@@ -135,7 +163,7 @@ fn run(cli: Cli) -> ExitCode {
             session.precision = precision as usize;
             match session.run_source(&file, &text) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(errors) => report(&session, &errors),
+                Err(errors) => finish(&session, &errors),
             }
         }
         Command::Check { file } => {
@@ -159,10 +187,7 @@ fn run(cli: Cli) -> ExitCode {
                 return report(&session, &errors);
             }
             match derive::derive(&mut session, mode.name(), &function, &shapes) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
+                Ok(text) => out(&text).err().unwrap_or(ExitCode::SUCCESS),
                 Err(e) => report(&session, &[e]),
             }
         }
@@ -170,7 +195,7 @@ fn run(cli: Cli) -> ExitCode {
             let files = golden::collect(&paths);
             if files.is_empty() {
                 eprintln!("Error: no test files (.ad files with `#!` directives) under the given paths");
-                return ExitCode::from(1);
+                return ExitCode::from(2);
             }
             let (mut passed, mut failed) = (0, 0);
             for f in &files {
@@ -179,11 +204,17 @@ fn run(cli: Cli) -> ExitCode {
                         passed += 1;
                     } else {
                         failed += 1;
-                        println!("FAILED {} ({})\n{}", f.display(), o.directive, o.detail);
+                        if let Err(code) =
+                            out(&format!("FAILED {} ({})\n{}\n", f.display(), o.directive, o.detail))
+                        {
+                            return code;
+                        }
                     }
                 }
             }
-            println!("{passed} passed, {failed} failed ({} files)", files.len());
+            if let Err(code) = out(&format!("{passed} passed, {failed} failed ({} files)\n", files.len())) {
+                return code;
+            }
             if failed == 0 {
                 ExitCode::SUCCESS
             } else {

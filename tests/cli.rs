@@ -58,8 +58,12 @@ fn bad_usage_exits_2() {
 
 #[test]
 fn missing_file() {
+    // A script that cannot be read is bad usage (DESIGN §5), for every command.
     let o = ad(&["run", "/no/such/file.ad"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
+    for cmd in [&["check", "/no/such/file.ad"][..], &["derive", "ir", "/no/such/file.ad", "f"]] {
+        assert_eq!(ad(cmd).status.code(), Some(2), "{cmd:?}");
+    }
     assert!(
         stderr(&o).contains("cannot read `/no/such/file.ad`: No such file or directory"),
         "{}",

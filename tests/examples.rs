@@ -103,6 +103,20 @@ fn book_snippets_run() {
                 f.display(),
                 String::from_utf8_lossy(&o.stderr)
             );
+            // A snippet that shows its output in an `# expect:` block must print exactly that.
+            if let Some((_, expected)) = code.split_once("# expect:\n") {
+                let expected: String = expected
+                    .lines()
+                    .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                assert_eq!(
+                    String::from_utf8_lossy(&o.stdout),
+                    expected,
+                    "{}:{line}: output differs",
+                    f.display()
+                );
+            }
         }
     }
     assert!(count >= 10, "expected the book's snippets, found {count}");

@@ -95,32 +95,33 @@ fn batch_eqn(
             let r = em.emit(Prim::Where, [x[0], lin[1].unwrap_or(zero), lin[2].unwrap_or(zero)]);
             fit(em, r)
         }
-        Prim::MatMul => {
+        Prim::MatMul | Prim::SafeMatMul => {
+            let strong = *prim == Prim::SafeMatMul;
             let (sa, sb) = (em.shape(x[0]), em.shape(x[1]));
             match (lin[0], lin[1], sa.rank(), sb.rank()) {
                 // W [m,n] @ t [n]: rows of T become rows of T Wᵀ.
                 (None, Some(t), 2, 1) => {
                     let wt = em.emit(Prim::Transpose, [x[0]]);
-                    em.emit(Prim::MatMul, [t, wt])
+                    em.matmul_left(t, wt, strong)
                 }
                 // t [n] @ W [n,m]
-                (Some(t), None, 1, 2) => em.emit(Prim::MatMul, [t, x[1]]),
+                (Some(t), None, 1, 2) => em.matmul_left(t, x[1], strong),
                 // t [n] @ w [n] or w @ t: a scalar per row.
                 (Some(t), None, 1, 1) | (None, Some(t), 1, 1) => {
                     let w = if lin[0].is_some() { x[1] } else { x[0] };
-                    let r = em.emit(Prim::MatMul, [t, w]);
+                    let r = em.matmul_left(t, w, strong);
                     em.emit(Prim::Reshape(Shape::matrix(b, 1)), [r])
                 }
                 _ => return None,
             }
         }
-        Prim::Solve => {
+        Prim::Solve | Prim::SafeSolve => {
             if lin[0].is_some() {
                 return None;
             }
             let t = lin[1]?;
             let tt = em.emit(Prim::Transpose, [t]);
-            let r = em.emit(Prim::Solve, [x[0], tt]);
+            let r = em.solve(x[0], tt, *prim == Prim::SafeSolve);
             em.emit(Prim::Transpose, [r])
         }
         Prim::Sum(_) | Prim::SumTo(_) => {

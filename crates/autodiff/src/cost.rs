@@ -18,13 +18,13 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &impl Fn(Atom) -> Sh
     let out_size = out.size() as f64;
     match prim {
         Prim::Unary(_) | Prim::Binary(_) | Prim::Where => out_size,
-        Prim::MatMul => {
+        Prim::MatMul | Prim::SafeMatMul => {
             let (a, b) = (shape(args[0]), shape(args[1]));
             let (m, k) = if a.rank() == 1 { (1, a.dim(0)) } else { (a.dim(0), a.dim(1)) };
             let n = if b.rank() == 1 { 1 } else { b.dim(1) };
             (m * k * n) as f64
         }
-        Prim::Solve => {
+        Prim::Solve | Prim::SafeSolve => {
             let n = shape(args[0]).dim(0) as f64;
             let b = shape(args[1]);
             let k = if b.rank() == 1 { 1.0 } else { b.dim(1) as f64 };

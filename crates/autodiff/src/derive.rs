@@ -62,8 +62,19 @@ pub fn needs_nan_safety(p: &Program, wrt_leaves: &[usize]) -> bool {
             }
         }
     }
+    // A `where` selecting between values that carry derivatives needs strong zeros; so does
+    // a strong-zero product that carries derivatives (a first derivative of such a `where`
+    // being differentiated again: its zeros must keep cancelling the unselected branch's
+    // infinite or NaN coefficients at every order).
     p.eqns.iter().any(|e| {
-        e.prim == Prim::Where && reaches[e.out.index()] && e.args[1..].iter().any(|a| depends(&dep, a))
+        reaches[e.out.index()]
+            && match e.prim {
+                Prim::Where => e.args[1..].iter().any(|a| depends(&dep, a)),
+                Prim::Binary(ad_ir::prim::Binary::SafeMul) | Prim::SafeMatMul | Prim::SafeSolve => {
+                    e.args.iter().any(|a| depends(&dep, a))
+                }
+                _ => false,
+            }
     })
 }
 
@@ -89,6 +100,11 @@ pub fn derive(p: &Program, req: &Request) -> Result<Program, String> {
         Mode::Jacobian(m) => jacobian_program(p, &req.wrt, m)?,
     };
     out.name = format!("{}_{}", p.name, req.mode.suffix());
+    // A derived program may describe arrays no machine holds (the Jacobian of a large
+    // input): say so at the user's call rather than return it.
+    if let Some(m) = ad_ir::builder::too_large(&out) {
+        return Err(format!("the {} of `{}` cannot be computed: {m}", req.mode.describe(), p.name));
+    }
     if cfg!(debug_assertions) {
         ad_ir::verify(&out).map_err(|e| format!("internal error: derived program is invalid: {e}"))?;
     }
@@ -360,6 +376,10 @@ fn jacobian_program(p: &Program, wrt: &[usize], mode: JacMode) -> Result<Program
     crate::planner::jacobian_program(p, i, mode)
 }
 
+/// Unrolled Jacobians (one pass per basis direction, inlined) stop at this many equations:
+/// past it, the program alone would take gigabytes.
+const MAX_UNROLLED_EQNS: usize = 4_000_000;
+
 /// A one-hot array of shape `s` with a 1 at flat position `k`.
 fn basis(s: Shape, k: usize) -> Array {
     let mut d = vec![0.0; s.size()];
@@ -394,6 +414,13 @@ pub(crate) fn jacobian_unrolled(p: &Program, i: usize, mode: JacMode) -> Result<
     let span = p.span;
     let count = if forward { n_in } else { n_out };
     let flat_len = if forward { n_out } else { n_in };
+    if count.saturating_mul(dir_prog.eqns.len().max(1)) > MAX_UNROLLED_EQNS {
+        return Err(format!(
+            "the Jacobian of `{}` would take {count} passes of {} equations each, more than the limit of {MAX_UNROLLED_EQNS} equations",
+            p.name,
+            dir_prog.eqns.len()
+        ));
+    }
     let mut parts = Vec::with_capacity(count);
     for k in 0..count {
         let e = b.emit(Prim::Const(ConstArray(Rc::new(basis(dir_shape, k)))), vec![], span);

@@ -118,13 +118,45 @@ impl Emitter {
 
     /// Tangent divided by a primal value.
     pub fn div(&mut self, t: Tan, c: Atom) -> Tan {
-        let t = t?;
+        Some(self.div_linear(t?, c))
+    }
+
+    /// A linear value divided by a primal value; in NaN-safe programs a multiplication by
+    /// the reciprocal with strong zeros.
+    pub fn div_linear(&mut self, t: Atom, c: Atom) -> Atom {
         if self.nan_safe {
             let r = self.bin(Binary::Div, Atom::Lit(1.0), c);
-            Some(self.bin(Binary::SafeMul, t, r))
+            self.bin(Binary::SafeMul, t, r)
         } else {
-            Some(self.bin(Binary::Div, t, c))
+            self.bin(Binary::Div, t, c)
         }
+    }
+
+    /// `t @ p` for a linear `t` and a coefficient `p`: in NaN-safe programs (or when
+    /// `strong` asks for it) a term with a zero factor is exactly 0 (`safe_matmul`).
+    pub fn matmul_left(&mut self, t: Atom, p: Atom, strong: bool) -> Atom {
+        let prim = if strong || self.nan_safe { Prim::SafeMatMul } else { Prim::MatMul };
+        self.emit(prim, [t, p])
+    }
+
+    /// `p @ t` for a coefficient `p` and a linear `t`, likewise.
+    pub fn matmul_right(&mut self, p: Atom, t: Atom, strong: bool) -> Atom {
+        let prim = if strong || self.nan_safe { Prim::SafeMatMul } else { Prim::MatMul };
+        self.emit(prim, [p, t])
+    }
+
+    /// `solve(a, t)` for a linear right-hand side `t`: `safe_solve` in NaN-safe programs, so
+    /// that a zero right-hand side gives zero even where `a` is singular or not finite.
+    pub fn solve(&mut self, a: Atom, t: Atom, strong: bool) -> Atom {
+        let prim = if strong || self.nan_safe { Prim::SafeSolve } else { Prim::Solve };
+        self.emit(prim, [a, t])
+    }
+
+    /// `t * p` for a linear `t` and a coefficient `p` (possibly of another shape: an outer
+    /// product by broadcasting), with strong zeros when asked or in NaN-safe programs.
+    pub fn mul_linear(&mut self, t: Atom, p: Atom, strong: bool) -> Atom {
+        let op = if strong || self.nan_safe { Binary::SafeMul } else { Binary::Mul };
+        self.bin(op, t, p)
     }
 
     pub fn neg(&mut self, t: Tan) -> Tan {

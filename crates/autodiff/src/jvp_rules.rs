@@ -142,19 +142,25 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             if t[1].is_none() && t[2].is_none() {
                 return None;
             }
+            // The result has the shape of all three operands broadcast together; the
+            // tangents alone may be smaller (a scalar `x` selected by a matrix mask), and
+            // then each element of the result still carries the derivative.
             let zero = Atom::Lit(0.0);
-            Some(e.emit(Prim::Where, [x[0], t[1].unwrap_or(zero), t[2].unwrap_or(zero)]))
+            let w = e.emit(Prim::Where, [x[0], t[1].unwrap_or(zero), t[2].unwrap_or(zero)]);
+            Some(e.to_shape(w, out))
         }
-        Prim::MatMul => {
-            let da = t[0].map(|ta| e.emit(Prim::MatMul, [ta, x[1]]));
-            let db = t[1].map(|tb| e.emit(Prim::MatMul, [x[0], tb]));
+        Prim::MatMul | Prim::SafeMatMul => {
+            let strong = *prim == Prim::SafeMatMul;
+            let da = t[0].map(|ta| e.matmul_left(ta, x[1], strong));
+            let db = t[1].map(|tb| e.matmul_right(x[0], tb, strong));
             e.add(da, db, out)
         }
         // dX = solve(A, dB - dA X)
-        Prim::Solve => {
-            let da_x = t[0].map(|ta| e.emit(Prim::MatMul, [ta, o]));
+        Prim::Solve | Prim::SafeSolve => {
+            let strong = *prim == Prim::SafeSolve;
+            let da_x = t[0].map(|ta| e.matmul_left(ta, o, strong));
             let inner = e.sub(t[1], da_x, e.shape(x[1]))?;
-            Some(e.emit(Prim::Solve, [x[0], inner]))
+            Some(e.solve(x[0], inner, strong))
         }
         Prim::Amax(axis) => {
             // The derivative goes to the maximal entries, shared equally between ties.

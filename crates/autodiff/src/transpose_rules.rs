@@ -37,9 +37,14 @@ pub fn transpose_rule(
                 return Err(not_linear());
             }
             let i = if lin[0] { 0 } else { 1 };
-            // `safe_mul(t, p)` and `safe_mul(p, t)` are the same diagonal map of `t`.
-            let c =
-                if *b == Binary::SafeMul && i == 1 { e.bin(*b, x[0], ct) } else { e.bin(*b, ct, x[1 - i]) };
+            // `safe_mul` is symmetric; the operand order of the original is kept.
+            // A plain product of a linear value in a NaN-safe program transposes to one with
+            // strong zeros in the cotangent.
+            let c = if *b == Binary::SafeMul && i == 1 {
+                e.bin(*b, x[0], ct)
+            } else {
+                e.mul_linear(ct, x[1 - i], *b == Binary::SafeMul)
+            };
             let s = shape(e, i);
             out[i] = Some(e.sum_to(c, s));
         }
@@ -47,7 +52,7 @@ pub fn transpose_rule(
             if lin[1] {
                 return Err(not_linear());
             }
-            let c = e.bin(Binary::Div, ct, x[1]);
+            let c = e.div_linear(ct, x[1]);
             let s = shape(e, 0);
             out[0] = Some(e.sum_to(c, s));
         }
@@ -65,23 +70,24 @@ pub fn transpose_rule(
                 }
             }
         }
-        Prim::MatMul => {
+        Prim::MatMul | Prim::SafeMatMul => {
             if lin[0] && lin[1] {
                 return Err(not_linear());
             }
             let (sa, sb) = (shape(e, 0), shape(e, 1));
+            let strong = *prim == Prim::SafeMatMul;
             if lin[0] {
-                out[0] = Some(matmul_ct_left(e, ct, x[1], sa, sb));
+                out[0] = Some(matmul_ct_left(e, ct, x[1], sa, sb, strong));
             } else {
-                out[1] = Some(matmul_ct_right(e, ct, x[0], sa, sb));
+                out[1] = Some(matmul_ct_right(e, ct, x[0], sa, sb, strong));
             }
         }
-        Prim::Solve => {
+        Prim::Solve | Prim::SafeSolve => {
             if lin[0] {
                 return Err(not_linear());
             }
             let at = e.emit(Prim::Transpose, [x[0]]);
-            out[1] = Some(e.emit(Prim::Solve, [at, ct]));
+            out[1] = Some(e.solve(at, ct, *prim == Prim::SafeSolve));
         }
         Prim::Transpose => out[0] = Some(e.emit(Prim::Transpose, [ct])),
         Prim::Sum(axis) => {
@@ -164,40 +170,49 @@ pub fn transpose_rule(
     Ok(out)
 }
 
-/// The cotangent of `a` in `a @ b` (for every rank combination).
-fn matmul_ct_left(e: &mut Emitter, ct: Atom, b: Atom, sa: Shape, sb: Shape) -> Atom {
+/// The cotangent of `a` in `a @ b` (for every rank combination), with strong zeros in the
+/// cotangent when `strong` is set or the program is NaN-safe.
+fn matmul_ct_left(e: &mut Emitter, ct: Atom, b: Atom, sa: Shape, sb: Shape, strong: bool) -> Atom {
     match (sa.rank(), sb.rank()) {
         // [m,k]@[k,n]: ct @ b'
         (2, 2) => {
             let bt = e.emit(Prim::Transpose, [b]);
-            e.emit(Prim::MatMul, [ct, bt])
+            e.matmul_left(ct, bt, strong)
         }
         // [m,k]@[k] -> [m]: the outer product of ct and b
-        (2, 1) => outer(e, ct, b),
+        (2, 1) => {
+            let (col, row) = outer_operands(e, ct, b);
+            e.mul_linear(col, row, strong)
+        }
         // [k]@[k,n] -> [n]: b @ ct
-        (1, 2) => e.emit(Prim::MatMul, [b, ct]),
+        (1, 2) => e.matmul_right(b, ct, strong),
         // [k]@[k] -> []: ct * b
-        _ => e.bin(Binary::Mul, ct, b),
+        _ => e.mul_linear(ct, b, strong),
     }
 }
 
-/// The cotangent of `b` in `a @ b`.
-fn matmul_ct_right(e: &mut Emitter, ct: Atom, a: Atom, sa: Shape, sb: Shape) -> Atom {
+/// The cotangent of `b` in `a @ b`, likewise.
+fn matmul_ct_right(e: &mut Emitter, ct: Atom, a: Atom, sa: Shape, sb: Shape, strong: bool) -> Atom {
     match (sa.rank(), sb.rank()) {
         // a' @ ct
         (2, 2) | (2, 1) => {
             let at = e.emit(Prim::Transpose, [a]);
-            e.emit(Prim::MatMul, [at, ct])
+            e.matmul_right(at, ct, strong)
         }
         // [k]@[k,n]: outer(a, ct)
-        (1, 2) => outer(e, a, ct),
-        _ => e.bin(Binary::Mul, ct, a),
+        (1, 2) => {
+            let (col, row) = outer_operands(e, a, ct);
+            e.mul_linear(col, row, strong)
+        }
+        _ => e.mul_linear(ct, a, strong),
     }
 }
 
-fn outer(e: &mut Emitter, u: Atom, v: Atom) -> Atom {
+/// `u` as a column `[m, 1]` and `v` as a row `[1, n]`: their product broadcasts to the outer
+/// product.
+fn outer_operands(e: &mut Emitter, u: Atom, v: Atom) -> (Atom, Atom) {
     let (m, n) = (e.shape(u).size(), e.shape(v).size());
     let col = e.emit(Prim::Reshape(Shape::matrix(m, 1)), [u]);
     let row = e.emit(Prim::Reshape(Shape::matrix(1, n)), [v]);
-    e.bin(Binary::Mul, col, row)
+    (col, row)
 }

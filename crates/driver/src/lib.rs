@@ -7,6 +7,7 @@ mod call;
 pub mod check;
 pub mod derive;
 pub mod golden;
+pub mod memory;
 pub mod session;
 
 pub use session::{read_source, Session};

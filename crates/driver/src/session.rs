@@ -8,10 +8,11 @@ use ad_ir::lower::spec::{flatten, Spec};
 use ad_ir::lower::value::{LVal, Name};
 use ad_ir::lower::{self, Host};
 use ad_ir::{Array, Prim};
-use ad_syntax::ast::Module;
+use ad_syntax::ast::{Def, Module};
 use ad_syntax::{Diagnostic, FileId, SourceMap, Span};
 use std::collections::HashMap;
 use std::io::Write;
+use std::rc::Rc;
 use std::time::Instant;
 
 pub const PRELUDE: &str = include_str!("prelude.ad");
@@ -25,6 +26,9 @@ pub struct Session {
     pub precision: usize,
     out: Box<dyn Write>,
     start: Instant,
+    /// The definitions being lowered (the recursion check).
+    lowering: Vec<Rc<Def>>,
+    output_closed: bool,
 }
 
 impl Session {
@@ -39,6 +43,8 @@ impl Session {
             precision: ad_ir::display::DEFAULT_PRECISION,
             out,
             start: Instant::now(),
+            lowering: Vec::new(),
+            output_closed: false,
         };
         let prelude = s.sources.add("<prelude>", PRELUDE);
         debug_assert_eq!(prelude, lower::PRELUDE_FILE);
@@ -129,9 +135,18 @@ impl Session {
     }
 
     pub fn write_out(&mut self, text: &str) {
-        // Output errors (a closed pipe) are not the program's fault; ignore them.
-        let _ = self.out.write_all(text.as_bytes());
-        let _ = self.out.flush();
+        // A closed pipe (`ad run f.ad | head -1`) means nobody reads any more: stop the
+        // script the way Ctrl-C does, and let the command line end quietly.
+        let written = self.out.write_all(text.as_bytes()).and_then(|()| self.out.flush());
+        if written.is_err() {
+            self.output_closed = true;
+            ad_eval::INTERRUPT.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// True once writing to the output failed (the reader went away).
+    pub fn output_closed(&self) -> bool {
+        self.output_closed
     }
 
     /// The values of a function call's leaves, captures included, for running `lowered`.
@@ -162,6 +177,10 @@ impl Host for Session {
 
     fn global_names(&self) -> Vec<Name> {
         self.globals.keys().cloned().collect()
+    }
+
+    fn lowering(&mut self) -> &mut Vec<Rc<Def>> {
+        &mut self.lowering
     }
 
     fn apply(&mut self, prim: &Prim, args: &[Array], span: Span) -> lower::Result<Array> {

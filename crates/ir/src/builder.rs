@@ -12,6 +12,14 @@ pub struct Builder {
     pub eqns: Vec<Eqn>,
 }
 
+/// The first array in `p` larger than the memory budget allows, as a message: a
+/// transformation may describe one (a Jacobian of a large input) and must then refuse to
+/// return the program.
+pub fn too_large(p: &Program) -> Option<String> {
+    let max = crate::shape::max_elements();
+    p.vars.iter().find(|v| v.shape.size() > max).map(|v| crate::prim::too_large(v.shape.dims()))
+}
+
 impl Builder {
     pub fn new() -> Builder {
         Builder::default()
@@ -43,11 +51,13 @@ impl Builder {
     }
 
     /// Appends `prim(args)` after inferring its shape; panics only on a shape error, so use it
-    /// where shapes are known to fit (transformations of verified programs).
+    /// where shapes are known to fit (transformations of verified programs). The result may
+    /// be larger than the memory budget allows: transformations check their programs with
+    /// [`too_large`] before returning them.
     pub fn emit(&mut self, prim: Prim, args: impl IntoIterator<Item = Atom>, span: Span) -> Atom {
         let args: crate::program::Args = args.into_iter().collect();
         let shapes: smallvec::SmallVec<[Shape; 3]> = args.iter().map(|a| self.shape(*a)).collect();
-        let shape = match prim.infer(&shapes) {
+        let shape = match prim.infer_structure(&shapes) {
             Ok(s) => s,
             Err(e) => panic!("internal error: ill-shaped `{}` emitted: {e}", prim.name()),
         };

@@ -41,9 +41,9 @@ pub enum Binary {
     Ne,
     And,
     Or,
-    /// `safe_mul(t, p)`: `t * p`, but exactly 0 where `t` is 0 even if `p` is infinite or
-    /// NaN (a "strong zero"). Derivatives use it so that a branch `where` did not select
-    /// contributes exactly zero.
+    /// `safe_mul(a, b)`: `a * b`, but exactly 0 where either factor is 0, even if the other
+    /// is infinite or NaN (a "strong zero"). Derivatives use it so that a branch `where` did
+    /// not select contributes exactly zero, at every order and in every mode.
     SafeMul,
 }
 
@@ -189,9 +189,17 @@ pub enum Prim {
     /// `where(c, a, b)`: elementwise choice, broadcasting all three.
     Where,
     MatMul,
+    /// `safe_matmul(a, b)`: `a @ b` in which a term `a[i, k] * b[k, j]` with a zero factor
+    /// is exactly 0, even if the other factor is infinite or NaN: the matrix form of
+    /// `safe_mul`. NaN-safe derivatives use it where a tangent or cotangent meets a
+    /// coefficient matrix.
+    SafeMatMul,
     Transpose,
     /// `solve(A, B)`: X with A X = B, for square A and a vector or matrix B.
     Solve,
+    /// `safe_solve(A, B)`: `solve(A, B)`, except that a column of B that is all zeros gives
+    /// a column of exact zeros whatever A holds (a strong zero, for NaN-safe derivatives).
+    SafeSolve,
     /// `sum(x)` (all axes) or `sum(x, axis)`.
     Sum(Option<usize>),
     Amax(Option<usize>),
@@ -226,8 +234,10 @@ impl Prim {
             Prim::Binary(b) => b.name(),
             Prim::Where => "where",
             Prim::MatMul => "matmul",
+            Prim::SafeMatMul => "safe_matmul",
             Prim::Transpose => "transpose",
             Prim::Solve => "solve",
+            Prim::SafeSolve => "safe_solve",
             Prim::Sum(_) => "sum",
             Prim::Amax(_) => "amax",
             Prim::Argmax(_) => "argmax",
@@ -263,12 +273,15 @@ impl Prim {
     /// The shape of the result for operands of the given shapes, or a message saying why the
     /// operands do not fit (the caller adds the location).
     pub fn infer(&self, args: &[Shape]) -> Result<Shape, String> {
-        let out = self.infer_unchecked(args)?;
+        let out = self.infer_structure(args)?;
         // Broadcasting and products can describe results far larger than their operands.
         checked_shape(out.dims())
     }
 
-    fn infer_unchecked(&self, args: &[Shape]) -> Result<Shape, String> {
+    /// The shape of the result, without the memory budget's limit on its size: for
+    /// transformations, which may describe an array too large to exist and then report it
+    /// at the user's call instead of building it.
+    pub fn infer_structure(&self, args: &[Shape]) -> Result<Shape, String> {
         let arity = |n: usize| -> Result<(), String> {
             if args.len() == n {
                 Ok(())
@@ -293,11 +306,11 @@ impl Prim {
                     format!("shapes {}, {} and {} do not broadcast in `where`", args[0], args[1], args[2])
                 })
             }
-            Prim::MatMul => {
+            Prim::MatMul | Prim::SafeMatMul => {
                 arity(2)?;
                 matmul_shape(args[0], args[1])
             }
-            Prim::Solve => {
+            Prim::Solve | Prim::SafeSolve => {
                 arity(2)?;
                 let (a, b) = (args[0], args[1]);
                 match (a.dims(), b.dims()) {
@@ -361,8 +374,14 @@ impl Prim {
                 if widths.len() != x.rank() {
                     return Err(format!("`pad` needs one (before, after) pair per axis of {x}"));
                 }
-                let dims: Vec<usize> = x.dims().iter().zip(widths).map(|(d, (lo, hi))| d + lo + hi).collect();
-                checked_shape(&dims)
+                let dims: Option<Vec<usize>> = x
+                    .dims()
+                    .iter()
+                    .zip(widths)
+                    .map(|(d, (lo, hi))| d.checked_add(*lo)?.checked_add(*hi))
+                    .collect();
+                let dims = dims.ok_or_else(|| too_large(&[usize::MAX]))?;
+                ranked(&dims)
             }
             Prim::Concat(axis) => {
                 arity(2)?;
@@ -383,7 +402,7 @@ impl Prim {
                         return Err(format!("cannot concatenate shapes {a} and {b} along axis {axis}"));
                     }
                 }
-                checked_shape(&dims)
+                ranked(&dims)
             }
             Prim::Stack => {
                 let Some(first) = args.first() else {
@@ -402,17 +421,17 @@ impl Prim {
             }
             Prim::Eye(n) => {
                 arity(0)?;
-                checked_shape(&[*n, *n])
+                ranked(&[*n, *n])
             }
             Prim::Arange(n) | Prim::Linspace(_, _, n) => {
                 arity(0)?;
-                checked_shape(&[*n])
+                ranked(&[*n])
             }
             Prim::OneHot(k) => {
                 arity(1)?;
                 match args[0].dims() {
-                    [] => checked_shape(&[*k]),
-                    [n] => checked_shape(&[*n, *k]),
+                    [] => ranked(&[*k]),
+                    [n] => ranked(&[*n, *k]),
                     _ => Err(format!("`one_hot` takes a scalar or vector of labels, not shape {}", args[0])),
                 }
             }
@@ -424,18 +443,30 @@ impl Prim {
     }
 }
 
+/// A shape of the given dimensions, if the rank is supported (sizes are checked later).
+fn ranked(dims: &[usize]) -> Result<Shape, String> {
+    Shape::from_dims(dims).ok_or_else(|| format!("arrays have rank at most 2, not {}", dims.len()))
+}
+
 /// A shape from dimensions coming from user input, refusing absurd sizes.
 pub fn checked_shape(dims: &[usize]) -> Result<Shape, String> {
-    let shape =
-        Shape::from_dims(dims).ok_or_else(|| format!("arrays have rank at most 2, not {}", dims.len()))?;
+    let shape = ranked(dims)?;
     match Shape::checked_size(dims) {
         Some(_) => Ok(shape),
-        None => Err(format!(
-            "array of shape {shape} is too large ({} elements; the limit is {})",
-            dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" × "),
-            crate::shape::MAX_ELEMENTS
-        )),
+        None => Err(too_large(dims)),
     }
+}
+
+/// The message for an array over the memory budget.
+pub fn too_large(dims: &[usize]) -> String {
+    let elements: f64 = dims.iter().map(|&d| d as f64).product();
+    format!(
+        "an array of shape [{}] is too large: {} elements need {}, and the memory budget allows {} per array",
+        dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+        dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" × "),
+        crate::shape::human_bytes(elements * 8.0),
+        crate::shape::human_bytes(crate::shape::max_elements() as f64 * 8.0),
+    )
 }
 
 pub fn matmul_shape(a: Shape, b: Shape) -> Result<Shape, String> {

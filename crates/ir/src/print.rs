@@ -135,7 +135,7 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
         Prim::OneHot(k) => call("one_hot", &[k.to_string()]),
         Prim::Const(c) => (const_literal(&c.0), P_ATOM),
         Prim::Where => call("where", &[]),
-        Prim::Solve => call("solve", &[]),
+        Prim::Solve | Prim::SafeSolve | Prim::SafeMatMul => call(prim.name(), &[]),
     }
 }
 

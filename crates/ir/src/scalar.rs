@@ -115,7 +115,10 @@ pub fn pow(x: f64, y: f64) -> f64 {
 
 #[inline]
 pub fn safe_mul(t: f64, p: f64) -> f64 {
-    if t == 0.0 {
+    // Symmetric: which factor is the tangent and which the coefficient changes from one
+    // derivative to the next (a cotangent of one pass is a coefficient of the next), and
+    // forward and reverse mode must agree.
+    if t == 0.0 || p == 0.0 {
         0.0
     } else {
         t * p

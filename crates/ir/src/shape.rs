@@ -2,9 +2,44 @@
 
 use std::fmt;
 
-/// Arrays are never larger than this many elements (2^31, 16 GiB of f64). Anything larger is
-/// refused with a located error before any allocation is attempted.
-pub const MAX_ELEMENTS: usize = 1 << 31;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Arrays are never larger than this many elements (2^31, 16 GiB of f64) unless the memory
+/// budget says otherwise.
+pub const DEFAULT_MAX_ELEMENTS: usize = 1 << 31;
+
+/// The largest array, in elements, that shapes may describe: the memory budget divided by
+/// the size of an `f64`. Anything larger is refused with a located error before any
+/// allocation is attempted. A process-wide setting, like the allocator it protects: the
+/// command line sets it once from the machine's memory or `--ad-memory`.
+static MAX_ELEMENTS: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_ELEMENTS);
+
+/// Sets the memory budget, in bytes, that one array may use.
+pub fn set_memory_budget(bytes: u64) {
+    let elements = (bytes / 8).clamp(1, usize::MAX as u64 / 2) as usize;
+    MAX_ELEMENTS.store(elements, Ordering::Relaxed);
+}
+
+/// The largest number of elements an array may have.
+pub fn max_elements() -> usize {
+    MAX_ELEMENTS.load(Ordering::Relaxed)
+}
+
+/// A number of bytes for people: `1.5 GiB`, `640 KiB`, `12 B`.
+pub fn human_bytes(bytes: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut x = bytes;
+    let mut u = 0;
+    while x >= 1024.0 && u + 1 < units.len() {
+        x /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{x:.0} {}", units[u])
+    } else {
+        format!("{x:.3} {}", units[u]).replace(".000 ", " ")
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Shape {
@@ -49,19 +84,19 @@ impl Shape {
         self.dims()[axis]
     }
 
-    /// Number of elements. Shapes are validated against [`MAX_ELEMENTS`] when built from user
+    /// Number of elements. Shapes are validated against [`max_elements`] when built from user
     /// input, so this cannot overflow for shapes that exist.
     pub fn size(&self) -> usize {
         self.dims().iter().product()
     }
 
-    /// Number of elements, or `None` if it overflows or exceeds [`MAX_ELEMENTS`].
+    /// Number of elements, or `None` if it overflows or exceeds [`max_elements`].
     pub fn checked_size(dims: &[usize]) -> Option<usize> {
         let mut n: usize = 1;
         for &d in dims {
             n = n.checked_mul(d)?;
         }
-        (n <= MAX_ELEMENTS).then_some(n)
+        (n <= max_elements()).then_some(n)
     }
 
     pub fn is_scalar(&self) -> bool {

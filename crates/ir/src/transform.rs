@@ -46,6 +46,18 @@ impl Mode {
             Mode::Jacobian(JacMode::Auto) => "jacobian",
         }
     }
+
+    /// What the mode computes, for messages: "gradient", "Hessian", ...
+    pub fn describe(self) -> &'static str {
+        match self {
+            Mode::Jvp | Mode::Jvp2 => "JVP",
+            Mode::Vjp => "VJP",
+            Mode::Grad { .. } => "gradient",
+            Mode::Hvp => "Hessian-vector product",
+            Mode::Hessian => "Hessian",
+            Mode::Jacobian(_) => "Jacobian",
+        }
+    }
 }
 
 /// Which derivative of `p`, with respect to which parameters (indices into `p.params`).

@@ -76,9 +76,9 @@ pub const COMMANDS: &[Command] = &[
     Command { name: "reset", args: "", summary: "forget everything defined in this session", help: "`:reset` starts over with only the prelude (settings are kept)." },
     Command {
         name: "set",
-        args: "precision P",
-        summary: "significant digits when printing values (1 to 17)",
-        help: "`:set precision P` prints numbers with up to P significant digits (default 6).",
+        args: "NAME VALUE",
+        summary: "`precision P` (digits printed, 1 to 17) or `memory SIZE` (per array)",
+        help: "`:set precision P` prints numbers with up to P significant digits (default 6).\n`:set memory SIZE` sets the memory one array may use (e.g. 512MiB, 4GiB; default: the\nmachine's memory).",
     },
     Command { name: "help", args: "[CMD]", summary: "this list, or the help of one command", help: "`:help` lists the commands; `:help grad` explains one." },
     Command { name: "quit", args: "", summary: "leave (Ctrl-D also does)", help: "`:quit` leaves the REPL; so does Ctrl-D on an empty line." },
@@ -188,20 +188,42 @@ fn example(name: &str) -> &'static str {
 }
 
 fn set(repl: &mut Repl, rest: &str, out: &mut dyn Write, err: &mut dyn Write) {
-    let mut words = rest.split_whitespace();
-    match (words.next(), words.next().map(|w| w.parse::<usize>())) {
-        (Some("precision"), Some(Ok(p))) if (1..=17).contains(&p) => {
-            repl.session.precision = p;
-            let _ = writeln!(out, "precision = {p}");
-        }
-        (Some("precision"), _) => {
-            let _ = writeln!(err, "Error: precision is a number of significant digits from 1 to 17");
-        }
-        (Some(other), _) => {
-            let _ = writeln!(err, "Error: unknown setting `{other}`; the settings are: precision");
-        }
-        (None, _) => {
+    let (setting, value) = match rest.trim().split_once(char::is_whitespace) {
+        Some((s, v)) => (s, Some(v.trim())),
+        None if rest.trim().is_empty() => ("", None),
+        None => (rest.trim(), None),
+    };
+    let budget = || ad_ir::shape::human_bytes(ad_ir::shape::max_elements() as f64 * 8.0);
+    match (setting, value) {
+        ("precision", Some(v)) => match v.parse::<usize>() {
+            Ok(p) if (1..=17).contains(&p) => {
+                repl.session.precision = p;
+                let _ = writeln!(out, "precision = {p}");
+            }
+            _ => {
+                let _ = writeln!(err, "Error: precision is a number of significant digits from 1 to 17");
+            }
+        },
+        ("precision", None) => {
             let _ = writeln!(out, "precision = {}", repl.session.precision);
+        }
+        ("memory", Some(v)) => match ad_driver::memory::parse_size(v) {
+            Ok(bytes) => {
+                ad_ir::shape::set_memory_budget(bytes);
+                let _ = writeln!(out, "memory = {}", budget());
+            }
+            Err(m) => {
+                let _ = writeln!(err, "Error: {m}");
+            }
+        },
+        ("memory", None) => {
+            let _ = writeln!(out, "memory = {}", budget());
+        }
+        ("", _) => {
+            let _ = writeln!(out, "precision = {}\nmemory = {}", repl.session.precision, budget());
+        }
+        (other, _) => {
+            let _ = writeln!(err, "Error: unknown setting `{other}`; the settings are: precision, memory");
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Phases (lexing, parsing, lowering, shape checking, running) each build [`Diagnostic`]s;
 //! the CLI and the REPL render them with [`render`].
 
+use crate::excerpt::Excerpt;
 use crate::source::SourceMap;
 use crate::span::Span;
 use std::fmt;
@@ -63,13 +64,18 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Renders diagnostics as ariadne reports, one after the other. Labels in generated code
-/// (dummy spans) are dropped; a diagnostic with no real label renders as a one-line error.
+/// At most this many reports are rendered; the rest are counted.
+pub const MAX_REPORTS: usize = 50;
+
+/// Renders diagnostics as ariadne reports, one after the other (at most [`MAX_REPORTS`],
+/// then a line counting the others). Labels in generated code (dummy spans) are dropped; a
+/// diagnostic with no real label renders as a one-line error. Each report sees only an
+/// excerpt of its files, so rendering costs time in the size of what is shown.
 pub fn render(sources: &SourceMap, diagnostics: &[Diagnostic], color: bool) -> String {
-    use ariadne::{Config, IndexType, Label as ALabel, Report, ReportKind};
+    use ariadne::{Config, FnCache, IndexType, Label as ALabel, Report, ReportKind, Source};
 
     let mut out = Vec::new();
-    for d in diagnostics {
+    for d in diagnostics.iter().take(MAX_REPORTS) {
         let labels: Vec<&Label> = d.labels.iter().filter(|l| sources.get(l.span.file).is_some()).collect();
         let Some(primary) = labels.first() else {
             out.extend_from_slice(format!("Error: {}\n", d.message).as_bytes());
@@ -88,7 +94,26 @@ pub fn render(sources: &SourceMap, diagnostics: &[Diagnostic], color: bool) -> S
             let end = (s.end as usize).clamp(start, len);
             start..end
         };
-        let mut report = Report::build(ReportKind::Error, (id(primary.span), clamp(primary.span)))
+        // One excerpt per file the labels point into.
+        let mut excerpts: Vec<(crate::span::FileId, Excerpt)> = Vec::new();
+        for l in &labels {
+            if excerpts.iter().any(|(f, _)| *f == l.span.file) {
+                continue;
+            }
+            let spans: Vec<_> =
+                labels.iter().filter(|o| o.span.file == l.span.file).map(|o| clamp(o.span)).collect();
+            if let Some(file) = sources.get(l.span.file) {
+                excerpts.push((l.span.file, Excerpt::new(file, &spans)));
+            }
+        }
+        let place = |s: Span| {
+            let r = clamp(s);
+            match excerpts.iter().find(|(f, _)| *f == s.file) {
+                Some((_, e)) => e.map(r.start)..e.map(r.end),
+                None => r,
+            }
+        };
+        let mut report = Report::build(ReportKind::Error, (id(primary.span), place(primary.span)))
             .with_config(Config::default().with_index_type(IndexType::Byte).with_color(color))
             .with_message(&d.message);
         for (i, l) in labels.iter().enumerate() {
@@ -103,7 +128,7 @@ pub fn render(sources: &SourceMap, diagnostics: &[Diagnostic], color: bool) -> S
             }
             // ariadne draws no underline for a label without text, so every label gets some.
             let text = if l.message.is_empty() { "here" } else { l.message.as_str() };
-            let mut label = ALabel::new((id(l.span), clamp(l.span))).with_order(i as i32).with_message(text);
+            let mut label = ALabel::new((id(l.span), place(l.span))).with_order(i as i32).with_message(text);
             if color {
                 label = label.with_color(if i == 0 { ariadne::Color::Red } else { ariadne::Color::Blue });
             }
@@ -115,17 +140,19 @@ pub fn render(sources: &SourceMap, diagnostics: &[Diagnostic], color: bool) -> S
         for n in &d.notes {
             report = report.with_note(n);
         }
-        let mut files: Vec<(String, String)> = Vec::new();
-        for l in &labels {
-            let name = id(l.span);
-            if !files.iter().any(|(n, _)| *n == name) {
-                files.push((name, sources.text(l.span.file).to_string()));
-            }
-        }
+        let files =
+            excerpts.into_iter().map(|(f, e)| (sources.name(f).to_string(), Source::from(e.text))).collect();
+        let missing = |name: &String| Err(format!("no source `{name}`"));
+        let cache = FnCache::new(missing as fn(&String) -> Result<String, String>).with_sources(files);
         // Writing into a Vec cannot fail; if ariadne fails to find a source we still print the message.
-        if report.finish().write(ariadne::sources(files), &mut out).is_err() {
+        if report.finish().write(cache, &mut out).is_err() {
             out.extend_from_slice(format!("Error: {}\n", d.message).as_bytes());
         }
+    }
+    if diagnostics.len() > MAX_REPORTS {
+        let more = diagnostics.len() - MAX_REPORTS;
+        let noun = if more == 1 { "error" } else { "errors" };
+        out.extend_from_slice(format!("Error: {more} more {noun} not shown\n").as_bytes());
     }
     String::from_utf8_lossy(&out).into_owned()
 }

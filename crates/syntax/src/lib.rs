@@ -5,6 +5,7 @@
 
 pub mod ast;
 pub mod diagnostic;
+mod excerpt;
 pub mod lexer;
 pub mod parser;
 pub mod source;

@@ -232,13 +232,16 @@ fn program(file: FileId, text: &str, lexed: &Lexed) -> Parsed {
     // Report in source order. Lexical errors are all kept; a parser error is dropped when its
     // line already has an error, since a second complaint on the line of the first is nearly
     // always a consequence of it rather than a new mistake.
-    let line_of =
-        |d: &Diagnostic| d.span().map(|s| text.get(..s.start as usize).map(|t| t.matches('\n').count()));
+    // Lines are found by binary search in the line starts, and the lines that already have
+    // an error are kept in a set, so that this stays linear in the number of errors.
+    let line_starts: Vec<usize> =
+        std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+    let line_of = |d: &Diagnostic| d.span().map(|s| line_starts.partition_point(|&l| l <= s.start as usize));
     let mut out: Vec<(Diagnostic, bool)> = lexed.diagnostics.iter().map(|d| (d.clone(), false)).collect();
+    let mut lines: std::collections::HashSet<Option<usize>> = out.iter().map(|(d, _)| line_of(d)).collect();
     diagnostics.sort_by_key(|(d, _)| d.span().map(|s| (s.start, s.end)));
     for (d, at_end) in diagnostics {
-        let line = line_of(&d);
-        if !out.iter().any(|(o, _)| line_of(o) == line) {
+        if lines.insert(line_of(&d)) {
             out.push((d, at_end));
         }
     }

@@ -229,7 +229,9 @@ pub fn mul(em: &mut Emitter, left: Val, right: Val, safe: bool) -> Val {
     let scale =
         |em: &mut Emitter, m: Atom, d: Atom| em.bin(if safe { Binary::SafeMul } else { Binary::Mul }, m, d);
     let (atom, kind) = match (left.kind, right.kind) {
-        (Dense, Dense) => (em.emit(Prim::MatMul, [left.atom, right.atom]), Dense),
+        (Dense, Dense) => {
+            (em.emit(if safe { Prim::SafeMatMul } else { Prim::MatMul }, [left.atom, right.atom]), Dense)
+        }
         (Scalar, k) => (scale(em, right.atom, left.atom), k),
         (k, Scalar) => (scale(em, left.atom, right.atom), k),
         (Diagonal, Diagonal) => (scale(em, right.atom, left.atom), Diagonal),

@@ -339,8 +339,10 @@ impl Rw {
                     None => {}
                 }
             }
-            Prim::MatMul if self.is(args[0], 0.0) || self.is(args[1], 0.0) => return self.full(out, 0.0),
-            Prim::Solve if self.is(args[1], 0.0) => return self.full(out, 0.0),
+            Prim::MatMul | Prim::SafeMatMul if self.is(args[0], 0.0) || self.is(args[1], 0.0) => {
+                return self.full(out, 0.0)
+            }
+            Prim::Solve | Prim::SafeSolve if self.is(args[1], 0.0) => return self.full(out, 0.0),
             Prim::Sum(_) | Prim::SumTo(_) => {
                 let x = args[0];
                 let xs = self.shape(x);

@@ -33,6 +33,31 @@ pub fn matmul(a: &Array, b: &Array, out: Shape) -> Array {
     Array::new(out, data)
 }
 
+/// `safe_matmul(a, b)`: the product, except that terms with a factor exactly 0 contribute
+/// exactly 0 even when the other factor is infinite or NaN. A product whose
+/// entries are all finite already has that property (a 0 × ∞ or 0 × NaN term would have
+/// made its entry NaN), so the fast product runs first and only non-finite entries are
+/// recomputed term by term: the common case costs one scan of the result.
+pub fn safe_matmul(a: &Array, b: &Array, out: Shape) -> Array {
+    let plain = matmul(a, b, out);
+    if plain.data().iter().all(|x| x.is_finite()) {
+        return plain;
+    }
+    let (sa, sb) = (a.shape(), b.shape());
+    let k = if sa.rank() == 1 { sa.dim(0) } else { sa.dim(1) };
+    let n = if sb.rank() == 1 { 1 } else { sb.dim(1) };
+    let (ad, bd) = (a.data(), b.data());
+    let mut data = plain.data().to_vec();
+    for (idx, entry) in data.iter_mut().enumerate() {
+        if entry.is_finite() {
+            continue;
+        }
+        let (i, j) = (idx / n, idx % n);
+        *entry = (0..k).map(|p| ad_ir::scalar::safe_mul(ad[i * k + p], bd[p * n + j])).sum();
+    }
+    Array::new(out, data)
+}
+
 /// The outer product of a column and a row (a product with inner dimension 1), written
 /// directly: no zeroing of the result first, one vectorised pass per row.
 fn outer(col: &[f64], row: &[f64]) -> Vec<f64> {
@@ -127,4 +152,24 @@ pub fn solve(a: &Array, b: &Array, out: Shape) -> Array {
     faer::linalg::solvers::Solve::solve_in_place(&lu, MatMut::from_row_major_slice_mut(&mut x, n, k));
     clear_upper_avx();
     Array::new(out, x)
+}
+
+/// `safe_solve(A, B)`: `solve(A, B)`, with exact zeros for the columns of B that are all
+/// zero, whatever A holds (a singular or non-finite A would otherwise make them NaN).
+pub fn safe_solve(a: &Array, b: &Array, out: Shape) -> Array {
+    let x = solve(a, b, out);
+    let n = a.shape().dim(0);
+    let k = if b.shape().rank() == 1 { 1 } else { b.shape().dim(1) };
+    let zero_col = |d: &[f64], j: usize| (0..n).all(|i| d[i * k + j] == 0.0);
+    let zero_cols: Vec<usize> = (0..k).filter(|&j| zero_col(b.data(), j)).collect();
+    if zero_cols.is_empty() || zero_cols.iter().all(|&j| zero_col(x.data(), j)) {
+        return x;
+    }
+    let mut data = x.data().to_vec();
+    for j in zero_cols {
+        for i in 0..n {
+            data[i * k + j] = 0.0;
+        }
+    }
+    Array::new(out, data)
 }

@@ -24,7 +24,9 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         }
         Prim::Where => elementwise::select(&args[0], &args[1], &args[2], out),
         Prim::MatMul => linalg::matmul(&args[0], &args[1], out),
+        Prim::SafeMatMul => linalg::safe_matmul(&args[0], &args[1], out),
         Prim::Solve => linalg::solve(&args[0], &args[1], out),
+        Prim::SafeSolve => linalg::safe_solve(&args[0], &args[1], out),
         Prim::Transpose => structure::transpose(&args[0], out),
         Prim::Sum(axis) => reduce::sum(&args[0], *axis, out),
         Prim::Amax(axis) => reduce::amax(&args[0], *axis, out),

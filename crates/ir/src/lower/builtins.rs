@@ -19,7 +19,7 @@ pub const NAMES: &[&str] = &[
     // elementwise binary
     "add", "sub", "mul", "div", "pow", "max", "min", "lt", "le", "gt", "ge", "eq", "ne", "where", "safe_mul",
     // linear algebra and reductions
-    "matmul", "transpose", "solve", "sum", "amax", "argmax",
+    "matmul", "safe_matmul", "transpose", "solve", "safe_solve", "sum", "amax", "argmax",
     // structure
     "reshape", "broadcast_to", "sum_to", "slice", "pad", "index", "concat", "stop_gradient",
     // creation
@@ -34,6 +34,12 @@ pub const NAMES: &[&str] = &[
 
 /// Builtins that touch the world; only the top level may call them.
 const EFFECTS: &[&str] = &["print", "seed", "randn", "rand", "now", "read_csv", "write_csv"];
+
+/// Builtins with effects: they are not functions of their arguments, so they cannot be
+/// traced or differentiated.
+pub fn is_effect(name: &str) -> bool {
+    EFFECTS.contains(&name)
+}
 
 pub fn lookup(name: &str) -> Option<&'static str> {
     NAMES.iter().find(|n| **n == name).copied()
@@ -168,9 +174,14 @@ pub(crate) fn call(
             arity(name, &args, &[2], span)?;
             lw.operator(Prim::MatMul, "@", &args, spans, span)
         }
-        "solve" => {
+        "solve" | "safe_solve" | "safe_matmul" => {
             arity(name, &args, &[2], span)?;
-            lw.operator(Prim::Solve, name, &args, spans, span)
+            let prim = match name {
+                "solve" => Prim::Solve,
+                "safe_solve" => Prim::SafeSolve,
+                _ => Prim::SafeMatMul,
+            };
+            lw.operator(prim, name, &args, spans, span)
         }
         "transpose" => {
             arity(name, &args, &[1], span)?;

@@ -65,7 +65,7 @@ impl Lowerer<'_> {
 
     fn inline_def(&mut self, d: &Rc<Def>, args: Vec<LVal>, span: Span, arg_spans: &[Span]) -> Result<LVal> {
         let name = &d.name.name;
-        if self.active.iter().any(|a| Rc::ptr_eq(a, d)) {
+        if self.host.lowering().iter().any(|a| Rc::ptr_eq(a, d)) {
             return Err(Diagnostic::at(span, format!("recursive call to `{name}`"))
                 .with_label(d.name.span, format!("`{name}` is defined here"))
                 .with_hint("recursion is not supported; loop with `for` over constant bounds instead"));
@@ -80,10 +80,10 @@ impl Lowerer<'_> {
         }
         self.check_annotations(d, &args, span, arg_spans)?;
         let frame = d.params.iter().map(|p| p.name.name.clone()).zip(args).collect();
-        self.active.push(d.clone());
+        self.host.lowering().push(d.clone());
         let body = &d.body;
         let r = self.with_frames(vec![frame], span, |lw| lw.block(body));
-        self.active.pop();
+        self.host.lowering().pop();
         r.map_err(|e| {
             if d.span.file == PRELUDE_FILE && e.span().is_some_and(|s| s.file == PRELUDE_FILE) {
                 // An error inside a library function is best shown at the user's call.

@@ -65,6 +65,10 @@ pub trait Host {
         p: &Program,
         req: &crate::transform::Request,
     ) -> std::result::Result<Program, String>;
+    /// The definitions being lowered, innermost last, across every function lowered for
+    /// this session at once (a transform lowers the function it differentiates separately,
+    /// so `def f(x) = grad(f)(x)` is recursion that only a shared stack can see).
+    fn lowering(&mut self) -> &mut Vec<Rc<ast::Def>>;
     /// True once the user asked to stop (Ctrl-C); loops check it.
     fn interrupted(&self) -> bool {
         false
@@ -105,8 +109,6 @@ pub struct Lowerer<'h> {
     pub(crate) inputs: Vec<Var>,
     pub(crate) static_deps: Vec<(usize, f64)>,
     global_deps: Vec<(Name, Spec)>,
-    /// Definitions being inlined, to detect recursion.
-    pub(crate) active: Vec<Rc<ast::Def>>,
     pub(crate) inline_depth: usize,
     pub(crate) depth: usize,
     /// While checking: the CSV files the script has written so far, with the shape each will
@@ -127,7 +129,6 @@ impl<'h> Lowerer<'h> {
             inputs: Vec::new(),
             static_deps: Vec::new(),
             global_deps: Vec::new(),
-            active: Vec::new(),
             inline_depth: 0,
             depth: 0,
             written: Vec::new(),
@@ -335,6 +336,17 @@ pub fn lower_function(
     span: Span,
     arg_spans: &[Span],
 ) -> Result<Lowered> {
+    if let LVal::Func(func) = f {
+        if let Func::Builtin(name) = &**func {
+            if builtins::is_effect(name) {
+                return Err(Diagnostic::at(
+                    span,
+                    format!("`{name}` cannot be differentiated or traced: it is an effect, not a function of its arguments"),
+                )
+                .with_hint("call it at the top level and pass its result in"));
+            }
+        }
+    }
     let mut lw = Lowerer::new(host, Mode::Trace, true);
     let mut known = known.iter().copied();
     let f_spec = Spec::of(f);
