@@ -94,8 +94,13 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
                             let coef = e.bin(Mul, Atom::Lit(k), p);
                             e.scale(t[0], coef)
                         }
+                        // c a^(c-1), with the exponent taken as 1 where c = 0 so that the
+                        // derivative of the constant a^0 is exactly 0 even at a = 0 (as a
+                        // literal exponent 0 gives; JAX gives 0 · ∞ = nan there).
                         (Some(_), c) => {
                             let k1 = e.bin(Sub, c, one);
+                            let z = e.bin(Eq, c, Atom::Lit(0.0));
+                            let k1 = e.emit(Prim::Where, [z, one, k1]);
                             let p = e.bin(Pow, a, k1);
                             let coef = e.bin(Mul, c, p);
                             e.scale(t[0], coef)

@@ -294,10 +294,22 @@ pub(crate) fn call(
         }
         "linspace" => {
             arity(name, &args, &[3], span)?;
-            let a = lw.static_num(&args[0], "the start", at(0))?;
-            let b = lw.static_num(&args[1], "the end", at(1))?;
             let n = lw.static_count(&args[2], "the number of points", at(2))?;
-            lw.prim(Prim::Linspace(F64(a), F64(b), n), &[], span)
+            if let (LVal::Num(a), LVal::Num(b)) = (&args[0], &args[1]) {
+                return lw.prim(Prim::Linspace(F64(*a), F64(*b), n), &[], span);
+            }
+            // Computed end points are data, not constants: `a + (b - a) * linspace(0, 1, n)`
+            // keeps their derivatives (taking their values as constants would silently
+            // give a zero derivative).
+            for i in 0..2 {
+                if !lw.shape_of(&args[i]).is_some_and(|s| s.is_scalar()) {
+                    return Err(Diagnostic::at(at(i), format!("`linspace` needs numbers as end points, found {}", args[i].describe())));
+                }
+            }
+            let unit = lw.prim(Prim::Linspace(F64(0.0), F64(1.0), n), &[], span)?;
+            let width = lw.prim(Prim::Binary(Binary::Sub), &[args[1].clone(), args[0].clone()], span)?;
+            let steps = lw.prim(Prim::Binary(Binary::Mul), &[width, unit], span)?;
+            lw.prim(Prim::Binary(Binary::Add), &[args[0].clone(), steps], span)
         }
         "one_hot" => {
             arity(name, &args, &[2], span)?;
