@@ -95,8 +95,11 @@ impl Mode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Deeply nested programs recurse deeply in the parser and in lowering; give them room.
-    let worker = std::thread::Builder::new().stack_size(1 << 30).spawn(move || run(cli));
+    // Deeply nested programs recurse deeply in the parser and in lowering; give them room,
+    // within what an address-space limit (`ulimit -v`) leaves.
+    let stack =
+        ad_driver::memory::address_space_limit().map_or(1 << 30, |l| (l / 8).clamp(16 << 20, 1 << 30));
+    let worker = std::thread::Builder::new().stack_size(stack as usize).spawn(move || run(cli));
     match worker.map(|h| h.join()) {
         Ok(Ok(code)) => code,
         _ => {

@@ -39,15 +39,20 @@ pub fn machine_budget() -> Option<u64> {
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib * 1024)
     });
-    let address_space = std::fs::read_to_string("/proc/self/limits").ok().and_then(|t| {
-        let line = t.lines().find(|l| l.starts_with("Max address space"))?;
-        // "Max address space  <soft> <hard> bytes": the soft limit is the one enforced.
-        line.split_whitespace().nth(3)?.parse::<u64>().ok().map(|b| b / 2)
-    });
+    let address_space = address_space_limit().map(|b| b / 2);
     match (total, address_space) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// The process's address-space limit (`ulimit -v`), if one is set.
+pub fn address_space_limit() -> Option<u64> {
+    let t = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = t.lines().find(|l| l.starts_with("Max address space"))?;
+    // "Max address space  <soft> <hard> bytes": the soft limit is the one enforced, and it
+    // reads "unlimited" when there is none.
+    line.split_whitespace().nth(3)?.parse::<u64>().ok()
 }
 
 /// Sets the budget: `SIZE` when given, otherwise the machine's.

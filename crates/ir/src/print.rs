@@ -255,12 +255,10 @@ pub fn print_program(p: &Program) -> Result<String, String> {
     for c in &p.captures {
         taken.insert(c.name.to_string());
     }
-    // A tuple parameter keeps its name for the whole body, so that reading the program
-    // never meets it rebound.
+    // A parameter keeps its name for the whole body, so that reading the program never
+    // meets it rebound (a later `let v = ...` in an HVP reads as the direction `v`).
     for d in &p.params {
-        if d.tree != Tree::Leaf {
-            taken.insert(sanitize(&d.name));
-        }
+        taken.insert(sanitize(&d.name));
     }
     let user_names: HashSet<String> = p.vars.iter().filter_map(|v| v.name.as_deref().map(sanitize)).collect();
     let mut holder: HashMap<String, Var> = HashMap::new();

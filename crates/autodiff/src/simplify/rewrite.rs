@@ -190,6 +190,29 @@ impl Rw {
         Some(Out::Emit(px, smallvec::smallvec![inner]))
     }
 
+    /// For `y = (-a) * b` or `a * (-b)`: the product `a * b` without the sign, so that the
+    /// caller (a negation, `+` or `-`) can absorb the sign: `x - (-a) * b` is `x + a * b`.
+    fn unsigned_product(&mut self, y: Atom) -> Option<Atom> {
+        let (Prim::Binary(Binary::Mul), inner) = self.def_of(y)? else { return None };
+        let (p, q) = (inner[0], inner[1]);
+        let neg = |rw: &Self, a: Atom| match rw.def_of(a) {
+            Some((Prim::Unary(Unary::Neg), n)) => Some(n[0]),
+            _ => None,
+        };
+        let args = match (neg(self, p), neg(self, q)) {
+            (Some(a), None) => [a, q],
+            (None, Some(b)) => [p, b],
+            _ => return None,
+        };
+        let shape = self.shape(y);
+        Some(self.emit(
+            Prim::Binary(Binary::Mul),
+            smallvec::smallvec![args[0], args[1]],
+            shape,
+            ad_syntax::Span::DUMMY,
+        ))
+    }
+
     fn simplify(&mut self, prim: &Prim, mut args: Args, out: Shape) -> Out {
         use Binary::*;
         // Fold elementwise operations on uniform operands.
@@ -235,13 +258,16 @@ impl Rw {
         match prim {
             Prim::Unary(Unary::Neg) => match self.def_of(args[0]) {
                 Some((Prim::Unary(Unary::Neg), inner)) => return Out::Same(inner[0]),
-                // -(a * c) = a * (-c) for a literal c.
+                // -(a * c) = a * (-c) for a literal c, and -((-a) * b) = a * b.
                 Some((Prim::Binary(Mul), inner)) => {
                     if let Atom::Lit(c) = inner[1] {
                         return Out::Emit(Prim::Binary(Mul), smallvec::smallvec![inner[0], Atom::Lit(-c)]);
                     }
                     if let Atom::Lit(c) = inner[0] {
                         return Out::Emit(Prim::Binary(Mul), smallvec::smallvec![Atom::Lit(-c), inner[1]]);
+                    }
+                    if let Some(m) = self.unsigned_product(args[0]) {
+                        return Out::Same(m);
                     }
                 }
                 _ => {}
@@ -262,6 +288,12 @@ impl Rw {
                         if let Some((Prim::Unary(Unary::Neg), n)) = self.def_of(x) {
                             return Out::Emit(Prim::Binary(Sub), smallvec::smallvec![y, n[0]]);
                         }
+                        if let Some(m) = self.unsigned_product(y) {
+                            return Out::Emit(Prim::Binary(Sub), smallvec::smallvec![x, m]);
+                        }
+                        if let Some(m) = self.unsigned_product(x) {
+                            return Out::Emit(Prim::Binary(Sub), smallvec::smallvec![y, m]);
+                        }
                         if let Some(r) = self.fuse_linear(Add, x, y) {
                             return r;
                         }
@@ -275,6 +307,9 @@ impl Rw {
                         }
                         if let Some((Prim::Unary(Unary::Neg), n)) = self.def_of(y) {
                             return Out::Emit(Prim::Binary(Add), smallvec::smallvec![x, n[0]]);
+                        }
+                        if let Some(m) = self.unsigned_product(y) {
+                            return Out::Emit(Prim::Binary(Add), smallvec::smallvec![x, m]);
                         }
                         if let Some(r) = self.fuse_linear(Sub, x, y) {
                             return r;

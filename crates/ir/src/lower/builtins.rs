@@ -303,7 +303,10 @@ pub(crate) fn call(
             // give a zero derivative).
             for i in 0..2 {
                 if !lw.shape_of(&args[i]).is_some_and(|s| s.is_scalar()) {
-                    return Err(Diagnostic::at(at(i), format!("`linspace` needs numbers as end points, found {}", args[i].describe())));
+                    return Err(Diagnostic::at(
+                        at(i),
+                        format!("`linspace` needs numbers as end points, found {}", args[i].describe()),
+                    ));
                 }
             }
             let unit = lw.prim(Prim::Linspace(F64(0.0), F64(1.0), n), &[], span)?;
