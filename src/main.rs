@@ -189,6 +189,12 @@ fn run(cli: Cli) -> ExitCode {
             if let Err(errors) = derive::load(&mut session, &file, &text) {
                 return report(&session, &errors);
             }
+            // A function name that the file does not define is a bad argument (exit 2), not
+            // an error in the program.
+            if session.global_value(&function).is_none() {
+                report(&session, &[derive::missing_function(&session, &function)]);
+                return ExitCode::from(2);
+            }
             match derive::derive(&mut session, mode.name(), &function, &shapes) {
                 Ok(text) => out(&text).err().unwrap_or(ExitCode::SUCCESS),
                 Err(e) => report(&session, &[e]),

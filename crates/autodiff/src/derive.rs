@@ -353,6 +353,7 @@ fn single_array_param(p: &Program, wrt: &[usize], what: &str) -> Result<usize, S
 
 fn hvp_program(p: &Program, wrt: &[usize]) -> Result<Program, String> {
     let i = single_array_param(p, wrt, "`hvp`")?;
+    check_scalar_output(p, "`hvp`")?;
     let g = derive(p, &Request { mode: Mode::Grad { with_value: false }, wrt: vec![i] })?;
     let leaf = param_ranges(&g)[i].start;
     let mut j = jvp(&g, &[leaf], needs_nan_safety(&g, &[leaf]));
@@ -366,6 +367,7 @@ fn hvp_program(p: &Program, wrt: &[usize]) -> Result<Program, String> {
 
 fn hessian_program(p: &Program, wrt: &[usize]) -> Result<Program, String> {
     let i = single_array_param(p, wrt, "`hessian`")?;
+    check_scalar_output(p, "`hessian`")?;
     let g = derive(p, &Request { mode: Mode::Grad { with_value: false }, wrt: vec![i] })?;
     // Forward over reverse, all directions at once where the program allows.
     crate::planner::jacobian_program(&g, i, JacMode::Forward)

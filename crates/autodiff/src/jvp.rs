@@ -40,7 +40,12 @@ pub fn jvp(p: &Program, wrt: &[usize], nan_safe: bool) -> Jvp {
         let v = p.inputs[i];
         let info = &p.vars[v.index()];
         let t = em.new_var(info.shape, dot_name(info.name.as_deref()), true);
-        tan[v.index()] = Some(Atom::Var(t));
+        // An array without elements carries no derivative: its tangent is a symbolic zero,
+        // so that a reduction over it (`sum` of nothing is the constant 0) has none either,
+        // in forward mode as in reverse mode, where its cotangent has nothing to hold.
+        if info.shape.size() > 0 {
+            tan[v.index()] = Some(Atom::Var(t));
+        }
         tangent_inputs.push(t);
     }
     for e in &p.eqns {
@@ -61,7 +66,7 @@ pub fn jvp(p: &Program, wrt: &[usize], nan_safe: bool) -> Jvp {
                     em.b.vars[tv.index()].name = dot_name(name.as_deref());
                 }
             }
-            tan[e.out.index()] = t;
+            tan[e.out.index()] = t.filter(|_| em.shape(out).size() > 0);
         }
     }
     let outputs = p.outputs.iter().map(|a| map.get(*a)).collect();

@@ -97,6 +97,17 @@ pub fn load(session: &mut Session, name: &str, text: &str) -> Result<(), Vec<Dia
     }
 }
 
+/// The error for a function name that the loaded file does not define, if it does not;
+/// there is no code to point at, since the name comes from the command line.
+pub fn missing_function(session: &Session, fname: &str) -> Diagnostic {
+    let names: Vec<String> = session.globals.keys().map(|k| k.to_string()).collect();
+    let d = Diagnostic::error(format!("no function named `{fname}` in this file"));
+    match ad_ir::lower::suggest(fname, names.iter().map(|s| s.as_str())) {
+        Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+        None => d,
+    }
+}
+
 /// The definition called `fname`, with the argument structures given by its annotations
 /// and the `--shape` options.
 pub fn signature(
@@ -104,23 +115,17 @@ pub fn signature(
     fname: &str,
     shapes: &[ShapeOpt],
 ) -> Result<(LVal, Vec<Spec>), Diagnostic> {
-    let f = session.global_value(fname).cloned().ok_or_else(|| {
-        let names: Vec<String> = session.globals.keys().map(|k| k.to_string()).collect();
-        let d = Diagnostic::error(format!("no function named `{fname}` in this file"));
-        match ad_ir::lower::suggest(fname, names.iter().map(|s| s.as_str())) {
-            Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-            None => d,
-        }
-    })?;
+    let f = session.global_value(fname).cloned().ok_or_else(|| missing_function(session, fname))?;
     let def: Rc<Def> = match &f {
         LVal::Func(func) => match &**func {
             Func::Def(d) => d.clone(),
             Func::Overloads(ds) => {
-                return Err(Diagnostic::error(format!(
+                let d = Diagnostic::error(format!(
                     "`{fname}` has {} definitions (with {} parameters); derive works on one",
                     ds.len(),
                     ds.iter().map(|d| d.params.len().to_string()).collect::<Vec<_>>().join(", ")
-                )))
+                ));
+                return Err(ds.iter().fold(d, |d, def| d.with_label(def.name.span, "defined here")));
             }
             _ => return Err(Diagnostic::error(format!("`{fname}` is not a `def`"))),
         },
@@ -240,7 +245,7 @@ fn derive_from(p: Program, mode: &str, fname: &str) -> Result<Program, Diagnosti
         Diagnostic::error(format!("unknown derive mode `{mode}`; the modes are: {}", MODES.join(", ")))
     })?;
     if p.params.is_empty() {
-        return Err(Diagnostic::error(format!("`{fname}` has no parameters to differentiate")));
+        return Err(Diagnostic::at(p.span, format!("`{fname}` has no parameters to differentiate")));
     }
     ad_autodiff::derive(&p, &req).map_err(|m| Diagnostic::at(p.span, m))
 }
@@ -254,14 +259,17 @@ pub fn derive(
     shapes: &[ShapeOpt],
 ) -> Result<String, Diagnostic> {
     let lowered = lower_named(session, fname, shapes)?;
+    // Errors about the function as a whole (a tuple argument to `jacobian`, a result that
+    // holds a function) point at its definition, as they do when a script calls it.
+    let at = lowered.program.span;
     let plan = if mode == "jacobian" {
-        let plan = ad_autodiff::planner::plan(&lowered.program, 0).map_err(Diagnostic::error)?;
+        let plan = ad_autodiff::planner::plan(&lowered.program, 0).map_err(|m| Diagnostic::at(at, m))?;
         plan.render(&|s| locate(session, s))
     } else {
         String::new()
     };
     let program = derive_from(lowered.program, mode, fname)?;
-    Ok(plan + &ad_ir::print_program(&program).map_err(Diagnostic::error)?)
+    Ok(plan + &ad_ir::print_program(&program).map_err(|m| Diagnostic::at(at, m))?)
 }
 
 /// `line N` for a span in a file the session knows.

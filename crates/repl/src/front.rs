@@ -44,6 +44,10 @@ pub fn run_lines(
     err: &mut dyn Write,
     prompts: bool,
 ) {
+    // When the reader of the output goes away (`ad repl < script | head -1`), stop reading
+    // input: nobody will see the results.
+    let mut watched = Watched { inner: out, failed: false };
+    let out: &mut dyn Write = &mut watched;
     let mut entry = String::new();
     let mut lines = input.lines();
     loop {
@@ -58,13 +62,35 @@ pub fn run_lines(
             continue;
         }
         let text = std::mem::take(&mut entry);
-        if repl.entry(&text, out, err) == Flow::Quit {
+        if repl.entry(&text, out, err) == Flow::Quit || repl.session.output_closed() {
+            return;
+        }
+        if out.flush().is_err() {
             return;
         }
     }
     // Input ended inside an entry: run it, so that its error (unexpected end) is reported.
     if !entry.trim().is_empty() {
         repl.entry(&entry, out, err);
+    }
+}
+
+/// An output that remembers whether a write failed.
+struct Watched<'a> {
+    inner: &'a mut dyn Write,
+    failed: bool,
+}
+
+impl Write for Watched<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|_| self.failed = true)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.failed {
+            return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        }
+        self.inner.flush().inspect_err(|_| self.failed = true)
     }
 }
 
