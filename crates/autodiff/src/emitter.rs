@@ -90,6 +90,15 @@ impl Emitter {
         }
     }
 
+    /// `r`, the result of reducing an array of shape `x` along `axis`, broadcast back to `x`.
+    pub fn expand(&mut self, r: Atom, x: Shape, axis: Option<usize>) -> Atom {
+        let r = match (axis, x.dims()) {
+            (Some(1), [m, _]) => self.emit(Prim::Reshape(Shape::matrix(*m, 1)), [r]),
+            _ => r,
+        };
+        self.to_shape(r, x)
+    }
+
     /// `a` summed down to `s` if it has another shape (undoing broadcasting).
     pub fn sum_to(&mut self, a: Atom, s: Shape) -> Atom {
         if self.shape(a) == s {

@@ -7,16 +7,7 @@
 
 use crate::emitter::{Emitter, Tan};
 use ad_ir::prim::{Binary, Prim, Unary};
-use ad_ir::{Atom, Shape};
-
-/// `r`, the result of reducing an array of shape `x` along `axis`, broadcast back to `x`.
-pub fn expand(e: &mut Emitter, r: Atom, x: Shape, axis: Option<usize>) -> Atom {
-    let r = match (axis, x.dims()) {
-        (Some(1), [m, _]) => e.emit(Prim::Reshape(Shape::matrix(*m, 1)), [r]),
-        _ => r,
-    };
-    e.to_shape(r, x)
-}
+use ad_ir::Atom;
 
 pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) -> Tan {
     use Binary::*;
@@ -171,10 +162,10 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             // The derivative goes to the maximal entries, shared equally between ties.
             let t0 = t[0]?;
             let xs = e.shape(x[0]);
-            let ob = expand(e, o, xs, *axis);
+            let ob = e.expand(o, xs, *axis);
             let mask = e.bin(Eq, x[0], ob);
             let count = e.emit(Prim::Sum(*axis), [mask]);
-            let cb = expand(e, count, xs, *axis);
+            let cb = e.expand(count, xs, *axis);
             let w = e.bin(Div, mask, cb);
             let tw = e.scale(Some(t0), w)?;
             Some(e.emit(Prim::Sum(*axis), [tw]))

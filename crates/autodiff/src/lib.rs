@@ -3,16 +3,18 @@
 //! derived programs built from them (gradients, HVPs, Hessians, Jacobians, the two-VJP JVP),
 //! and the simplifier that runs after every transformation.
 
-pub mod batch;
-pub mod cost;
-pub mod derive;
-pub mod emitter;
-pub mod jvp;
-pub mod jvp_rules;
-pub mod planner;
-pub mod simplify;
-pub mod transpose;
-pub mod transpose_rules;
+mod assemble;
+mod derive;
+mod emitter;
+mod first_order;
+mod jvp;
+mod jvp_rules;
+mod nan_safety;
+mod planner;
+mod simplify;
+mod transpose;
+mod transpose_rules;
 
 pub use derive::{derive, jacobian_shape, JacMode, Mode, Request};
+pub use planner::{plan, Choice, Factor, Kind, Plan, Planned, MAX_FACTORS};
 pub use simplify::simplify;

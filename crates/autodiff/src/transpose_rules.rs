@@ -3,7 +3,6 @@
 //! not linear are coefficients (primal values).
 
 use crate::emitter::{Emitter, Tan};
-use crate::jvp_rules::expand;
 use ad_ir::prim::{Binary, Prim, Sel, Unary};
 use ad_ir::{Atom, Shape};
 
@@ -92,7 +91,7 @@ pub fn transpose_rule(
         Prim::Transpose => out[0] = Some(e.emit(Prim::Transpose, [ct])),
         Prim::Sum(axis) => {
             let s = shape(e, 0);
-            out[0] = Some(expand(e, ct, s, *axis));
+            out[0] = Some(e.expand(ct, s, *axis));
         }
         Prim::Reshape(_) => {
             let s = shape(e, 0);

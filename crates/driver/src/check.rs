@@ -84,7 +84,7 @@ pub fn random_like(xs: &[Array], rng: &mut Rng) -> Vec<Array> {
 
 /// Leaves of the parameters `wrt` (indices into `p.params`), in input order.
 fn wrt_leaves(p: &Program, wrt: &[usize]) -> Vec<usize> {
-    let ranges = ad_autodiff::derive::param_ranges(p);
+    let ranges = p.param_ranges();
     ranges.into_iter().enumerate().filter(|(i, _)| wrt.contains(i)).flat_map(|(_, r)| r).collect()
 }
 

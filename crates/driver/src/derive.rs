@@ -262,13 +262,14 @@ pub fn derive(
     // Errors about the function as a whole (a tuple argument to `jacobian`, a result that
     // holds a function) point at its definition, as they do when a script calls it.
     let at = lowered.program.span;
-    let plan = if mode == "jacobian" {
-        let plan = ad_autodiff::planner::plan(&lowered.program, 0).map_err(|m| Diagnostic::at(at, m))?;
-        plan.render(&|s| locate(session, s))
+    // A Jacobian is planned once: the plan is shown and its program printed.
+    let (plan, program) = if mode == "jacobian" {
+        let planned = ad_autodiff::plan(&lowered.program, 0, ad_ir::transform::JacMode::Auto)
+            .map_err(|m| Diagnostic::at(at, m))?;
+        (planned.plan.render(&|s| locate(session, s)), planned.program)
     } else {
-        String::new()
+        (String::new(), derive_from(lowered.program, mode, fname)?)
     };
-    let program = derive_from(lowered.program, mode, fname)?;
     Ok(plan + &ad_ir::print_program(&program).map_err(|m| Diagnostic::at(at, m))?)
 }
 

@@ -1,13 +1,18 @@
 //! The Jacobian planner: its choices on the seed's two chains and on a table of other
 //! shapes, and the values of every plan against forward and reverse mode.
 
-use ad_autodiff::planner::{plan, Choice};
+use ad_autodiff::Choice;
 use ad_driver::check::{close, random_point};
 use ad_driver::derive::lower_named;
 use ad_driver::golden::SharedBuf;
 use ad_driver::Session;
 use ad_eval::rng::Rng;
 use ad_ir::transform::{JacMode, Mode, Request};
+
+/// The plan `jacobian` makes for `p`.
+fn plan(p: &ad_ir::Program, param: usize) -> Result<ad_autodiff::Plan, String> {
+    ad_autodiff::plan(p, param, JacMode::Auto).map(|planned| planned.plan)
+}
 
 /// A chain x_{i+1} = tanh(W_i x_i) through the given dimensions, as a script.
 fn chain_src(dims: &[usize]) -> String {
@@ -70,7 +75,7 @@ fn a_table_of_shapes() {
     struct Case {
         name: &'static str,
         src: String,
-        expect: fn(&ad_autodiff::planner::Plan) -> bool,
+        expect: fn(&ad_autodiff::Plan) -> bool,
     }
     let cases = vec![
         // Few inputs, many outputs: forward.
@@ -141,7 +146,7 @@ fn long_chains_are_eliminated_not_bracketed() {
     let (s, p) = session(src);
     let plan = plan(&p, 0).unwrap();
     let factors = plan.factors.as_ref().map_or(0, |f| f.len());
-    assert!(factors > ad_autodiff::planner::MAX_FACTORS, "{factors} factors");
+    assert!(factors > ad_autodiff::MAX_FACTORS, "{factors} factors");
     assert!(plan.chain.is_none());
     assert_eq!(plan.choice, Choice::Elimination);
     values_agree(&s, &p);

@@ -166,6 +166,20 @@ impl Program {
         self.vars[v.index()].name.as_deref()
     }
 
+    /// The input leaves of each parameter, in order (parameters come first among the
+    /// inputs; captures follow).
+    pub fn param_ranges(&self) -> Vec<std::ops::Range<usize>> {
+        let mut start = 0;
+        self.params
+            .iter()
+            .map(|d| {
+                let r = start..start + d.tree.leaves();
+                start = r.end;
+                r
+            })
+            .collect()
+    }
+
     /// The number of inputs that belong to parameters (the rest are captures).
     pub fn param_leaves(&self) -> usize {
         self.params.iter().map(|p| p.tree.leaves()).sum()

@@ -371,7 +371,7 @@ fn call_command(repl: &mut Repl, name: &str, text: &str, out: &mut dyn Write) ->
 
 /// The plan `jacobian` makes for this call.
 fn explain(s: &Session, p: &ad_ir::Program, wrt: usize) -> Result<String, String> {
-    let plan = ad_autodiff::planner::plan(p, wrt)?;
+    let plan = ad_autodiff::plan(p, wrt, ad_ir::transform::JacMode::Auto)?.plan;
     let text = plan.render(&|span| ad_driver::derive::locate(s, span));
     // The REPL shows the plan itself, not as comments.
     Ok(text.lines().map(|l| l.strip_prefix("# ").unwrap_or(l)).collect::<Vec<_>>().join("\n") + "\n")

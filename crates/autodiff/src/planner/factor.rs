@@ -2,7 +2,7 @@
 //! a known kind (dense, diagonal, scalar), and the arithmetic of such factors: the
 //! multiply-adds their products and sums cost, and the code that computes them.
 
-use crate::batch::batch_linear;
+use super::batch::batch_linear;
 use crate::emitter::Emitter;
 use crate::transpose::Linearized;
 use ad_ir::prim::{Binary, Prim, Unary, F64};

@@ -14,21 +14,25 @@
 //! Forward and reverse mode run *batched* where every linear value is a vector or a scalar
 //! (see `batch.rs`): all directions in one pass, as a matrix.
 
+mod batch;
 mod chain;
 pub use chain::MAX_FACTORS;
+mod cost;
 mod factor;
 mod graph;
+mod unrolled;
 
 pub use factor::{Factor, Kind};
 
-use crate::batch::batch_linear;
-use crate::cost::eqns_madds;
-use crate::derive::needs_nan_safety;
+use crate::assemble::{finish, jacobian_result};
+use crate::nan_safety::needs_nan_safety;
 use crate::transpose::{linearize, transpose, Linearized};
 use ad_ir::prim::Prim;
-use ad_ir::transform::{jacobian_shape, JacMode};
+use ad_ir::transform::{jacobian_shape, JacMode, Mode, Request};
 use ad_ir::{Atom, Eqn, Program, Shape, Tree};
 use ad_syntax::Span;
+use batch::batch_linear;
+use cost::eqns_madds;
 use factor::identity;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,11 +98,26 @@ fn linearized(p: &Program, leaf: usize) -> Linearized {
     linearize(p, &[leaf], needs_nan_safety(p, &[leaf]))
 }
 
-/// Plans the Jacobian of `p` with respect to parameter `param`.
-pub fn plan(p: &Program, param: usize) -> Result<Plan, String> {
-    let leaf = check(p, param)?;
-    let l = linearized(p, leaf);
-    Ok(plan_of(p, leaf, &l).0)
+/// A Jacobian's plan and the program that carries it out.
+pub struct Planned {
+    pub plan: Plan,
+    /// `f_jacobian` (or `f_jacfwd`, `f_jacrev` when a mode was forced).
+    pub program: Program,
+}
+
+/// Plans the Jacobian of `p` with respect to parameter `param` and builds the program: the
+/// plan's choice for `JacMode::Auto`, forward or reverse mode when asked. One call plans
+/// once; callers that show the plan (`ad derive jacobian`, `:explain`) and callers that
+/// run the program share it.
+pub fn plan(p: &Program, param: usize, mode: JacMode) -> Result<Planned, String> {
+    let (program, plan) = jacobian(p, param, mode)?;
+    let program = finish(p, &Request { mode: Mode::Jacobian(mode), wrt: vec![param] }, program)?;
+    Ok(Planned { plan, program })
+}
+
+/// The Jacobian program alone, unnamed (Hessians are Jacobians of gradients).
+pub(crate) fn jacobian_program(p: &Program, param: usize, mode: JacMode) -> Result<Program, String> {
+    jacobian(p, param, mode).map(|(program, _)| program)
 }
 
 /// What planning found that emitting the Jacobian reuses: the chain's bracketing, or the
@@ -172,8 +191,8 @@ fn plan_of(p: &Program, leaf: usize, l: &Linearized) -> (Plan, Prepared) {
     (plan, Prepared { split, graph })
 }
 
-/// The Jacobian program for `mode`: the plan's choice for `Auto`.
-pub fn jacobian_program(p: &Program, param: usize, mode: JacMode) -> Result<Program, String> {
+/// The Jacobian program for `mode` (the plan's choice for `Auto`), and the plan.
+fn jacobian(p: &Program, param: usize, mode: JacMode) -> Result<(Program, Plan), String> {
     let leaf = check(p, param)?;
     let mut l = linearized(p, leaf);
     let (plan, prepared) = plan_of(p, leaf, &l);
@@ -228,10 +247,10 @@ pub fn jacobian_program(p: &Program, param: usize, mode: JacMode) -> Result<Prog
     let Some(flat) = flat else {
         // Not batchable (a linear value is a matrix): one pass per direction, unrolled.
         let unrolled_mode = if choice == Choice::Reverse { JacMode::Reverse } else { JacMode::Forward };
-        return crate::derive::jacobian_unrolled(p, param, unrolled_mode);
+        return Ok((unrolled::jacobian_unrolled(p, param, unrolled_mode)?, plan));
     };
     let b = std::mem::take(&mut l.jvp.em.b);
-    Ok(crate::derive::jacobian_result(p, b, &l.jvp.inputs, flat, target))
+    Ok((jacobian_result(p, b, &l.jvp.inputs, flat, target), plan))
 }
 
 fn count(x: f64) -> String {

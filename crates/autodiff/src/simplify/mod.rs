@@ -25,5 +25,3 @@ pub fn simplify(p: Program) -> Program {
     }
     cur
 }
-
-pub use dce::dce;

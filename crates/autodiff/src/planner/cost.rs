@@ -2,12 +2,7 @@
 //! (reshapes, broadcasts, indexing) and constants. Used to compare ways of computing a
 //! derivative.
 
-use ad_ir::{Atom, Eqn, Prim, Program, Shape};
-
-/// Estimated multiply-adds of one run of `p`.
-pub fn madds(p: &Program) -> f64 {
-    eqns_madds(&p.eqns, |a| p.shape(a))
-}
+use ad_ir::{Atom, Eqn, Prim, Shape};
 
 /// Estimated multiply-adds of some equations, given the shapes of their values.
 pub fn eqns_madds(eqns: &[Eqn], shape: impl Fn(Atom) -> Shape) -> f64 {
