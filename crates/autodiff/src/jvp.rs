@@ -58,7 +58,8 @@ pub fn jvp(p: &Program, wrt: &[usize], nan_safe: bool) -> Jvp {
         }
         map.set(e.out, out);
         let ts: Vec<Tan> = e.args.iter().map(|a| a.var().and_then(|v| tan[v.index()])).collect();
-        if ts.iter().any(Option::is_some) {
+        // A primitive of class zero has no derivative: its result's tangent stays symbolic.
+        if ts.iter().any(Option::is_some) && e.prim.class() != ad_ir::prim::Class::Zero {
             let before = em.b.vars.len();
             let t = jvp_rule(&mut em, &e.prim, &args, out, &ts);
             if let Some(Atom::Var(tv)) = t {

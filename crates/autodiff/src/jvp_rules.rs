@@ -52,6 +52,7 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
                     let m = e.bin(Gt, x, Atom::Lit(0.0));
                     e.scale(t, m)
                 }
+                // Class zero: `jvp` never asks for these.
                 Unary::Sign | Unary::Not => None,
             }
         }
@@ -131,6 +132,7 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
                     let dc = t[1].map(|tc| e.bin(SafeMul, a, tc));
                     e.add(da, dc, out)
                 }
+                // Class zero: `jvp` never asks for these.
                 Lt | Le | Gt | Ge | Eq | Ne | And | Or => None,
             }
         }
@@ -191,6 +193,7 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
                 .collect();
             Some(e.emit(prim.clone(), parts))
         }
+        // Class zero: `jvp` never asks for these.
         Prim::StopGradient | Prim::Argmax(_) | Prim::OneHot(_) => None,
         Prim::Full(..) | Prim::Eye(_) | Prim::Arange(_) | Prim::Linspace(..) | Prim::Const(_) => None,
     }

@@ -1,7 +1,7 @@
 //! When derivatives need strong zeros: the analysis that turns on NaN-safe products
 //! (`safe_mul`, `safe_matmul`, `safe_solve`) for a derivation.
 
-use ad_ir::prim::{Binary, Prim};
+use ad_ir::prim::{Binary, Class, Prim};
 use ad_ir::{Atom, Program};
 
 /// Derivatives use strong-zero products when some `where` selects between values that
@@ -9,11 +9,8 @@ use ad_ir::{Atom, Program};
 /// exactly zero even where its own derivative is infinite or NaN. (A `where` whose branches
 /// carry no derivative, such as one under `stop_gradient`, does not count.)
 pub fn needs_nan_safety(p: &Program, wrt_leaves: &[usize]) -> bool {
-    let blocks = |prim: &Prim| match prim {
-        Prim::StopGradient | Prim::Argmax(_) | Prim::OneHot(_) => true,
-        Prim::Binary(b) => b.is_predicate(),
-        _ => false,
-    };
+    // Values computed by primitives without a derivative carry none.
+    let blocks = |prim: &Prim| prim.class() == Class::Zero;
     // Which values depend on the inputs being differentiated...
     let mut dep = vec![false; p.vars.len()];
     for &i in wrt_leaves {

@@ -3,7 +3,7 @@
 //! not linear are coefficients (primal values).
 
 use crate::emitter::{Emitter, Tan};
-use ad_ir::prim::{Binary, Prim, Sel, Unary};
+use ad_ir::prim::{Binary, Class, Prim, Sel, Unary};
 use ad_ir::{Atom, Shape};
 
 /// Contributions to each operand's cotangent (`None` for coefficients), or an error naming
@@ -18,9 +18,45 @@ pub fn transpose_rule(
     let shape = |e: &Emitter, i: usize| e.shape(x[i]);
     let not_linear =
         || format!("internal error: `{}` is not linear in the operands being transposed", prim.name());
+    // The primitive's class says in which operands it is linear; a bilinear one is linear in
+    // one operand at a time.
+    let class = prim.class();
+    let n_linear = lin.iter().filter(|l| **l).count();
+    if lin.iter().enumerate().any(|(i, l)| *l && !class.linear_in(i))
+        || (class == Class::Bilinear && n_linear > 1)
+    {
+        return Err(not_linear());
+    }
     let mut out: Vec<Tan> = vec![None; x.len()];
     match prim {
-        Prim::Unary(Unary::Neg) => out[0] = Some(e.un(Unary::Neg, ct)),
+        Prim::Unary(u) => match u {
+            Unary::Neg => out[0] = Some(e.un(Unary::Neg, ct)),
+            // Not linear in any operand: the class check above has refused them.
+            Unary::Exp
+            | Unary::Log
+            | Unary::Sin
+            | Unary::Cos
+            | Unary::Tanh
+            | Unary::Sqrt
+            | Unary::Abs
+            | Unary::Sigmoid
+            | Unary::Relu
+            | Unary::Sign
+            | Unary::Not => return Err(not_linear()),
+        },
+        Prim::Binary(
+            Binary::Pow
+            | Binary::Max
+            | Binary::Min
+            | Binary::Lt
+            | Binary::Le
+            | Binary::Gt
+            | Binary::Ge
+            | Binary::Eq
+            | Binary::Ne
+            | Binary::And
+            | Binary::Or,
+        ) => return Err(not_linear()),
         Prim::Binary(Binary::Add) | Prim::Binary(Binary::Sub) => {
             for i in 0..2 {
                 if lin[i] {
@@ -32,9 +68,6 @@ pub fn transpose_rule(
             }
         }
         Prim::Binary(b @ (Binary::Mul | Binary::SafeMul)) => {
-            if lin[0] && lin[1] {
-                return Err(not_linear());
-            }
             let i = if lin[0] { 0 } else { 1 };
             // `safe_mul` is symmetric; the operand order of the original is kept.
             // A plain product of a linear value in a NaN-safe program transposes to one with
@@ -48,17 +81,11 @@ pub fn transpose_rule(
             out[i] = Some(e.sum_to(c, s));
         }
         Prim::Binary(Binary::Div) => {
-            if lin[1] {
-                return Err(not_linear());
-            }
             let c = e.div_linear(ct, x[1]);
             let s = shape(e, 0);
             out[0] = Some(e.sum_to(c, s));
         }
         Prim::Where => {
-            if lin[0] {
-                return Err(not_linear());
-            }
             let zero = Atom::Lit(0.0);
             for i in 1..3 {
                 if lin[i] {
@@ -70,9 +97,6 @@ pub fn transpose_rule(
             }
         }
         Prim::MatMul | Prim::SafeMatMul => {
-            if lin[0] && lin[1] {
-                return Err(not_linear());
-            }
             let (sa, sb) = (shape(e, 0), shape(e, 1));
             let strong = *prim == Prim::SafeMatMul;
             if lin[0] {
@@ -82,9 +106,6 @@ pub fn transpose_rule(
             }
         }
         Prim::Solve | Prim::SafeSolve => {
-            if lin[0] {
-                return Err(not_linear());
-            }
             let at = e.emit(Prim::Transpose, [x[0]]);
             out[1] = Some(e.solve(at, ct, *prim == Prim::SafeSolve));
         }
@@ -164,7 +185,15 @@ pub fn transpose_rule(
                 }
             }
         }
-        _ => return Err(not_linear()),
+        Prim::Amax(_)
+        | Prim::Argmax(_)
+        | Prim::StopGradient
+        | Prim::Full(..)
+        | Prim::Eye(_)
+        | Prim::Arange(_)
+        | Prim::Linspace(..)
+        | Prim::OneHot(_)
+        | Prim::Const(_) => return Err(not_linear()),
     }
     Ok(out)
 }

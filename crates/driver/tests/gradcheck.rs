@@ -12,55 +12,8 @@ use ad_ir::program::Program;
 use ad_ir::transform::{Mode, Request};
 use ad_ir::{Array, Tree};
 
-/// Functions of annotated parameters; inputs are drawn from [0.5, 1.5), away from kinks.
-const FUNCTIONS: &[&str] = &[
-    "def f(x: [3]) = -x",
-    "def f(x: [3]) = exp(x)",
-    "def f(x: [3]) = log(x)",
-    "def f(x: [3]) = sin(x)",
-    "def f(x: [3]) = cos(x)",
-    "def f(x: [3]) = tanh(x)",
-    "def f(x: [3]) = sqrt(x)",
-    "def f(x: [3]) = abs(x - 1)",
-    "def f(x: [3]) = sigmoid(x)",
-    "def f(x: [3]) = relu(x - 1)",
-    "def f(x: [3]) = sign(x - 1) * x",
-    "def f(a: [2, 3], b: [3]) = a + b",
-    "def f(a: [2, 3], b: [2, 1]) = a - b",
-    "def f(a: [3], b: []) = a * b",
-    "def f(a: [3], b: [3]) = a / b",
-    "def f(a: [3], b: [3]) = a ^ b",
-    "def f(x: [3]) = x ^ 3 + x ^ 0.5",
-    "def f(a: [3], b: [3]) = max(a, b) + min(a, b) * 2",
-    "def f(a: [3], b: [3]) = where(a < b, a * b, b)",
-    "def f(a: [3], b: [3]) = safe_mul(a, b)",
-    "def f(A: [2, 3], B: [3, 4]) = A @ B",
-    "def f(A: [2, 3], x: [3]) = A @ x",
-    "def f(x: [2], A: [2, 3]) = x @ A",
-    "def f(x: [3], y: [3]) = x @ y",
-    "def f(A: [2, 3]) = A' @ A",
-    "def f(A: [3, 3], b: [3]) = solve(A + 3 * eye(3), b)",
-    "def f(A: [2, 3]) = (sum(A), sum(A, 0), sum(A, 1))",
-    "def f(A: [2, 3]) = (amax(A), amax(A, 0), amax(A, 1))",
-    "def f(A: [2, 3]) = reshape(A, (3, 2)) * 2",
-    "def f(x: [3]) = broadcast_to(x, (2, 3)) * [[1], [2]]",
-    "def f(A: [2, 3]) = (sum_to(A, (1, 3)), sum_to(A, (2, 1)), sum_to(A, ()))",
-    "def f(A: [3, 4]) = (A[1], A[:, 2], A[1:3, :2], A[-1, -1])",
-    "def f(x: [5]) = x[1:] * x[:-1]",
-    "def f(x: [3], A: [2, 2]) = (pad(x, (1, 2)) ^ 2, pad(A, ((1, 0), (0, 1))))",
-    "def f(a: [2, 3], b: [2, 1]) = concat(a, b, 1) ^ 2",
-    "def f(a: [], b: []) = [a, b * 2, a * b]",
-    "def f(x: [3]) = x * stop_gradient(x) + x",
-    "def f(A: [2, 3]) = (mean(A), mean(A, 0), mean(A, 1))",
-    "def f(A: [2, 3]) = (logsumexp(A), logsumexp(A, 0), logsumexp(A, 1))",
-    "def f(A: [2, 3]) = (softmax(A), softmax(A, 0), log_softmax(A))",
-    "def f(a: [4], b: [4]) = mse(a, b)",
-    "def f(logits: [2, 3], y: [2, 3]) = cross_entropy(logits, y)",
-    "def f(x: [3]) = norm(x) * dot(x, x)",
-    "def f(x: [2], y: [3]) = outer(x, y)",
-    "def f(A: [2, 2]) = inv(A + 2 * eye(2))",
-    "def f(W1: [3, 4], b1: [4], W2: [4, 2], X: [5, 3]) = tanh(X @ W1 + b1) @ W2",
-];
+mod common;
+use common::gradcheck_functions::FUNCTIONS;
 
 fn setup(src: &str) -> (Session, Program) {
     let mut s = Session::new(Box::new(SharedBuf::default()));

@@ -148,8 +148,9 @@ pub fn min(x: f64, y: f64) -> f64 {
     }
 }
 
+/// 1 for true, 0 for false: the numbers comparisons give.
 #[inline]
-fn b(c: bool) -> f64 {
+pub fn truth(c: bool) -> f64 {
     if c {
         1.0
     } else {
@@ -157,44 +158,16 @@ fn b(c: bool) -> f64 {
     }
 }
 
+/// An elementwise operation of one operand on a number ([`Unary::eval`]).
 #[inline]
 pub fn unary(op: Unary, x: f64) -> f64 {
-    match op {
-        Unary::Neg => -x,
-        Unary::Exp => exp(x),
-        Unary::Log => x.ln(),
-        Unary::Sin => x.sin(),
-        Unary::Cos => x.cos(),
-        Unary::Tanh => tanh(x),
-        Unary::Sqrt => x.sqrt(),
-        Unary::Abs => x.abs(),
-        Unary::Sigmoid => sigmoid(x),
-        Unary::Relu => relu(x),
-        Unary::Sign => sign(x),
-        Unary::Not => b(x == 0.0),
-    }
+    op.eval(x)
 }
 
+/// An elementwise operation of two operands on numbers ([`Binary::eval`]).
 #[inline]
 pub fn binary(op: Binary, x: f64, y: f64) -> f64 {
-    match op {
-        Binary::Add => x + y,
-        Binary::Sub => x - y,
-        Binary::Mul => x * y,
-        Binary::Div => x / y,
-        Binary::Pow => pow(x, y),
-        Binary::Max => max(x, y),
-        Binary::Min => min(x, y),
-        Binary::Lt => b(x < y),
-        Binary::Le => b(x <= y),
-        Binary::Gt => b(x > y),
-        Binary::Ge => b(x >= y),
-        Binary::Eq => b(x == y),
-        Binary::Ne => b(x != y),
-        Binary::And => b(x != 0.0 && y != 0.0),
-        Binary::Or => b(x != 0.0 || y != 0.0),
-        Binary::SafeMul => safe_mul(x, y),
-    }
+    op.eval(x, y)
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub fn complete_word(line: &str, pos: usize, names: &[String]) -> Option<(usize,
     let mut cands: Vec<String> = names
         .iter()
         .map(|s| s.as_str())
-        .chain(ad_ir::lower::builtins::NAMES.iter().copied())
+        .chain(ad_ir::lower::builtins::names().iter().copied())
         .chain(KEYWORDS.iter().copied())
         .filter(|n| n.starts_with(word) && !n.starts_with('_'))
         .map(|s| s.to_string())

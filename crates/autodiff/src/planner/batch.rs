@@ -167,6 +167,40 @@ fn batch_eqn(
             }
             acc
         }
-        _ => return None,
+        // Never linear (their class is zero or nonlinear), so never met here.
+        Prim::Unary(
+            Unary::Exp
+            | Unary::Log
+            | Unary::Sin
+            | Unary::Cos
+            | Unary::Tanh
+            | Unary::Sqrt
+            | Unary::Abs
+            | Unary::Sigmoid
+            | Unary::Relu
+            | Unary::Sign
+            | Unary::Not,
+        )
+        | Prim::Binary(
+            Binary::Pow
+            | Binary::Max
+            | Binary::Min
+            | Binary::Lt
+            | Binary::Le
+            | Binary::Gt
+            | Binary::Ge
+            | Binary::Eq
+            | Binary::Ne
+            | Binary::And
+            | Binary::Or,
+        )
+        | Prim::Amax(_)
+        | Prim::Argmax(_)
+        | Prim::Full(..)
+        | Prim::Eye(_)
+        | Prim::Arange(_)
+        | Prim::Linspace(..)
+        | Prim::OneHot(_)
+        | Prim::Const(_) => return None,
     })
 }

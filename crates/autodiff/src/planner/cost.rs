@@ -26,6 +26,20 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &impl Fn(Atom) -> Sh
             n * n * n / 3.0 + n * n * k
         }
         Prim::Sum(_) | Prim::Amax(_) | Prim::Argmax(_) | Prim::SumTo(_) => shape(args[0]).size() as f64,
-        _ => 0.0,
+        // Data movement and constants: no arithmetic.
+        Prim::Transpose
+        | Prim::Reshape(_)
+        | Prim::BroadcastTo(_)
+        | Prim::Index(_)
+        | Prim::Pad(_)
+        | Prim::Concat(_)
+        | Prim::Stack
+        | Prim::StopGradient
+        | Prim::Full(..)
+        | Prim::Eye(_)
+        | Prim::Arange(_)
+        | Prim::Linspace(..)
+        | Prim::OneHot(_)
+        | Prim::Const(_) => 0.0,
     }
 }

@@ -92,7 +92,13 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
     let structured = || make(Kind::Dense, Source::Structured(index, k));
     let one = Source::Scalar(Atom::Lit(1.0));
     match &e.prim {
-        Prim::Reshape(_) | Prim::Transpose | Prim::StopGradient if n == m => make(Kind::Scalar, one),
+        Prim::Reshape(_) | Prim::Transpose | Prim::StopGradient => {
+            if n == m {
+                make(Kind::Scalar, one)
+            } else {
+                structured()
+            }
+        }
         Prim::Binary(op @ (Binary::Add | Binary::Sub)) => {
             let sign = if *op == Binary::Sub && k == 1 { -1.0 } else { 1.0 };
             if n == m {
@@ -125,9 +131,11 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
                 structured()
             }
         }
-        Prim::Binary(Binary::Div) if k == 0 => {
+        Prim::Binary(Binary::Div) => {
             let cs = em.shape(other(1));
-            if cs.size() == 1 && n == m {
+            if k != 0 {
+                structured()
+            } else if cs.size() == 1 && n == m {
                 make(Kind::Scalar, Source::Recip(other(1)))
             } else if cs.size() == m && n == m {
                 make(Kind::Diagonal, Source::Recip(other(1)))
@@ -137,10 +145,59 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         }
         Prim::Unary(Unary::Neg) => make(Kind::Scalar, Source::Scalar(Atom::Lit(-1.0))),
         // A `where` selects: its Jacobian for each branch is a 0/1 diagonal.
-        Prim::Where if k > 0 && n == m && em.shape(other(0)).size() == m => {
-            make(Kind::Diagonal, Source::Mask(other(0), k == 1))
+        Prim::Where => {
+            if k > 0 && n == m && em.shape(other(0)).size() == m {
+                make(Kind::Diagonal, Source::Mask(other(0), k == 1))
+            } else {
+                structured()
+            }
         }
-        _ => structured(),
+        // Any other linear step is applied to the identity.
+        Prim::SafeMatMul
+        | Prim::Solve
+        | Prim::SafeSolve
+        | Prim::Sum(_)
+        | Prim::BroadcastTo(_)
+        | Prim::SumTo(_)
+        | Prim::Index(_)
+        | Prim::Pad(_)
+        | Prim::Concat(_)
+        | Prim::Stack => structured(),
+        // Never linear, so never a step of the linear part.
+        Prim::Unary(
+            Unary::Exp
+            | Unary::Log
+            | Unary::Sin
+            | Unary::Cos
+            | Unary::Tanh
+            | Unary::Sqrt
+            | Unary::Abs
+            | Unary::Sigmoid
+            | Unary::Relu
+            | Unary::Sign
+            | Unary::Not,
+        )
+        | Prim::Binary(
+            Binary::Pow
+            | Binary::Max
+            | Binary::Min
+            | Binary::Lt
+            | Binary::Le
+            | Binary::Gt
+            | Binary::Ge
+            | Binary::Eq
+            | Binary::Ne
+            | Binary::And
+            | Binary::Or,
+        )
+        | Prim::Amax(_)
+        | Prim::Argmax(_)
+        | Prim::Full(..)
+        | Prim::Eye(_)
+        | Prim::Arange(_)
+        | Prim::Linspace(..)
+        | Prim::OneHot(_)
+        | Prim::Const(_) => structured(),
     }
 }
 

@@ -11,19 +11,10 @@ use crate::shape::Shape;
 use crate::transform::{self, JacMode};
 use ad_syntax::{Diagnostic, Span};
 
-/// Every builtin name, for lookup, completion and suggestions.
+/// Builtins that are not primitives: shape utilities answered while lowering, the
+/// transformations, and effects.
 #[rustfmt::skip]
-pub const NAMES: &[&str] = &[
-    // elementwise unary
-    "neg", "exp", "log", "sin", "cos", "tanh", "sqrt", "abs", "sigmoid", "relu", "sign",
-    // elementwise binary
-    "add", "sub", "mul", "div", "pow", "max", "min", "lt", "le", "gt", "ge", "eq", "ne", "where", "safe_mul",
-    // linear algebra and reductions
-    "matmul", "safe_matmul", "transpose", "solve", "safe_solve", "sum", "amax", "argmax",
-    // structure
-    "reshape", "broadcast_to", "sum_to", "slice", "pad", "index", "concat", "stop_gradient",
-    // creation
-    "zeros", "ones", "full", "eye", "arange", "linspace", "one_hot",
+const NON_PRIMITIVES: &[&str] = &[
     // shape utilities
     "shape", "rows", "cols", "size", "rank",
     // differentiation
@@ -31,6 +22,13 @@ pub const NAMES: &[&str] = &[
     // effects (top level only)
     "print", "seed", "randn", "rand", "now", "read_csv", "write_csv",
 ];
+
+/// Every builtin name, for lookup, completion and suggestions: the primitives' names (from
+/// their declarations) and the other builtins.
+pub fn names() -> &'static [&'static str] {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| crate::prim::names().chain(NON_PRIMITIVES.iter().copied()).collect())
+}
 
 /// Builtins that touch the world; only the top level may call them.
 const EFFECTS: &[&str] = &["print", "seed", "randn", "rand", "now", "read_csv", "write_csv"];
@@ -42,7 +40,7 @@ pub fn is_effect(name: &str) -> bool {
 }
 
 pub fn lookup(name: &str) -> Option<&'static str> {
-    NAMES.iter().find(|n| **n == name).copied()
+    names().iter().find(|n| **n == name).copied()
 }
 
 pub fn is_builtin_name(name: &str) -> bool {
@@ -50,11 +48,11 @@ pub fn is_builtin_name(name: &str) -> bool {
 }
 
 fn unary_of(name: &str) -> Option<Unary> {
-    Unary::ALL.iter().find(|u| u.name() == name && **u != Unary::Not).copied()
+    Unary::ALL.iter().find(|u| u.name() == name && u.callable()).copied()
 }
 
 fn binary_of(name: &str) -> Option<Binary> {
-    Binary::ALL.iter().find(|b| b.name() == name && !matches!(b, Binary::And | Binary::Or)).copied()
+    Binary::ALL.iter().find(|b| b.name() == name && b.callable()).copied()
 }
 
 fn arity(name: &str, args: &[LVal], allowed: &[usize], span: Span) -> Result<()> {

@@ -28,7 +28,7 @@ impl Lowerer<'_> {
         let mut candidates: Vec<String> =
             self.frames.iter().flat_map(|f| f.iter().map(|(n, _)| n.to_string())).collect();
         candidates.extend(self.host.global_names().iter().map(|n| n.to_string()));
-        candidates.extend(builtins::NAMES.iter().map(|s| s.to_string()));
+        candidates.extend(builtins::names().iter().map(|s| s.to_string()));
         let d = Diagnostic::at(span, format!("unknown name `{name}`"));
         match suggest(name, candidates.iter().map(|s| s.as_str())) {
             Some(s) => d.with_hint(format!("did you mean `{s}`?")),

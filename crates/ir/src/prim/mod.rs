@@ -1,140 +1,44 @@
 //! The primitive operations of the IR: one enum, with each primitive's name, its static
-//! parameters and its shape rule. Value rules live in `ad-eval` (kernels) and in
-//! [`crate::scalar`] (the scalar semantics shared by kernels and constant folding);
-//! derivative rules live in `ad-autodiff`.
+//! parameters, its class for differentiation and its shape rule; the elementwise ones
+//! (`elementwise.rs`) also declare their scalar meaning there. Kernels live in `ad-eval`
+//! and derivative rules in `ad-autodiff`, each in one exhaustive `match`, so a new
+//! primitive does not compile until it has all of them (ARCHITECTURE.md has the checklist).
 
 use crate::array::Array;
 use crate::shape::{broadcast, broadcasts_to, Shape};
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum Unary {
-    Neg,
-    Exp,
-    Log,
-    Sin,
-    Cos,
-    Tanh,
-    Sqrt,
-    Abs,
-    Sigmoid,
-    Relu,
-    Sign,
-    Not,
+mod elementwise;
+pub use elementwise::{Binary, Unary};
+
+/// How a primitive's result depends on its operands, as differentiation sees it (JAX
+/// declares the same facts with `defjvp_zero`, `deflinear`, `defbilinear` and `defjvp`).
+/// Reverse mode transposes only primitives that are linear in some operand; the classes
+/// say which, and a test checks that every such primitive has a transpose rule.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Class {
+    /// No derivative at all: comparisons, `sign`, `argmax`, `stop_gradient`, constants.
+    Zero,
+    /// Linear in its operands together (`add`, `sum`, `reshape`, `pad`, ...).
+    Linear,
+    /// Linear in each operand when the others are held fixed (`mul`, `matmul`).
+    Bilinear,
+    /// Linear in the operands listed, the others being coefficients: `div` in its
+    /// numerator, `where` in its branches, `solve` in its right-hand side.
+    LinearIn(&'static [usize]),
+    /// Anything else: its JVP rule computes coefficients from the primal values.
+    Nonlinear,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum Binary {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Max,
-    Min,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Eq,
-    Ne,
-    And,
-    Or,
-    /// `safe_mul(a, b)`: `a * b`, but exactly 0 where either factor is 0, even if the other
-    /// is infinite or NaN (a "strong zero"). Derivatives use it so that a branch `where` did
-    /// not select contributes exactly zero, at every order and in every mode.
-    SafeMul,
-}
-
-impl Unary {
-    pub const ALL: [Unary; 12] = [
-        Unary::Neg,
-        Unary::Exp,
-        Unary::Log,
-        Unary::Sin,
-        Unary::Cos,
-        Unary::Tanh,
-        Unary::Sqrt,
-        Unary::Abs,
-        Unary::Sigmoid,
-        Unary::Relu,
-        Unary::Sign,
-        Unary::Not,
-    ];
-
-    pub fn name(self) -> &'static str {
+impl Class {
+    /// Whether operand `i` may carry a tangent through a linear use of the primitive.
+    pub fn linear_in(self, i: usize) -> bool {
         match self {
-            Unary::Neg => "neg",
-            Unary::Exp => "exp",
-            Unary::Log => "log",
-            Unary::Sin => "sin",
-            Unary::Cos => "cos",
-            Unary::Tanh => "tanh",
-            Unary::Sqrt => "sqrt",
-            Unary::Abs => "abs",
-            Unary::Sigmoid => "sigmoid",
-            Unary::Relu => "relu",
-            Unary::Sign => "sign",
-            Unary::Not => "not",
+            Class::Linear | Class::Bilinear => true,
+            Class::LinearIn(ops) => ops.contains(&i),
+            Class::Zero | Class::Nonlinear => false,
         }
-    }
-}
-
-impl Binary {
-    pub const ALL: [Binary; 16] = [
-        Binary::Add,
-        Binary::Sub,
-        Binary::Mul,
-        Binary::Div,
-        Binary::Pow,
-        Binary::Max,
-        Binary::Min,
-        Binary::Lt,
-        Binary::Le,
-        Binary::Gt,
-        Binary::Ge,
-        Binary::Eq,
-        Binary::Ne,
-        Binary::And,
-        Binary::Or,
-        Binary::SafeMul,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Binary::Add => "add",
-            Binary::Sub => "sub",
-            Binary::Mul => "mul",
-            Binary::Div => "div",
-            Binary::Pow => "pow",
-            Binary::Max => "max",
-            Binary::Min => "min",
-            Binary::Lt => "lt",
-            Binary::Le => "le",
-            Binary::Gt => "gt",
-            Binary::Ge => "ge",
-            Binary::Eq => "eq",
-            Binary::Ne => "ne",
-            Binary::And => "and",
-            Binary::Or => "or",
-            Binary::SafeMul => "safe_mul",
-        }
-    }
-
-    /// Comparisons and logical operators: results are 0/1 and carry no derivative.
-    pub fn is_predicate(self) -> bool {
-        matches!(
-            self,
-            Binary::Lt
-                | Binary::Le
-                | Binary::Gt
-                | Binary::Ge
-                | Binary::Eq
-                | Binary::Ne
-                | Binary::And
-                | Binary::Or
-        )
     }
 }
 
@@ -226,6 +130,56 @@ pub enum Prim {
     Const(ConstArray),
 }
 
+/// The names scripts call the primitives other than the elementwise ones by. Together with
+/// [`Unary::ALL`] and [`Binary::ALL`] this is every primitive: the builtin name table,
+/// completion and the editor grammar are made from them, and a test requires a golden JVP
+/// and VJP fixture and a gradient check for each (`tests/primitives.rs`).
+pub const STRUCTURAL: &[&str] = &[
+    "where",
+    "matmul",
+    "safe_matmul",
+    "transpose",
+    "solve",
+    "safe_solve",
+    "sum",
+    "amax",
+    "argmax",
+    "reshape",
+    "broadcast_to",
+    "sum_to",
+    "slice",
+    "index",
+    "pad",
+    "concat",
+    "stop_gradient",
+    "zeros",
+    "ones",
+    "full",
+    "eye",
+    "arange",
+    "linspace",
+    "one_hot",
+];
+
+/// Primitives written as literals rather than called by name: `[a, b]` with computed
+/// elements (`stack`) and constant arrays (`const`).
+pub const LITERALS: &[&str] = &["stack", "const"];
+
+/// The names scripts call primitives by, elementwise ones first (operators without a name,
+/// such as `!`, left out).
+pub fn names() -> impl Iterator<Item = &'static str> {
+    let unary = Unary::ALL.iter().filter(|u| u.callable()).map(|u| u.name());
+    let binary = Binary::ALL.iter().filter(|b| b.callable()).map(|b| b.name());
+    unary.chain(binary).chain(STRUCTURAL.iter().copied())
+}
+
+/// Every primitive's name ([`Prim::name`]), callable or not.
+pub fn all_names() -> impl Iterator<Item = &'static str> {
+    let unary = Unary::ALL.iter().map(|u| u.name());
+    let binary = Binary::ALL.iter().map(|b| b.name());
+    unary.chain(binary).chain(STRUCTURAL.iter().copied()).chain(LITERALS.iter().copied())
+}
+
 impl Prim {
     /// The name a script calls it by.
     pub fn name(&self) -> &'static str {
@@ -263,6 +217,31 @@ impl Prim {
             Prim::Linspace(..) => "linspace",
             Prim::OneHot(_) => "one_hot",
             Prim::Const(_) => "const",
+        }
+    }
+
+    /// How the result depends on the operands, for differentiation.
+    pub fn class(&self) -> Class {
+        match self {
+            Prim::Unary(u) => u.class(),
+            Prim::Binary(b) => b.class(),
+            Prim::Where => Class::LinearIn(&[1, 2]),
+            Prim::MatMul | Prim::SafeMatMul => Class::Bilinear,
+            Prim::Solve | Prim::SafeSolve => Class::LinearIn(&[1]),
+            Prim::Transpose
+            | Prim::Sum(_)
+            | Prim::Reshape(_)
+            | Prim::BroadcastTo(_)
+            | Prim::SumTo(_)
+            | Prim::Index(_)
+            | Prim::Pad(_)
+            | Prim::Concat(_)
+            | Prim::Stack => Class::Linear,
+            Prim::Amax(_) => Class::Nonlinear,
+            Prim::Argmax(_) | Prim::StopGradient | Prim::OneHot(_) => Class::Zero,
+            Prim::Full(..) | Prim::Eye(_) | Prim::Arange(_) | Prim::Linspace(..) | Prim::Const(_) => {
+                Class::Zero
+            }
         }
     }
 

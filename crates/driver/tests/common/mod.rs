@@ -1,0 +1,3 @@
+//! Shared by several test files.
+
+pub mod gradcheck_functions;
