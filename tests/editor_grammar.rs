@@ -36,3 +36,21 @@ fn editor_grammar_knows_every_name() {
         assert!(words("keyword").iter().any(|k| k == kw), "the editor grammar lacks the keyword `{kw}`");
     }
 }
+
+/// The language reference names every builtin (in code spans), so that the table a user
+/// reads is the table the language has.
+#[test]
+fn reference_names_every_builtin() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("book/src/reference.md")).unwrap();
+    // Words inside code spans: `sum(x, axis)` gives `sum`, `x` and `axis`.
+    let mut words = std::collections::HashSet::new();
+    for (i, span) in text.split('`').enumerate() {
+        if i % 2 == 1 {
+            words.extend(span.split(|c: char| !(c.is_alphanumeric() || c == '_')).map(str::to_string));
+        }
+    }
+    let missing: Vec<&str> =
+        ad_ir::lower::builtins::names().iter().copied().filter(|n| !words.contains(*n)).collect();
+    assert!(missing.is_empty(), "book/src/reference.md does not mention the builtins {missing:?}");
+}

@@ -127,6 +127,27 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
                     };
                     e.add(da, dc, out)
                 }
+                // atan2(a, c) = θ with (c, a) = r (cos θ, sin θ): dθ = (c da - a dc) / (a² + c²).
+                Atan2 => {
+                    let r2 = {
+                        let a2 = e.bin(Mul, a, a);
+                        let c2 = e.bin(Mul, c, c);
+                        e.bin(Add, a2, c2)
+                    };
+                    let da = {
+                        let w = e.bin(Div, c, r2);
+                        e.scale(t[0], w)
+                    };
+                    let dc = match t[1] {
+                        None => None,
+                        Some(_) => {
+                            let w = e.bin(Div, a, r2);
+                            let w = e.un(Unary::Neg, w);
+                            e.scale(t[1], w)
+                        }
+                    };
+                    e.add(da, dc, out)
+                }
                 SafeMul => {
                     let da = t[0].map(|ta| e.bin(SafeMul, ta, c));
                     let dc = t[1].map(|tc| e.bin(SafeMul, a, tc));

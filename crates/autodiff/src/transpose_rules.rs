@@ -48,6 +48,7 @@ pub fn transpose_rule(
             Binary::Pow
             | Binary::Max
             | Binary::Min
+            | Binary::Atan2
             | Binary::Lt
             | Binary::Le
             | Binary::Gt

@@ -185,6 +185,7 @@ fn batch_eqn(
             Binary::Pow
             | Binary::Max
             | Binary::Min
+            | Binary::Atan2
             | Binary::Lt
             | Binary::Le
             | Binary::Gt

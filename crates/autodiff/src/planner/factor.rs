@@ -181,6 +181,7 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
             Binary::Pow
             | Binary::Max
             | Binary::Min
+            | Binary::Atan2
             | Binary::Lt
             | Binary::Le
             | Binary::Gt

@@ -21,6 +21,7 @@ pub const FUNCTIONS: &[&str] = &[
     "def f(a: [3], b: [3]) = a ^ b",
     "def f(x: [3]) = x ^ 3 + x ^ 0.5",
     "def f(a: [3], b: [3]) = max(a, b) + min(a, b) * 2",
+    "def f(a: [3], b: [3]) = atan2(a, b) + atan2(-a, b - 2)",
     "def f(a: [3], b: [3]) = where(a < b, a * b, b)",
     "def f(a: [3], b: [3]) = safe_mul(a, b)",
     "def f(A: [2, 3], B: [3, 4]) = A @ B",

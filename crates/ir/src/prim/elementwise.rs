@@ -88,6 +88,8 @@ declare_ops! {
         Pow "pow" true Class::Nonlinear => pow(x, y);
         Max "max" true Class::Nonlinear => max(x, y);
         Min "min" true Class::Nonlinear => min(x, y);
+        /// `atan2(y, x)`: the angle of the point (x, y), in (-π, π], as NumPy's `arctan2`.
+        Atan2 "atan2" true Class::Nonlinear => x.atan2(y);
         Lt "lt" true Class::Zero => truth(x < y);
         Le "le" true Class::Zero => truth(x <= y);
         Gt "gt" true Class::Zero => truth(x > y);
