@@ -1,10 +1,11 @@
 //! The `ad` command line: argument parsing and exit codes only; the work is in the crates.
 
-use ad_driver::derive::{self, ShapeOpt};
+use ad_driver::derive::{self, DeriveMode, ShapeOpt};
 use ad_driver::golden;
 use ad_driver::Session;
 use ad_syntax::Diagnostic;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -40,7 +41,10 @@ enum Command {
     Check { file: String },
     /// Print a program AD derives from a function of a file.
     Derive {
-        mode: Mode,
+        /// What to derive: ir (the function lowered), jvp, jvp2 (forward mode by two
+        /// reverse passes), vjp, grad, hvp, hessian or jacobian (with its plan).
+        #[arg(value_parser = PossibleValuesParser::new(DeriveMode::names()).try_map(|s| s.parse::<DeriveMode>()))]
+        mode: DeriveMode,
         file: String,
         /// The function's name.
         function: String,
@@ -56,41 +60,6 @@ enum Command {
         #[arg(long)]
         bless: bool,
     },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Mode {
-    /// The function lowered to IR for the given shapes.
-    Ir,
-    /// Forward mode: `f_jvp(args.., args_dot..) -> (out, out_dot)`.
-    Jvp,
-    /// Forward mode computed by two reverse passes (same signature as jvp).
-    Jvp2,
-    /// Reverse mode: `f_vjp(args.., out_bar) -> (out, args_bar..)`.
-    Vjp,
-    /// Gradient with respect to the first argument: `f_grad(args..) -> grad`.
-    Grad,
-    /// Hessian-vector product (forward over reverse): `f_hvp(args.., v) -> H·v`.
-    Hvp,
-    /// Full Hessian with respect to the first argument.
-    Hessian,
-    /// Jacobian with respect to the first argument, with the plan that computes it.
-    Jacobian,
-}
-
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Ir => "ir",
-            Mode::Jvp => "jvp",
-            Mode::Jvp2 => "jvp2",
-            Mode::Vjp => "vjp",
-            Mode::Grad => "grad",
-            Mode::Hvp => "hvp",
-            Mode::Hessian => "hessian",
-            Mode::Jacobian => "jacobian",
-        }
-    }
 }
 
 fn main() -> ExitCode {
@@ -195,7 +164,8 @@ fn run(cli: Cli) -> ExitCode {
                 report(&session, &[derive::missing_function(&session, &function)]);
                 return ExitCode::from(2);
             }
-            match derive::derive(&mut session, mode.name(), &function, &shapes) {
+            match derive::derive_named(&mut session, &function, &shapes, mode).and_then(|d| d.text(&session))
+            {
                 Ok(text) => out(&text).err().unwrap_or(ExitCode::SUCCESS),
                 Err(e) => report(&session, &[e]),
             }

@@ -269,36 +269,33 @@ pub fn param_specs(p: &Program) -> Vec<ad_ir::lower::spec::Spec> {
 }
 
 /// Checks a derived program end to end: numerically against its function, and its printed
-/// text (loaded back as a script) against the program itself.
+/// text (loaded back as a script) against the program itself. The file is run for the
+/// values of the top-level names the programs read.
 pub fn verify_derivation(
     file: &str,
     text: &str,
-    mode: &str,
-    function: &str,
-    shapes: &[crate::derive::ShapeOpt],
+    d: &crate::derive::Derivation,
     printed: &str,
 ) -> Result<(), String> {
     let render = |s: &Session, e: &[ad_syntax::Diagnostic]| ad_syntax::render(&s.sources, e, false);
     let mut s = Session::new(Box::new(crate::golden::SharedBuf::default()));
     s.run_source(file, text).map_err(|e| render(&s, &e))?;
-    let primal = crate::derive::lower_named(&mut s, function, shapes).map_err(|e| render(&s, &[e]))?;
-    let req = crate::derive::request(mode, primal.program.params.len())
-        .ok_or_else(|| format!("unknown mode {mode}"))?;
-    let derived = ad_autodiff::derive(&primal.program, &req)?;
-    check_derived(&s, &primal.program, &derived, &req, 7)?;
+    let Some(req) = &d.request else { return Ok(()) };
+    let derived = &d.program;
+    check_derived(&s, &d.primal, derived, req, 7)?;
     // The printed program computes what the derived program computes.
     s.run_source("<printed>", printed).map_err(|e| render(&s, &e))?;
     let name = derived.name.clone();
     let f =
         s.global_value(&name).cloned().ok_or_else(|| format!("the printed text does not define `{name}`"))?;
-    let specs = param_specs(&derived);
+    let specs = param_specs(derived);
     let n: usize = specs.iter().map(|x| x.leaves()).sum();
     let reloaded =
         ad_ir::lower::lower_function(&mut s, &f, &specs, &vec![None; n], ad_syntax::Span::DUMMY, &[])
             .map_err(|e| render(&s, &[e]))?;
     let mut rng = Rng::new(11);
-    let x = random_point(&derived, &mut rng);
-    let a = s.run_program(&derived, x.clone()).ok_or("the derived program could not run")?;
+    let x = random_point(derived, &mut rng);
+    let a = s.run_program(derived, x.clone()).ok_or("the derived program could not run")?;
     let b = s.run_program(&reloaded.program, x).ok_or("the printed program could not run")?;
     if !close(&a, &b, 1e-12, 1e-12) {
         return Err(format!(

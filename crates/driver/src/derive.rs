@@ -2,10 +2,11 @@
 //! the file (its top level is shape-checked to learn the shapes of the names it defines).
 
 use crate::session::Session;
+use ad_autodiff::Plan;
 use ad_ir::lower::spec::Spec;
 use ad_ir::lower::value::{Func, LVal};
 use ad_ir::lower::{lower_function, Lowered};
-use ad_ir::transform::{Mode, Request};
+use ad_ir::transform::{JacMode, Mode, Request};
 use ad_ir::Program;
 use ad_syntax::ast::{Def, Dim};
 use ad_syntax::Diagnostic;
@@ -205,72 +206,163 @@ pub fn lower_named(session: &mut Session, fname: &str, shapes: &[ShapeOpt]) -> R
     lower_function(session, &f, &specs, &known, span, &spans)
 }
 
-/// The modes of `ad derive`.
-pub const MODES: &[&str] = &["ir", "jvp", "jvp2", "vjp", "grad", "hvp", "hessian", "jacobian"];
+/// What can be derived from a function: the modes of `ad derive`, of the REPL's program
+/// commands and of golden `derive` directives, all of which come through here.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DeriveMode {
+    /// The function itself, lowered for the given shapes.
+    Ir,
+    Jvp,
+    /// The JVP computed by two reverse passes.
+    Jvp2,
+    Vjp,
+    Grad,
+    Hvp,
+    Hessian,
+    /// The Jacobian by the planner's cheapest plan.
+    Jacobian,
+}
 
-/// The request behind a mode: forward and reverse modes differentiate with respect to every
-/// parameter, gradients and second derivatives with respect to the first.
-pub fn request(mode: &str, n_params: usize) -> Option<Request> {
-    let all: Vec<usize> = (0..n_params).collect();
-    let (mode, wrt) = match mode {
-        "jvp" => (Mode::Jvp, all),
-        "jvp2" => (Mode::Jvp2, all),
-        "vjp" => (Mode::Vjp, all),
-        "grad" => (Mode::Grad { with_value: false }, vec![0]),
-        "hvp" => (Mode::Hvp, vec![0]),
-        "hessian" => (Mode::Hessian, vec![0]),
-        "jacobian" => (Mode::Jacobian(ad_ir::transform::JacMode::Auto), vec![0]),
-        _ => return None,
+impl DeriveMode {
+    pub const ALL: &'static [DeriveMode] = &[
+        DeriveMode::Ir,
+        DeriveMode::Jvp,
+        DeriveMode::Jvp2,
+        DeriveMode::Vjp,
+        DeriveMode::Grad,
+        DeriveMode::Hvp,
+        DeriveMode::Hessian,
+        DeriveMode::Jacobian,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DeriveMode::Ir => "ir",
+            DeriveMode::Jvp => "jvp",
+            DeriveMode::Jvp2 => "jvp2",
+            DeriveMode::Vjp => "vjp",
+            DeriveMode::Grad => "grad",
+            DeriveMode::Hvp => "hvp",
+            DeriveMode::Hessian => "hessian",
+            DeriveMode::Jacobian => "jacobian",
+        }
+    }
+
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        DeriveMode::ALL.iter().map(|m| m.name())
+    }
+
+    /// The request behind a mode, for a program whose parameters from `first` on are the
+    /// function's (a closure's captured values come first): forward and reverse modes
+    /// differentiate with respect to every parameter, gradients and second derivatives with
+    /// respect to the first. `None` for `Ir`.
+    pub fn request(self, n_params: usize, first: usize) -> Option<Request> {
+        let all: Vec<usize> = (first..n_params).collect();
+        let (mode, wrt) = match self {
+            DeriveMode::Ir => return None,
+            DeriveMode::Jvp => (Mode::Jvp, all),
+            DeriveMode::Jvp2 => (Mode::Jvp2, all),
+            DeriveMode::Vjp => (Mode::Vjp, all),
+            DeriveMode::Grad => (Mode::Grad { with_value: false }, vec![first]),
+            DeriveMode::Hvp => (Mode::Hvp, vec![first]),
+            DeriveMode::Hessian => (Mode::Hessian, vec![first]),
+            DeriveMode::Jacobian => (Mode::Jacobian(JacMode::Auto), vec![first]),
+        };
+        Some(Request { mode, wrt })
+    }
+}
+
+impl std::str::FromStr for DeriveMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<DeriveMode, String> {
+        DeriveMode::ALL.iter().copied().find(|m| m.name() == s).ok_or_else(|| {
+            format!(
+                "unknown derive mode `{s}`; the modes are: {}",
+                DeriveMode::names().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+}
+
+/// A function lowered for some shapes and the program derived from it.
+pub struct Derivation {
+    /// The function as lowered.
+    pub primal: Program,
+    /// What was derived (`None` for `ir`, where `program` is `primal`).
+    pub request: Option<Request>,
+    pub program: Program,
+    /// For Jacobians: the plan the program carries out.
+    pub plan: Option<Plan>,
+}
+
+impl Derivation {
+    /// The text `ad derive` prints: for Jacobians the plan first, as comments, then the
+    /// program.
+    pub fn text(&self, session: &Session) -> Result<String, Diagnostic> {
+        let plan = self.plan.as_ref().map(|p| p.render(&|s| locate(session, s))).unwrap_or_default();
+        let program = ad_ir::print_program(&self.program).map_err(|m| Diagnostic::at(self.primal.span, m))?;
+        Ok(plan + &program)
+    }
+}
+
+/// Derives from a lowered function whose parameters from `first` on are its arguments.
+/// Errors about the function as a whole (a tuple argument to `jacobian`, a result that
+/// holds a function) point at its definition, as they do when a script calls it.
+pub fn derive_lowered(primal: Program, mode: DeriveMode, first: usize) -> Result<Derivation, Diagnostic> {
+    let at = primal.span;
+    let Some(request) = mode.request(primal.params.len(), first) else {
+        return Ok(Derivation { program: primal.clone(), primal, request: None, plan: None });
     };
-    Some(Request { mode, wrt })
-}
-
-/// The program `ad derive MODE` prints for `fname`.
-pub fn derive_program(
-    session: &mut Session,
-    mode: &str,
-    fname: &str,
-    shapes: &[ShapeOpt],
-) -> Result<Program, Diagnostic> {
-    let lowered = lower_named(session, fname, shapes)?;
-    derive_from(lowered.program, mode, fname)
-}
-
-/// The program `mode` derives from the lowered function `p`.
-fn derive_from(p: Program, mode: &str, fname: &str) -> Result<Program, Diagnostic> {
-    if mode == "ir" {
-        return Ok(p);
+    if primal.params.len() <= first {
+        return Err(Diagnostic::at(at, format!("`{}` has no parameters to differentiate", primal.name)));
     }
-    let req = request(mode, p.params.len()).ok_or_else(|| {
-        Diagnostic::error(format!("unknown derive mode `{mode}`; the modes are: {}", MODES.join(", ")))
-    })?;
-    if p.params.is_empty() {
-        return Err(Diagnostic::at(p.span, format!("`{fname}` has no parameters to differentiate")));
-    }
-    ad_autodiff::derive(&p, &req).map_err(|m| Diagnostic::at(p.span, m))
-}
-
-/// The text `ad derive MODE` prints for `fname`. For `jacobian`, the plan comes first, as
-/// comments.
-pub fn derive(
-    session: &mut Session,
-    mode: &str,
-    fname: &str,
-    shapes: &[ShapeOpt],
-) -> Result<String, Diagnostic> {
-    let lowered = lower_named(session, fname, shapes)?;
-    // Errors about the function as a whole (a tuple argument to `jacobian`, a result that
-    // holds a function) point at its definition, as they do when a script calls it.
-    let at = lowered.program.span;
     // A Jacobian is planned once: the plan is shown and its program printed.
-    let (plan, program) = if mode == "jacobian" {
-        let planned = ad_autodiff::plan(&lowered.program, 0, ad_ir::transform::JacMode::Auto)
-            .map_err(|m| Diagnostic::at(at, m))?;
-        (planned.plan.render(&|s| locate(session, s)), planned.program)
-    } else {
-        (String::new(), derive_from(lowered.program, mode, fname)?)
+    let (program, plan) = match request.mode {
+        Mode::Jacobian(m) => {
+            let planned = ad_autodiff::plan(&primal, first, m).map_err(|e| Diagnostic::at(at, e))?;
+            (planned.program, Some(planned.plan))
+        }
+        _ => (ad_autodiff::derive(&primal, &request).map_err(|e| Diagnostic::at(at, e))?, None),
     };
-    Ok(plan + &ad_ir::print_program(&program).map_err(|m| Diagnostic::at(at, m))?)
+    Ok(Derivation { primal, request: Some(request), program, plan })
+}
+
+/// `ad derive MODE FILE FN`: derives from the function `fname` of the loaded file, for the
+/// shapes its annotations and the `--shape` options give.
+pub fn derive_named(
+    session: &mut Session,
+    fname: &str,
+    shapes: &[ShapeOpt],
+    mode: DeriveMode,
+) -> Result<Derivation, Diagnostic> {
+    let lowered = lower_named(session, fname, shapes)?;
+    derive_lowered(lowered.program, mode, 0)
+}
+
+/// The REPL's program commands (`:jvp f(x)`, `:explain f(x)`, ...): derives from a call of
+/// the function value `f` with arguments of the structures of `args`.
+pub fn derive_call(
+    session: &mut Session,
+    f: &LVal,
+    args: &[LVal],
+    span: ad_syntax::Span,
+    arg_spans: &[ad_syntax::Span],
+    mode: DeriveMode,
+) -> Result<Derivation, Diagnostic> {
+    let specs: Vec<Spec> = args.iter().map(Spec::of).collect();
+    let leaves: usize = Spec::of(f).leaves() + specs.iter().map(Spec::leaves).sum::<usize>();
+    let lowered = lower_function(session, f, &specs, &vec![None; leaves], span, arg_spans)?;
+    // A closure's captured values are its first parameter; the call's arguments follow.
+    let first = usize::from(Spec::of(f).leaves() > 0);
+    // In the REPL the call is what the user wrote: errors point there.
+    derive_lowered(lowered.program, mode, first).map_err(|d| Diagnostic::at(span, d.message))
+}
+
+/// The plan of a Jacobian as the REPL's `:explain` shows it: plain lines, not comments.
+pub fn explain(session: &Session, plan: &Plan) -> String {
+    let text = plan.render(&|span| locate(session, span));
+    text.lines().map(|l| l.strip_prefix("# ").unwrap_or(l)).collect::<Vec<_>>().join("\n") + "\n"
 }
 
 /// `line N` for a span in a file the session knows.

@@ -13,7 +13,7 @@
 //! the comment lines after a line `# expect:`, with their `# ` prefix removed. Blessing
 //! rewrites expected files (not `# expect:` blocks).
 
-use crate::derive::{self, ShapeOpt};
+use crate::derive::{self, Derivation, DeriveMode, ShapeOpt};
 use crate::Session;
 use std::cell::RefCell;
 use std::io::Write;
@@ -25,7 +25,7 @@ pub enum Action {
     Run,
     Error,
     Check,
-    Derive { mode: String, function: String, shapes: Vec<ShapeOpt> },
+    Derive { mode: DeriveMode, function: String, shapes: Vec<ShapeOpt> },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,7 +90,8 @@ pub fn parse_directives(path: &Path, text: &str) -> Result<Vec<Directive>, Strin
                     };
                     shapes.push(spec.parse::<ShapeOpt>().map_err(|e| format!("line {}: {e}", i + 1))?);
                 }
-                Action::Derive { mode: mode.to_string(), function: function.to_string(), shapes }
+                let mode = mode.parse::<DeriveMode>().map_err(|e| format!("line {}: {e}", i + 1))?;
+                Action::Derive { mode, function: function.to_string(), shapes }
             }
             _ => return Err(format!("line {}: unknown directive `#!{rest}`", i + 1)),
         };
@@ -135,34 +136,36 @@ pub fn with_expect_block(text: &str, body: &str) -> String {
     out.join("\n") + "\n"
 }
 
-/// What a directive produces: the text to compare.
-pub fn produce(path: &Path, text: &str, action: &Action) -> Result<String, String> {
+/// What a directive produces: the text to compare and, for a derivation, what was derived
+/// (so that checking it numerically does not derive it again).
+pub fn produce(path: &Path, text: &str, action: &Action) -> Result<(String, Option<Derivation>), String> {
     let name = path.to_string_lossy().replace('\\', "/");
     let buf = SharedBuf::default();
     let mut session = Session::new(Box::new(buf.clone()));
+    let render = |s: &Session, e: &[ad_syntax::Diagnostic]| ad_syntax::render(&s.sources, e, false);
     match action {
         Action::Run => match session.run_source(&name, text) {
-            Ok(()) => Ok(buf.take()),
-            Err(errors) => Err(ad_syntax::render(&session.sources, &errors, false)),
+            Ok(()) => Ok((buf.take(), None)),
+            Err(errors) => Err(render(&session, &errors)),
         },
         Action::Error => match session.run_source(&name, text) {
             Ok(()) => Err(format!("expected an error, but the file ran; it printed:\n{}", buf.take())),
-            Err(errors) => Ok(buf.take() + &ad_syntax::render(&session.sources, &errors, false)),
+            Err(errors) => Ok((buf.take() + &render(&session, &errors), None)),
         },
         Action::Check => {
             let errors = session.check_source(&name, text);
             if errors.is_empty() {
-                Ok(String::new())
+                Ok((String::new(), None))
             } else {
-                Err(ad_syntax::render(&session.sources, &errors, false))
+                Err(render(&session, &errors))
             }
         }
         Action::Derive { mode, function, shapes } => {
-            derive::load(&mut session, &name, text)
-                .map_err(|e| ad_syntax::render(&session.sources, &e, false))?;
-            let out = derive::derive(&mut session, mode, function, shapes)
-                .map_err(|e| ad_syntax::render(&session.sources, &[e], false))?;
-            Ok(out)
+            derive::load(&mut session, &name, text).map_err(|e| render(&session, &e))?;
+            let d = derive::derive_named(&mut session, function, shapes, *mode)
+                .map_err(|e| render(&session, &[e]))?;
+            let out = d.text(&session).map_err(|e| render(&session, &[e]))?;
+            Ok((out, Some(d)))
         }
     }
 }
@@ -186,7 +189,7 @@ pub fn run_file(path: &Path, bless: bool) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     for d in directives {
         let label = format!("line {}", d.line);
-        let got = match produce(path, &text, &d.action) {
+        let (got, derivation) = match produce(path, &text, &d.action) {
             Ok(g) => g,
             Err(e) => {
                 outcomes.push(Outcome { directive: label, passed: false, detail: e });
@@ -197,10 +200,10 @@ pub fn run_file(path: &Path, bless: bool) -> Vec<Outcome> {
             outcomes.push(Outcome { directive: label, passed: true, detail: String::new() });
             continue;
         }
-        if let Action::Derive { mode, function, shapes } = &d.action {
-            if mode != "ir" {
+        if let Some(derivation) = derivation.filter(|d| d.request.is_some()) {
+            {
                 let file = path.to_string_lossy().replace('\\', "/");
-                if let Err(e) = crate::check::verify_derivation(&file, &text, mode, function, shapes, &got) {
+                if let Err(e) = crate::check::verify_derivation(&file, &text, &derivation, &got) {
                     outcomes.push(Outcome {
                         directive: label,
                         passed: false,

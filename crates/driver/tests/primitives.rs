@@ -7,7 +7,7 @@
 
 mod common;
 
-use ad_driver::derive::lower_named;
+use ad_driver::derive::{lower_named, DeriveMode};
 use ad_driver::golden::{parse_directives, Action, SharedBuf};
 use ad_driver::Session;
 use std::collections::BTreeSet;
@@ -37,19 +37,19 @@ fn every_primitive_has_fixtures_and_a_gradient_check() {
         let path = entry.path();
         let text = std::fs::read_to_string(&path).unwrap();
         let Ok(directives) = parse_directives(&path, &text) else { continue };
-        let derived = |mode: &str| -> Vec<(String, Vec<ad_driver::derive::ShapeOpt>)> {
+        let derived = |mode: DeriveMode| -> Vec<(String, Vec<ad_driver::derive::ShapeOpt>)> {
             directives
                 .iter()
                 .filter_map(|d| match &d.action {
-                    Action::Derive { mode: m, function, shapes } if m == mode => {
+                    Action::Derive { mode: m, function, shapes } if *m == mode => {
                         Some((function.clone(), shapes.clone()))
                     }
                     _ => None,
                 })
                 .collect()
         };
-        let vjps = derived("vjp");
-        for (function, shapes) in derived("jvp") {
+        let vjps = derived(DeriveMode::Vjp);
+        for (function, shapes) in derived(DeriveMode::Jvp) {
             if vjps.iter().any(|(f, _)| *f == function) {
                 fixtures.extend(primitives_of(&path.display().to_string(), &text, &function, &shapes));
             }

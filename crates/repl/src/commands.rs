@@ -2,86 +2,84 @@
 //! implementations.
 
 use crate::repl::{Flow, Repl};
+use ad_driver::derive::{self, DeriveMode};
 use ad_driver::Session;
-use ad_ir::lower::spec::Spec;
 use ad_ir::lower::value::{Func, LVal};
 use ad_ir::lower::{self, Host};
-use ad_ir::transform::{JacMode, Mode, Request};
+use ad_ir::transform::{JacMode, Mode};
 use ad_syntax::ast::{Expr, ExprKind, StmtKind};
 use ad_syntax::{Diagnostic, Span};
 use std::io::Write;
 
+/// A REPL command: its help, and the function that carries it out. The table below is the
+/// dispatch: a command exists exactly when it has an entry.
 pub struct Command {
     pub name: &'static str,
     pub args: &'static str,
     pub summary: &'static str,
     pub help: &'static str,
+    /// A use of the command, for the message when its argument is missing.
+    pub example: &'static str,
+    pub run: Handler,
 }
+
+/// Carries out a command given the text after its name.
+pub type Handler = fn(&mut Repl, &'static Command, &str, &mut dyn Write, &mut dyn Write) -> Flow;
 
 pub const COMMANDS: &[Command] = &[
     Command {
         name: "grad",
         args: "CALL",
         summary: "gradient of a call with respect to its first argument",
-        help: "`:grad f(x, y)` prints ∂f/∂x at (x, y): the value of `grad(f)(x, y)`.\nf must return a scalar; x may be an array or a tuple of arrays.",
-    },
+        help: "`:grad f(x, y)` prints ∂f/∂x at (x, y): the value of `grad(f)(x, y)`.\nf must return a scalar; x may be an array or a tuple of arrays.", example: ":grad f(2)", run: value_command },
     Command {
         name: "hessian",
         args: "CALL",
         summary: "Hessian with respect to the first argument",
-        help: "`:hessian f(x)` prints ∇²f at x (forward over reverse): the value of `hessian(f)(x)`.",
-    },
+        help: "`:hessian f(x)` prints ∇²f at x (forward over reverse): the value of `hessian(f)(x)`.", example: ":hessian f([1, 2])", run: value_command },
     Command {
         name: "jacobian",
         args: "CALL",
         summary: "Jacobian with respect to the first argument",
-        help: "`:jacobian f(x)` prints the Jacobian of f at x, shaped [output, input]: the value\nof `jacobian(f)(x)`. `:explain` tells how it is computed.",
-    },
+        help: "`:jacobian f(x)` prints the Jacobian of f at x, shaped [output, input]: the value\nof `jacobian(f)(x)`. `:explain` tells how it is computed.", example: ":jacobian f([1, 2])", run: value_command },
     Command {
         name: "jvp",
         args: "CALL",
         summary: "the forward-mode program derived for these argument shapes",
-        help: "`:jvp f(x, y)` prints f_jvp(x, y, x_dot, y_dot) -> (out, out_dot), the program AD\nderives for arguments of these shapes (as `ad derive jvp`).",
-    },
+        help: "`:jvp f(x, y)` prints f_jvp(x, y, x_dot, y_dot) -> (out, out_dot), the program AD\nderives for arguments of these shapes (as `ad derive jvp`).", example: ":jvp f([1, 2])", run: program_command },
     Command {
         name: "vjp",
         args: "CALL",
         summary: "the reverse-mode program derived for these argument shapes",
-        help: "`:vjp f(x, y)` prints f_vjp(x, y, out_bar) -> (out, x_bar, y_bar), the program AD\nderives for arguments of these shapes (as `ad derive vjp`).",
-    },
+        help: "`:vjp f(x, y)` prints f_vjp(x, y, out_bar) -> (out, x_bar, y_bar), the program AD\nderives for arguments of these shapes (as `ad derive vjp`).", example: ":vjp f([1, 2])", run: program_command },
     Command {
         name: "ir",
         args: "CALL",
         summary: "the program a function lowers to for these argument shapes",
-        help: "`:ir f(x)` prints the IR of f specialised to the shapes of x, as `.ad` source\n(as `ad derive ir`).",
-    },
+        help: "`:ir f(x)` prints the IR of f specialised to the shapes of x, as `.ad` source\n(as `ad derive ir`).", example: ":ir f([1, 2])", run: program_command },
     Command {
         name: "explain",
         args: "CALL",
         summary: "how `jacobian` would compute the Jacobian of a call, and at what cost",
-        help: "`:explain f(x)` compares forward mode (one JVP per input element) with reverse mode\n(one VJP per output element), in estimated multiply-adds, and says which `jacobian` uses.",
-    },
+        help: "`:explain f(x)` compares forward mode (one JVP per input element) with reverse mode\n(one VJP per output element), in estimated multiply-adds, and says which `jacobian` uses.", example: ":explain f([1, 2])", run: program_command },
     Command {
         name: "type",
         args: "EXPR",
         summary: "the shape of an expression's value, or a function's signature",
-        help: "`:type EXPR` shows the shape of EXPR's value (`f64[3]`, `(f64[2, 2], f64[])`) without\nrunning it, or the signature of a function.",
-    },
+        help: "`:type EXPR` shows the shape of EXPR's value (`f64[3]`, `(f64[2, 2], f64[])`) without\nrunning it, or the signature of a function.", example: ":type [1, 2] @ [[1], [2]]", run: type_command },
     Command {
         name: "load",
         args: "FILE",
         summary: "run a file into the session",
-        help: "`:load FILE` runs FILE here. Loading the same file again replaces what it defined\n(names it no longer defines are forgotten).",
-    },
-    Command { name: "reset", args: "", summary: "forget everything defined in this session", help: "`:reset` starts over with only the prelude (settings are kept)." },
+        help: "`:load FILE` runs FILE here. Loading the same file again replaces what it defined\n(names it no longer defines are forgotten).", example: ":load examples/mlp.ad", run: load_command },
+    Command { name: "reset", args: "", summary: "forget everything defined in this session", help: "`:reset` starts over with only the prelude (settings are kept).", example: ":reset", run: reset_command },
     Command {
         name: "set",
         args: "NAME VALUE",
         summary: "`precision P` (digits printed, 1 to 17) or `memory SIZE` (per array)",
-        help: "`:set precision P` prints numbers with up to P significant digits (default 6).\n`:set memory SIZE` sets the memory one array may use (e.g. 512MiB, 4GiB; default: the\nmachine's memory).",
-    },
-    Command { name: "help", args: "[CMD]", summary: "this list, or the help of one command", help: "`:help` lists the commands; `:help grad` explains one." },
-    Command { name: "quit", args: "", summary: "leave (Ctrl-D also does)", help: "`:quit` leaves the REPL; so does Ctrl-D on an empty line." },
+        help: "`:set precision P` prints numbers with up to P significant digits (default 6).\n`:set memory SIZE` sets the memory one array may use (e.g. 512MiB, 4GiB; default: the\nmachine's memory).", example: ":set precision 10", run: set_command },
+    Command { name: "help", args: "[CMD]", summary: "this list, or the help of one command", help: "`:help` lists the commands; `:help grad` explains one.", example: ":help grad", run: help_command },
+    Command { name: "quit", args: "", summary: "leave (Ctrl-D also does)", help: "`:quit` leaves the REPL; so does Ctrl-D on an empty line.", example: ":quit", run: quit_command },
 ];
 
 /// The command a (possibly abbreviated) name means: exact names win, then unique prefixes.
@@ -136,55 +134,139 @@ pub fn run(repl: &mut Repl, text: &str, out: &mut dyn Write, err: &mut dyn Write
     };
     let needs_arg = !cmd.args.is_empty() && !cmd.args.starts_with('[');
     if needs_arg && rest.is_empty() {
-        let _ =
-            writeln!(err, "Error: `:{}` needs {}; for example `{}`", cmd.name, cmd.args, example(cmd.name));
+        let _ = writeln!(err, "Error: `:{}` needs {}; for example `{}`", cmd.name, cmd.args, cmd.example);
         return Flow::Continue;
     }
-    match cmd.name {
-        "quit" => return Flow::Quit,
-        "help" => {
-            let target =
-                if rest.is_empty() { Ok(None) } else { resolve(rest.trim_start_matches(':')).map(Some) };
-            match target {
-                Ok(c) => {
-                    let _ = write!(out, "{}", help_text(c));
-                }
-                Err(m) => {
-                    let _ = writeln!(err, "Error: {m}");
-                }
-            }
+    (cmd.run)(repl, cmd, rest, out, err)
+}
+
+fn quit_command(_: &mut Repl, _: &'static Command, _: &str, _: &mut dyn Write, _: &mut dyn Write) -> Flow {
+    Flow::Quit
+}
+
+fn help_command(
+    _: &mut Repl,
+    _: &'static Command,
+    rest: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Flow {
+    let target = if rest.is_empty() { Ok(None) } else { resolve(rest.trim_start_matches(':')).map(Some) };
+    match target {
+        Ok(c) => {
+            let _ = write!(out, "{}", help_text(c));
         }
-        "reset" => {
-            repl.reset();
-            let _ = writeln!(out, "The session is empty again.");
-        }
-        "set" => set(repl, rest, out, err),
-        "load" => {
-            if repl.load(rest, out, err) {
-                let _ = writeln!(out, "Loaded {rest}.");
-            }
-        }
-        "type" => {
-            if let Err(e) = type_of(repl, rest, out) {
-                repl.report(err, &e);
-            }
-        }
-        name => {
-            if let Err(e) = call_command(repl, name, rest, out) {
-                repl.report(err, &e);
-            }
+        Err(m) => {
+            let _ = writeln!(err, "Error: {m}");
         }
     }
     Flow::Continue
 }
 
-fn example(name: &str) -> &'static str {
-    match name {
-        "type" => ":type [1, 2] @ [[1], [2]]",
-        "load" => ":load examples/mlp.ad",
-        "set" => ":set precision 10",
-        _ => ":grad f(2)",
+fn reset_command(
+    repl: &mut Repl,
+    _: &'static Command,
+    _: &str,
+    out: &mut dyn Write,
+    _: &mut dyn Write,
+) -> Flow {
+    repl.reset();
+    let _ = writeln!(out, "The session is empty again.");
+    Flow::Continue
+}
+
+fn load_command(
+    repl: &mut Repl,
+    _: &'static Command,
+    rest: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Flow {
+    if repl.load(rest, out, err) {
+        let _ = writeln!(out, "Loaded {rest}.");
     }
+    Flow::Continue
+}
+
+fn type_command(
+    repl: &mut Repl,
+    _: &'static Command,
+    rest: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Flow {
+    if let Err(e) = type_of(repl, rest, out) {
+        repl.report(err, &e);
+    }
+    Flow::Continue
+}
+
+fn set_command(
+    repl: &mut Repl,
+    _: &'static Command,
+    rest: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Flow {
+    set(repl, rest, out, err);
+    Flow::Continue
+}
+
+/// `:grad`, `:hessian`, `:jacobian`: the value of the derivative at the call's arguments.
+fn value_command(
+    repl: &mut Repl,
+    cmd: &'static Command,
+    rest: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Flow {
+    let mode = match cmd.name {
+        "grad" => Mode::Grad { with_value: false },
+        "hessian" => Mode::Hessian,
+        _ => Mode::Jacobian(JacMode::Auto),
+    };
+    let r = eval_call(repl, rest).and_then(|c| {
+        let s = &mut repl.session;
+        let t = lower::transform(mode, c.f, vec![0], false);
+        let v = s.call(&t, c.args, c.span, &c.arg_spans).map_err(|d| vec![d])?;
+        let _ = writeln!(out, "{}", v.display(s.precision));
+        Ok(())
+    });
+    if let Err(e) = r {
+        repl.report(err, &e);
+    }
+    Flow::Continue
+}
+
+/// `:jvp`, `:vjp`, `:ir`, `:explain`: a program derived for the call's argument shapes, or
+/// the Jacobian's plan.
+fn program_command(
+    repl: &mut Repl,
+    cmd: &'static Command,
+    rest: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Flow {
+    let mode = match cmd.name {
+        "ir" => DeriveMode::Ir,
+        "jvp" => DeriveMode::Jvp,
+        "vjp" => DeriveMode::Vjp,
+        _ => DeriveMode::Jacobian,
+    };
+    let r = eval_call(repl, rest).and_then(|c| {
+        let s = &mut repl.session;
+        let d = derive::derive_call(s, &c.f, &c.args, c.span, &c.arg_spans, mode).map_err(|e| vec![e])?;
+        let text = match (cmd.name, &d.plan) {
+            ("explain", Some(plan)) => derive::explain(s, plan),
+            _ => d.text(s).map_err(|e| vec![e])?,
+        };
+        let _ = write!(out, "{text}");
+        Ok(())
+    });
+    if let Err(e) = r {
+        repl.report(err, &e);
+    }
+    Flow::Continue
 }
 
 fn set(repl: &mut Repl, rest: &str, out: &mut dyn Write, err: &mut dyn Write) {
@@ -328,51 +410,4 @@ fn eval_call(repl: &mut Repl, text: &str) -> Result<Call, Vec<Diagnostic>> {
         )]);
     }
     Ok(Call { f, args: vals, span: e.span, arg_spans: args.iter().map(|a| a.span).collect() })
-}
-
-fn call_command(repl: &mut Repl, name: &str, text: &str, out: &mut dyn Write) -> Result<(), Vec<Diagnostic>> {
-    let c = eval_call(repl, text)?;
-    let s = &mut repl.session;
-    let value_mode = match name {
-        "grad" => Some(Mode::Grad { with_value: false }),
-        "hessian" => Some(Mode::Hessian),
-        "jacobian" => Some(Mode::Jacobian(JacMode::Auto)),
-        _ => None,
-    };
-    if let Some(mode) = value_mode {
-        let t = lower::transform(mode, c.f, vec![0], false);
-        let v = s.call(&t, c.args, c.span, &c.arg_spans).map_err(|d| vec![d])?;
-        let _ = writeln!(out, "{}", v.display(s.precision));
-        return Ok(());
-    }
-    let specs: Vec<Spec> = c.args.iter().map(Spec::of).collect();
-    let leaves: usize = Spec::of(&c.f).leaves() + specs.iter().map(Spec::leaves).sum::<usize>();
-    let lowered = lower::lower_function(s, &c.f, &specs, &vec![None; leaves], c.span, &c.arg_spans)
-        .map_err(|d| vec![d])?;
-    let program = lowered.program;
-    let first = usize::from(Spec::of(&c.f).leaves() > 0);
-    let err = |m: String| vec![Diagnostic::at(c.span, m)];
-    let text = match name {
-        "ir" => ad_ir::print_program(&program).map_err(err)?,
-        "jvp" | "vjp" => {
-            let mode = if name == "jvp" { Mode::Jvp } else { Mode::Vjp };
-            let d = ad_autodiff::derive(
-                &program,
-                &Request { mode, wrt: (first..program.params.len()).collect() },
-            )
-            .map_err(err)?;
-            ad_ir::print_program(&d).map_err(err)?
-        }
-        _ => explain(&repl.session, &program, first).map_err(err)?,
-    };
-    let _ = write!(out, "{text}");
-    Ok(())
-}
-
-/// The plan `jacobian` makes for this call.
-fn explain(s: &Session, p: &ad_ir::Program, wrt: usize) -> Result<String, String> {
-    let plan = ad_autodiff::plan(p, wrt, ad_ir::transform::JacMode::Auto)?.plan;
-    let text = plan.render(&|span| ad_driver::derive::locate(s, span));
-    // The REPL shows the plan itself, not as comments.
-    Ok(text.lines().map(|l| l.strip_prefix("# ").unwrap_or(l)).collect::<Vec<_>>().join("\n") + "\n")
 }
