@@ -1,5 +1,8 @@
 //! The `ad` command line: argument parsing and exit codes only; the work is in the crates.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use ad_driver::derive::{self, DeriveMode, ShapeOpt};
 use ad_driver::golden;
 use ad_driver::Session;

@@ -82,7 +82,7 @@ impl Emitter {
     }
 
     /// `a` broadcast to `s` if it has another shape.
-    pub fn to_shape(&mut self, a: Atom, s: Shape) -> Atom {
+    pub fn broadcast_to(&mut self, a: Atom, s: Shape) -> Atom {
         if self.shape(a) == s {
             a
         } else {
@@ -96,7 +96,7 @@ impl Emitter {
             (Some(1), [m, _]) => self.emit(Prim::Reshape(Shape::matrix(*m, 1)), [r]),
             _ => r,
         };
-        self.to_shape(r, x)
+        self.broadcast_to(r, x)
     }
 
     /// `a` summed down to `s` if it has another shape (undoing broadcasting).
@@ -177,11 +177,11 @@ impl Emitter {
     pub fn add(&mut self, a: Tan, b: Tan, out: Shape) -> Tan {
         match (a, b) {
             (None, None) => None,
-            (Some(a), None) => Some(self.to_shape(a, out)),
-            (None, Some(b)) => Some(self.to_shape(b, out)),
+            (Some(a), None) => Some(self.broadcast_to(a, out)),
+            (None, Some(b)) => Some(self.broadcast_to(b, out)),
             (Some(a), Some(b)) => {
                 let s = self.bin(Binary::Add, a, b);
-                Some(self.to_shape(s, out))
+                Some(self.broadcast_to(s, out))
             }
         }
     }
@@ -191,11 +191,11 @@ impl Emitter {
             (a, None) => self.add(a, None, out),
             (None, Some(b)) => {
                 let n = self.un(Unary::Neg, b);
-                Some(self.to_shape(n, out))
+                Some(self.broadcast_to(n, out))
             }
             (Some(a), Some(b)) => {
                 let s = self.bin(Binary::Sub, a, b);
-                Some(self.to_shape(s, out))
+                Some(self.broadcast_to(s, out))
             }
         }
     }

@@ -166,7 +166,7 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             // then each element of the result still carries the derivative.
             let zero = Atom::Lit(0.0);
             let w = e.emit(Prim::Where, [x[0], t[1].unwrap_or(zero), t[2].unwrap_or(zero)]);
-            Some(e.to_shape(w, out))
+            Some(e.broadcast_to(w, out))
         }
         Prim::MatMul | Prim::SafeMatMul => {
             let strong = *prim == Prim::SafeMatMul;

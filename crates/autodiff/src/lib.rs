@@ -3,6 +3,9 @@
 //! derived programs built from them (gradients, HVPs, Hessians, Jacobians, the two-VJP JVP),
 //! and the simplifier that runs after every transformation.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod assemble;
 mod derive;
 mod emitter;

@@ -125,7 +125,7 @@ pub fn transpose_rule(
         }
         Prim::SumTo(_) => {
             let s = shape(e, 0);
-            out[0] = Some(e.to_shape(ct, s));
+            out[0] = Some(e.broadcast_to(ct, s));
         }
         Prim::Index(sels) => {
             let s = shape(e, 0);
@@ -136,7 +136,9 @@ pub fn transpose_rule(
                     Sel::Range(a, b) => b - a,
                 })
                 .collect();
-            let kept = Shape::from_dims(&kept).unwrap_or_default();
+            // The kept dimensions have the input's rank, which a shape always supports.
+            let kept = Shape::from_dims(&kept)
+                .unwrap_or_else(|| panic!("internal error: an index of shape {s} keeps an unsupported rank"));
             let c = if e.shape(ct) == kept { ct } else { e.emit(Prim::Reshape(kept), [ct]) };
             let widths = sels
                 .iter()

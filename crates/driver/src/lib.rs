@@ -2,6 +2,9 @@
 //! specialisation cache and the effects (printing, random numbers, files); used by the CLI
 //! and the REPL.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod cache;
 mod call;
 pub mod check;

@@ -24,7 +24,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         other => return Err(format!("unknown unit `{other}` in `{text}` (use B, KiB, MiB, GiB or TiB)")),
     };
     let bytes = value * scale;
-    if !(bytes >= 1.0 && bytes < 1.8e19) {
+    if !(1.0..1.8e19).contains(&bytes) {
         return Err(format!("`{text}` is not a usable memory size"));
     }
     Ok(bytes as u64)

@@ -138,7 +138,7 @@ impl Compiled {
                     Operand::Borrow(v) => regs[*v].clone(),
                     Operand::Const(a) => Some(a.clone()),
                 })
-                .map(|a| a.unwrap_or_else(|| Array::scalar(f64::NAN)))
+                .map(|a| a.unwrap_or_else(|| missing(s.out)))
                 .collect();
             regs[s.out] = Some(kernels::apply(&s.prim, args, s.shape));
             for v in &s.drop_after {
@@ -149,11 +149,16 @@ impl Compiled {
             .outputs
             .iter()
             .map(|o| match o {
-                Operand::Borrow(v) | Operand::Take(v) => {
-                    regs[*v].clone().unwrap_or_else(|| Array::scalar(f64::NAN))
-                }
+                Operand::Borrow(v) | Operand::Take(v) => regs[*v].clone().unwrap_or_else(|| missing(*v)),
                 Operand::Const(a) => a.clone(),
             })
             .collect())
     }
+}
+
+/// A register read before it was written or after it was dropped: a bug in `Compiled::new`
+/// or in a verified program, shown as a bug rather than as a NaN in a result.
+#[cold]
+fn missing(v: usize) -> Array {
+    panic!("internal error: the interpreter read variable {v}, which holds no value")
 }

@@ -3,6 +3,8 @@
 //!
 //! This crate knows nothing of source text.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod csv;
 pub mod interp;
 pub mod kernels;

@@ -4,6 +4,9 @@
 //! Passes are functions `Program -> Program`; the transformations live in `ad-autodiff`, the
 //! interpreter in `ad-eval`.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod array;
 pub mod builder;
 pub mod display;

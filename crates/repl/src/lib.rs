@@ -2,6 +2,9 @@
 //! `:commands` such as `:grad f(2)`, with line editing, completion, colour and history on
 //! a terminal, and plain line-by-line reading when input is piped.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod commands;
 pub mod editor;
 pub mod front;

@@ -3,6 +3,9 @@
 //!
 //! This crate knows nothing of arrays, shapes or evaluation.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod ast;
 pub mod diagnostic;
 mod excerpt;

@@ -61,7 +61,7 @@ fn batch_eqn(
 ) -> Option<Atom> {
     // Coefficients (primal values of shape [n] or []) broadcast against the batch [B, n]
     // as they are.
-    let fit = |em: &mut Emitter, a: Atom| -> Atom { em.to_shape(a, target) };
+    let fit = |em: &mut Emitter, a: Atom| -> Atom { em.broadcast_to(a, target) };
     Some(match prim {
         Prim::Unary(Unary::Neg) => em.un(Unary::Neg, lin[0]?),
         Prim::Binary(Binary::Add) | Prim::Binary(Binary::Sub) => {
@@ -135,7 +135,7 @@ fn batch_eqn(
         }
         Prim::BroadcastTo(_) => {
             let t = lin[0]?;
-            em.to_shape(t, target)
+            em.broadcast_to(t, target)
         }
         // Vectors and scalars of equal size share one batched shape.
         Prim::Reshape(_) | Prim::Transpose | Prim::StopGradient => lin[0]?,

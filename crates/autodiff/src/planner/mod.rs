@@ -194,6 +194,16 @@ fn plan_of(p: &Program, leaf: usize, l: &Linearized) -> (Plan, Prepared) {
 /// The Jacobian program for `mode` (the plan's choice for `Auto`), and the plan.
 fn jacobian(p: &Program, param: usize, mode: JacMode) -> Result<(Program, Plan), String> {
     let leaf = check(p, param)?;
+    // A result larger than the memory budget is refused before any work: the derivation
+    // itself would build programs of that size.
+    let (n_in, n_out) = (p.var_shape(p.inputs[leaf]).size(), p.shape(p.outputs[0]).size());
+    if n_in.saturating_mul(n_out) > ad_ir::shape::max_elements() {
+        return Err(format!(
+            "the Jacobian of `{}` cannot be computed: {}",
+            p.name,
+            ad_ir::prim::too_large(&[n_out, n_in])
+        ));
+    }
     let mut l = linearized(p, leaf);
     let (plan, prepared) = plan_of(p, leaf, &l);
     let choice = match mode {
@@ -239,7 +249,7 @@ fn jacobian(p: &Program, param: usize, mode: JacMode) -> Result<(Program, Plan),
                     batch_linear(em, &trans, &[(seed_var, seed)], n_out, &[xbar])
                         .map(|r| r[0].unwrap_or_else(|| em.zeros(Shape::matrix(n_out, n_in))))
                 }
-                Some(lit) => Some(em.to_shape(lit, Shape::matrix(n_out, n_in))),
+                Some(lit) => Some(em.broadcast_to(lit, Shape::matrix(n_out, n_in))),
             }
         }
         _ => None,

@@ -4,20 +4,24 @@
 
 use crate::assemble::jacobian_result;
 use crate::first_order::first_order;
-use ad_ir::prim::{ConstArray, Prim};
+use ad_ir::prim::Prim;
 use ad_ir::transform::{jacobian_shape, JacMode, Mode, Request};
-use ad_ir::{Array, Atom, Builder, Program, Shape, Var};
-use std::rc::Rc;
+use ad_ir::{Atom, Builder, Program, Shape, Var};
 
 /// Unrolled Jacobians (one pass per basis direction, inlined) stop at this many equations:
 /// past it, the program alone would take gigabytes.
 const MAX_UNROLLED_EQNS: usize = 4_000_000;
 
-/// A one-hot array of shape `s` with a 1 at flat position `k`.
-fn basis(s: Shape, k: usize) -> Array {
-    let mut d = vec![0.0; s.size()];
-    d[k] = 1.0;
-    Array::new(s, d)
+/// The basis direction `k` of shape `s`: a one-hot array with a 1 at flat position `k`,
+/// as `reshape(one_hot(k, size), s)` rather than a literal, so that n directions cost n
+/// small equations instead of n² numbers in the program.
+fn basis(b: &mut Builder, s: Shape, k: usize, span: ad_syntax::Span) -> Atom {
+    let flat = b.emit(Prim::OneHot(s.size()), vec![Atom::Lit(k as f64)], span);
+    if s.rank() == 1 {
+        flat
+    } else {
+        b.emit(Prim::Reshape(s), vec![flat], span)
+    }
 }
 
 /// The Jacobian of `p`'s single array result with respect to its array parameter `i` (the
@@ -56,7 +60,7 @@ pub(crate) fn jacobian_unrolled(p: &Program, i: usize, mode: JacMode) -> Result<
     }
     let mut parts = Vec::with_capacity(count);
     for k in 0..count {
-        let e = b.emit(Prim::Const(ConstArray(Rc::new(basis(dir_shape, k)))), vec![], span);
+        let e = basis(&mut b, dir_shape, k, span);
         // The direction program's inputs: parameters, the direction, then captures.
         let mut args: Vec<Atom> = inputs[..n_params].iter().map(|v| Atom::Var(*v)).collect();
         args.push(e);

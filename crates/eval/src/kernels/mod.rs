@@ -14,12 +14,12 @@ use ad_ir::{Array, Shape};
 pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
     match prim {
         Prim::Unary(u) => {
-            let a = args.pop().unwrap_or_else(|| Array::scalar(f64::NAN));
+            let a = operand(&mut args, prim);
             elementwise::unary(*u, a)
         }
         Prim::Binary(b) => {
-            let y = args.pop().unwrap_or_else(|| Array::scalar(f64::NAN));
-            let x = args.pop().unwrap_or_else(|| Array::scalar(f64::NAN));
+            let y = operand(&mut args, prim);
+            let x = operand(&mut args, prim);
             elementwise::binary(*b, x, y, out)
         }
         Prim::Where => elementwise::select(&args[0], &args[1], &args[2], out),
@@ -38,7 +38,7 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         Prim::Pad(w) => structure::pad(&args[0], w, out),
         Prim::Concat(axis) => structure::concat(&args[0], &args[1], *axis, out),
         Prim::Stack => structure::stack(&args, out),
-        Prim::StopGradient => args.pop().unwrap_or_else(|| Array::scalar(f64::NAN)),
+        Prim::StopGradient => operand(&mut args, prim),
         Prim::Full(s, v) => Array::full(*s, v.0),
         Prim::Eye(n) => create::eye(*n),
         Prim::Arange(n) => create::arange(*n),
@@ -46,4 +46,10 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         Prim::OneHot(k) => create::one_hot(&args[0], *k, out),
         Prim::Const(c) => (*c.0).clone(),
     }
+}
+
+/// The last operand. Verified programs give every primitive its operands, so a missing one
+/// is a bug, shown as one rather than as a NaN.
+fn operand(args: &mut Vec<Array>, prim: &Prim) -> Array {
+    args.pop().unwrap_or_else(|| panic!("internal error: `{}` applied to too few operands", prim.name()))
 }

@@ -109,7 +109,9 @@ pub fn sum_to(a: &Array, target: Shape) -> Array {
     let [m, n] = s.padded2();
     let data = match (tm == 1 && m != 1, tn == 1 && n != 1) {
         (true, true) => vec![sum_slice(a.data())],
-        (false, true) => a.data().chunks(n.max(1)).map(sum_slice).collect(),
+        // One sum per row; rows of no elements sum to 0 (chunks of an empty buffer would
+        // give no rows at all).
+        (false, true) => (0..m).map(|i| sum_slice(&a.data()[i * n..(i + 1) * n])).collect(),
         (true, false) => {
             let mut acc = vec![0.0; n];
             for row in a.data().chunks(n.max(1)) {

@@ -107,7 +107,9 @@ impl Spec {
     /// Rebuilds a concrete value from arrays, in the order [`flatten`] produces them.
     pub fn unflatten(&self, leaves: &mut impl Iterator<Item = Array>) -> LVal {
         match self {
-            Spec::Array(s) => LVal::Arr(Arr::Val(leaves.next().unwrap_or_else(|| Array::full(*s, f64::NAN)))),
+            Spec::Array(s) => LVal::Arr(Arr::Val(leaves.next().unwrap_or_else(|| {
+                panic!("internal error: a program returned fewer arrays than its result has ({s} missing)")
+            }))),
             Spec::Tuple(t) => LVal::Tuple(t.iter().map(|s| s.unflatten(leaves)).collect()),
             Spec::Func(FuncSpec::Def(d)) => LVal::Func(Rc::new(Func::Def(d.clone()))),
             Spec::Func(FuncSpec::Overloads(ds)) => LVal::Func(Rc::new(Func::Overloads(ds.clone()))),
@@ -150,9 +152,11 @@ pub fn flatten(v: &LVal, out: &mut Vec<Array>) {
     for_each_leaf(v, &mut |x| match x {
         LVal::Num(x) => out.push(Array::scalar(*x)),
         LVal::Arr(Arr::Val(a)) => out.push(a.clone()),
-        // Traced arrays have no value; callers flatten concrete values only. Keep the count
-        // right so that a mistake shows as wrong numbers in a test, not a crash.
-        LVal::Arr(Arr::Var { shape, .. }) => out.push(Array::full(*shape, f64::NAN)),
+        // Traced arrays have no value; callers flatten concrete values only, so meeting one
+        // is a bug, shown as one rather than as NaNs in a result.
+        LVal::Arr(Arr::Var { shape, .. }) => {
+            panic!("internal error: a traced array of shape {shape} was passed where a value was needed")
+        }
         _ => {}
     })
 }
