@@ -4,18 +4,27 @@
 
 use crate::assemble::jacobian_result;
 use crate::first_order::first_order;
-use ad_ir::prim::Prim;
+use ad_ir::prim::{ConstArray, Prim};
 use ad_ir::transform::{jacobian_shape, JacMode, Mode, Request};
-use ad_ir::{Atom, Builder, Program, Shape, Var};
+use ad_ir::{Array, Atom, Builder, Program, Shape, Var};
+use std::rc::Rc;
 
 /// Unrolled Jacobians (one pass per basis direction, inlined) stop at this many equations:
 /// past it, the program alone would take gigabytes.
 const MAX_UNROLLED_EQNS: usize = 4_000_000;
 
-/// The basis direction `k` of shape `s`: a one-hot array with a 1 at flat position `k`,
-/// as `reshape(one_hot(k, size), s)` rather than a literal, so that n directions cost n
-/// small equations instead of n² numbers in the program.
+/// Directions of at most this many elements are written as literals (they read best);
+/// larger ones as `one_hot`, so that n directions cost n small equations instead of n²
+/// numbers in the program.
+const LITERAL_DIRECTION: usize = 16;
+
+/// The basis direction `k` of shape `s`: a one-hot array with a 1 at flat position `k`.
 fn basis(b: &mut Builder, s: Shape, k: usize, span: ad_syntax::Span) -> Atom {
+    if s.size() <= LITERAL_DIRECTION {
+        let mut d = vec![0.0; s.size()];
+        d[k] = 1.0;
+        return b.emit(Prim::Const(ConstArray(Rc::new(Array::new(s, d)))), vec![], span);
+    }
     let flat = b.emit(Prim::OneHot(s.size()), vec![Atom::Lit(k as f64)], span);
     if s.rank() == 1 {
         flat
