@@ -13,6 +13,7 @@ pub mod lexer;
 pub mod parser;
 pub mod source;
 pub mod span;
+mod syntax_error;
 
 pub use diagnostic::{render, Diagnostic, Label};
 pub use source::{SourceFile, SourceMap};

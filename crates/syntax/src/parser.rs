@@ -23,7 +23,8 @@ use crate::ast::*;
 use crate::diagnostic::Diagnostic;
 use crate::lexer::{lex_full, Lexed, Token};
 use crate::span::{FileId, Span};
-use chumsky::error::{Rich, RichPattern, RichReason};
+use crate::syntax_error::SyntaxError;
+use chumsky::error::{RichPattern, RichReason};
 use chumsky::input::MappedInput;
 use chumsky::pratt::{infix, left, prefix, right, Operator};
 use chumsky::prelude::*;
@@ -33,14 +34,13 @@ use std::rc::Rc;
 pub const MAX_DEPTH: usize = 512;
 
 type In<'t> = MappedInput<'t, Token, Span, &'t [(Token, Span)]>;
-type Err<'t> = Rich<'t, Token, Span>;
+type Err<'t> = SyntaxError<'t>;
 type Extra<'t> = extra::Err<Err<'t>>;
 type P<'t, O> = Boxed<'t, 't, In<'t>, O, Extra<'t>>;
 
-/// A parser error of our own: chumsky's custom errors carry one string, so the message, the
-/// label and the hint travel in it separated by NUL characters.
+/// A parser error of our own, with its message, label and hint.
 fn custom_error<'t>(span: Span, message: &str, label: &str, hint: &str) -> Err<'t> {
-    Rich::custom(span, format!("{message}\u{0}{label}\u{0}{hint}"))
+    SyntaxError::custom(span, message, label, hint)
 }
 
 /// Parses one file or REPL entry. Never fails: statements that do not parse come back as
@@ -304,18 +304,20 @@ impl ErrorContext<'_> {
     /// The diagnostic for a parser error, and whether it is "input ended too early"; `None`
     /// for errors at a token the lexer already reported.
     fn diagnostic(&self, e: Err<'_>) -> Option<(Diagnostic, bool)> {
-        let span = *e.span();
-        match e.into_reason() {
-            RichReason::Custom(msg) => {
-                let mut parts = msg.split('\u{0}');
-                let message = parts.next().unwrap_or_default();
-                let label = parts.next().unwrap_or_default();
-                let mut d = Diagnostic::error(message).with_label(span, label);
-                if let Some(h) = parts.next().filter(|h| !h.is_empty()) {
-                    d = d.with_hint(h);
+        let rich = match e {
+            SyntaxError::Custom(c) => {
+                let mut d = Diagnostic::error(c.message).with_label(c.span, c.label);
+                if !c.hint.is_empty() {
+                    d = d.with_hint(c.hint);
                 }
-                Some((d, false))
+                return Some((d, false));
             }
+            SyntaxError::Rich(r) => r,
+        };
+        let span = *rich.span();
+        match rich.into_reason() {
+            // Custom errors are ours (above); chumsky makes none of its own.
+            RichReason::Custom(msg) => Some((Diagnostic::error(msg).with_label(span, ""), false)),
             RichReason::ExpectedFound { expected, found } => {
                 let found: Option<Token> = found.map(|t| (*t).clone());
                 if matches!(found, Some(Token::Error | Token::UnterminatedStr)) {

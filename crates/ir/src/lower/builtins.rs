@@ -60,11 +60,11 @@ fn arity(name: &str, args: &[LVal], allowed: &[usize], span: Span) -> Result<()>
         return Ok(());
     }
     let expected = match allowed {
-        [n] => format!("{n}"),
-        [a, b] => format!("{a} or {b}"),
-        _ => format!("{allowed:?}"),
+        [n] => crate::words::count(*n, "argument"),
+        [a, b] => format!("{a} or {b} arguments"),
+        _ => format!("{allowed:?} arguments"),
     };
-    Err(Diagnostic::at(span, format!("`{name}` takes {expected} argument(s) but {} were given", args.len())))
+    Err(Diagnostic::at(span, crate::words::arity(&format!("`{name}`"), &expected, args.len())))
 }
 
 pub(crate) fn call(
@@ -243,7 +243,10 @@ pub(crate) fn call(
             if args.len() - 1 != x.rank() {
                 return Err(Diagnostic::at(
                     span,
-                    format!("`index` of an array of shape {x} needs {} index(es)", x.rank()),
+                    format!(
+                        "`index` of an array of shape {x} needs {}",
+                        crate::words::count_irregular(x.rank(), "index", "indices")
+                    ),
                 ));
             }
             let mut sels = Vec::new();
@@ -364,7 +367,10 @@ fn reshape_target(x: Shape, dims: &[i64]) -> std::result::Result<Shape, String> 
         .collect();
     let shape = crate::prim::checked_shape(&dims)?;
     if shape.size() != x.size() {
-        return Err(format!("cannot reshape an array of shape {x} ({} elements) to {shape}", x.size()));
+        return Err(format!(
+            "cannot reshape an array of shape {x} ({}) to {shape}",
+            crate::words::count(x.size(), "element")
+        ));
     }
     Ok(shape)
 }

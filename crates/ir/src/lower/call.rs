@@ -3,6 +3,7 @@
 
 use super::value::{Func, LVal};
 use super::{builtins, Lowerer, Mode, Result, MAX_INLINE_DEPTH, PRELUDE_FILE};
+use crate::words;
 use ad_syntax::ast::{Def, Dim};
 use ad_syntax::{Diagnostic, Span};
 use std::collections::HashMap;
@@ -34,11 +35,10 @@ impl Lowerer<'_> {
                     let arities: Vec<String> = ds.iter().map(|d| d.params.len().to_string()).collect();
                     Err(Diagnostic::at(
                         span,
-                        format!(
-                            "`{}` takes {} argument(s) but {} were given",
-                            func.name(),
-                            arities.join(" or "),
-                            args.len()
+                        words::arity(
+                            &format!("`{}`", func.name()),
+                            &format!("{} arguments", arities.join(" or ")),
+                            args.len(),
                         ),
                     ))
                 }
@@ -47,10 +47,10 @@ impl Lowerer<'_> {
                 if args.len() != lam.params.len() {
                     return Err(Diagnostic::at(
                         span,
-                        format!(
-                            "this function takes {} argument(s) but {} were given",
-                            lam.params.len(),
-                            args.len()
+                        words::arity(
+                            "this function",
+                            &words::count(lam.params.len(), "argument"),
+                            args.len(),
                         ),
                     )
                     .with_label(lam.span, "the function is defined here"));
@@ -74,7 +74,7 @@ impl Lowerer<'_> {
             let params = d.params.first().map(|p| p.name.span).unwrap_or(d.name.span);
             return Err(Diagnostic::at(
                 span,
-                format!("`{name}` takes {} argument(s) but {} were given", d.params.len(), args.len()),
+                words::arity(&format!("`{name}`"), &words::count(d.params.len(), "argument"), args.len()),
             )
             .with_label(params, format!("`{name}` is defined here")));
         }

@@ -87,7 +87,10 @@ impl Lowerer<'_> {
                     if i >= args.len() {
                         return Err(Diagnostic::at(
                             span,
-                            format!("`grad` was asked for argument {i}, but the function is called with {} argument(s)", args.len()),
+                            format!(
+                                "`grad` was asked for argument {i}, but the function is called with {}",
+                                crate::words::count(args.len(), "argument")
+                            ),
                         ));
                     }
                 }

@@ -422,8 +422,8 @@ fn constant_literal(elems: &[Expr], span: Span) -> Result<Option<(Shape, Vec<f64
                 return Err(Diagnostic::at(
                     e.span,
                     format!(
-                        "ragged array literal: this row has {} elements, the first row has {}",
-                        xs.len(),
+                        "ragged array literal: this row has {}, the first row has {}",
+                        crate::words::count(xs.len(), "element"),
                         first.len()
                     ),
                 )

@@ -59,9 +59,9 @@ impl Lowerer<'_> {
                     return Err(Diagnostic::at(
                         *span,
                         format!(
-                            "cannot destructure a tuple of {} elements into {} names",
-                            items.len(),
-                            pats.len()
+                            "cannot destructure a tuple of {} into {}",
+                            crate::words::count(items.len(), "element"),
+                            crate::words::count(pats.len(), "name")
                         ),
                     ));
                 }

@@ -100,7 +100,7 @@ impl LVal {
             LVal::Num(_) => "a number".into(),
             LVal::Arr(a) if a.shape().is_scalar() => "a scalar".into(),
             LVal::Arr(a) => format!("an array of shape {}", a.shape()),
-            LVal::Tuple(t) => format!("a tuple of {} elements", t.len()),
+            LVal::Tuple(t) => format!("a tuple of {}", crate::words::count(t.len(), "element")),
             LVal::Func(f) => format!("the function `{}`", f.name()),
             LVal::Str(_) => "a string".into(),
         }

@@ -265,7 +265,11 @@ impl Prim {
             if args.len() == n {
                 Ok(())
             } else {
-                Err(format!("`{}` takes {n} operand(s), got {}", self.name(), args.len()))
+                Err(crate::words::arity(
+                    &format!("`{}`", self.name()),
+                    &crate::words::count(n, "operand"),
+                    args.len(),
+                ))
             }
         };
         match self {
@@ -321,9 +325,9 @@ impl Prim {
                     Ok(*s)
                 } else {
                     Err(format!(
-                        "cannot reshape an array of shape {} ({} elements) to {s}",
+                        "cannot reshape an array of shape {} ({}) to {s}",
                         args[0],
-                        args[0].size()
+                        crate::words::count(args[0].size(), "element")
                     ))
                 }
             }
@@ -461,7 +465,11 @@ pub fn matmul_shape(a: Shape, b: Shape) -> Result<Shape, String> {
 
 pub fn index_shape(x: Shape, sels: &[Sel]) -> Result<Shape, String> {
     if sels.len() != x.rank() {
-        return Err(format!("an array of shape {x} takes {} index(es), got {}", x.rank(), sels.len()));
+        return Err(format!(
+            "an array of shape {x} takes {}, got {}",
+            crate::words::count_irregular(x.rank(), "index", "indices"),
+            sels.len()
+        ));
     }
     let mut dims = Vec::new();
     for (axis, (sel, &d)) in sels.iter().zip(x.dims()).enumerate() {
