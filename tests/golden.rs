@@ -1,30 +1,32 @@
-//! Runs every golden test under `tests/golden` with the same runner as `ad test`.
-//! `UPDATE_EXPECT=1 cargo test --test golden` rewrites the expected files.
+//! Runs every golden test under `tests/golden` with the same runner as `ad test`, one test
+//! per file (datatest-stable): `cargo test --test golden -- check::ad/prims/sin.ad` runs
+//! one. `UPDATE_EXPECT=1 cargo test --test golden` rewrites the expected files.
 
 use ad_driver::golden;
-use std::path::PathBuf;
+use std::path::Path;
 
-#[test]
-fn golden_files() {
-    // Paths stay relative so that rendered errors name files the same way on every machine.
-    let files = golden::collect(&[PathBuf::from("tests/golden")]);
-    assert!(files.len() >= 30, "expected the golden suite, found {} files", files.len());
-    let bless = std::env::var_os("UPDATE_EXPECT").is_some();
-    let mut failures = Vec::new();
-    let mut passed = 0;
-    for f in &files {
-        for o in golden::run_file(f, bless) {
-            if o.passed {
-                passed += 1;
-            } else {
-                failures.push(format!("{} ({}):\n{}", f.display(), o.directive, o.detail));
-            }
-        }
+fn check(path: &Path, text: String) -> datatest_stable::Result<()> {
+    // Expected files beside the tests (`f.vjp.ad`) and files without directives are not
+    // tests themselves.
+    if !text.lines().any(|l| l.starts_with("#!")) {
+        return Ok(());
     }
-    assert!(
-        failures.is_empty(),
-        "{} golden directives failed ({passed} passed):\n\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    let bless = std::env::var_os("UPDATE_EXPECT").is_some();
+    let failures: Vec<String> = golden::run_file(path, bless)
+        .into_iter()
+        .filter(|o| !o.passed)
+        .map(|o| format!("{} ({}):\n{}", path.display(), o.directive, o.detail))
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n").into())
+    }
+}
+
+// Paths stay relative (to the package root) so that rendered errors name files the same
+// way on every machine. Test files have one dot in their name (`sin_mul.ad`); expected
+// programs beside them have more (`sin_mul.vjp.ad`).
+datatest_stable::harness! {
+    { test = check, root = "tests/golden", pattern = r"(^|/)[^./]+\.ad$" },
 }
