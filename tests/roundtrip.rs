@@ -2,8 +2,8 @@
 //! specialises, print its IR as `.ad`, load the printed text, lower it for the same shapes,
 //! and check that it computes the same values and prints the same text again.
 
-use ad_driver::golden::SharedBuf;
 use ad_driver::Session;
+use ad_driver::SharedBuf;
 use ad_ir::lower::lower_function;
 use ad_ir::lower::spec::Spec;
 use ad_ir::{print_program, Array, Program, Shape, Tree};

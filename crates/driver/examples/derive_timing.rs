@@ -5,8 +5,8 @@
 //! cargo run --release -p ad-driver --example derive_timing
 
 use ad_driver::derive::lower_named;
-use ad_driver::golden::SharedBuf;
 use ad_driver::Session;
+use ad_driver::SharedBuf;
 use ad_ir::transform::{Mode, Request};
 use std::time::Instant;
 

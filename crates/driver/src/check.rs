@@ -278,7 +278,7 @@ pub fn verify_derivation(
     printed: &str,
 ) -> Result<(), String> {
     let render = |s: &Session, e: &[ad_syntax::Diagnostic]| ad_syntax::render(&s.sources, e, false);
-    let mut s = Session::new(Box::new(crate::golden::SharedBuf::default()));
+    let mut s = Session::new(Box::new(crate::SharedBuf::default()));
     s.run_source(file, text).map_err(|e| render(&s, &e))?;
     let Some(req) = &d.request else { return Ok(()) };
     let derived = &d.program;

@@ -14,11 +14,8 @@
 //! rewrites expected files (not `# expect:` blocks).
 
 use crate::derive::{self, Derivation, DeriveMode, ShapeOpt};
-use crate::Session;
-use std::cell::RefCell;
-use std::io::Write;
+use crate::{Session, SharedBuf};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -42,26 +39,6 @@ pub struct Outcome {
     pub passed: bool,
     /// What went wrong: a diff or an error.
     pub detail: String,
-}
-
-/// A `Write` that appends to a shared buffer, so tests can read what a session printed.
-#[derive(Clone, Default)]
-pub struct SharedBuf(pub Rc<RefCell<Vec<u8>>>);
-
-impl Write for SharedBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl SharedBuf {
-    pub fn take(&self) -> String {
-        String::from_utf8_lossy(&std::mem::take(&mut *self.0.borrow_mut())).into_owned()
-    }
 }
 
 pub fn parse_directives(path: &Path, text: &str) -> Result<Vec<Directive>, String> {

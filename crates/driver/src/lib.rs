@@ -11,6 +11,8 @@ pub mod check;
 pub mod derive;
 pub mod golden;
 pub mod memory;
+mod output;
 pub mod session;
 
+pub use output::SharedBuf;
 pub use session::{read_source, Session};

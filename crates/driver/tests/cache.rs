@@ -1,8 +1,8 @@
 //! A top-level training loop lowers and derives its functions once: later iterations reuse
 //! the specialisations (DESIGN §4).
 
-use ad_driver::golden::SharedBuf;
 use ad_driver::Session;
+use ad_driver::SharedBuf;
 
 #[test]
 fn training_loops_do_not_re_lower() {

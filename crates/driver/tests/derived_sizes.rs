@@ -3,8 +3,8 @@
 //! from `jax.make_jaxpr` (JAX 0.4, x64), quoted in the issue and the book.
 
 use ad_driver::derive::{lower_named, ShapeOpt};
-use ad_driver::golden::SharedBuf;
 use ad_driver::Session;
+use ad_driver::SharedBuf;
 use ad_ir::transform::{Mode, Request};
 
 fn count(src: &str, f: &str, mode: Mode, wrt: Vec<usize>) -> usize {

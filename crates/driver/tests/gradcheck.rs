@@ -5,8 +5,8 @@
 
 use ad_driver::check::{check_derived, close, random_like, random_point};
 use ad_driver::derive::{lower_named, ShapeOpt};
-use ad_driver::golden::SharedBuf;
 use ad_driver::Session;
+use ad_driver::SharedBuf;
 use ad_eval::rng::Rng;
 use ad_ir::program::Program;
 use ad_ir::transform::{Mode, Request};

@@ -4,8 +4,8 @@
 use ad_autodiff::Choice;
 use ad_driver::check::{close, random_point};
 use ad_driver::derive::lower_named;
-use ad_driver::golden::SharedBuf;
 use ad_driver::Session;
+use ad_driver::SharedBuf;
 use ad_eval::rng::Rng;
 use ad_ir::transform::{JacMode, Mode, Request};
 

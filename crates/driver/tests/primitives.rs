@@ -8,8 +8,9 @@
 mod common;
 
 use ad_driver::derive::{lower_named, DeriveMode};
-use ad_driver::golden::{parse_directives, Action, SharedBuf};
+use ad_driver::golden::{parse_directives, Action};
 use ad_driver::Session;
+use ad_driver::SharedBuf;
 use std::collections::BTreeSet;
 use std::path::Path;
 

@@ -4,8 +4,8 @@
 
 use ad_driver::check::check_derived;
 use ad_driver::derive::{lower_named, ShapeOpt};
-use ad_driver::golden::SharedBuf;
 use ad_driver::Session;
+use ad_driver::SharedBuf;
 use ad_ir::transform::{JacMode, Mode, Request};
 use proptest::prelude::*;
 

@@ -1,8 +1,8 @@
 //! The REPL's state and the handling of one entry (a statement, an expression, or a
 //! `:command`), shared by the terminal and the piped front ends.
 
-use ad_driver::golden::SharedBuf;
 use ad_driver::Session;
+use ad_driver::SharedBuf;
 use ad_syntax::ast::{Pattern, StmtKind};
 use ad_syntax::Diagnostic;
 use std::collections::HashMap;

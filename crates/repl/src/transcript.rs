@@ -10,7 +10,7 @@
 
 use crate::front::{CONTINUE, PROMPT};
 use crate::repl::{Flow, Repl};
-use ad_driver::golden::SharedBuf;
+use ad_driver::SharedBuf;
 
 struct Entry {
     input: Vec<String>,
