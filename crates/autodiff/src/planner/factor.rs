@@ -243,9 +243,18 @@ pub fn materialize(l: &mut Linearized, f: &Factor) -> Val {
         Source::Structured(i, k) => {
             // The step applied to every basis direction of this operand (the others count
             // as zero), as rows; transposed to [m, n].
-            let e = l.linear[*i].clone();
+            let mut e = l.linear[*i].clone();
             let em = &mut l.jvp.em;
             let t = e.args[*k].var();
+            // The same value in another operand position (`[t, t]`, `where(c, t, t)`) is
+            // another factor of the graph: here it counts as zero, or it would be counted
+            // once per position in each factor.
+            for j in 0..e.args.len() {
+                if j != *k && e.args[j] == e.args[*k] {
+                    let s = em.shape(e.args[j]);
+                    e.args[j] = em.zeros(s);
+                }
+            }
             let seed = identity(em, n);
             let rows = t
                 .and_then(|t| batch_linear(em, std::slice::from_ref(&e), &[(t, seed)], n, &[e.out]))

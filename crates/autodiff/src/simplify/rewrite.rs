@@ -119,6 +119,11 @@ impl Rw {
         self.constant(a) == Some(x)
     }
 
+    /// Whether `a` is known to hold only finite numbers.
+    fn finite(&self, a: Atom) -> bool {
+        self.constant(a).is_some_and(f64::is_finite)
+    }
+
     /// The equation that computed `a`, as (primitive, operands).
     fn def_of(&self, a: Atom) -> Option<(&Prim, &[Atom])> {
         let i = self.def[a.var()?.index()]?;
@@ -316,7 +321,11 @@ impl Rw {
                         }
                     }
                     Mul | SafeMul => {
-                        if self.is(x, 0.0) || self.is(y, 0.0) {
+                        // `0 * a` is 0 only when `a` is finite (IEEE: 0 · ∞ = NaN), or when
+                        // the zero is strong; folding it otherwise would make a derivative
+                        // depend on which mode computed it.
+                        let zero_times = |z: Atom, a: Atom| self.is(z, 0.0) && (*b == SafeMul || self.finite(a));
+                        if zero_times(x, y) || zero_times(y, x) {
                             return self.full(out, 0.0);
                         }
                         if self.is(y, 1.0) {
@@ -346,7 +355,8 @@ impl Rw {
                         }
                     }
                     Div => {
-                        if self.is(x, 0.0) {
+                        // 0 / 0 is NaN: fold `0 / y` only for a known nonzero `y`.
+                        if self.is(x, 0.0) && self.constant(y).is_some_and(|c| c != 0.0 && !c.is_nan()) {
                             return self.full(out, 0.0);
                         }
                         if self.is(y, 1.0) {
@@ -374,10 +384,20 @@ impl Rw {
                     None => {}
                 }
             }
-            Prim::MatMul | Prim::SafeMatMul if self.is(args[0], 0.0) || self.is(args[1], 0.0) => {
-                return self.full(out, 0.0)
+            // As for `*`: a zero factor gives zeros when the other is known finite or the
+            // zeros are strong.
+            Prim::MatMul | Prim::SafeMatMul => {
+                let strong = *prim == Prim::SafeMatMul;
+                let zero_times = |z: Atom, a: Atom| self.is(z, 0.0) && (strong || self.finite(a));
+                if zero_times(args[0], args[1]) || zero_times(args[1], args[0]) {
+                    return self.full(out, 0.0);
+                }
             }
-            Prim::Solve | Prim::SafeSolve if self.is(args[1], 0.0) => return self.full(out, 0.0),
+            Prim::Solve | Prim::SafeSolve => {
+                if self.is(args[1], 0.0) && (*prim == Prim::SafeSolve || self.finite(args[0])) {
+                    return self.full(out, 0.0);
+                }
+            }
             Prim::Sum(_) | Prim::SumTo(_) => {
                 let x = args[0];
                 let xs = self.shape(x);
