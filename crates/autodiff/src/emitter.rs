@@ -122,7 +122,7 @@ impl Emitter {
         if c == Atom::Lit(1.0) {
             return Some(t);
         }
-        Some(if self.nan_safe { self.bin(Binary::SafeMul, t, c) } else { self.bin(Binary::Mul, t, c) })
+        Some(self.mul_linear(t, c, false))
     }
 
     /// Tangent divided by a primal value.
@@ -141,17 +141,12 @@ impl Emitter {
         }
     }
 
-    /// `t @ p` for a linear `t` and a coefficient `p`: in NaN-safe programs (or when
-    /// `strong` asks for it) a term with a zero factor is exactly 0 (`safe_matmul`).
-    pub fn matmul_left(&mut self, t: Atom, p: Atom, strong: bool) -> Atom {
+    /// A matrix product of a linear value and a coefficient (in either order): in NaN-safe
+    /// programs (or when `strong` asks for it) a term with a zero factor is exactly 0
+    /// (`safe_matmul`).
+    pub fn matmul(&mut self, a: Atom, b: Atom, strong: bool) -> Atom {
         let prim = if strong || self.nan_safe { Prim::SafeMatMul } else { Prim::MatMul };
-        self.emit(prim, [t, p])
-    }
-
-    /// `p @ t` for a coefficient `p` and a linear `t`, likewise.
-    pub fn matmul_right(&mut self, p: Atom, t: Atom, strong: bool) -> Atom {
-        let prim = if strong || self.nan_safe { Prim::SafeMatMul } else { Prim::MatMul };
-        self.emit(prim, [p, t])
+        self.emit(prim, [a, b])
     }
 
     /// `solve(a, t)` for a linear right-hand side `t`: `safe_solve` in NaN-safe programs, so

@@ -170,14 +170,14 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
         }
         Prim::MatMul | Prim::SafeMatMul => {
             let strong = *prim == Prim::SafeMatMul;
-            let da = t[0].map(|ta| e.matmul_left(ta, x[1], strong));
-            let db = t[1].map(|tb| e.matmul_right(x[0], tb, strong));
+            let da = t[0].map(|ta| e.matmul(ta, x[1], strong));
+            let db = t[1].map(|tb| e.matmul(x[0], tb, strong));
             e.add(da, db, out)
         }
         // dX = solve(A, dB - dA X)
         Prim::Solve | Prim::SafeSolve => {
             let strong = *prim == Prim::SafeSolve;
-            let da_x = t[0].map(|ta| e.matmul_left(ta, o, strong));
+            let da_x = t[0].map(|ta| e.matmul(ta, o, strong));
             let inner = e.sub(t[1], da_x, e.shape(x[1]))?;
             Some(e.solve(x[0], inner, strong))
         }

@@ -208,7 +208,7 @@ fn matmul_ct_left(e: &mut Emitter, ct: Atom, b: Atom, sa: Shape, sb: Shape, stro
         // [m,k]@[k,n]: ct @ b'
         (2, 2) => {
             let bt = e.emit(Prim::Transpose, [b]);
-            e.matmul_left(ct, bt, strong)
+            e.matmul(ct, bt, strong)
         }
         // [m,k]@[k] -> [m]: the outer product of ct and b
         (2, 1) => {
@@ -216,7 +216,7 @@ fn matmul_ct_left(e: &mut Emitter, ct: Atom, b: Atom, sa: Shape, sb: Shape, stro
             e.mul_linear(col, row, strong)
         }
         // [k]@[k,n] -> [n]: b @ ct
-        (1, 2) => e.matmul_right(b, ct, strong),
+        (1, 2) => e.matmul(b, ct, strong),
         // [k]@[k] -> []: ct * b
         _ => e.mul_linear(ct, b, strong),
     }
@@ -228,7 +228,7 @@ fn matmul_ct_right(e: &mut Emitter, ct: Atom, a: Atom, sa: Shape, sb: Shape, str
         // a' @ ct
         (2, 2) | (2, 1) => {
             let at = e.emit(Prim::Transpose, [a]);
-            e.matmul_right(at, ct, strong)
+            e.matmul(at, ct, strong)
         }
         // [k]@[k,n]: outer(a, ct)
         (1, 2) => {

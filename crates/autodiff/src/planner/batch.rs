@@ -102,14 +102,14 @@ fn batch_eqn(
                 // W [m,n] @ t [n]: rows of T become rows of T Wᵀ.
                 (None, Some(t), 2, 1) => {
                     let wt = em.emit(Prim::Transpose, [x[0]]);
-                    em.matmul_left(t, wt, strong)
+                    em.matmul(t, wt, strong)
                 }
                 // t [n] @ W [n,m]
-                (Some(t), None, 1, 2) => em.matmul_left(t, x[1], strong),
+                (Some(t), None, 1, 2) => em.matmul(t, x[1], strong),
                 // t [n] @ w [n] or w @ t: a scalar per row.
                 (Some(t), None, 1, 1) | (None, Some(t), 1, 1) => {
                     let w = if lin[0].is_some() { x[1] } else { x[0] };
-                    let r = em.matmul_left(t, w, strong);
+                    let r = em.matmul(t, w, strong);
                     em.emit(Prim::Reshape(Shape::matrix(b, 1)), [r])
                 }
                 _ => return None,
