@@ -393,10 +393,10 @@ impl Rw {
                     return self.full(out, 0.0);
                 }
             }
-            Prim::Solve | Prim::SafeSolve => {
-                if self.is(args[1], 0.0) && (*prim == Prim::SafeSolve || self.finite(args[0])) {
-                    return self.full(out, 0.0);
-                }
+            Prim::Solve | Prim::SafeSolve
+                if self.is(args[1], 0.0) && (*prim == Prim::SafeSolve || self.finite(args[0])) =>
+            {
+                return self.full(out, 0.0);
             }
             Prim::Sum(_) | Prim::SumTo(_) => {
                 let x = args[0];
