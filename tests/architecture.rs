@@ -36,7 +36,12 @@ fn architecture_names_every_file() {
     let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
     let sections = sections(&doc);
     let section = |key: &str| -> String {
-        sections.iter().filter(|(h, _)| h.contains(key)).map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("\n")
+        sections
+            .iter()
+            .filter(|(h, _)| h.contains(key))
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     let tests = section("Tests");
     let mut files = Vec::new();

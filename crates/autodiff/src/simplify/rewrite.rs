@@ -324,7 +324,8 @@ impl Rw {
                         // `0 * a` is 0 only when `a` is finite (IEEE: 0 · ∞ = NaN), or when
                         // the zero is strong; folding it otherwise would make a derivative
                         // depend on which mode computed it.
-                        let zero_times = |z: Atom, a: Atom| self.is(z, 0.0) && (*b == SafeMul || self.finite(a));
+                        let zero_times =
+                            |z: Atom, a: Atom| self.is(z, 0.0) && (*b == SafeMul || self.finite(a));
                         if zero_times(x, y) || zero_times(y, x) {
                             return self.full(out, 0.0);
                         }
