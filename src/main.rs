@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+mod fmt;
+
 // AD allocates many small objects (IR equations, arrays of small programs); mimalloc is
 // about twice as fast as the system allocator on that load.
 #[global_allocator]
@@ -62,6 +64,15 @@ enum Command {
         /// Rewrite the expected files with what the tests produce.
         #[arg(long)]
         bless: bool,
+    },
+    /// Format scripts in place (a directory: the `.ad` files under it); `-` formats standard
+    /// input to standard output.
+    Fmt {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<String>,
+        /// Change nothing; name the files that would change and exit with status 1.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -127,9 +138,13 @@ fn run(cli: Cli) -> ExitCode {
         Some(Command::Repl { file }) => return ad_repl::main(file),
         Some(c) => c,
     };
+    let command = match command {
+        Command::Fmt { files, check } => return fmt::run(&files, check, color(), out),
+        c => c,
+    };
     let mut session = Session::new(Box::new(std::io::stdout()));
     match command {
-        Command::Repl { .. } => unreachable!("handled above"),
+        Command::Repl { .. } | Command::Fmt { .. } => unreachable!("handled above"),
         Command::Run { file, precision } => {
             let text = match read(&file) {
                 Ok(t) => t,

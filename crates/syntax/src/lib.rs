@@ -9,11 +9,13 @@
 pub mod ast;
 pub mod diagnostic;
 mod excerpt;
+pub mod format;
 pub mod lexer;
 pub mod parser;
 pub mod source;
 pub mod span;
 mod syntax_error;
+pub mod trivia;
 
 pub use diagnostic::{render, Diagnostic, Label};
 pub use source::{SourceFile, SourceMap};
