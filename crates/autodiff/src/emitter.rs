@@ -5,7 +5,7 @@
 //! is. Rules are written so that a linear equation is linear in its linear operands, with
 //! coefficients from the primal part; the transposer checks this.
 
-use ad_ir::prim::{Binary, Prim, Unary, F64};
+use ad_ir::prim::{Axes, Binary, Prim, Unary, F64};
 use ad_ir::{Atom, Builder, Shape, Var};
 use ad_syntax::Span;
 use std::rc::Rc;
@@ -90,12 +90,12 @@ impl Emitter {
         }
     }
 
-    /// `r`, the result of reducing an array of shape `x` along `axis`, broadcast back to `x`.
-    pub fn expand(&mut self, r: Atom, x: Shape, axis: Option<usize>) -> Atom {
-        let r = match (axis, x.dims()) {
-            (Some(1), [m, _]) => self.emit(Prim::Reshape(Shape::matrix(*m, 1)), [r]),
-            _ => r,
-        };
+    /// `r`, the result of reducing an array of shape `x` over `axes`, broadcast back to `x`
+    /// (the reduced axes put back as size 1 first, where they are not leading axes that
+    /// broadcasting adds anyway).
+    pub fn expand(&mut self, r: Atom, x: Shape, axes: Axes) -> Atom {
+        let leading: Vec<usize> = (0..axes.count()).collect();
+        let r = if axes == Axes::of(&leading) { r } else { self.emit(Prim::Reshape(axes.keep(x)), [r]) };
         self.broadcast_to(r, x)
     }
 

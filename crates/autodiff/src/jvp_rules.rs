@@ -181,19 +181,20 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             let inner = e.sub(t[1], da_x, e.shape(x[1]))?;
             Some(e.solve(x[0], inner, strong))
         }
-        Prim::Amax(axis) => {
+        Prim::Amax(axes) => {
             // The derivative goes to the maximal entries, shared equally between ties.
             let t0 = t[0]?;
             let xs = e.shape(x[0]);
-            let ob = e.expand(o, xs, *axis);
+            let ob = e.expand(o, xs, *axes);
             let mask = e.bin(Eq, x[0], ob);
-            let count = e.emit(Prim::Sum(*axis), [mask]);
-            let cb = e.expand(count, xs, *axis);
+            let count = e.emit(Prim::Sum(*axes), [mask]);
+            let cb = e.expand(count, xs, *axes);
             let w = e.bin(Div, mask, cb);
             let tw = e.scale(Some(t0), w)?;
-            Some(e.emit(Prim::Sum(*axis), [tw]))
+            Some(e.emit(Prim::Sum(*axes), [tw]))
         }
         Prim::Transpose
+        | Prim::Permute(_)
         | Prim::Sum(_)
         | Prim::Reshape(_)
         | Prim::BroadcastTo(_)

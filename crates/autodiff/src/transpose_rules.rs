@@ -111,9 +111,16 @@ pub fn transpose_rule(
             out[1] = Some(e.solve(at, ct, *prim == Prim::SafeSolve));
         }
         Prim::Transpose => out[0] = Some(e.emit(Prim::Transpose, [ct])),
-        Prim::Sum(axis) => {
+        Prim::Sum(axes) => {
             let s = shape(e, 0);
-            out[0] = Some(e.expand(ct, s, *axis));
+            out[0] = Some(e.expand(ct, s, *axes));
+        }
+        Prim::Permute(perm) => {
+            let mut inverse = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inverse[p] = i;
+            }
+            out[0] = Some(e.emit(Prim::Permute(inverse), [ct]));
         }
         Prim::Reshape(_) => {
             let s = shape(e, 0);

@@ -2,7 +2,7 @@
 //! and both the allocating and the in-place paths.
 
 use ad_eval::kernels::{self, elementwise, reduce, structure};
-use ad_ir::prim::{Binary, Prim, Sel};
+use ad_ir::prim::{Axes, Binary, Prim, Sel};
 use ad_ir::shape::broadcast;
 use ad_ir::{Array, Shape};
 
@@ -100,10 +100,10 @@ fn matmul_matches_reference_in_every_rank_combination() {
 #[test]
 fn reductions_and_sum_to() {
     let a = Array::new(Shape::matrix(2, 3), vec![1.0, 5.0, 3.0, 4.0, 2.0, 6.0]);
-    assert_eq!(reduce::sum(&a, None, Shape::scalar()).data(), &[21.0]);
-    assert_eq!(reduce::sum(&a, Some(0), Shape::vector(3)).data(), &[5.0, 7.0, 9.0]);
-    assert_eq!(reduce::sum(&a, Some(1), Shape::vector(2)).data(), &[9.0, 12.0]);
-    assert_eq!(reduce::amax(&a, Some(0), Shape::vector(3)).data(), &[4.0, 5.0, 6.0]);
+    assert_eq!(reduce::sum(&a, Axes::all(2), Shape::scalar()).data(), &[21.0]);
+    assert_eq!(reduce::sum(&a, Axes::one(0), Shape::vector(3)).data(), &[5.0, 7.0, 9.0]);
+    assert_eq!(reduce::sum(&a, Axes::one(1), Shape::vector(2)).data(), &[9.0, 12.0]);
+    assert_eq!(reduce::amax(&a, Axes::one(0), Shape::vector(3)).data(), &[4.0, 5.0, 6.0]);
     assert_eq!(reduce::argmax(&a, Some(1), Shape::vector(2)).data(), &[1.0, 2.0]);
     assert_eq!(reduce::sum_to(&a, Shape::matrix(2, 1)).data(), &[9.0, 12.0]);
     assert_eq!(reduce::sum_to(&a, Shape::matrix(1, 3)).data(), &[5.0, 7.0, 9.0]);
@@ -139,5 +139,195 @@ fn solve_inverts_products() {
     let y = kernels::apply(&Prim::Solve, vec![a, b], Shape::matrix(3, 2));
     for (u, v) in y.data().iter().zip(x.data()) {
         assert!((u - v).abs() < 1e-12);
+    }
+}
+
+/// Reference walks over arrays of any rank: the row-major position of a multi-index, and
+/// every multi-index of a shape in order.
+fn position(s: Shape, idx: &[usize]) -> usize {
+    idx.iter().zip(s.strides()).map(|(i, st)| i * st).sum()
+}
+
+fn indices(s: Shape) -> Vec<Vec<usize>> {
+    let mut out = vec![vec![]];
+    for &d in s.dims() {
+        out = out.into_iter().flat_map(|p| (0..d).map(move |i| [p.clone(), vec![i]].concat())).collect();
+    }
+    out
+}
+
+/// Element of `a` at the multi-index `idx` of a result it is broadcast to.
+fn at_broadcast(a: &Array, idx: &[usize]) -> f64 {
+    let s = a.shape();
+    let lead = idx.len() - s.rank();
+    let own: Vec<usize> = (0..s.rank()).map(|j| if s.dim(j) == 1 { 0 } else { idx[lead + j] }).collect();
+    a.data()[position(s, &own)]
+}
+
+fn sh(d: &[usize]) -> Shape {
+    Shape::from_dims(d).unwrap()
+}
+
+#[test]
+fn rank_n_broadcasting_matches_reference() {
+    let shapes =
+        [sh(&[]), sh(&[4]), sh(&[3, 1]), sh(&[2, 1, 4]), sh(&[2, 3, 4]), sh(&[1, 3, 1]), sh(&[5, 2, 3, 4])];
+    for (k, &sa) in shapes.iter().enumerate() {
+        for (l, &sb) in shapes.iter().enumerate() {
+            let Some(out) = broadcast(sa, sb) else { continue };
+            let (a, b) = (arr(sa, k as u64), arr(sb, 50 + l as u64));
+            let expected: Vec<f64> =
+                indices(out).iter().map(|i| at_broadcast(&a, i) - at_broadcast(&b, i)).collect();
+            let got = elementwise::binary(Binary::Sub, a.clone(), b.clone(), out);
+            assert_eq!(got.data(), &expected[..], "{sa} - {sb}");
+            let c = arr(sa, 7);
+            let cond = Array::new(sa, c.data().iter().map(|x| f64::from(*x > 0.0)).collect());
+            let sel = elementwise::select(&cond, &a, &b, out);
+            let expected: Vec<f64> = indices(out)
+                .iter()
+                .map(
+                    |i| if at_broadcast(&cond, i) != 0.0 { at_broadcast(&a, i) } else { at_broadcast(&b, i) },
+                )
+                .collect();
+            assert_eq!(sel.data(), &expected[..], "where {sa} {sb}");
+            if sa.rank() <= out.rank() {
+                let bt = structure::broadcast_to(&a, out);
+                let expected: Vec<f64> = indices(out).iter().map(|i| at_broadcast(&a, i)).collect();
+                assert_eq!(bt.data(), &expected[..], "broadcast_to {sa} {out}");
+            }
+        }
+    }
+}
+
+#[test]
+fn rank_n_reductions_match_reference() {
+    let s = sh(&[2, 3, 4, 5]);
+    let a = arr(s, 3);
+    for mask in 0u8..16 {
+        let axes_list: Vec<usize> = (0..4).filter(|i| mask & (1 << i) != 0).collect();
+        let axes = Axes::of(&axes_list);
+        let out = axes.reduce(s);
+        let mut sum = vec![0.0; out.size()];
+        let mut max = vec![f64::NEG_INFINITY; out.size()];
+        for idx in indices(s) {
+            let kept: Vec<usize> = (0..4).filter(|i| !axes.contains(*i)).map(|i| idx[i]).collect();
+            let o = position(out, &kept);
+            let x = a.data()[position(s, &idx)];
+            sum[o] += x;
+            max[o] = max[o].max(x);
+        }
+        let got = reduce::sum(&a, axes, out);
+        for (u, v) in got.data().iter().zip(&sum) {
+            assert!((u - v).abs() < 1e-12, "sum over {axes_list:?}");
+        }
+        assert_eq!(reduce::amax(&a, axes, out).data(), &max[..], "amax over {axes_list:?}");
+        // sum_to the shape with the reduced axes kept as 1s.
+        let kept = axes.keep(s);
+        let st = reduce::sum_to(&a, kept);
+        assert_eq!(st.shape(), kept);
+        for (u, v) in st.data().iter().zip(&sum) {
+            assert!((u - v).abs() < 1e-12, "sum_to {kept}");
+        }
+    }
+    for axis in 0..4 {
+        let out = s.remove_axis(axis);
+        let got = reduce::argmax(&a, Some(axis), out);
+        for (o, idx) in indices(out).iter().enumerate() {
+            let along: Vec<f64> = (0..s.dim(axis))
+                .map(|j| {
+                    let mut full = idx.clone();
+                    full.insert(axis, j);
+                    a.data()[position(s, &full)]
+                })
+                .collect();
+            let best = along.iter().enumerate().fold(0, |b, (j, x)| if *x > along[b] { j } else { b });
+            assert_eq!(got.data()[o], best as f64, "argmax along {axis}");
+        }
+    }
+}
+
+#[test]
+fn rank_n_structure_matches_reference() {
+    let s = sh(&[3, 4, 5]);
+    let a = arr(s, 11);
+    // Permutations.
+    for perm in [[0, 1, 2], [2, 1, 0], [1, 0, 2], [0, 2, 1], [2, 0, 1], [1, 2, 0]] {
+        let out = sh(&perm.iter().map(|&p| s.dim(p)).collect::<Vec<_>>());
+        let got = structure::permute(&a, &perm, out);
+        for idx in indices(out) {
+            let mut src = [0; 3];
+            for (i, &p) in perm.iter().enumerate() {
+                src[p] = idx[i];
+            }
+            assert_eq!(got.data()[position(out, &idx)], a.data()[position(s, &src)], "{perm:?}");
+        }
+    }
+    let t = structure::transpose(&a, sh(&[3, 5, 4]));
+    assert_eq!(t.data(), structure::permute(&a, &[0, 2, 1], sh(&[3, 5, 4])).data());
+    // Indexing, then padding back.
+    let sels = [Sel::Range(1, 3), Sel::At(2), Sel::Range(0, 5)];
+    let got = structure::index(&a, &sels, sh(&[2, 5]));
+    for i in 0..2 {
+        for k in 0..5 {
+            assert_eq!(got.data()[i * 5 + k], a.data()[position(s, &[i + 1, 2, k])]);
+        }
+    }
+    let block = structure::index(&a, &[Sel::Range(1, 3), Sel::Range(1, 3), Sel::Range(2, 4)], sh(&[2, 2, 2]));
+    let padded = structure::pad(&block, &[(1, 0), (1, 1), (2, 1)], s);
+    for idx in indices(s) {
+        let inside = (1..3).contains(&idx[0]) && (1..3).contains(&idx[1]) && (2..4).contains(&idx[2]);
+        let expected = if inside { a.data()[position(s, &idx)] } else { 0.0 };
+        assert_eq!(padded.data()[position(s, &idx)], expected, "{idx:?}");
+    }
+    // Concatenation along each axis.
+    for axis in 0..3 {
+        let mut d = s.dims().to_vec();
+        d[axis] *= 2;
+        let out = sh(&d);
+        let got = structure::concat(&a, &a, axis, out);
+        for idx in indices(out) {
+            let mut src = idx.clone();
+            src[axis] %= s.dim(axis);
+            assert_eq!(got.data()[position(out, &idx)], a.data()[position(s, &src)], "axis {axis}");
+        }
+    }
+}
+
+#[test]
+fn batched_matmul_matches_reference() {
+    let cases = [
+        (sh(&[2, 3, 4]), sh(&[2, 4, 5])),
+        (sh(&[2, 3, 4]), sh(&[4, 5])),
+        (sh(&[3, 4]), sh(&[2, 4, 5])),
+        (sh(&[2, 1, 3, 4]), sh(&[3, 4, 2])),
+        (sh(&[2, 3, 4]), sh(&[4])),
+        (sh(&[4]), sh(&[2, 4, 5])),
+    ];
+    for (k, (sa, sb)) in cases.into_iter().enumerate() {
+        let out = ad_ir::prim::matmul_shape(sa, sb).unwrap();
+        let (a, b) = (arr(sa, k as u64), arr(sb, 30 + k as u64));
+        // Reference: promote vectors, broadcast the batch, sum over the inner axis.
+        let a2 = if sa.rank() == 1 { a.reshaped(sh(&[1, sa.dim(0)])) } else { a.clone() };
+        let b2 = if sb.rank() == 1 { b.reshaped(sh(&[sb.dim(0), 1])) } else { b.clone() };
+        let full = ad_ir::prim::matmul_shape(a2.shape(), b2.shape()).unwrap();
+        let kk = a2.shape().dim(a2.shape().rank() - 1);
+        let expected: Vec<f64> = indices(full)
+            .iter()
+            .map(|idx| {
+                let r = idx.len();
+                (0..kk)
+                    .map(|p| {
+                        let ia = [&idx[..r - 1], &[p]].concat();
+                        let ib = [&idx[..r - 2], &[p], &idx[r - 1..]].concat();
+                        at_broadcast(&a2, &ia) * at_broadcast(&b2, &ib)
+                    })
+                    .sum()
+            })
+            .collect();
+        let got = kernels::apply(&Prim::MatMul, vec![a, b], out);
+        assert_eq!(got.shape(), out);
+        for (u, v) in got.data().iter().zip(&expected) {
+            assert!((u - v).abs() < 1e-9 * (1.0 + v.abs()), "{sa} @ {sb}");
+        }
     }
 }

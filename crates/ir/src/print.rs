@@ -6,7 +6,7 @@
 //! `t1, t2, ...` in order of appearance. Parentheses follow the grammar's precedence table.
 
 use crate::display::program_literal;
-use crate::prim::{Binary, Prim, Sel, Unary};
+use crate::prim::{Axes, Binary, Prim, Sel, Unary};
 use crate::program::{Atom, Program, Tree, Var};
 use crate::shape::shape_arg;
 use std::collections::{HashMap, HashSet};
@@ -85,9 +85,22 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
         },
         Prim::MatMul => infix("@", P_MUL, P_MUL, P_MUL + 1),
         Prim::Transpose => (format!("{}'", paren(&args[0], P_POSTFIX)), P_POSTFIX),
-        Prim::Sum(axis) | Prim::Amax(axis) | Prim::Argmax(axis) => {
-            call(prim.name(), &axis.map(|a| vec![a.to_string()]).unwrap_or_default())
+        Prim::Permute(perm) => {
+            let axes: Vec<String> = perm.iter().map(|a| a.to_string()).collect();
+            let tuple = if axes.len() == 1 { format!("({},)", axes[0]) } else { format!("({})", axes.join(", ")) };
+            call("transpose", &[tuple])
         }
+        Prim::Sum(axes) | Prim::Amax(axes) => {
+            let rank = shapes.first().map(|s| s.rank()).unwrap_or(0);
+            let extra = match (axes.single(), axes.count()) {
+                _ if *axes == Axes::all(rank) => vec![],
+                (Some(a), _) => vec![a.to_string()],
+                (None, 0) => vec!["()".to_string()],
+                _ => vec![format!("({})", axes.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "))],
+            };
+            call(prim.name(), &extra)
+        }
+        Prim::Argmax(axis) => call(prim.name(), &axis.map(|a| vec![a.to_string()]).unwrap_or_default()),
         Prim::Reshape(s) | Prim::BroadcastTo(s) | Prim::SumTo(s) => call(prim.name(), &[shape_arg(*s)]),
         Prim::Index(sels) => {
             let dims = shapes.first().map(|s| s.dims().to_vec()).unwrap_or_default();

@@ -1,4 +1,5 @@
-//! Static shapes of rank 0, 1 or 2 and NumPy broadcasting between them.
+//! Static shapes of any rank up to `MAX_RANK`, NumPy broadcasting between them, and the
+//! memory budget every size from user input is checked against.
 
 use std::fmt;
 
@@ -41,35 +42,44 @@ pub fn human_bytes(bytes: f64) -> String {
     }
 }
 
+/// The largest rank an array may have (DESIGN §1: "a practical cap such as 8").
+pub const MAX_RANK: usize = 8;
+
+/// A static shape: up to [`MAX_RANK`] dimensions, stored inline so that shapes are `Copy`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Shape {
     rank: u8,
-    dims: [usize; 2],
+    dims: [usize; MAX_RANK],
 }
 
 impl Shape {
-    pub const SCALAR: Shape = Shape { rank: 0, dims: [0, 0] };
+    pub const SCALAR: Shape = Shape { rank: 0, dims: [0; MAX_RANK] };
 
     pub fn scalar() -> Shape {
         Shape::SCALAR
     }
 
     pub fn vector(n: usize) -> Shape {
-        Shape { rank: 1, dims: [n, 0] }
+        let mut dims = [0; MAX_RANK];
+        dims[0] = n;
+        Shape { rank: 1, dims }
     }
 
     pub fn matrix(m: usize, n: usize) -> Shape {
-        Shape { rank: 2, dims: [m, n] }
+        let mut dims = [0; MAX_RANK];
+        dims[0] = m;
+        dims[1] = n;
+        Shape { rank: 2, dims }
     }
 
-    /// A shape from a list of dimensions; `None` if the rank exceeds 2.
-    pub fn from_dims(dims: &[usize]) -> Option<Shape> {
-        match *dims {
-            [] => Some(Shape::scalar()),
-            [n] => Some(Shape::vector(n)),
-            [m, n] => Some(Shape::matrix(m, n)),
-            _ => None,
+    /// A shape from a list of dimensions; `None` if the rank exceeds [`MAX_RANK`].
+    pub fn from_dims(d: &[usize]) -> Option<Shape> {
+        if d.len() > MAX_RANK {
+            return None;
         }
+        let mut dims = [0; MAX_RANK];
+        dims[..d.len()].copy_from_slice(d);
+        Some(Shape { rank: d.len() as u8, dims })
     }
 
     pub fn rank(&self) -> usize {
@@ -103,49 +113,76 @@ impl Shape {
         self.rank == 0
     }
 
-    /// Rows and columns when viewed as a matrix: a vector is a single row, a scalar is 1×1.
+    /// Rows and columns when viewed as a matrix: a vector is a single row, a scalar is 1×1,
+    /// and higher ranks fold their leading axes into the rows.
     pub fn as_matrix(&self) -> (usize, usize) {
         match self.rank {
             0 => (1, 1),
             1 => (1, self.dims[0]),
-            _ => (self.dims[0], self.dims[1]),
+            _ => {
+                let n = self.dims[self.rank as usize - 1];
+                (self.dims[..self.rank as usize - 1].iter().product(), n)
+            }
         }
     }
 
     /// The shape with `axis` removed.
     pub fn remove_axis(&self, axis: usize) -> Shape {
-        let mut d: Vec<usize> = self.dims().to_vec();
-        d.remove(axis);
-        // Removing an axis lowers the rank, so the result fits.
-        Shape::from_dims(&d).unwrap_or_default()
+        let mut out = *self;
+        let r = self.rank as usize;
+        out.dims.copy_within(axis + 1..r, axis);
+        out.dims[r - 1] = 0;
+        out.rank -= 1;
+        out
     }
 
-    /// The shape with a size-1 axis inserted at `axis` (rank ≤ 1 only).
+    /// The shape with an axis of length `len` inserted before `axis`; `None` past the
+    /// largest rank or for an axis out of range.
     pub fn insert_axis(&self, axis: usize, len: usize) -> Option<Shape> {
-        let mut d: Vec<usize> = self.dims().to_vec();
-        if axis > d.len() {
+        let r = self.rank as usize;
+        if axis > r || r == MAX_RANK {
             return None;
         }
-        d.insert(axis, len);
-        Shape::from_dims(&d)
+        let mut out = *self;
+        out.dims.copy_within(axis..r, axis + 1);
+        out.dims[axis] = len;
+        out.rank += 1;
+        Some(out)
     }
 
-    /// The dims padded on the left with 1s to rank 2: how broadcasting aligns shapes.
+    /// The dimensions padded on the left with 1s to rank `r` (at least this shape's rank):
+    /// how broadcasting aligns shapes.
+    pub fn padded(&self, r: usize) -> Vec<usize> {
+        let mut out = vec![1; r.saturating_sub(self.rank())];
+        out.extend_from_slice(self.dims());
+        out
+    }
+
+    /// The dims padded on the left with 1s to rank 2 (for shapes of rank at most 2).
     pub fn padded2(&self) -> [usize; 2] {
         match self.rank {
             0 => [1, 1],
             1 => [1, self.dims[0]],
-            _ => self.dims,
+            _ => [self.dims[0], self.dims[1]],
         }
+    }
+
+    /// Row-major strides, in elements.
+    pub fn strides(&self) -> Vec<usize> {
+        let mut s = vec![1; self.rank()];
+        for i in (0..self.rank().saturating_sub(1)).rev() {
+            s[i] = s[i + 1] * self.dims[i + 1];
+        }
+        s
     }
 }
 
 /// NumPy broadcasting of two shapes: align on the right, a size-1 or missing axis stretches.
 pub fn broadcast(a: Shape, b: Shape) -> Option<Shape> {
-    let rank = a.rank.max(b.rank) as usize;
-    let (pa, pb) = (a.padded2(), b.padded2());
-    let mut out = [0usize; 2];
-    for i in 0..2 {
+    let rank = a.rank().max(b.rank());
+    let (pa, pb) = (a.padded(rank), b.padded(rank));
+    let mut out = [0usize; MAX_RANK];
+    for i in 0..rank {
         out[i] = match (pa[i], pb[i]) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -153,7 +190,7 @@ pub fn broadcast(a: Shape, b: Shape) -> Option<Shape> {
             _ => return None,
         };
     }
-    Shape::from_dims(&out[2 - rank..])
+    Shape::from_dims(&out[..rank])
 }
 
 /// True when `from` broadcasts to exactly `to`.
@@ -163,12 +200,8 @@ pub fn broadcasts_to(from: Shape, to: Shape) -> bool {
 
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.dims() {
-            [] => write!(f, "[]"),
-            [n] => write!(f, "[{n}]"),
-            [m, n] => write!(f, "[{m}, {n}]"),
-            _ => unreachable!("rank is at most 2"),
-        }
+        let dims: Vec<String> = self.dims().iter().map(|d| d.to_string()).collect();
+        write!(f, "[{}]", dims.join(", "))
     }
 }
 
@@ -178,13 +211,12 @@ impl fmt::Debug for Shape {
     }
 }
 
-/// The shape written as an `.ad` shape argument: `()`, `3`, `(2, 3)`.
+/// The shape written as an `.ad` shape argument: `()`, `3`, `(2, 3)`, `(2, 3, 4)`.
 pub fn shape_arg(s: Shape) -> String {
     match s.dims() {
         [] => "()".to_string(),
         [n] => format!("{n}"),
-        [m, n] => format!("({m}, {n})"),
-        _ => unreachable!("rank is at most 2"),
+        dims => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     }
 }
 

@@ -67,9 +67,12 @@ pub struct Request {
     pub wrt: Vec<usize>,
 }
 
-/// The shape of a Jacobian: output axes then input axes, flattened to
-/// `[size(out), size(in)]` when that would exceed rank 2.
+/// The shape of a Jacobian: output axes then input axes (JAX's rule), flattened to
+/// `[size(out), size(in)]` when that would exceed the supported rank.
 pub fn jacobian_shape(out: Shape, input: Shape) -> Shape {
     let dims: Vec<usize> = out.dims().iter().chain(input.dims()).copied().collect();
+    if dims.len() > crate::prim::SUPPORTED_RANK {
+        return Shape::matrix(out.size(), input.size());
+    }
     Shape::from_dims(&dims).unwrap_or_else(|| Shape::matrix(out.size(), input.size()))
 }

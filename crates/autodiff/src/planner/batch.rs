@@ -5,7 +5,7 @@
 //! vector; otherwise `batch_linear` declines and the caller unrolls one pass per direction.
 
 use crate::emitter::Emitter;
-use ad_ir::prim::{Binary, Prim, Sel, Unary};
+use ad_ir::prim::{Axes, Binary, Prim, Sel, Unary};
 use ad_ir::{Atom, Eqn, Shape, Var};
 use std::collections::HashMap;
 
@@ -129,10 +129,11 @@ fn batch_eqn(
             if em.shape(t) == target {
                 t
             } else {
-                let r = em.emit(Prim::Sum(Some(1)), [t]);
+                let r = em.emit(Prim::Sum(Axes::one(1)), [t]);
                 em.emit(Prim::Reshape(target), [r])
             }
         }
+        Prim::Permute(_) => return None,
         Prim::BroadcastTo(_) => {
             let t = lin[0]?;
             em.broadcast_to(t, target)

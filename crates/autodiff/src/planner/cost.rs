@@ -28,6 +28,7 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &impl Fn(Atom) -> Sh
         Prim::Sum(_) | Prim::Amax(_) | Prim::Argmax(_) | Prim::SumTo(_) => shape(args[0]).size() as f64,
         // Data movement and constants: no arithmetic.
         Prim::Transpose
+        | Prim::Permute(_)
         | Prim::Reshape(_)
         | Prim::BroadcastTo(_)
         | Prim::Index(_)

@@ -154,6 +154,7 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         }
         // Any other linear step is applied to the identity.
         Prim::SafeMatMul
+        | Prim::Permute(_)
         | Prim::Solve
         | Prim::SafeSolve
         | Prim::Sum(_)

@@ -2,7 +2,7 @@
 //! folded, simplified by an identity, or looked up among the equations already emitted
 //! (common subexpressions).
 
-use ad_ir::prim::{Binary, Prim, Sel, Unary, F64};
+use ad_ir::prim::{Axes, Binary, Prim, Sel, Unary, F64};
 use ad_ir::{scalar, Args, Atom, Builder, Program, Shape, Subst, Var};
 use std::collections::HashMap;
 
@@ -411,13 +411,10 @@ impl Rw {
                 }
                 // `sum_to` that removes whole axes is a plain sum.
                 if let Prim::SumTo(_) = prim {
-                    if out.is_scalar() {
-                        return Out::Emit(Prim::Sum(None), smallvec::smallvec![x]);
-                    }
-                    if let ([_, n], [k]) = (xs.dims(), out.dims()) {
-                        if n == k {
-                            return Out::Emit(Prim::Sum(Some(0)), smallvec::smallvec![x]);
-                        }
+                    let lead = xs.rank() - out.rank();
+                    if xs.dims()[lead..] == *out.dims() {
+                        let axes: Vec<usize> = (0..lead).collect();
+                        return Out::Emit(Prim::Sum(Axes::of(&axes)), smallvec::smallvec![x]);
                     }
                 }
             }
@@ -438,17 +435,16 @@ impl Rw {
                         return Out::Emit(Prim::BroadcastTo(out), smallvec::smallvec![inner[0]]);
                     }
                 }
-                // Summing a matrix's rows into a column and flattening it is `sum(x, 1)`.
+                // Summing axes down to size 1 and reshaping them away is summing them
+                // (`reshape(sum_to(x, (m, 1)), m)` is `sum(x, 1)`).
                 if let (Prim::Reshape(_), Some((Prim::SumTo(t), inner))) = (prim, self.def_of(x)) {
                     let xs = self.shape(inner[0]);
-                    if let ([m, _], [tm, 1], [k]) = (xs.dims(), t.dims(), out.dims()) {
-                        if m == tm && m == k {
-                            return Out::Emit(Prim::Sum(Some(1)), smallvec::smallvec![inner[0]]);
-                        }
-                    }
-                    if let ([_, n], [1, tn], [k]) = (xs.dims(), t.dims(), out.dims()) {
-                        if n == tn && n == k {
-                            return Out::Emit(Prim::Sum(Some(0)), smallvec::smallvec![inner[0]]);
+                    if t.rank() == xs.rank() {
+                        let reduced: Vec<usize> =
+                            (0..xs.rank()).filter(|&i| t.dim(i) == 1 && xs.dim(i) != 1).collect();
+                        let axes = Axes::of(&reduced);
+                        if axes.reduce(xs) == out {
+                            return Out::Emit(Prim::Sum(axes), smallvec::smallvec![inner[0]]);
                         }
                     }
                 }

@@ -4,6 +4,7 @@
 
 use ad_ir::prim::{Binary, Unary};
 use ad_ir::scalar;
+use super::layout::{broadcast_strides, for_each_row, inner, rows};
 use ad_ir::{Array, Shape};
 
 pub fn unary(op: Unary, a: Array) -> Array {
@@ -136,15 +137,6 @@ fn simd_level() -> Simd {
     })
 }
 
-/// Row and column strides of an operand broadcast to a `[m, n]` (padded) result: a stride of
-/// 0 repeats along that axis.
-fn strides(s: Shape) -> (usize, usize) {
-    let [m, n] = s.padded2();
-    let cs = if n == 1 { 0 } else { 1 };
-    let rs = if m == 1 { 0 } else { n };
-    (rs, cs)
-}
-
 #[inline]
 pub fn zip(
     mut a: Array,
@@ -185,42 +177,43 @@ pub fn zip(
             return map(b.reshaped(out), |y| f(x, y));
         }
     }
-    // General broadcasting over a padded [m, n] result.
-    let [m, n] = out.padded2();
-    let (ars, acs) = strides(sa);
-    let (brs, bcs) = strides(sb);
+    // General broadcasting: row by row over the result, each operand read with the strides
+    // that repeat it along its missing or size-1 axes.
+    let (sa, sb) = (broadcast_strides(sa, out), broadcast_strides(sb, out));
+    let (ia, ib) = (inner(&sa), inner(&sb));
+    let (_, n) = rows(out);
     let (ad, bd) = (a.data(), b.data());
-    let mut data = Vec::with_capacity(m * n);
-    for i in 0..m {
-        let (ai, bi) = (i * ars, i * brs);
-        if acs == 1 && bcs == 1 {
-            data.extend(ad[ai..ai + n].iter().zip(&bd[bi..bi + n]).map(|(&x, &y)| f(x, y)));
-        } else if acs == 1 {
-            let y = bd[bi];
-            data.extend(ad[ai..ai + n].iter().map(|&x| f(x, y)));
-        } else if bcs == 1 {
-            let x = ad[ai];
-            data.extend(bd[bi..bi + n].iter().map(|&y| f(x, y)));
-        } else {
-            let v = f(ad[ai], bd[bi]);
-            data.extend(std::iter::repeat_n(v, n));
+    let mut data = Vec::with_capacity(out.size());
+    for_each_row(out, &[&sa, &sb], |o| {
+        let (ai, bi) = (o[0], o[1]);
+        match (ia, ib) {
+            (0, 0) => data.extend(std::iter::repeat_n(f(ad[ai], bd[bi]), n)),
+            (_, 0) => {
+                let y = bd[bi];
+                data.extend(ad[ai..ai + n].iter().map(|&x| f(x, y)));
+            }
+            (0, _) => {
+                let x = ad[ai];
+                data.extend(bd[bi..bi + n].iter().map(|&y| f(x, y)));
+            }
+            _ => data.extend(ad[ai..ai + n].iter().zip(&bd[bi..bi + n]).map(|(&x, &y)| f(x, y))),
         }
-    }
+    });
     Array::new(out, data)
 }
 
 pub fn select(c: &Array, a: &Array, b: &Array, out: Shape) -> Array {
-    let [m, n] = out.padded2();
-    let (crs, ccs) = strides(c.shape());
-    let (ars, acs) = strides(a.shape());
-    let (brs, bcs) = strides(b.shape());
+    let (sc, sa, sb) =
+        (broadcast_strides(c.shape(), out), broadcast_strides(a.shape(), out), broadcast_strides(b.shape(), out));
+    let (ic, ia, ib) = (inner(&sc), inner(&sa), inner(&sb));
+    let (_, n) = rows(out);
     let (cd, ad, bd) = (c.data(), a.data(), b.data());
-    let mut data = Vec::with_capacity(m * n);
-    for i in 0..m {
+    let mut data = Vec::with_capacity(out.size());
+    for_each_row(out, &[&sc, &sa, &sb], |o| {
         for j in 0..n {
-            let v = if cd[i * crs + j * ccs] != 0.0 { ad[i * ars + j * acs] } else { bd[i * brs + j * bcs] };
+            let v = if cd[o[0] + j * ic] != 0.0 { ad[o[1] + j * ia] } else { bd[o[2] + j * ib] };
             data.push(v);
         }
-    }
+    });
     Array::new(out, data)
 }

@@ -1,5 +1,7 @@
-//! Matrix products on faer, over our own row-major buffers.
+//! Matrix products on faer, over our own row-major buffers (batched over leading axes as
+//! NumPy's `matmul`), and solves.
 
+use super::layout::{broadcast_strides, for_each_row};
 use ad_ir::{Array, Shape};
 use faer::linalg::matmul::matmul as faer_matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -8,29 +10,68 @@ use faer::{Accum, MatMut, MatRef, Par};
 /// costs more than it saves (measured crossover on this machine: about 4e6).
 const PARALLEL_ABOVE: usize = 4_000_000;
 
+/// The dimensions of a matrix product: `m × k` times `k × n`, vectors read as a row (left
+/// operand) or a column (right operand); leading axes are batch axes.
+fn dims(sa: Shape, sb: Shape) -> (usize, usize, usize) {
+    let (ra, rb) = (sa.rank(), sb.rank());
+    let (m, k) = if ra == 1 { (1, sa.dim(0)) } else { (sa.dim(ra - 2), sa.dim(ra - 1)) };
+    let n = if rb == 1 { 1 } else { sb.dim(rb - 1) };
+    (m, k, n)
+}
+
+/// NumPy's `matmul`: a matrix product over the last two axes, broadcast over the leading
+/// (batch) axes; one faer product per batch element.
 pub fn matmul(a: &Array, b: &Array, out: Shape) -> Array {
     let (sa, sb) = (a.shape(), b.shape());
-    // View vectors as a row (left operand) or a column (right operand).
-    let (m, k) = if sa.rank() == 1 { (1, sa.dim(0)) } else { (sa.dim(0), sa.dim(1)) };
-    let n = if sb.rank() == 1 { 1 } else { sb.dim(1) };
+    let (m, k, n) = dims(sa, sb);
+    if sa.rank() <= 2 && sb.rank() <= 2 {
+        return Array::new(out, matmul_2d(a.data(), b.data(), m, k, n));
+    }
+    let mut data = Vec::with_capacity(out.size());
+    for (ia, ib) in batch_offsets(sa, sb, out) {
+        data.extend(matmul_2d(&a.data()[ia..ia + m * k], &b.data()[ib..ib + k * n], m, k, n));
+    }
+    Array::new(out, data)
+}
+
+/// Where each batch element of a batched product starts in the two operands, in the
+/// result's order: the batch axes of each (none for a vector or a matrix) broadcast to the
+/// result's.
+fn batch_offsets(sa: Shape, sb: Shape, out: Shape) -> Vec<(usize, usize)> {
+    let (m, k, n) = dims(sa, sb);
+    let batch_of = |s: Shape| Shape::from_dims(&s.dims()[..s.rank().saturating_sub(2)]).unwrap_or_default();
+    let core = usize::from(sa.rank() > 1) + usize::from(sb.rank() > 1);
+    let batch = Shape::from_dims(&out.dims()[..out.rank() - core]).unwrap_or_default();
+    let (stride_a, stride_b) = (broadcast_strides(batch_of(sa), batch), broadcast_strides(batch_of(sb), batch));
+    // Walk the batch as the rows of `batch × [1]`, with strides in whole matrices.
+    let walk = Shape::from_dims(&[batch.dims(), &[1]].concat()).unwrap_or_default();
+    let wa: Vec<usize> = stride_a.iter().map(|s| s * m * k).chain([0]).collect();
+    let wb: Vec<usize> = stride_b.iter().map(|s| s * k * n).chain([0]).collect();
+    let mut offsets = Vec::with_capacity(batch.size());
+    for_each_row(walk, &[&wa, &wb], |o| offsets.push((o[0], o[1])));
+    offsets
+}
+
+/// One `m × k` by `k × n` product of row-major slices.
+fn matmul_2d(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
     if k == 1 && m * n > 0 {
-        return Array::new(out, outer(a.data(), b.data()));
+        return outer(a, b);
     }
     let mut data = vec![0.0; m * n];
     if m * n * k == 0 {
-        return Array::new(out, data);
+        return data;
     }
     if m * n * k <= 64 * 64 || n == 1 || m == 1 {
-        small_matmul(a.data(), b.data(), &mut data, m, k, n);
-        return Array::new(out, data);
+        small_matmul(a, b, &mut data, m, k, n);
+        return data;
     }
-    let lhs = MatRef::from_row_major_slice(a.data(), m, k);
-    let rhs = MatRef::from_row_major_slice(b.data(), k, n);
+    let lhs = MatRef::from_row_major_slice(a, m, k);
+    let rhs = MatRef::from_row_major_slice(b, k, n);
     let dst = MatMut::from_row_major_slice_mut(&mut data, m, n);
     let par = if m * n * k > PARALLEL_ABOVE { Par::rayon(0) } else { Par::Seq };
     faer_matmul(dst, Accum::Replace, lhs, rhs, 1.0, par);
     clear_upper_avx();
-    Array::new(out, data)
+    data
 }
 
 /// `safe_matmul(a, b)`: the product, except that terms with a factor exactly 0 contribute
@@ -43,17 +84,21 @@ pub fn safe_matmul(a: &Array, b: &Array, out: Shape) -> Array {
     if plain.data().iter().all(|x| x.is_finite()) {
         return plain;
     }
+    // Recompute non-finite entries term by term, batch by batch (the batch strides are
+    // those of the product itself).
     let (sa, sb) = (a.shape(), b.shape());
-    let k = if sa.rank() == 1 { sa.dim(0) } else { sa.dim(1) };
-    let n = if sb.rank() == 1 { 1 } else { sb.dim(1) };
+    let (m, k, n) = dims(sa, sb);
+    let offsets = if sa.rank() <= 2 && sb.rank() <= 2 { vec![(0, 0)] } else { batch_offsets(sa, sb, out) };
     let (ad, bd) = (a.data(), b.data());
     let mut data = plain.data().to_vec();
     for (idx, entry) in data.iter_mut().enumerate() {
         if entry.is_finite() {
             continue;
         }
-        let (i, j) = (idx / n, idx % n);
-        *entry = (0..k).map(|p| ad_ir::scalar::safe_mul(ad[i * k + p], bd[p * n + j])).sum();
+        let (batch, within) = (idx / (m * n).max(1), idx % (m * n).max(1));
+        let (i, j) = (within / n, within % n);
+        let (oa, ob) = offsets[batch];
+        *entry = (0..k).map(|p| ad_ir::scalar::safe_mul(ad[oa + i * k + p], bd[ob + p * n + j])).sum();
     }
     Array::new(out, data)
 }

@@ -3,6 +3,7 @@
 
 pub mod create;
 pub mod elementwise;
+pub mod layout;
 pub mod linalg;
 pub mod reduce;
 pub mod structure;
@@ -28,6 +29,7 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         Prim::Solve => linalg::solve(&args[0], &args[1], out),
         Prim::SafeSolve => linalg::safe_solve(&args[0], &args[1], out),
         Prim::Transpose => structure::transpose(&args[0], out),
+        Prim::Permute(perm) => structure::permute(&args[0], perm, out),
         Prim::Sum(axis) => reduce::sum(&args[0], *axis, out),
         Prim::Amax(axis) => reduce::amax(&args[0], *axis, out),
         Prim::Argmax(axis) => reduce::argmax(&args[0], *axis, out),

@@ -1,6 +1,8 @@
 //! Reductions: sums (with several accumulators, so the loop vectorises), maxima and argmax,
-//! over all elements or one axis, and `sum_to` (the reverse of broadcasting).
+//! over any set of axes, and `sum_to` (the reverse of broadcasting).
 
+use super::layout::{for_each_row, rows};
+use ad_ir::prim::Axes;
 use ad_ir::scalar;
 use ad_ir::{Array, Shape};
 
@@ -39,89 +41,95 @@ fn argmax_slice(xs: impl Iterator<Item = f64>) -> f64 {
     best.0 as f64
 }
 
-/// Reduces along `axis` (or everything) with the given row reducer.
+/// Reduces over a set of axes: `whole` reduces a contiguous run of elements to one value,
+/// `fold` combines two partial results, `init` starts an empty one. Reducing every axis, or
+/// the trailing ones, works on contiguous runs; other sets walk the input row by row.
 fn reduce(
     a: &Array,
-    axis: Option<usize>,
+    axes: Axes,
     out: Shape,
+    init: f64,
     whole: impl Fn(&[f64]) -> f64,
-    cols: impl Fn(&Array) -> Vec<f64>,
+    fold: impl Fn(f64, f64) -> f64,
 ) -> Array {
     let s = a.shape();
-    match (axis, s.rank()) {
-        (None, _) | (Some(_), 1) => Array::new(out, vec![whole(a.data())]),
-        (Some(1), 2) => {
-            let n = s.dim(1);
-            let data =
-                if n == 0 { vec![whole(&[]); s.dim(0)] } else { a.data().chunks(n).map(&whole).collect() };
-            Array::new(out, data)
-        }
-        _ => Array::new(out, cols(a)),
+    let r = s.rank();
+    let d = a.data();
+    // The reduced axes are the last k: each result element is one contiguous run.
+    let k = (0..r).rev().take_while(|i| axes.contains(*i)).count();
+    if k == axes.count() {
+        let run: usize = s.dims()[r - k..].iter().product();
+        let data = if run == 0 {
+            vec![whole(&[]); out.size()]
+        } else {
+            d.chunks(run).map(&whole).collect()
+        };
+        return Array::new(out, data);
     }
-}
-
-pub fn sum(a: &Array, axis: Option<usize>, out: Shape) -> Array {
-    reduce(a, axis, out, sum_slice, |a| {
-        let (m, n) = a.shape().as_matrix();
-        let mut acc = vec![0.0; n];
-        for i in 0..m {
-            for (o, x) in acc.iter_mut().zip(&a.data()[i * n..(i + 1) * n]) {
-                *o += x;
+    // Otherwise every input row adds into the result with strides that skip the reduced
+    // axes.
+    let kept = axes.keep(s);
+    let own = kept.strides();
+    let to_out: Vec<usize> = (0..r).map(|i| if axes.contains(i) { 0 } else { own[i] }).collect();
+    let input = s.strides();
+    let step = to_out.last().copied().unwrap_or(0);
+    let n = s.dims().last().copied().unwrap_or(1);
+    let mut acc = vec![init; out.size()];
+    for_each_row(s, &[&input, &to_out], |o| {
+        let row = &d[o[0]..o[0] + n];
+        if step == 0 {
+            acc[o[1]] = fold(acc[o[1]], whole(row));
+        } else {
+            for (x, &y) in acc[o[1]..o[1] + n].iter_mut().zip(row) {
+                *x = fold(*x, y);
             }
         }
-        acc
-    })
+    });
+    Array::new(out, acc)
 }
 
-pub fn amax(a: &Array, axis: Option<usize>, out: Shape) -> Array {
-    reduce(a, axis, out, max_slice, |a| {
-        let (m, n) = a.shape().as_matrix();
-        let mut acc = vec![f64::NEG_INFINITY; n];
-        for i in 0..m {
-            for (o, &x) in acc.iter_mut().zip(&a.data()[i * n..(i + 1) * n]) {
-                *o = scalar::max(*o, x);
-            }
-        }
-        acc
-    })
+pub fn sum(a: &Array, axes: Axes, out: Shape) -> Array {
+    reduce(a, axes, out, 0.0, sum_slice, |x, y| x + y)
 }
 
+pub fn amax(a: &Array, axes: Axes, out: Shape) -> Array {
+    reduce(a, axes, out, f64::NEG_INFINITY, max_slice, scalar::max)
+}
+
+/// The first position of the largest element (of the first NaN, if any), over everything
+/// or along one axis.
 pub fn argmax(a: &Array, axis: Option<usize>, out: Shape) -> Array {
-    reduce(
-        a,
-        axis,
-        out,
-        |xs| argmax_slice(xs.iter().copied()),
-        |a| {
-            let (m, n) = a.shape().as_matrix();
-            (0..n).map(|j| argmax_slice((0..m).map(|i| a.data()[i * n + j]))).collect()
-        },
-    )
+    let d = a.data();
+    let Some(axis) = axis else {
+        return Array::new(out, vec![argmax_slice(d.iter().copied())]);
+    };
+    let s = a.shape();
+    let (len, step) = (s.dim(axis), s.strides()[axis]);
+    // One scan along the axis for each element of the result.
+    let input = s.strides();
+    let at: Vec<usize> = (0..s.rank()).filter(|i| *i != axis).map(|i| input[i]).collect();
+    let (_, n) = rows(out);
+    let last = at.last().copied().unwrap_or(0);
+    let mut data = Vec::with_capacity(out.size());
+    for_each_row(out, &[&at], |o| {
+        for j in 0..n {
+            let base = o[0] + j * last;
+            data.push(argmax_slice((0..len).map(|i| d[base + i * step])));
+        }
+    });
+    Array::new(out, data)
 }
 
-/// Sums the axes along which `target` was broadcast to `a`'s shape.
+/// Sums the axes that broadcasting `target` to `a`'s shape would stretch: the transpose of
+/// `broadcast_to`.
 pub fn sum_to(a: &Array, target: Shape) -> Array {
     let s = a.shape();
     if s == target {
         return a.clone();
     }
-    let [tm, tn] = target.padded2();
-    let [m, n] = s.padded2();
-    let data = match (tm == 1 && m != 1, tn == 1 && n != 1) {
-        (true, true) => vec![sum_slice(a.data())],
-        // One sum per row; rows of no elements sum to 0 (chunks of an empty buffer would
-        // give no rows at all).
-        (false, true) => (0..m).map(|i| sum_slice(&a.data()[i * n..(i + 1) * n])).collect(),
-        (true, false) => {
-            let mut acc = vec![0.0; n];
-            for row in a.data().chunks(n.max(1)) {
-                for (o, x) in acc.iter_mut().zip(row) {
-                    *o += x;
-                }
-            }
-            acc
-        }
-        (false, false) => a.data().to_vec(),
-    };
-    Array::new(target, data)
+    let lead = s.rank() - target.rank();
+    let axes: Vec<usize> =
+        (0..s.rank()).filter(|&i| i < lead || (target.dim(i - lead) == 1 && s.dim(i) != 1)).collect();
+    let axes = Axes::of(&axes);
+    sum(a, axes, axes.reduce(s)).reshaped(target)
 }

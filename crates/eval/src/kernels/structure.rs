@@ -1,6 +1,7 @@
 //! Kernels that move data without arithmetic: broadcasting, indexing and padding,
-//! concatenation, stacking, transposition.
+//! concatenation, stacking, transposition; at any rank.
 
+use super::layout::{broadcast_strides, for_each_row, inner, rows};
 use ad_ir::prim::Sel;
 use ad_ir::{Array, Shape};
 
@@ -11,18 +12,18 @@ pub fn broadcast_to(a: &Array, out: Shape) -> Array {
     if a.shape().size() == out.size() {
         return a.reshaped(out);
     }
-    let [m, n] = out.padded2();
-    let [am, an] = a.shape().padded2();
+    let s = broadcast_strides(a.shape(), out);
+    let step = inner(&s);
+    let (_, n) = rows(out);
     let d = a.data();
-    let mut data = Vec::with_capacity(m * n);
-    for i in 0..m {
-        let r = if am == 1 { 0 } else { i * an };
-        if an == 1 {
-            data.extend(std::iter::repeat_n(d[r], n));
+    let mut data = Vec::with_capacity(out.size());
+    for_each_row(out, &[&s], |o| {
+        if step == 0 {
+            data.extend(std::iter::repeat_n(d[o[0]], n));
         } else {
-            data.extend_from_slice(&d[r..r + n]);
+            data.extend_from_slice(&d[o[0]..o[0] + n]);
         }
-    }
+    });
     Array::new(out, data)
 }
 
@@ -33,58 +34,63 @@ fn range(sel: Sel) -> (usize, usize) {
     }
 }
 
-pub fn index(a: &Array, sels: &[Sel], out: Shape) -> Array {
-    let d = a.data();
-    match *sels {
-        [s] => {
-            let (lo, hi) = range(s);
-            Array::new(out, d[lo..hi].to_vec())
-        }
-        [r, c] => {
-            let n = a.shape().dim(1);
-            let ((r0, r1), (c0, c1)) = (range(r), range(c));
-            let mut data = Vec::with_capacity((r1 - r0) * (c1 - c0));
-            for i in r0..r1 {
-                data.extend_from_slice(&d[i * n + c0..i * n + c1]);
-            }
-            Array::new(out, data)
-        }
-        _ => a.clone(),
+/// Copies the block of `src` (shape `src_shape`) starting at `src_start` with the dims of
+/// `block` into `dst` (shape `dst_shape`) at `dst_start`: the common core of indexing,
+/// padding and concatenation.
+fn copy_block(
+    src: &[f64],
+    src_shape: Shape,
+    src_start: &[usize],
+    dst: &mut [f64],
+    dst_shape: Shape,
+    dst_start: &[usize],
+    block: &[usize],
+) {
+    if block.contains(&0) {
+        return;
     }
+    let (ss, ds) = (src_shape.strides(), dst_shape.strides());
+    let offset = |start: &[usize], strides: &[usize]| start.iter().zip(strides).map(|(a, b)| a * b).sum::<usize>();
+    let (s0, d0) = (offset(src_start, &ss), offset(dst_start, &ds));
+    // Walk the block's rows; its last axis is contiguous in both.
+    let Some(block_shape) = Shape::from_dims(block) else { return };
+    let (_, n) = rows(block_shape);
+    for_each_row(block_shape, &[&ss, &ds], |o| {
+        let (si, di) = (s0 + o[0], d0 + o[1]);
+        dst[di..di + n].copy_from_slice(&src[si..si + n]);
+    });
+}
+
+pub fn index(a: &Array, sels: &[Sel], out: Shape) -> Array {
+    let start: Vec<usize> = sels.iter().map(|s| range(*s).0).collect();
+    let block: Vec<usize> = sels.iter().map(|s| range(*s).1 - range(*s).0).collect();
+    let mut data = vec![0.0; out.size()];
+    // The result is the block with its `At` axes dropped: the same elements in order.
+    let Some(block_shape) = Shape::from_dims(&block) else { return Array::new(out, data) };
+    let zeros = vec![0; block.len()];
+    copy_block(a.data(), a.shape(), &start, &mut data, block_shape, &zeros, &block);
+    Array::new(out, data)
 }
 
 pub fn pad(a: &Array, widths: &[(usize, usize)], out: Shape) -> Array {
     let mut data = vec![0.0; out.size()];
-    let d = a.data();
-    match (widths, a.shape().dims()) {
-        ([(lo, _)], [n]) => data[*lo..*lo + n].copy_from_slice(d),
-        ([(r0, _), (c0, _)], [m, n]) => {
-            let on = out.dim(1);
-            for i in 0..*m {
-                let dst = (i + r0) * on + c0;
-                data[dst..dst + n].copy_from_slice(&d[i * n..(i + 1) * n]);
-            }
-        }
-        _ => data.copy_from_slice(d),
-    }
+    let start: Vec<usize> = widths.iter().map(|(lo, _)| *lo).collect();
+    let zeros = vec![0; start.len()];
+    copy_block(a.data(), a.shape(), &zeros, &mut data, out, &start, a.shape().dims());
     Array::new(out, data)
 }
 
 pub fn concat(a: &Array, b: &Array, axis: usize, out: Shape) -> Array {
-    let mut data = Vec::with_capacity(out.size());
-    if axis == 0 {
-        data.extend_from_slice(a.data());
-        data.extend_from_slice(b.data());
-    } else {
-        let (na, nb) = (a.shape().dim(1), b.shape().dim(1));
-        for i in 0..out.dim(0) {
-            data.extend_from_slice(&a.data()[i * na..(i + 1) * na]);
-            data.extend_from_slice(&b.data()[i * nb..(i + 1) * nb]);
-        }
-    }
+    let mut data = vec![0.0; out.size()];
+    let zeros = vec![0; out.rank()];
+    copy_block(a.data(), a.shape(), &zeros, &mut data, out, &zeros, a.shape().dims());
+    let mut at = zeros.clone();
+    at[axis] = a.shape().dim(axis);
+    copy_block(b.data(), b.shape(), &zeros, &mut data, out, &at, b.shape().dims());
     Array::new(out, data)
 }
 
+/// Equal-shaped parts stacked along a new leading axis.
 pub fn stack(parts: &[Array], out: Shape) -> Array {
     let mut data = Vec::with_capacity(out.size());
     for p in parts {
@@ -93,23 +99,56 @@ pub fn stack(parts: &[Array], out: Shape) -> Array {
     Array::new(out, data)
 }
 
+/// `x'`: the last two axes swapped (vectors and scalars are their own transposes).
 pub fn transpose(a: &Array, out: Shape) -> Array {
-    let [m, n] = match a.shape().dims() {
-        [m, n] => [*m, *n],
-        _ => return a.clone(),
-    };
+    let r = a.shape().rank();
+    if r < 2 {
+        return a.clone();
+    }
+    let mut perm: Vec<usize> = (0..r).collect();
+    perm.swap(r - 2, r - 1);
+    permute(a, &perm, out)
+}
+
+/// The axes of `a` rearranged: axis `i` of the result is axis `perm[i]` of `a`.
+pub fn permute(a: &Array, perm: &[usize], out: Shape) -> Array {
+    let shape = a.shape();
+    let dims = shape.dims();
     let d = a.data();
-    let mut data = vec![0.0; m * n];
-    // Blocked, so that both sides stay in cache for large matrices.
+    // Matrices (and batches of them) get a blocked transpose, which keeps both sides in
+    // cache for large ones.
+    let r = dims.len();
+    let swaps_last_two = r >= 2 && perm[r - 2] == r - 1 && perm[r - 1] == r - 2 && (0..r - 2).all(|i| perm[i] == i);
+    if swaps_last_two {
+        let (m, n) = (dims[r - 2], dims[r - 1]);
+        let batch: usize = dims[..r - 2].iter().product();
+        let mut data = vec![0.0; out.size()];
+        for k in 0..batch {
+            transpose_block(&d[k * m * n..(k + 1) * m * n], &mut data[k * m * n..(k + 1) * m * n], m, n);
+        }
+        return Array::new(out, data);
+    }
+    // In general: walk the result in order, reading `a` with permuted strides.
+    let own = a.shape().strides();
+    let strides: Vec<usize> = perm.iter().map(|&p| own[p]).collect();
+    let step = inner(&strides);
+    let (_, n) = rows(out);
+    let mut data = Vec::with_capacity(out.size());
+    for_each_row(out, &[&strides], |o| {
+        data.extend((0..n).map(|j| d[o[0] + j * step]));
+    });
+    Array::new(out, data)
+}
+
+fn transpose_block(src: &[f64], dst: &mut [f64], m: usize, n: usize) {
     const B: usize = 32;
     for ib in (0..m).step_by(B) {
         for jb in (0..n).step_by(B) {
             for i in ib..(ib + B).min(m) {
                 for j in jb..(jb + B).min(n) {
-                    data[j * m + i] = d[i * n + j];
+                    dst[j * m + i] = src[i * n + j];
                 }
             }
         }
     }
-    Array::new(out, data)
 }

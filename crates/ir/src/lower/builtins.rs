@@ -6,7 +6,7 @@
 
 use super::value::{Arr, LVal};
 use super::{Lowerer, Mode, Result};
-use crate::prim::{Binary, Prim, Sel, Unary, F64};
+use crate::prim::{Axes, Binary, Prim, Sel, Unary, F64};
 use crate::shape::Shape;
 use crate::transform::{self, JacMode};
 use ad_syntax::{Diagnostic, Span};
@@ -189,19 +189,24 @@ pub(crate) fn call(
             arity(name, &args, &[1], span)?;
             lw.operator(Prim::StopGradient, name, &args, spans, span)
         }
-        "sum" | "amax" | "argmax" => {
+        "sum" | "amax" => {
+            arity(name, &args, &[1, 2], span)?;
+            let x = shape_arg(lw, 0)?;
+            let axes = match args.get(1) {
+                Some(a) => lw.static_axes(a, x.rank(), at(1))?,
+                None => Axes::all(x.rank()),
+            };
+            let prim = if name == "sum" { Prim::Sum(axes) } else { Prim::Amax(axes) };
+            lw.prim(prim, &args[..1], span)
+        }
+        "argmax" => {
             arity(name, &args, &[1, 2], span)?;
             let x = shape_arg(lw, 0)?;
             let axis = match args.get(1) {
                 Some(a) => Some(lw.static_axis(a, x.rank(), at(1))?),
                 None => None,
             };
-            let prim = match name {
-                "sum" => Prim::Sum(axis),
-                "amax" => Prim::Amax(axis),
-                _ => Prim::Argmax(axis),
-            };
-            lw.prim(prim, &args[..1], span)
+            lw.prim(Prim::Argmax(axis), &args[..1], span)
         }
         "reshape" => {
             arity(name, &args, &[2], span)?;

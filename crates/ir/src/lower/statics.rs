@@ -71,6 +71,24 @@ impl Lowerer<'_> {
         })
     }
 
+    /// Axes given as a number or a tuple of numbers (`1`, `(0, 2)`, `()`), negative ones
+    /// counting from the end; each at most once.
+    pub(crate) fn static_axes(&mut self, v: &LVal, rank: usize, span: Span) -> Result<crate::prim::Axes> {
+        let list: Vec<LVal> = match v {
+            LVal::Tuple(items) => items.iter().cloned().collect(),
+            one => vec![one.clone()],
+        };
+        let mut axes = Vec::new();
+        for a in &list {
+            let axis = self.static_axis(a, rank, span)?;
+            if axes.contains(&axis) {
+                return Err(Diagnostic::at(span, format!("axis {axis} is given twice")));
+            }
+            axes.push(axis);
+        }
+        Ok(crate::prim::Axes::of(&axes))
+    }
+
     /// A shape given as a number or a tuple of numbers: `3`, `(2, 3)`, `()`.
     pub(crate) fn static_shape(&mut self, v: &LVal, span: Span) -> Result<Shape> {
         let dims = self.static_dims(v, span)?;

@@ -78,6 +78,71 @@ impl Hash for ConstArray {
     }
 }
 
+/// A set of axes of an array, as a bit mask (ranks are at most `MAX_RANK` = 8): the axes a
+/// reduction removes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct Axes(u8);
+
+impl Axes {
+    /// No axis.
+    pub const NONE: Axes = Axes(0);
+
+    /// Every axis of an array of rank `rank`.
+    pub fn all(rank: usize) -> Axes {
+        Axes(((1u16 << rank) - 1) as u8)
+    }
+
+    pub fn one(axis: usize) -> Axes {
+        Axes(1 << axis)
+    }
+
+    pub fn of(axes: &[usize]) -> Axes {
+        Axes(axes.iter().fold(0, |m, a| m | (1 << a)))
+    }
+
+    pub fn contains(self, axis: usize) -> bool {
+        axis < 8 && self.0 & (1 << axis) != 0
+    }
+
+    pub fn count(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// The axes in increasing order.
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..8).filter(move |a| self.contains(*a))
+    }
+
+    /// The single axis, if there is exactly one.
+    pub fn single(self) -> Option<usize> {
+        (self.count() == 1).then(|| self.0.trailing_zeros() as usize)
+    }
+
+    /// The same axes of an array with `k` more leading axes (a batch).
+    pub fn shift(self, k: usize) -> Axes {
+        Axes(self.0 << k)
+    }
+
+    /// Whether every axis is below `rank`.
+    pub fn fits(self, rank: usize) -> bool {
+        (self.0 as u16) < (1u16 << rank)
+    }
+
+    /// The shape left when these axes are removed from `x`.
+    pub fn reduce(self, x: Shape) -> Shape {
+        let kept: Vec<usize> = x.dims().iter().enumerate().filter(|(i, _)| !self.contains(*i)).map(|(_, d)| *d).collect();
+        // Removing axes lowers the rank, so the result has a supported rank.
+        Shape::from_dims(&kept).unwrap_or_default()
+    }
+
+    /// The shape of the reduction kept as size-1 axes (NumPy's `keepdims`), which
+    /// broadcasts back against `x`.
+    pub fn keep(self, x: Shape) -> Shape {
+        let dims: Vec<usize> = x.dims().iter().enumerate().map(|(i, d)| if self.contains(i) { 1 } else { *d }).collect();
+        Shape::from_dims(&dims).unwrap_or_default()
+    }
+}
+
 /// One axis of an indexing operation: pick one position (the axis disappears) or keep a
 /// half-open range.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -92,21 +157,25 @@ pub enum Prim {
     Binary(Binary),
     /// `where(c, a, b)`: elementwise choice, broadcasting all three.
     Where,
+    /// NumPy's `matmul`: the product of the last two axes, batched over the others.
     MatMul,
     /// `safe_matmul(a, b)`: `a @ b` in which a term `a[i, k] * b[k, j]` with a zero factor
     /// is exactly 0, even if the other factor is infinite or NaN: the matrix form of
     /// `safe_mul`. NaN-safe derivatives use it where a tangent or cotangent meets a
     /// coefficient matrix.
     SafeMatMul,
+    /// `x'`: the last two axes swapped.
     Transpose,
+    /// `transpose(x, perm)`: axis `i` of the result is axis `perm[i]` of `x`.
+    Permute(Vec<usize>),
     /// `solve(A, B)`: X with A X = B, for square A and a vector or matrix B.
     Solve,
     /// `safe_solve(A, B)`: `solve(A, B)`, except that a column of B that is all zeros gives
     /// a column of exact zeros whatever A holds (a strong zero, for NaN-safe derivatives).
     SafeSolve,
-    /// `sum(x)` (all axes) or `sum(x, axis)`.
-    Sum(Option<usize>),
-    Amax(Option<usize>),
+    /// `sum(x)` (all axes), `sum(x, axis)` or `sum(x, (a, b))`: the axes are removed.
+    Sum(Axes),
+    Amax(Axes),
     Argmax(Option<usize>),
     Reshape(Shape),
     BroadcastTo(Shape),
@@ -189,7 +258,7 @@ impl Prim {
             Prim::Where => "where",
             Prim::MatMul => "matmul",
             Prim::SafeMatMul => "safe_matmul",
-            Prim::Transpose => "transpose",
+            Prim::Transpose | Prim::Permute(_) => "transpose",
             Prim::Solve => "solve",
             Prim::SafeSolve => "safe_solve",
             Prim::Sum(_) => "sum",
@@ -229,6 +298,7 @@ impl Prim {
             Prim::MatMul | Prim::SafeMatMul => Class::Bilinear,
             Prim::Solve | Prim::SafeSolve => Class::LinearIn(&[1]),
             Prim::Transpose
+            | Prim::Permute(_)
             | Prim::Sum(_)
             | Prim::Reshape(_)
             | Prim::BroadcastTo(_)
@@ -305,12 +375,32 @@ impl Prim {
             }
             Prim::Transpose => {
                 arity(1)?;
-                Ok(match args[0].dims() {
-                    [m, n] => Shape::matrix(*n, *m),
-                    _ => args[0],
-                })
+                let mut dims = args[0].dims().to_vec();
+                let r = dims.len();
+                if r >= 2 {
+                    dims.swap(r - 2, r - 1);
+                }
+                ranked(&dims)
             }
-            Prim::Sum(axis) | Prim::Amax(axis) | Prim::Argmax(axis) => {
+            Prim::Permute(perm) => {
+                arity(1)?;
+                let x = args[0];
+                let mut seen = vec![false; x.rank()];
+                if perm.len() != x.rank() || perm.iter().any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true)) {
+                    return Err(format!("{perm:?} is not a permutation of the {} of an array of shape {x}", crate::words::count(x.rank(), "axis")));
+                }
+                ranked(&perm.iter().map(|&p| x.dim(p)).collect::<Vec<_>>())
+            }
+            Prim::Sum(axes) | Prim::Amax(axes) => {
+                arity(1)?;
+                let x = args[0];
+                if axes.fits(x.rank()) {
+                    Ok(axes.reduce(x))
+                } else {
+                    Err(format!("axes {:?} are out of range for an array of shape {x}", axes.iter().collect::<Vec<_>>()))
+                }
+            }
+            Prim::Argmax(axis) => {
                 arity(1)?;
                 let x = args[0];
                 match axis {
@@ -394,9 +484,8 @@ impl Prim {
                 if let Some(bad) = args.iter().find(|s| *s != first) {
                     return Err(format!("array literal elements have different shapes: {first} and {bad}"));
                 }
-                first.insert_axis(0, args.len()).ok_or_else(|| {
-                    format!("array literal would have rank 3 (elements of shape {first}); arrays have rank at most 2")
-                })
+                let dims: Vec<usize> = std::iter::once(args.len()).chain(first.dims().iter().copied()).collect();
+                ranked(&dims)
             }
             Prim::Full(s, _) => {
                 arity(0)?;
@@ -412,11 +501,8 @@ impl Prim {
             }
             Prim::OneHot(k) => {
                 arity(1)?;
-                match args[0].dims() {
-                    [] => ranked(&[*k]),
-                    [n] => ranked(&[*n, *k]),
-                    _ => Err(format!("`one_hot` takes a scalar or vector of labels, not shape {}", args[0])),
-                }
+                let dims: Vec<usize> = args[0].dims().iter().copied().chain([*k]).collect();
+                ranked(&dims)
             }
             Prim::Const(a) => {
                 arity(0)?;
@@ -428,11 +514,18 @@ impl Prim {
 
 /// A shape of the given dimensions, if the rank is supported (sizes are checked later).
 fn ranked(dims: &[usize]) -> Result<Shape, String> {
-    Shape::from_dims(dims).ok_or_else(|| format!("arrays have rank at most 2, not {}", dims.len()))
+    Shape::from_dims(dims).ok_or_else(|| format!("arrays have rank at most {}, not {}", crate::shape::MAX_RANK, dims.len()))
 }
+
+/// The largest rank programs may use while the kernels and rules for higher ranks are
+/// being written (shapes themselves hold up to `MAX_RANK`).
+pub const SUPPORTED_RANK: usize = 2;
 
 /// A shape from dimensions coming from user input, refusing absurd sizes.
 pub fn checked_shape(dims: &[usize]) -> Result<Shape, String> {
+    if dims.len() > SUPPORTED_RANK {
+        return Err(format!("arrays have rank at most {SUPPORTED_RANK}, not {}", dims.len()));
+    }
     let shape = ranked(dims)?;
     match Shape::checked_size(dims) {
         Some(_) => Ok(shape),
@@ -452,15 +545,30 @@ pub fn too_large(dims: &[usize]) -> String {
     )
 }
 
+/// NumPy's `matmul` shapes: `[.., m, k] @ [.., k, n] -> [.., m, n]` with the leading (batch)
+/// axes broadcast; a vector on the left is a row, on the right a column, and its axis goes.
 pub fn matmul_shape(a: Shape, b: Shape) -> Result<Shape, String> {
     let mismatch = || format!("shapes {a} and {b} do not fit in `@`: inner dimensions differ");
-    match (a.dims(), b.dims()) {
-        ([m, k], [k2, n]) => (k == k2).then(|| Shape::matrix(*m, *n)).ok_or_else(mismatch),
-        ([m, k], [k2]) => (k == k2).then(|| Shape::vector(*m)).ok_or_else(mismatch),
-        ([k], [k2, n]) => (k == k2).then(|| Shape::vector(*n)).ok_or_else(mismatch),
-        ([k], [k2]) => (k == k2).then(Shape::scalar).ok_or_else(mismatch),
-        _ => Err(format!("`@` needs vectors or matrices, got shapes {a} and {b}")),
+    let (ra, rb) = (a.rank(), b.rank());
+    if ra == 0 || rb == 0 {
+        return Err(format!("`@` needs arrays of rank 1 or more, got shapes {a} and {b}"));
     }
+    let k_a = a.dim(ra - 1);
+    let k_b = if rb == 1 { b.dim(0) } else { b.dim(rb - 2) };
+    if k_a != k_b {
+        return Err(mismatch());
+    }
+    let batch = |s: Shape| Shape::from_dims(&s.dims()[..s.rank().saturating_sub(2)]).unwrap_or_default();
+    let batch = broadcast(batch(a), batch(b))
+        .ok_or_else(|| format!("the batch axes of shapes {a} and {b} do not broadcast in `@`"))?;
+    let mut dims = batch.dims().to_vec();
+    if ra > 1 {
+        dims.push(a.dim(ra - 2));
+    }
+    if rb > 1 {
+        dims.push(b.dim(rb - 1));
+    }
+    ranked(&dims)
 }
 
 pub fn index_shape(x: Shape, sels: &[Sel]) -> Result<Shape, String> {
