@@ -151,8 +151,17 @@ fn run(cli: Cli) -> ExitCode {
                 Err(code) => return code,
             };
             session.precision = precision as usize;
+            // Figures are drawn when the output is a terminal (else it stays data), and
+            // progress bars shown when standard error is one.
+            if std::io::stdout().is_terminal() {
+                session.set_screen(Some(ad_driver::plot::Screen::stdout()));
+            }
+            session.set_progress(std::io::stderr().is_terminal());
             match session.run_source(&file, &text) {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(()) => {
+                    session.show_pending();
+                    ExitCode::SUCCESS
+                }
                 Err(errors) => finish(&session, &errors),
             }
         }

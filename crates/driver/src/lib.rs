@@ -11,7 +11,10 @@ pub mod check;
 pub mod derive;
 pub mod golden;
 pub mod memory;
+pub mod npy;
 mod output;
+pub mod plot;
+pub mod progress;
 pub mod session;
 
 pub use output::SharedBuf;

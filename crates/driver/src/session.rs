@@ -29,6 +29,12 @@ pub struct Session {
     /// The definitions being lowered (the recursion check).
     lowering: Vec<Rc<Def>>,
     output_closed: bool,
+    /// The figure being built by plotting calls, and the last one completed.
+    pub(crate) figures: crate::plot::Figures,
+    /// Set when the output is a terminal: figures are drawn on it.
+    pub(crate) screen: Option<crate::plot::Screen>,
+    /// The progress bar of long top-level loops.
+    progress: crate::progress::Progress,
 }
 
 impl Session {
@@ -45,6 +51,9 @@ impl Session {
             start: Instant::now(),
             lowering: Vec::new(),
             output_closed: false,
+            figures: Default::default(),
+            screen: None,
+            progress: Default::default(),
         };
         let prelude = s.sources.add("<prelude>", PRELUDE);
         debug_assert_eq!(prelude, lower::PRELUDE_FILE);
@@ -134,10 +143,32 @@ impl Session {
         self.globals.get(name)
     }
 
+    /// Draws figures on the output when it is a terminal (`None`: it is not, and plotting
+    /// prints nothing).
+    pub fn set_screen(&mut self, screen: Option<crate::plot::Screen>) {
+        self.screen = screen;
+    }
+
+    /// Shows a progress bar on standard error for long top-level loops (set when standard
+    /// error is a terminal).
+    pub fn set_progress(&mut self, on: bool) {
+        self.progress.enabled = on;
+    }
+
+    /// On a terminal, draws the figure that has series neither shown nor saved (the REPL
+    /// does this after each entry, `ad run` at the end of the script).
+    pub fn show_pending(&mut self) {
+        if self.screen.is_some() && self.figures.pending() {
+            crate::plot::show(self);
+        }
+    }
+
     pub fn write_out(&mut self, text: &str) {
         // A closed pipe (`ad run f.ad | head -1`) means nobody reads any more: stop the
-        // script the way Ctrl-C does, and let the command line end quietly.
-        let written = self.out.write_all(text.as_bytes()).and_then(|()| self.out.flush());
+        // script the way Ctrl-C does, and let the command line end quietly. A progress bar
+        // on the screen steps aside while the text is written.
+        let out = &mut self.out;
+        let written = self.progress.suspend(|| out.write_all(text.as_bytes()).and_then(|()| out.flush()));
         if written.is_err() {
             self.output_closed = true;
             ad_eval::INTERRUPT.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -231,7 +262,39 @@ impl Host for Session {
                     .map_err(|e| Diagnostic::at(span, format!("cannot write `{path}`: {}", io_reason(&e))))?;
                 Ok(LVal::unit())
             }
+            Effect::Plot(call) => {
+                crate::plot::perform(self, call).map_err(|m| Diagnostic::at(span, m))?;
+                Ok(LVal::unit())
+            }
+            Effect::Load { path, name } => {
+                crate::npy::load(&path, name.as_deref()).map_err(|m| Diagnostic::at(span, m))
+            }
+            Effect::Save(path, v) => {
+                crate::npy::save(&path, &v).map_err(|m| Diagnostic::at(span, m))?;
+                Ok(LVal::unit())
+            }
         }
+    }
+
+    fn load_shapes(
+        &mut self,
+        path: &str,
+        name: Option<&str>,
+        span: Span,
+    ) -> lower::Result<ad_ir::lower::io_effects::FileShapes> {
+        crate::npy::shapes(path, name).map_err(|m| Diagnostic::at(span, m))
+    }
+
+    fn loop_started(&mut self, iterations: u64) {
+        self.progress.started(iterations);
+    }
+
+    fn loop_step(&mut self, done: u64) {
+        self.progress.step(done);
+    }
+
+    fn loop_ended(&mut self) {
+        self.progress.ended();
     }
 
     fn derive(
@@ -257,7 +320,7 @@ pub fn read_source(path: &str) -> Result<String, String> {
 }
 
 /// An I/O error's reason without Rust's "(os error 2)" suffix.
-fn io_reason(e: &std::io::Error) -> String {
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),

@@ -23,6 +23,8 @@ pub fn main(file: Option<String>) -> ExitCode {
     let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
     let mut repl = Repl::new();
     repl.color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() && !dumb;
+    let screen = std::io::stdout().is_terminal().then(ad_driver::plot::Screen::stdout);
+    repl.set_terminal(screen, std::io::stderr().is_terminal());
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     if let Some(f) = &file {
         repl.load(f, &mut out, &mut err);

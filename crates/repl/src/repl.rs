@@ -25,6 +25,10 @@ pub struct Repl {
     loaded: HashMap<PathBuf, Vec<String>>,
     entries: usize,
     pub color: bool,
+    /// The terminal figures are drawn on, and whether long loops show a progress bar
+    /// (kept across `:reset`).
+    screen: Option<ad_driver::plot::Screen>,
+    progress: bool,
 }
 
 impl Default for Repl {
@@ -37,7 +41,15 @@ impl Repl {
     pub fn new() -> Repl {
         let buf = SharedBuf::default();
         let session = Session::new(Box::new(buf.clone()));
-        Repl { session, buf, loaded: HashMap::new(), entries: 0, color: false }
+        Repl { session, buf, loaded: HashMap::new(), entries: 0, color: false, screen: None, progress: false }
+    }
+
+    /// Draws figures on `screen` at `show()` and after each entry (`None`: the output is
+    /// not a terminal), and shows progress bars for long loops when `progress` is set.
+    pub fn set_terminal(&mut self, screen: Option<ad_driver::plot::Screen>, progress: bool) {
+        (self.screen, self.progress) = (screen, progress);
+        self.session.set_screen(screen);
+        self.session.set_progress(progress);
     }
 
     /// Forgets every definition; settings stay.
@@ -46,6 +58,8 @@ impl Repl {
         self.buf = SharedBuf::default();
         self.session = Session::new(Box::new(self.buf.clone()));
         self.session.precision = precision;
+        self.session.set_screen(self.screen);
+        self.session.set_progress(self.progress);
         self.loaded.clear();
     }
 
@@ -91,6 +105,8 @@ impl Repl {
                     }
                 };
                 let r = self.session.run_module(&module, &mut echo);
+                // On a terminal, a figure plotted in this entry is drawn now.
+                self.session.show_pending();
                 self.flush(out);
                 if let Err(e) = r {
                     self.report(err, &[e]);
@@ -131,6 +147,7 @@ impl Repl {
         }
         self.loaded.insert(key, names);
         let r = self.session.run_module(&module, &mut |_, _| {});
+        self.session.show_pending();
         self.flush(out);
         match r {
             Ok(()) => true,

@@ -21,6 +21,9 @@ const NON_PRIMITIVES: &[&str] = &[
     "grad", "value_and_grad", "jvp", "vjp", "hvp", "hessian", "jacobian", "jacfwd", "jacrev",
     // effects (top level only)
     "print", "seed", "randn", "rand", "now", "read_csv", "write_csv",
+    "load", "save",
+    // plotting (top level only)
+    "plot", "scatter", "hist", "imshow", "title", "xlabel", "ylabel", "show", "savefig",
 ];
 
 /// Every builtin name, for lookup, completion and suggestions: the primitives' names (from
@@ -36,7 +39,7 @@ const EFFECTS: &[&str] = &["print", "seed", "randn", "rand", "now", "read_csv", 
 /// Builtins with effects: they are not functions of their arguments, so they cannot be
 /// traced or differentiated.
 pub fn is_effect(name: &str) -> bool {
-    EFFECTS.contains(&name)
+    EFFECTS.contains(&name) || super::io_effects::is_io_effect(name)
 }
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -55,7 +58,7 @@ fn binary_of(name: &str) -> Option<Binary> {
     Binary::ALL.iter().find(|b| b.name() == name && b.callable()).copied()
 }
 
-fn arity(name: &str, args: &[LVal], allowed: &[usize], span: Span) -> Result<()> {
+pub(super) fn arity(name: &str, args: &[LVal], allowed: &[usize], span: Span) -> Result<()> {
     if allowed.contains(&args.len()) {
         return Ok(());
     }
@@ -75,7 +78,7 @@ pub(crate) fn call(
     spans: &[Span],
 ) -> Result<LVal> {
     let at = |i: usize| spans.get(i).copied().unwrap_or(span);
-    if EFFECTS.contains(&name) {
+    if is_effect(name) {
         return effect(lw, name, args, span, spans);
     }
     if let Some(u) = unary_of(name) {
@@ -393,10 +396,10 @@ fn pad_widths(lw: &mut Lowerer, v: &LVal, rank: usize, span: Span) -> Result<Vec
     match (rank, v) {
         (0, LVal::Tuple(t)) if t.is_empty() => Ok(vec![]),
         (1, _) => Ok(vec![pair(lw, v)?]),
-        (2, LVal::Tuple(t)) if t.len() == 2 => Ok(vec![pair(lw, &t[0])?, pair(lw, &t[1])?]),
+        (_, LVal::Tuple(t)) if t.len() == rank => t.iter().map(|p| pair(lw, p)).collect(),
         _ => Err(Diagnostic::at(
             span,
-            format!("`pad` of a rank-{rank} array takes {rank} pair(s) `(before, after)`"),
+            format!("`pad` of a rank-{rank} array takes {} `(before, after)`", crate::words::count(rank, "pair")),
         )),
     }
 }
@@ -411,6 +414,15 @@ pub enum Effect {
     Now,
     ReadCsv(String),
     WriteCsv(String, LVal),
+    /// A plotting call (`plot`, `savefig`, ...; see `io_effects`).
+    Plot(super::io_effects::PlotCall),
+    /// `load(path)` or `load(path, name)`: a NumPy file.
+    Load {
+        path: String,
+        name: Option<String>,
+    },
+    /// `save(path, x)`: a NumPy file.
+    Save(String, LVal),
 }
 
 fn path_arg(v: &LVal, span: Span) -> Result<String> {
@@ -426,6 +438,9 @@ fn effect(lw: &mut Lowerer, name: &'static str, args: Vec<LVal>, span: Span, spa
     if lw.in_function {
         return Err(Diagnostic::at(span, format!("`{name}` is only available at the top level"))
             .with_hint("functions are pure: create data at the top level and pass it in"));
+    }
+    if super::io_effects::is_io_effect(name) {
+        return super::io_effects::effect(lw, name, args, span, spans);
     }
     let at = |i: usize| spans.get(i).copied().unwrap_or(span);
     let e = match name {

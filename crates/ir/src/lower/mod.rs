@@ -17,6 +17,7 @@ pub mod builtins;
 mod call;
 mod derived;
 mod expr;
+pub mod io_effects;
 mod scope;
 pub mod spec;
 mod statics;
@@ -73,6 +74,17 @@ pub trait Host {
     fn interrupted(&self) -> bool {
         false
     }
+    /// While checking: what `load(path[, name])` would give, from the file's header.
+    fn load_shapes(&mut self, path: &str, _name: Option<&str>, span: Span) -> Result<io_effects::FileShapes> {
+        Err(Diagnostic::at(span, format!("cannot read `{path}` here")))
+    }
+    /// A top-level `for` loop of `iterations` iterations starts (eager mode only; loops
+    /// inside it report too, and the host shows progress for the outermost).
+    fn loop_started(&mut self, _iterations: u64) {}
+    /// The loop that started last begins its iteration `done` (counted from 0).
+    fn loop_step(&mut self, _done: u64) {}
+    /// The loop that started last has ended, normally or not.
+    fn loop_ended(&mut self) {}
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -114,6 +126,8 @@ pub struct Lowerer<'h> {
     /// While checking: the CSV files the script has written so far, with the shape each will
     /// read back as.
     pub(crate) written: Vec<(String, Shape)>,
+    /// While checking: the NumPy files the script has saved so far, with their shapes.
+    pub(crate) saved: Vec<(String, io_effects::FileShapes)>,
 }
 
 impl<'h> Lowerer<'h> {
@@ -132,6 +146,7 @@ impl<'h> Lowerer<'h> {
             inline_depth: 0,
             depth: 0,
             written: Vec::new(),
+            saved: Vec::new(),
         }
     }
 

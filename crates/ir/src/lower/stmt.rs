@@ -49,14 +49,30 @@ impl Lowerer<'_> {
                 }
                 // Checking the top level: one iteration shows the body's shapes.
                 let last = if self.is_check() { b.min(a + 1) } else { b };
-                for i in a..last {
-                    self.check_interrupt(s.span)?;
-                    self.frames.push(vec![(var.name.clone(), LVal::Num(i as f64))]);
-                    let r = self.block_stmts(body);
-                    self.frames.pop();
-                    r?;
+                // A loop that runs at the top level tells the host, which may show progress.
+                let top = self.mode == Mode::Eager && !self.in_function;
+                if top {
+                    self.host.loop_started((last - a).max(0) as u64);
                 }
-                Ok(None)
+                let mut r = Ok(LVal::unit());
+                for i in a..last {
+                    if top {
+                        self.host.loop_step((i - a) as u64);
+                    }
+                    r = self.check_interrupt(s.span).map(|()| LVal::unit());
+                    if r.is_ok() {
+                        self.frames.push(vec![(var.name.clone(), LVal::Num(i as f64))]);
+                        r = self.block_stmts(body);
+                        self.frames.pop();
+                    }
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                if top {
+                    self.host.loop_ended();
+                }
+                r.map(|_| None)
             }
             StmtKind::While { cond, body } => {
                 if self.in_function {
