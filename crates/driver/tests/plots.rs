@@ -285,3 +285,34 @@ fn check_finds_plotting_misuse_without_running() {
     assert!(!Path::new("never-written.svg").exists(), "checking wrote a file");
     assert_eq!(buf.take(), "");
 }
+
+#[test]
+fn extreme_values_are_drawn_without_trouble() {
+    // Axes of infinite length made plotters loop, and points far off the axes overflowed
+    // its pixel arithmetic; non-finite values are skipped.
+    let screen = Screen { color: false, size: Size::default() };
+    let (mut s, buf) = session(Some(screen));
+    let (svg, png) = (scratch("extreme.svg"), scratch("extreme.png"));
+    for data in [
+        "plot([-1e308, 1e308])",
+        "plot([0, 1e308, 1])",
+        "scatter([1e308, -1e308], [1e308, -1e308])",
+        "hist([1e308, -1e308])",
+        "plot([0, inf, nan, 1])",
+        "imshow([[inf, -inf], [nan, 1e308]])",
+    ] {
+        run(
+            &mut s,
+            &format!(
+                "{data}\nsavefig({:?})\nsavefig({:?})\nshow()",
+                svg.display().to_string(),
+                png.display().to_string()
+            ),
+        );
+        roxmltree::Document::parse(&std::fs::read_to_string(&svg).unwrap()).expect("well-formed SVG");
+        assert!(buf.take().lines().count() >= 3, "{data} was not drawn");
+    }
+    // A line broken by a NaN is two lines.
+    run(&mut s, &format!("plot([0, 1, nan, 2, 3])\nsavefig({:?})", svg.display().to_string()));
+    assert_eq!(polylines(&std::fs::read_to_string(&svg).unwrap()).len(), 2);
+}

@@ -96,11 +96,16 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> Resu
         .light_line_style(BLACK.mix(0.04))
         .draw()
         .map_err(err)?;
+    // Points far outside the axes are moved to within one axis length of them: the line
+    // keeps its direction, and pixel coordinates stay far from overflowing.
+    let (xs, ys) = (x1 - x0, y1 - y0);
+    let clip = |(x, y): (f64, f64)| (x.clamp(x0 - xs, x1 + xs), y.clamp(y0 - ys, y1 + ys));
     for (i, s) in fig.series.iter().enumerate() {
         let color = rgb(PALETTE[i % PALETTE.len()]);
         match s {
             Series::Line(points) => {
                 for run in super::finite_runs(points) {
+                    let run: Vec<(f64, f64)> = run.into_iter().map(clip).collect();
                     if run.len() == 1 {
                         chart
                             .draw_series(std::iter::once(Circle::new(run[0], 2, color.filled())))
@@ -112,16 +117,13 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> Resu
             }
             Series::Scatter(points) => {
                 let finite = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite());
-                chart.draw_series(finite.map(|p| Circle::new(p, 3, color.filled()))).map_err(err)?;
+                chart.draw_series(finite.map(|p| Circle::new(clip(p), 3, color.filled()))).map_err(err)?;
             }
             Series::Bars { edges, counts } => {
-                let bars = counts.iter().enumerate().map(|(k, c)| {
-                    Rectangle::new([(edges[k], 0.0), (edges[k + 1], *c)], color.mix(0.75).filled())
-                });
+                let bar = |k: usize| [clip((edges[k], 0.0)), clip((edges[k + 1], counts[k]))];
+                let bars = (0..counts.len()).map(|k| Rectangle::new(bar(k), color.mix(0.75).filled()));
                 chart.draw_series(bars).map_err(err)?;
-                let outlines = counts.iter().enumerate().map(|(k, c)| {
-                    Rectangle::new([(edges[k], 0.0), (edges[k + 1], *c)], WHITE.stroke_width(1))
-                });
+                let outlines = (0..counts.len()).map(|k| Rectangle::new(bar(k), WHITE.stroke_width(1)));
                 chart.draw_series(outlines).map_err(err)?;
             }
             Series::Image { rows, cols, data } => {

@@ -86,6 +86,9 @@ pub struct Figure {
     pub ylabel: Option<String>,
 }
 
+/// The largest magnitude an axis reaches.
+const LIMIT: f64 = 1e300;
+
 /// The colours of successive series (Matplotlib's "tab10").
 pub const PALETTE: [(u8, u8, u8); 10] = [
     (31, 119, 180),
@@ -152,8 +155,11 @@ impl Figure {
                 (a, b)
             }
         };
-        let (x0, x1) = widen(x0, x1);
-        let (y0, y1) = widen(y0, y1);
+        // Axes span at most ±1e300, so that their length is finite (plotting libraries
+        // loop or fail on an infinite one); values past that are drawn off the edge.
+        let clamp = |(a, b): (f64, f64)| (a.clamp(-LIMIT, LIMIT), b.clamp(-LIMIT, LIMIT));
+        let (x0, x1) = clamp(widen(x0, x1));
+        let (y0, y1) = clamp(widen(y0, y1));
         (x0, x1, y0, y1)
     }
 }
