@@ -211,6 +211,9 @@ pub fn transpose_rule(
 /// The cotangent of `a` in `a @ b` (for every rank combination), with strong zeros in the
 /// cotangent when `strong` is set or the program is NaN-safe.
 fn matmul_ct_left(e: &mut Emitter, ct: Atom, b: Atom, sa: Shape, sb: Shape, strong: bool) -> Atom {
+    if sa.rank() > 2 || sb.rank() > 2 {
+        return batched_ct_left(e, ct, b, sa, sb, strong);
+    }
     match (sa.rank(), sb.rank()) {
         // [m,k]@[k,n]: ct @ b'
         (2, 2) => {
@@ -231,6 +234,9 @@ fn matmul_ct_left(e: &mut Emitter, ct: Atom, b: Atom, sa: Shape, sb: Shape, stro
 
 /// The cotangent of `b` in `a @ b`, likewise.
 fn matmul_ct_right(e: &mut Emitter, ct: Atom, a: Atom, sa: Shape, sb: Shape, strong: bool) -> Atom {
+    if sa.rank() > 2 || sb.rank() > 2 {
+        return batched_ct_right(e, ct, a, sa, sb, strong);
+    }
     match (sa.rank(), sb.rank()) {
         // a' @ ct
         (2, 2) | (2, 1) => {
@@ -244,6 +250,67 @@ fn matmul_ct_right(e: &mut Emitter, ct: Atom, a: Atom, sa: Shape, sb: Shape, str
         }
         _ => e.mul_linear(ct, a, strong),
     }
+}
+
+/// `x` with a size-1 axis inserted before axis `at` (counted from the end when `from_end`).
+fn unsqueeze(e: &mut Emitter, x: Atom, at_from_end: usize) -> Atom {
+    let s = e.shape(x);
+    // Inserting one axis keeps the rank within the limit: the product had one more.
+    let t = s.insert_axis(s.rank() - at_from_end, 1).unwrap_or(s);
+    e.emit(Prim::Reshape(t), [x])
+}
+
+/// The cotangent of `a` in a batched `a @ b` (an operand of rank 3 or more): the products of
+/// the matrix case, batched, then summed over the batch axes that `a` was broadcast along.
+fn batched_ct_left(e: &mut Emitter, ct: Atom, b: Atom, sa: Shape, sb: Shape, strong: bool) -> Atom {
+    let full = match (sa.rank(), sb.rank()) {
+        // [.., m, k] @ [k] -> [.., m]: ct[.., :, None] * b.
+        (_, 1) => {
+            let col = unsqueeze(e, ct, 0);
+            e.mul_linear(col, b, strong)
+        }
+        // [k] @ [.., k, n] -> [.., n]: b @ ct[.., :, None], the column dropped.
+        (1, _) => {
+            let col = unsqueeze(e, ct, 0);
+            let r = e.matmul(b, col, strong);
+            let rs = e.shape(r);
+            let flat = rs.remove_axis(rs.rank() - 1);
+            e.emit(Prim::Reshape(flat), [r])
+        }
+        // [.., m, k] @ [.., k, n]: ct @ b'.
+        _ => {
+            let bt = e.emit(Prim::Transpose, [b]);
+            e.matmul(ct, bt, strong)
+        }
+    };
+    e.sum_to(full, sa)
+}
+
+/// The cotangent of `b` in a batched `a @ b`, likewise.
+fn batched_ct_right(e: &mut Emitter, ct: Atom, a: Atom, sa: Shape, sb: Shape, strong: bool) -> Atom {
+    let full = match (sa.rank(), sb.rank()) {
+        // [.., m, k] @ [k] -> [.., m]: a' @ ct[.., :, None], the column dropped.
+        (_, 1) => {
+            let at = e.emit(Prim::Transpose, [a]);
+            let col = unsqueeze(e, ct, 0);
+            let r = e.matmul(at, col, strong);
+            let rs = e.shape(r);
+            let flat = rs.remove_axis(rs.rank() - 1);
+            e.emit(Prim::Reshape(flat), [r])
+        }
+        // [k] @ [.., k, n] -> [.., n]: a[:, None] * ct[.., None, :].
+        (1, _) => {
+            let row = unsqueeze(e, ct, 1);
+            let col = e.emit(Prim::Reshape(Shape::matrix(sa.dim(0), 1)), [a]);
+            e.mul_linear(row, col, strong)
+        }
+        // [.., m, k] @ [.., k, n]: a' @ ct.
+        _ => {
+            let at = e.emit(Prim::Transpose, [a]);
+            e.matmul(at, ct, strong)
+        }
+    };
+    e.sum_to(full, sb)
 }
 
 /// `u` as a column `[m, 1]` and `v` as a row `[1, n]`: their product broadcasts to the outer

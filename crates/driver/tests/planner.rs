@@ -130,9 +130,21 @@ fn a_table_of_shapes() {
 }
 
 #[test]
-fn matrix_valued_programs_fall_back_to_unrolled_passes() {
-    // The linear values are matrices: batching would need rank 3, so one pass per element.
+fn matrix_valued_programs_are_batched() {
+    // The linear values are matrices: their batches have rank 3, and all directions still go
+    // through in one pass (DESIGN §9), with a program that does not grow with the input.
     let (s, p) = session("def f(x: [4]) = sum(outer(x, x) @ outer(x, x), 1)");
+    let plan = plan(&p, 0).unwrap();
+    assert!(plan.batched);
+    values_agree(&s, &p);
+    let j = ad_autodiff::plan(&p, 0, JacMode::Forward).unwrap().program;
+    assert!(j.eqns.len() < 40, "{} equations", j.eqns.len());
+}
+
+#[test]
+fn values_of_the_largest_rank_fall_back_to_unrolled_passes() {
+    // A batch of rank-8 values would need rank 9: one pass per element instead.
+    let (s, p) = session("def f(x: [1, 1, 1, 1, 1, 1, 1, 3]) = sin(x) * x");
     let plan = plan(&p, 0).unwrap();
     assert!(!plan.batched);
     values_agree(&s, &p);

@@ -67,61 +67,92 @@ fn axis_positions(n: usize, elide: bool) -> Vec<Option<usize>> {
     }
 }
 
-/// An array as an `.ad` literal.
+/// An array as an `.ad` literal: nested brackets at every rank, the innermost rows aligned
+/// in columns (one width per column position across the whole array), a blank line between
+/// blocks of rank 3 and more (two between blocks of rank 4, ...), and the first and last
+/// three positions of each axis around `...` past 1000 elements.
 pub fn fmt_array(a: &Array, p: usize) -> String {
     let shape = a.shape();
     let elide = shape.size() > ELIDE_ABOVE;
-    let cell = |i: Option<usize>, j: Option<usize>, n: usize| match (i, j) {
-        (Some(i), Some(j)) => fmt_num(a.data()[i * n + j], p),
-        _ => "...".to_string(),
-    };
-    match shape.dims() {
+    let dims = shape.dims();
+    match dims {
         [] => fmt_num(a.data()[0], p),
         [n] => {
-            let items: Vec<String> =
-                axis_positions(*n, elide).into_iter().map(|j| cell(Some(0), j, *n)).collect();
+            let items: Vec<String> = axis_positions(*n, elide)
+                .into_iter()
+                .map(|j| j.map_or_else(|| "...".to_string(), |j| fmt_num(a.data()[j], p)))
+                .collect();
             format!("[{}]", items.join(", "))
         }
-        [m, n] => {
-            if *m == 0 || *n == 0 {
-                return if *m == 0 { "[]".into() } else { format!("[{}]", vec!["[]"; *m].join(", ")) };
-            }
-            let rows = axis_positions(*m, elide);
-            let cols = axis_positions(*n, elide);
-            let table: Vec<Option<Vec<String>>> = rows
-                .iter()
-                .map(|i| i.map(|i| cols.iter().map(|j| cell(Some(i), *j, *n)).collect()))
-                .collect();
+        _ => {
+            // Column widths over every row shown.
+            let n = dims[dims.len() - 1];
+            let cols = axis_positions(n, elide);
             let mut widths = vec![0usize; cols.len()];
-            for row in table.iter().flatten() {
-                for (w, c) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(c.chars().count());
+            let rows = shape.size() / n.max(1);
+            for r in 0..rows {
+                for (w, j) in widths.iter_mut().zip(&cols) {
+                    let text = j.map_or(3, |j| fmt_num(a.data()[r * n + j], p).chars().count());
+                    *w = (*w).max(text);
                 }
             }
-            let last = cols.len() - 1;
-            let mut lines = Vec::new();
-            for (r, row) in table.iter().enumerate() {
-                let open = if r == 0 { "[[" } else { " [" };
-                let close = if r + 1 == table.len() { "]]" } else { "]," };
-                let Some(row) = row else {
-                    lines.push(" ...,".to_string());
-                    continue;
-                };
-                let mut line = String::from(open);
-                for (c, (text, w)) in row.iter().zip(&widths).enumerate() {
-                    if c == last {
-                        line.push_str(&format!("{text:<w$}"));
-                    } else {
-                        let with_comma = format!("{text},");
-                        line.push_str(&format!("{with_comma:<0$}  ", w + 1));
-                    }
-                }
-                line.push_str(close);
-                lines.push(line);
-            }
-            lines.join("\n")
+            let layout = Layout { a, p, elide, cols: &cols, widths: &widths };
+            layout.block(dims, 0, 0)
         }
-        _ => unreachable!("rank is at most 2"),
+    }
+}
+
+/// What rendering the blocks of an array of rank 2 or more needs.
+struct Layout<'a> {
+    a: &'a Array,
+    p: usize,
+    elide: bool,
+    cols: &'a [Option<usize>],
+    widths: &'a [usize],
+}
+
+impl Layout<'_> {
+    /// The block with dimensions `dims` starting at element `offset`, whose opening bracket
+    /// is at column `depth`.
+    fn block(&self, dims: &[usize], offset: usize, depth: usize) -> String {
+        let [n] = dims else {
+            if dims[0] == 0 {
+                return "[]".into();
+            }
+            let stride: usize = dims[1..].iter().product();
+            let items: Vec<String> = axis_positions(dims[0], self.elide)
+                .into_iter()
+                .map(|i| {
+                    i.map_or_else(
+                        || "...".to_string(),
+                        |i| self.block(&dims[1..], offset + i * stride, depth + 1),
+                    )
+                })
+                .collect();
+            // Rows of no elements stay on one line: `[[], [], []]`.
+            let sep = if dims.last() == Some(&0) {
+                ", ".to_string()
+            } else {
+                format!(",\n{}{}", "\n".repeat(dims.len() - 2), " ".repeat(depth + 1))
+            };
+            return format!("[{}]", items.join(&sep));
+        };
+        if *n == 0 {
+            return "[]".into();
+        }
+        let last = self.cols.len() - 1;
+        let mut line = String::from("[");
+        for (c, (j, w)) in self.cols.iter().zip(self.widths).enumerate() {
+            let text = j.map_or_else(|| "...".to_string(), |j| fmt_num(self.a.data()[offset + j], self.p));
+            if c == last {
+                line.push_str(&format!("{text:<w$}"));
+            } else {
+                let with_comma = format!("{text},");
+                line.push_str(&format!("{with_comma:<0$}  ", w + 1));
+            }
+        }
+        line.push(']');
+        line
     }
 }
 
@@ -186,6 +217,21 @@ mod tests {
         assert_eq!(s.lines().count(), 7);
         assert!(s.starts_with("[[0,  1,  2,  ...,  97,  98,  99],"), "{s}");
         assert_eq!(s.lines().nth(3), Some(" ...,"));
+    }
+
+    #[test]
+    fn higher_ranks_nest_with_blank_lines() {
+        let a =
+            Array::new(Shape::from_dims(&[2, 2, 2]).unwrap(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 80.0]);
+        assert_eq!(fmt_array(&a, 6), "[[[1,  2 ],\n  [3,  4 ]],\n\n [[5,  6 ],\n  [7,  80]]]");
+        let b = Array::new(Shape::from_dims(&[1, 1, 1, 2]).unwrap(), vec![1.0, 2.0]);
+        assert_eq!(fmt_array(&b, 6), "[[[[1,  2]]]]");
+        let e = Array::new(Shape::from_dims(&[2, 0, 3]).unwrap(), vec![]);
+        assert_eq!(fmt_array(&e, 6), "[[],\n\n []]");
+        let big = Array::new(Shape::from_dims(&[10, 10, 20]).unwrap(), (0..2000).map(|i| i as f64).collect());
+        let s = fmt_array(&big, 6);
+        assert!(s.starts_with("[[[0,     1,     2,     ...,  17,    18,    19  ],"), "{s}");
+        assert!(s.contains("\n\n ...,\n\n"), "{s}");
     }
 
     #[test]

@@ -87,7 +87,8 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
         Prim::Transpose => (format!("{}'", paren(&args[0], P_POSTFIX)), P_POSTFIX),
         Prim::Permute(perm) => {
             let axes: Vec<String> = perm.iter().map(|a| a.to_string()).collect();
-            let tuple = if axes.len() == 1 { format!("({},)", axes[0]) } else { format!("({})", axes.join(", ")) };
+            let tuple =
+                if axes.len() == 1 { format!("({},)", axes[0]) } else { format!("({})", axes.join(", ")) };
             call("transpose", &[tuple])
         }
         Prim::Sum(axes) | Prim::Amax(axes) => {
@@ -123,10 +124,11 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
             (format!("{}[{}]", paren(&args[0], P_POSTFIX), parts.join(", ")), P_POSTFIX)
         }
         Prim::Pad(w) => {
-            let spec = match w.as_slice() {
-                [(a, b)] => format!("({a}, {b})"),
-                [(a, b), (c, d)] => format!("(({a}, {b}), ({c}, {d}))"),
-                _ => "()".to_string(),
+            let pairs: Vec<String> = w.iter().map(|(a, b)| format!("({a}, {b})")).collect();
+            let spec = match pairs.as_slice() {
+                [one] => one.clone(),
+                // A scalar has no axes to pad: `pad(x, ())`.
+                _ => format!("({})", pairs.join(", ")),
             };
             call("pad", &[spec])
         }
@@ -153,16 +155,25 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
 }
 
 fn const_literal(a: &crate::array::Array) -> String {
-    let row =
-        |r: &[f64]| format!("[{}]", r.iter().map(|x| program_literal(*x)).collect::<Vec<_>>().join(", "));
-    match a.shape().dims() {
-        [] => program_literal(a.data()[0]),
-        [_] => row(a.data()),
-        [m, n] if *m > 0 && *n > 0 => {
-            format!("[{}]", a.data().chunks(*n).map(row).collect::<Vec<_>>().join(", "))
+    fn nested(d: &[f64], dims: &[usize]) -> String {
+        match dims {
+            [] => program_literal(d[0]),
+            [_] => format!("[{}]", d.iter().map(|x| program_literal(*x)).collect::<Vec<_>>().join(", ")),
+            [m, rest @ ..] => {
+                let stride: usize = rest.iter().product();
+                let items: Vec<String> =
+                    (0..*m).map(|i| nested(&d[i * stride..(i + 1) * stride], rest)).collect();
+                format!("[{}]", items.join(", "))
+            }
         }
-        dims => format!("zeros({})", shape_arg(crate::shape::Shape::from_dims(dims).unwrap_or_default())),
     }
+    let shape = a.shape();
+    let dims = shape.dims();
+    // An empty array has no literal: `[]` would be a vector of length 0 whatever its shape.
+    if shape.size() == 0 && dims.len() != 1 {
+        return format!("zeros({})", shape_arg(shape));
+    }
+    nested(a.data(), dims)
 }
 
 fn sanitize(name: &str) -> String {

@@ -68,11 +68,8 @@ pub struct Request {
 }
 
 /// The shape of a Jacobian: output axes then input axes (JAX's rule), flattened to
-/// `[size(out), size(in)]` when that would exceed the supported rank.
+/// `[size(out), size(in)]` only when that would pass the largest rank.
 pub fn jacobian_shape(out: Shape, input: Shape) -> Shape {
     let dims: Vec<usize> = out.dims().iter().chain(input.dims()).copied().collect();
-    if dims.len() > crate::prim::SUPPORTED_RANK {
-        return Shape::matrix(out.size(), input.size());
-    }
     Shape::from_dims(&dims).unwrap_or_else(|| Shape::matrix(out.size(), input.size()))
 }

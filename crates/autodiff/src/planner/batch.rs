@@ -1,22 +1,45 @@
 //! Batched tangents: a linear program applied to many directions at once. A linear value
-//! of shape `[n]` (or `[]`) becomes a matrix `[B, n]` (or `[B, 1]`) whose rows are its
-//! values for B directions, so one pass computes what B separate JVPs (or VJPs) would.
-//! Arrays have rank at most 2, so this works where every linear value is a scalar or a
-//! vector; otherwise `batch_linear` declines and the caller unrolls one pass per direction.
+//! of shape `s` becomes `[B, *s]`, its values for B directions stacked along a new leading
+//! axis, so one pass computes what B separate JVPs (or VJPs) would. Coefficients (primal
+//! values) broadcast against the batch as they are, aligned on the right; linear operands
+//! of lower rank get size-1 axes after the batch axis so that they align too. Where a
+//! batched value would pass the largest rank, `batch_linear` declines and the caller
+//! unrolls one pass per direction.
 
+use super::factor::identity;
 use crate::emitter::Emitter;
 use ad_ir::prim::{Axes, Binary, Prim, Sel, Unary};
+use ad_ir::shape::MAX_RANK;
 use ad_ir::{Atom, Eqn, Shape, Var};
 use std::collections::HashMap;
 
-/// The batched shape of a linear value of shape `s`: `[B, size(s)]`.
+/// The batched shape of a linear value of shape `s`: `[B, *s]`.
 fn batched(b: usize, s: Shape) -> Option<Shape> {
-    (s.rank() <= 1).then(|| Shape::matrix(b, s.size()))
+    s.insert_axis(0, b)
+}
+
+/// The batch of all basis directions of shape `s`: the identity, `[n, *s]`.
+pub fn seed(em: &mut Emitter, s: Shape) -> Option<Atom> {
+    let n = s.size();
+    let eye = identity(em, n);
+    let shape = batched(n, s)?;
+    Some(if em.shape(eye) == shape { eye } else { em.emit(Prim::Reshape(shape), [eye]) })
+}
+
+/// A batch `[B, *s]` as the matrix `[B, size(s)]`.
+pub fn flat(em: &mut Emitter, r: Atom) -> Atom {
+    let s = em.shape(r);
+    let rows = Shape::matrix(s.dim(0), s.size() / s.dim(0).max(1));
+    if s == rows {
+        r
+    } else {
+        em.emit(Prim::Reshape(rows), [r])
+    }
 }
 
 /// Applies the linear equations `eqns` to a batch: `seeds` gives the batched value of each
-/// linear input, `[B, size]`. Returns the batched values of `outputs` (`None` entries are
-/// zero), or `None` if some linear value has rank 2.
+/// linear input, `[B, *shape]`. Returns the batched values of `outputs` (`None` entries are
+/// zero), or `None` where a batched value would pass the largest rank.
 pub fn batch_linear(
     em: &mut Emitter,
     eqns: &[Eqn],
@@ -37,11 +60,31 @@ pub fn batch_linear(
         let out_shape = em.shape(Atom::Var(e.out));
         let target = batched(b, out_shape)?;
         em.span = e.span;
-        let r = batch_eqn(em, &e.prim, &e.args, &lin, target, b)?;
+        let r = batch_eqn(em, &e.prim, &e.args, &lin, out_shape, b)?;
+        let r = if em.shape(r) == target { r } else { em.broadcast_to(r, target) };
         debug_assert_eq!(em.shape(r), target, "batched `{}`", e.prim.name());
         map.insert(e.out, r);
     }
     Some(outputs.iter().map(|v| map.get(v).copied()).collect())
+}
+
+/// A batched value `[B, *s]` with size-1 axes inserted after the batch axis up to rank
+/// `rank` (for `s`): it then broadcasts against values of that rank as `s` would.
+fn lift(em: &mut Emitter, t: Atom, rank: usize) -> Option<Atom> {
+    let s = em.shape(t);
+    let inner = s.rank() - 1;
+    if inner >= rank {
+        return Some(t);
+    }
+    let dims: Vec<usize> = std::iter::once(s.dim(0))
+        .chain(std::iter::repeat_n(1, rank - inner))
+        .chain(s.dims()[1..].iter().copied())
+        .collect();
+    if dims.len() > MAX_RANK {
+        return None;
+    }
+    let shape = Shape::from_dims(&dims)?;
+    Some(em.emit(Prim::Reshape(shape), [t]))
 }
 
 /// The batched value of a constant operand of a linear equation, when it stands for a
@@ -51,110 +94,158 @@ fn zero_batch(em: &mut Emitter, a: Atom, b: usize) -> Option<Atom> {
     Some(em.zeros(s))
 }
 
+/// The batched form of one linear equation whose unbatched result has shape `out`; the
+/// caller broadcasts it to `[B, *out]` if it is smaller.
 fn batch_eqn(
     em: &mut Emitter,
     prim: &Prim,
     x: &[Atom],
     lin: &[Option<Atom>],
-    target: Shape,
+    out: Shape,
     b: usize,
 ) -> Option<Atom> {
-    // Coefficients (primal values of shape [n] or []) broadcast against the batch [B, n]
-    // as they are.
-    let fit = |em: &mut Emitter, a: Atom| -> Atom { em.broadcast_to(a, target) };
+    let r = out.rank();
     Some(match prim {
         Prim::Unary(Unary::Neg) => em.un(Unary::Neg, lin[0]?),
-        Prim::Binary(Binary::Add) | Prim::Binary(Binary::Sub) => {
-            let bin = if let Prim::Binary(op) = prim { *op } else { Binary::Add };
-            match (lin[0], lin[1]) {
-                (Some(p), Some(q)) => {
-                    let r = em.bin(bin, p, q);
-                    fit(em, r)
-                }
-                // A sum with a constant is affine, not linear: the rules never make one.
-                _ => return None,
+        Prim::Binary(op @ (Binary::Add | Binary::Sub)) => match (lin[0], lin[1]) {
+            (Some(p), Some(q)) => {
+                let (p, q) = (lift(em, p, r)?, lift(em, q, r)?);
+                em.bin(*op, p, q)
             }
-        }
+            // A sum with a constant is affine, not linear: the rules never make one.
+            _ => return None,
+        },
         Prim::Binary(op @ (Binary::Mul | Binary::SafeMul | Binary::Div)) => {
             let (t, c, t_first) = match (lin[0], lin[1]) {
                 (Some(t), None) => (t, x[1], true),
                 (None, Some(t)) if *op != Binary::Div => (t, x[0], false),
                 _ => return None,
             };
-            if em.shape(c).rank() > 1 {
-                return None;
+            let t = lift(em, t, r)?;
+            if t_first {
+                em.bin(*op, t, c)
+            } else {
+                em.bin(*op, c, t)
             }
-            let r = if t_first { em.bin(*op, t, c) } else { em.bin(*op, c, t) };
-            fit(em, r)
         }
         Prim::Where => {
-            if lin[0].is_some() || em.shape(x[0]).rank() > 1 {
+            if lin[0].is_some() {
                 return None;
             }
             let zero = Atom::Lit(0.0);
-            let r = em.emit(Prim::Where, [x[0], lin[1].unwrap_or(zero), lin[2].unwrap_or(zero)]);
-            fit(em, r)
+            let a = match lin[1] {
+                Some(t) => lift(em, t, r)?,
+                None => zero,
+            };
+            let c = match lin[2] {
+                Some(t) => lift(em, t, r)?,
+                None => zero,
+            };
+            em.emit(Prim::Where, [x[0], a, c])
         }
         Prim::MatMul | Prim::SafeMatMul => {
             let strong = *prim == Prim::SafeMatMul;
             let (sa, sb) = (em.shape(x[0]), em.shape(x[1]));
-            match (lin[0], lin[1], sa.rank(), sb.rank()) {
-                // W [m,n] @ t [n]: rows of T become rows of T Wᵀ.
-                (None, Some(t), 2, 1) => {
-                    let wt = em.emit(Prim::Transpose, [x[0]]);
-                    em.matmul(t, wt, strong)
+            let result = match (lin[0], lin[1]) {
+                // t @ W: a vector t is a batch of rows `[B, 1.., 1, k]`.
+                (Some(t), None) if sa.rank() == 1 => {
+                    let row = lift(em, t, sb.rank().max(2))?;
+                    em.matmul(row, x[1], strong)
                 }
-                // t [n] @ W [n,m]
-                (Some(t), None, 1, 2) => em.matmul(t, x[1], strong),
-                // t [n] @ w [n] or w @ t: a scalar per row.
-                (Some(t), None, 1, 1) | (None, Some(t), 1, 1) => {
-                    let w = if lin[0].is_some() { x[1] } else { x[0] };
-                    let r = em.matmul(t, w, strong);
-                    em.emit(Prim::Reshape(Shape::matrix(b, 1)), [r])
+                (Some(t), None) => {
+                    let t = lift(em, t, r.max(2))?;
+                    em.matmul(t, x[1], strong)
+                }
+                // W @ t: a vector t is a batch of columns `[B, 1.., k, 1]`.
+                (None, Some(t)) if sb.rank() == 1 => {
+                    if sa.rank() == 1 {
+                        // w @ t: one number per direction.
+                        em.matmul(t, x[0], strong)
+                    } else {
+                        let col = lift(em, t, sa.rank() - 1)?;
+                        let cs = em.shape(col);
+                        let column = cs.insert_axis(cs.rank(), 1)?;
+                        let col = em.emit(Prim::Reshape(column), [col]);
+                        em.matmul(x[0], col, strong)
+                    }
+                }
+                (None, Some(t)) => {
+                    let t = lift(em, t, r.max(2))?;
+                    em.matmul(x[0], t, strong)
                 }
                 _ => return None,
+            };
+            // Vector operands leave size-1 axes where NumPy drops them: reshape to the
+            // batched result.
+            let target = batched(b, out)?;
+            if em.shape(result) == target || em.shape(result).size() != target.size() {
+                result
+            } else {
+                em.emit(Prim::Reshape(target), [result])
             }
         }
         Prim::Solve | Prim::SafeSolve => {
             if lin[0].is_some() {
                 return None;
             }
+            let strong = *prim == Prim::SafeSolve;
             let t = lin[1]?;
-            let tt = em.emit(Prim::Transpose, [t]);
-            let r = em.solve(x[0], tt, *prim == Prim::SafeSolve);
-            em.emit(Prim::Transpose, [r])
-        }
-        Prim::Sum(_) | Prim::SumTo(_) => {
-            let t = lin[0]?;
-            if em.shape(t) == target {
-                t
+            let ts = em.shape(t);
+            // The right-hand sides of all directions side by side: `[n, B * k]`.
+            let (n, k) = (ts.dim(1), ts.size() / (b * ts.dim(1)).max(1));
+            let moved = if ts.rank() == 2 {
+                em.emit(Prim::Transpose, [t])
             } else {
-                let r = em.emit(Prim::Sum(Axes::one(1)), [t]);
-                em.emit(Prim::Reshape(target), [r])
+                let p = em.emit(Prim::Permute(vec![1, 0, 2]), [t]);
+                em.emit(Prim::Reshape(Shape::matrix(n, b * k)), [p])
+            };
+            let solved = em.solve(x[0], moved, strong);
+            if ts.rank() == 2 {
+                em.emit(Prim::Transpose, [solved])
+            } else {
+                let back = em.emit(Prim::Reshape(Shape::from_dims(&[n, b, k])?), [solved]);
+                em.emit(Prim::Permute(vec![1, 0, 2]), [back])
             }
         }
-        Prim::Permute(_) => return None,
-        Prim::BroadcastTo(_) => {
+        Prim::Sum(axes) => em.emit(Prim::Sum(axes.shift(1)), [lin[0]?]),
+        Prim::SumTo(s) => {
             let t = lin[0]?;
-            em.broadcast_to(t, target)
+            let ts = em.shape(t);
+            let lead = ts.rank() - 1 - s.rank();
+            let reduced: Vec<usize> = (1..ts.rank())
+                .filter(|&i| i <= lead || (s.dim(i - 1 - lead) == 1 && ts.dim(i) != 1))
+                .collect();
+            let summed = em.emit(Prim::Sum(Axes::of(&reduced)), [t]);
+            em.emit(Prim::Reshape(batched(b, *s)?), [summed])
         }
-        // Vectors and scalars of equal size share one batched shape.
-        Prim::Reshape(_) | Prim::Transpose | Prim::StopGradient => lin[0]?,
-        Prim::Index(sels) => {
+        Prim::BroadcastTo(s) => {
+            let t = lift(em, lin[0]?, s.rank())?;
+            em.broadcast_to(t, batched(b, *s)?)
+        }
+        Prim::Reshape(s) => em.emit(Prim::Reshape(batched(b, *s)?), [lin[0]?]),
+        // `x'` swaps the last two axes of a matrix and leaves vectors alone.
+        Prim::Transpose => {
             let t = lin[0]?;
-            let sel = match sels.as_slice() {
-                [Sel::At(i)] => Sel::Range(*i, i + 1),
-                [s] => *s,
-                _ => return None,
-            };
-            em.emit(Prim::Index(vec![Sel::Range(0, b), sel]), [t])
+            if em.shape(x[0]).rank() < 2 {
+                t
+            } else {
+                em.emit(Prim::Transpose, [t])
+            }
+        }
+        Prim::Permute(p) => {
+            let perm: Vec<usize> = std::iter::once(0).chain(p.iter().map(|a| a + 1)).collect();
+            em.emit(Prim::Permute(perm), [lin[0]?])
+        }
+        Prim::StopGradient => lin[0]?,
+        Prim::Index(sels) => {
+            let sels: Vec<Sel> = std::iter::once(Sel::Range(0, b)).chain(sels.iter().copied()).collect();
+            em.emit(Prim::Index(sels), [lin[0]?])
         }
         Prim::Pad(w) => {
-            let t = lin[0]?;
-            let (lo, hi) = *w.first()?;
-            em.emit(Prim::Pad(vec![(0, 0), (lo, hi)]), [t])
+            let widths: Vec<(usize, usize)> = std::iter::once((0, 0)).chain(w.iter().copied()).collect();
+            em.emit(Prim::Pad(widths), [lin[0]?])
         }
-        Prim::Concat(_) | Prim::Stack => {
+        Prim::Concat(axis) => {
             let mut parts = Vec::new();
             for (a, l) in x.iter().zip(lin) {
                 parts.push(match l {
@@ -162,11 +253,24 @@ fn batch_eqn(
                     None => zero_batch(em, *a, b)?,
                 });
             }
-            let mut acc = parts[0];
-            for p in &parts[1..] {
-                acc = em.emit(Prim::Concat(1), [acc, *p]);
+            em.emit(Prim::Concat(axis + 1), [parts[0], parts[1]])
+        }
+        // The parts `[B, *s]` become `[B, 1, *s]` and are joined along axis 1.
+        Prim::Stack => {
+            let mut acc: Option<Atom> = None;
+            for (a, l) in x.iter().zip(lin) {
+                let part = match l {
+                    Some(t) => *t,
+                    None => zero_batch(em, *a, b)?,
+                };
+                let ps = em.shape(part);
+                let part = em.emit(Prim::Reshape(ps.insert_axis(1, 1)?), [part]);
+                acc = Some(match acc {
+                    None => part,
+                    Some(prev) => em.emit(Prim::Concat(1), [prev, part]),
+                });
             }
-            acc
+            acc?
         }
         // Never linear (their class is zero or nonlinear), so never met here.
         Prim::Unary(

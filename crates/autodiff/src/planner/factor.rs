@@ -2,7 +2,7 @@
 //! a known kind (dense, diagonal, scalar), and the arithmetic of such factors: the
 //! multiply-adds their products and sums cost, and the code that computes them.
 
-use super::batch::batch_linear;
+use super::batch::{self, batch_linear};
 use crate::emitter::Emitter;
 use crate::transpose::Linearized;
 use ad_ir::prim::{Binary, Prim, Unary, F64};
@@ -256,10 +256,13 @@ pub fn materialize(l: &mut Linearized, f: &Factor) -> Val {
                     e.args[j] = em.zeros(s);
                 }
             }
-            let seed = identity(em, n);
             let rows = t
-                .and_then(|t| batch_linear(em, std::slice::from_ref(&e), &[(t, seed)], n, &[e.out]))
+                .and_then(|t| {
+                    let seed = batch::seed(em, em.shape(Atom::Var(t)))?;
+                    batch_linear(em, std::slice::from_ref(&e), &[(t, seed)], n, &[e.out])
+                })
                 .and_then(|r| r[0])
+                .map(|r| batch::flat(em, r))
                 .unwrap_or_else(|| em.zeros(Shape::matrix(n, m)));
             val(em.emit(Prim::Transpose, [rows]), Kind::Dense)
         }

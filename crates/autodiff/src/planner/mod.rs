@@ -33,7 +33,6 @@ use ad_ir::{Atom, Eqn, Program, Shape, Tree};
 use ad_syntax::Span;
 use batch::batch_linear;
 use cost::eqns_madds;
-use factor::identity;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Choice {
@@ -135,9 +134,10 @@ fn plan_of(p: &Program, leaf: usize, l: &Linearized) -> (Plan, Prepared) {
     let (n_in, n_out) = (in_shape.size() as f64, out_shape.size() as f64);
     let primal = eqns_madds(&em.b.eqns, shape);
     let per_pass = eqns_madds(&l.linear, shape);
-    let batched = in_shape.rank() <= 1
-        && out_shape.rank() <= 1
-        && l.linear.iter().all(|e| em.shape(Atom::Var(e.out)).rank() <= 1);
+    // Every linear value gains a batch axis, which must fit under the largest rank.
+    let fits = |s: Shape| s.rank() < ad_ir::shape::MAX_RANK;
+    let batched =
+        fits(in_shape) && fits(out_shape) && l.linear.iter().all(|e| fits(em.shape(Atom::Var(e.out))));
     let factors = chain::chain(l);
     let bracketed = factors
         .as_ref()
@@ -230,11 +230,15 @@ fn jacobian(p: &Program, param: usize, mode: JacMode) -> Result<(Program, Plan),
         (Choice::Forward, Some(out)) if plan.batched => {
             let eqns = std::mem::take(&mut l.linear);
             let em = &mut l.jvp.em;
-            let seed = identity(em, n_in);
-            batch_linear(em, &eqns, &[(t_in, seed)], n_in, &[out]).map(|r| {
-                let rows = r[0].unwrap_or_else(|| em.zeros(Shape::matrix(n_in, n_out)));
-                em.emit(Prim::Transpose, [rows])
-            })
+            batch::seed(em, plan.in_shape)
+                .and_then(|seed| batch_linear(em, &eqns, &[(t_in, seed)], n_in, &[out]))
+                .map(|r| {
+                    let rows = match r[0] {
+                        Some(r) => batch::flat(em, r),
+                        None => em.zeros(Shape::matrix(n_in, n_out)),
+                    };
+                    em.emit(Prim::Transpose, [rows])
+                })
         }
         (Choice::Reverse, Some(out)) if plan.batched => {
             let seed_var = l.jvp.em.new_var(plan.out_shape, Some("ct".into()), false);
@@ -244,11 +248,12 @@ fn jacobian(p: &Program, param: usize, mode: JacMode) -> Result<(Program, Plan),
             let trans: Vec<Eqn> = em.b.eqns.split_off(n_primal);
             match cts[0] {
                 None => Some(em.zeros(Shape::matrix(n_out, n_in))),
-                Some(Atom::Var(xbar)) => {
-                    let seed = identity(em, n_out);
-                    batch_linear(em, &trans, &[(seed_var, seed)], n_out, &[xbar])
-                        .map(|r| r[0].unwrap_or_else(|| em.zeros(Shape::matrix(n_out, n_in))))
-                }
+                Some(Atom::Var(xbar)) => batch::seed(em, plan.out_shape)
+                    .and_then(|seed| batch_linear(em, &trans, &[(seed_var, seed)], n_out, &[xbar]))
+                    .map(|r| match r[0] {
+                        Some(r) => batch::flat(em, r),
+                        None => em.zeros(Shape::matrix(n_out, n_in)),
+                    }),
                 Some(lit) => Some(em.broadcast_to(lit, Shape::matrix(n_out, n_in))),
             }
         }

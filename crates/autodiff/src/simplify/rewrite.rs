@@ -463,6 +463,24 @@ impl Rw {
                 if let Some((Prim::Transpose, inner)) = self.def_of(x) {
                     return Out::Same(inner[0]);
                 }
+                // Swapping two axes of length 1 changes nothing.
+                let xs = self.shape(x);
+                let r = xs.rank();
+                if xs.dim(r - 1) == 1 && xs.dim(r - 2) == 1 {
+                    return Out::Same(x);
+                }
+            }
+            Prim::Permute(perm) => {
+                let x = args[0];
+                if perm.iter().enumerate().all(|(i, p)| i == *p) {
+                    return Out::Same(x);
+                }
+                // A permutation that keeps the order of the axes longer than 1 moves no data.
+                let xs = self.shape(x);
+                let moved: Vec<usize> = perm.iter().copied().filter(|&p| xs.dim(p) != 1).collect();
+                if moved.windows(2).all(|w| w[0] < w[1]) {
+                    return Out::Emit(Prim::Reshape(out), smallvec::smallvec![x]);
+                }
             }
             Prim::Index(sels) => {
                 let x = args[0];

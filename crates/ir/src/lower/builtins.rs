@@ -399,7 +399,10 @@ fn pad_widths(lw: &mut Lowerer, v: &LVal, rank: usize, span: Span) -> Result<Vec
         (_, LVal::Tuple(t)) if t.len() == rank => t.iter().map(|p| pair(lw, p)).collect(),
         _ => Err(Diagnostic::at(
             span,
-            format!("`pad` of a rank-{rank} array takes {} `(before, after)`", crate::words::count(rank, "pair")),
+            format!(
+                "`pad` of a rank-{rank} array takes {} `(before, after)`",
+                crate::words::count(rank, "pair")
+            ),
         )),
     }
 }

@@ -130,7 +130,8 @@ impl Axes {
 
     /// The shape left when these axes are removed from `x`.
     pub fn reduce(self, x: Shape) -> Shape {
-        let kept: Vec<usize> = x.dims().iter().enumerate().filter(|(i, _)| !self.contains(*i)).map(|(_, d)| *d).collect();
+        let kept: Vec<usize> =
+            x.dims().iter().enumerate().filter(|(i, _)| !self.contains(*i)).map(|(_, d)| *d).collect();
         // Removing axes lowers the rank, so the result has a supported rank.
         Shape::from_dims(&kept).unwrap_or_default()
     }
@@ -138,7 +139,8 @@ impl Axes {
     /// The shape of the reduction kept as size-1 axes (NumPy's `keepdims`), which
     /// broadcasts back against `x`.
     pub fn keep(self, x: Shape) -> Shape {
-        let dims: Vec<usize> = x.dims().iter().enumerate().map(|(i, d)| if self.contains(i) { 1 } else { *d }).collect();
+        let dims: Vec<usize> =
+            x.dims().iter().enumerate().map(|(i, d)| if self.contains(i) { 1 } else { *d }).collect();
         Shape::from_dims(&dims).unwrap_or_default()
     }
 }
@@ -386,8 +388,13 @@ impl Prim {
                 arity(1)?;
                 let x = args[0];
                 let mut seen = vec![false; x.rank()];
-                if perm.len() != x.rank() || perm.iter().any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true)) {
-                    return Err(format!("{perm:?} is not a permutation of the {} of an array of shape {x}", crate::words::count(x.rank(), "axis")));
+                if perm.len() != x.rank()
+                    || perm.iter().any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true))
+                {
+                    return Err(format!(
+                        "{perm:?} is not a permutation of the {} of an array of shape {x}",
+                        crate::words::count(x.rank(), "axis")
+                    ));
                 }
                 ranked(&perm.iter().map(|&p| x.dim(p)).collect::<Vec<_>>())
             }
@@ -397,7 +404,10 @@ impl Prim {
                 if axes.fits(x.rank()) {
                     Ok(axes.reduce(x))
                 } else {
-                    Err(format!("axes {:?} are out of range for an array of shape {x}", axes.iter().collect::<Vec<_>>()))
+                    Err(format!(
+                        "axes {:?} are out of range for an array of shape {x}",
+                        axes.iter().collect::<Vec<_>>()
+                    ))
                 }
             }
             Prim::Argmax(axis) => {
@@ -484,7 +494,8 @@ impl Prim {
                 if let Some(bad) = args.iter().find(|s| *s != first) {
                     return Err(format!("array literal elements have different shapes: {first} and {bad}"));
                 }
-                let dims: Vec<usize> = std::iter::once(args.len()).chain(first.dims().iter().copied()).collect();
+                let dims: Vec<usize> =
+                    std::iter::once(args.len()).chain(first.dims().iter().copied()).collect();
                 ranked(&dims)
             }
             Prim::Full(s, _) => {
@@ -514,18 +525,12 @@ impl Prim {
 
 /// A shape of the given dimensions, if the rank is supported (sizes are checked later).
 fn ranked(dims: &[usize]) -> Result<Shape, String> {
-    Shape::from_dims(dims).ok_or_else(|| format!("arrays have rank at most {}, not {}", crate::shape::MAX_RANK, dims.len()))
+    Shape::from_dims(dims)
+        .ok_or_else(|| format!("arrays have rank at most {}, not {}", crate::shape::MAX_RANK, dims.len()))
 }
-
-/// The largest rank programs may use while the kernels and rules for higher ranks are
-/// being written (shapes themselves hold up to `MAX_RANK`).
-pub const SUPPORTED_RANK: usize = 2;
 
 /// A shape from dimensions coming from user input, refusing absurd sizes.
 pub fn checked_shape(dims: &[usize]) -> Result<Shape, String> {
-    if dims.len() > SUPPORTED_RANK {
-        return Err(format!("arrays have rank at most {SUPPORTED_RANK}, not {}", dims.len()));
-    }
     let shape = ranked(dims)?;
     match Shape::checked_size(dims) {
         Some(_) => Ok(shape),
