@@ -74,6 +74,8 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// The language server (LSP), over standard input and output, for editors.
+    Lsp,
 }
 
 fn main() -> ExitCode {
@@ -140,11 +142,12 @@ fn run(cli: Cli) -> ExitCode {
     };
     let command = match command {
         Command::Fmt { files, check } => return fmt::run(&files, check, color(), out),
+        Command::Lsp => return ExitCode::from(ad_lsp::run_stdio()),
         c => c,
     };
     let mut session = Session::new(Box::new(std::io::stdout()));
     match command {
-        Command::Repl { .. } | Command::Fmt { .. } => unreachable!("handled above"),
+        Command::Repl { .. } | Command::Fmt { .. } | Command::Lsp => unreachable!("handled above"),
         Command::Run { file, precision } => {
             let text = match read(&file) {
                 Ok(t) => t,

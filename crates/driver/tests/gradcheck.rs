@@ -40,8 +40,11 @@ fn only_output(p: &Program, k: usize) -> Program {
 fn summed(p: &Program) -> Program {
     let mut q = p.clone();
     let mut b = ad_ir::Builder { vars: q.vars.clone(), eqns: q.eqns.clone() };
-    let sums: Vec<ad_ir::Atom> =
-        q.outputs.iter().map(|o| b.emit(ad_ir::Prim::Sum(ad_ir::prim::Axes::all(q.shape(*o).rank())), vec![*o], q.span)).collect();
+    let sums: Vec<ad_ir::Atom> = q
+        .outputs
+        .iter()
+        .map(|o| b.emit(ad_ir::Prim::Sum(ad_ir::prim::Axes::all(q.shape(*o).rank())), vec![*o], q.span))
+        .collect();
     let mut acc = sums[0];
     for s in &sums[1..] {
         acc = b.emit(ad_ir::Prim::Binary(ad_ir::Binary::Add), vec![acc, *s], q.span);

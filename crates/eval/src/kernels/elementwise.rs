@@ -2,9 +2,9 @@
 //! buffer when it can (the interpreter hands over sole ownership of operands at their last
 //! use), so a chain of elementwise operations allocates once.
 
+use super::layout::{broadcast_strides, for_each_row, inner, rows};
 use ad_ir::prim::{Binary, Unary};
 use ad_ir::scalar;
-use super::layout::{broadcast_strides, for_each_row, inner, rows};
 use ad_ir::{Array, Shape};
 
 pub fn unary(op: Unary, a: Array) -> Array {
@@ -203,8 +203,11 @@ pub fn zip(
 }
 
 pub fn select(c: &Array, a: &Array, b: &Array, out: Shape) -> Array {
-    let (sc, sa, sb) =
-        (broadcast_strides(c.shape(), out), broadcast_strides(a.shape(), out), broadcast_strides(b.shape(), out));
+    let (sc, sa, sb) = (
+        broadcast_strides(c.shape(), out),
+        broadcast_strides(a.shape(), out),
+        broadcast_strides(b.shape(), out),
+    );
     let (ic, ia, ib) = (inner(&sc), inner(&sa), inner(&sb));
     let (_, n) = rows(out);
     let (cd, ad, bd) = (c.data(), a.data(), b.data());

@@ -42,7 +42,8 @@ fn batch_offsets(sa: Shape, sb: Shape, out: Shape) -> Vec<(usize, usize)> {
     let batch_of = |s: Shape| Shape::from_dims(&s.dims()[..s.rank().saturating_sub(2)]).unwrap_or_default();
     let core = usize::from(sa.rank() > 1) + usize::from(sb.rank() > 1);
     let batch = Shape::from_dims(&out.dims()[..out.rank() - core]).unwrap_or_default();
-    let (stride_a, stride_b) = (broadcast_strides(batch_of(sa), batch), broadcast_strides(batch_of(sb), batch));
+    let (stride_a, stride_b) =
+        (broadcast_strides(batch_of(sa), batch), broadcast_strides(batch_of(sb), batch));
     // Walk the batch as the rows of `batch × [1]`, with strides in whole matrices.
     let walk = Shape::from_dims(&[batch.dims(), &[1]].concat()).unwrap_or_default();
     let wa: Vec<usize> = stride_a.iter().map(|s| s * m * k).chain([0]).collect();

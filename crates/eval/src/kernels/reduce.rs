@@ -59,11 +59,7 @@ fn reduce(
     let k = (0..r).rev().take_while(|i| axes.contains(*i)).count();
     if k == axes.count() {
         let run: usize = s.dims()[r - k..].iter().product();
-        let data = if run == 0 {
-            vec![whole(&[]); out.size()]
-        } else {
-            d.chunks(run).map(&whole).collect()
-        };
+        let data = if run == 0 { vec![whole(&[]); out.size()] } else { d.chunks(run).map(&whole).collect() };
         return Array::new(out, data);
     }
     // Otherwise every input row adds into the result with strides that skip the reduced

@@ -50,7 +50,8 @@ fn copy_block(
         return;
     }
     let (ss, ds) = (src_shape.strides(), dst_shape.strides());
-    let offset = |start: &[usize], strides: &[usize]| start.iter().zip(strides).map(|(a, b)| a * b).sum::<usize>();
+    let offset =
+        |start: &[usize], strides: &[usize]| start.iter().zip(strides).map(|(a, b)| a * b).sum::<usize>();
     let (s0, d0) = (offset(src_start, &ss), offset(dst_start, &ds));
     // Walk the block's rows; its last axis is contiguous in both.
     let Some(block_shape) = Shape::from_dims(block) else { return };
@@ -118,7 +119,8 @@ pub fn permute(a: &Array, perm: &[usize], out: Shape) -> Array {
     // Matrices (and batches of them) get a blocked transpose, which keeps both sides in
     // cache for large ones.
     let r = dims.len();
-    let swaps_last_two = r >= 2 && perm[r - 2] == r - 1 && perm[r - 1] == r - 2 && (0..r - 2).all(|i| perm[i] == i);
+    let swaps_last_two =
+        r >= 2 && perm[r - 2] == r - 1 && perm[r - 1] == r - 2 && (0..r - 2).all(|i| perm[i] == i);
     if swaps_last_two {
         let (m, n) = (dims[r - 2], dims[r - 1]);
         let batch: usize = dims[..r - 2].iter().product();
