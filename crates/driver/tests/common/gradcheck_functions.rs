@@ -55,4 +55,15 @@ pub const FUNCTIONS: &[&str] = &[
     "def f(x: [2], y: [3]) = outer(x, y)",
     "def f(A: [2, 2]) = inv(A + 2 * eye(2))",
     "def f(W1: [3, 4], b1: [4], W2: [4, 2], X: [5, 3]) = tanh(X @ W1 + b1) @ W2",
+    // Any rank: elementwise with broadcasting, reductions over axis sets, batched products,
+    // permutations, indexing, padding, joining and the library's axis arguments.
+    "def f(x: [2, 3, 2], y: [3, 1]) = sin(x) * y + x ^ 2 / (y + 2) + max(x, y) + where(x > y, x, y * x)",
+    "def f(x: [2, 2, 3, 2]) = (sum(x, (0, 2)), amax(x, (1, 3)), sum(x, -1), amax(x), mean(x, (0, 3)))",
+    "def f(a: [2, 2, 3], b: [2, 3, 4], c: [3]) = (a @ b, a @ c, c @ b, a' @ a)",
+    "def f(a: [2, 1, 2, 3], b: [3, 3, 2]) = a @ b",
+    "def f(x: [2, 3, 4]) = (transpose(x, (2, 0, 1)) ^ 2, transpose(x), x[1, :, 1:3], x[:, -1])",
+    "def f(x: [2, 3, 2], y: [2, 1, 2]) = (concat((x, y, x), 1), stack((x, x * y), 2), pad(x, ((0, 1), (1, 0), (0, 0))))",
+    "def f(x: [2, 3, 2]) = (reshape(x, (3, 4)), expand_dims(x, (0, -1)) * 2, squeeze(x[:, :1, :]), broadcast_to(x, (2, 2, 3, 2)))",
+    "def f(x: [2, 3, 4], y: [2, 4, 3]) = (einsum(\"bij,bjk->bik\", x, y), einsum(\"bij,bji->b\", x, y), einsum(\"bii->b\", x @ y))",
+    "def f(x: [2, 3, 4]) = (softmax(x, 1), logsumexp(x, 2), log_softmax(x), sum_to(x, (3, 1)))",
 ];

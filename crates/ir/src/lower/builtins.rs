@@ -17,6 +17,8 @@ use ad_syntax::{Diagnostic, Span};
 const NON_PRIMITIVES: &[&str] = &[
     // shape utilities
     "shape", "rows", "cols", "size", "rank",
+    // axes at any rank, lowered to primitives (`axes.rs`, `einsum.rs`)
+    "stack", "expand_dims", "squeeze", "einsum",
     // differentiation
     "grad", "value_and_grad", "jvp", "vjp", "hvp", "hessian", "jacobian", "jacfwd", "jacrev",
     // effects (top level only)
@@ -78,6 +80,8 @@ pub(crate) fn call(
     spans: &[Span],
 ) -> Result<LVal> {
     let at = |i: usize| spans.get(i).copied().unwrap_or(span);
+    // One span per argument, whatever the caller gave.
+    let all_spans: Vec<Span> = (0..args.len().max(1)).map(at).collect();
     if is_effect(name) {
         return effect(lw, name, args, span, spans);
     }
@@ -184,10 +188,12 @@ pub(crate) fn call(
             };
             lw.operator(prim, name, &args, spans, span)
         }
-        "transpose" => {
-            arity(name, &args, &[1], span)?;
-            lw.operator(Prim::Transpose, name, &args, spans, span)
-        }
+        "transpose" => lw.transpose_builtin(&args, span, &all_spans),
+        "stack" => lw.stack_builtin(&args, span, &all_spans),
+        "expand_dims" => lw.expand_dims_builtin(&args, span, &all_spans),
+        "squeeze" => lw.squeeze_builtin(&args, span, &all_spans),
+        "einsum" => lw.einsum(&args, span, &all_spans),
+        "concat" if matches!(args.first(), Some(LVal::Tuple(_))) => lw.concat_tuple(&args, span, &all_spans),
         "stop_gradient" => {
             arity(name, &args, &[1], span)?;
             lw.operator(Prim::StopGradient, name, &args, spans, span)

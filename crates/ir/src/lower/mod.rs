@@ -13,9 +13,11 @@
 //! Numbers known while lowering ([`LVal::Num`]) are folded, and serve as loop bounds,
 //! indices, axes and shapes.
 
+mod axes;
 pub mod builtins;
 mod call;
 mod derived;
+mod einsum;
 mod expr;
 pub mod io_effects;
 mod scope;
