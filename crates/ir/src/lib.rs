@@ -18,6 +18,7 @@ pub mod scalar;
 pub mod shape;
 pub mod transform;
 pub mod verify;
+pub mod window;
 pub mod words;
 
 pub use array::Array;

@@ -7,6 +7,7 @@ pub mod layout;
 pub mod linalg;
 pub mod reduce;
 pub mod structure;
+pub mod window;
 
 use ad_ir::prim::Prim;
 use ad_ir::{Array, Shape};

@@ -1,0 +1,550 @@
+//! Convolution and pooling over images in NHWC order (`x: [b, h, w, c]`), with the kernels
+//! their derivatives need. The geometry (result size, padding) is `ad_ir::window`'s.
+//!
+//! A convolution is one matrix product: "im2col" copies each output pixel's window of the
+//! input into a row of a matrix `[b·oh·ow, kh·kw·c]`, whose product with the kernel read as
+//! `[kh·kw·c, o]` is the result read as `[b·oh·ow, o]`. The two adjoints are products with
+//! the same matrices transposed (faer reads a transposed view at no cost); the adjoint with
+//! respect to the input then adds each row back over its window ("col2im"). The window
+//! matrix is built a block of rows at a time, so its memory stays bounded (and in cache)
+//! whatever the image size.
+//!
+//! Pooling is a single pass over the windows. Max pooling picks, per window and channel, the
+//! position of the maximum; its derivative kernels read or add at those positions.
+
+use ad_ir::window::{Padding, Window};
+use ad_ir::{Array, Shape};
+use faer::linalg::matmul::matmul as faer_matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// The window matrix is built this many elements (1 MiB of f64) at a time: large enough
+/// that each product keeps faer's kernels busy, small enough to stay in the cache between
+/// being written and being read.
+const BLOCK_ELEMENTS: usize = 1 << 17;
+
+/// Products with more multiply-adds than this run on all cores (the crossover `linalg.rs`
+/// measured for faer on this machine).
+const PARALLEL_ABOVE: usize = 4_000_000;
+
+/// The sizes of a convolution: batch, input channels, output channels, and the windows.
+#[derive(Clone, Copy)]
+struct Conv {
+    b: usize,
+    c: usize,
+    o: usize,
+    win: Window,
+}
+
+impl Conv {
+    /// The convolution of an `x_shape` image batch with a `k_shape` kernel. Programs are
+    /// shape-checked before they run, so ill-matched shapes here are a bug in the caller.
+    fn new(x_shape: Shape, k_shape: Shape, stride: usize, padding: Padding) -> Conv {
+        let (x, k) = (x_shape.dims(), k_shape.dims());
+        let ([b, h, w, c], [kh, kw, kc, o]) = (four(x, "image"), four(k, "kernel"));
+        if kc != c {
+            panic!("internal error: conv2d of an image with {c} channels and a kernel for {kc}");
+        }
+        let win = Window::conv(h, w, kh, kw, stride, padding)
+            .unwrap_or_else(|e| panic!("internal error: conv2d on unchecked shapes: {e}"));
+        Conv { b, c, o, win }
+    }
+
+    /// Rows of the window matrix: one per output pixel.
+    fn rows(&self) -> usize {
+        self.b * self.win.out_h * self.win.out_w
+    }
+
+    /// Columns of the window matrix: one per kernel weight feeding one output channel.
+    fn cols(&self) -> usize {
+        self.win.size_h * self.win.size_w * self.c
+    }
+
+    fn y_shape(&self) -> Shape {
+        shape4([self.b, self.win.out_h, self.win.out_w, self.o])
+    }
+
+    /// A 1 × 1 kernel with stride 1 reads each pixel once, in order, with no padding (both
+    /// paddings give none), so the window matrix is the image itself: no copy is needed.
+    fn is_pointwise(&self) -> bool {
+        self.win.size_h == 1 && self.win.size_w == 1 && self.win.stride == 1
+    }
+
+    /// How many rows of the window matrix to build at a time (at least one).
+    fn block_rows(&self) -> usize {
+        (BLOCK_ELEMENTS / self.cols().max(1)).max(1)
+    }
+}
+
+/// The four dimensions of an image or a kernel.
+fn four(dims: &[usize], what: &str) -> [usize; 4] {
+    match dims {
+        &[a, b, c, d] => [a, b, c, d],
+        _ => panic!("internal error: a convolution's {what} has shape {dims:?}, not four axes"),
+    }
+}
+
+/// A shape of four axes; every rank up to 8 exists.
+fn shape4(dims: [usize; 4]) -> Shape {
+    Shape::from_dims(&dims).unwrap_or_else(|| panic!("internal error: no shape {dims:?}"))
+}
+
+/// `conv2d(x, k, stride, padding)`: the cross-correlation of `x: [b, h, w, c]` with
+/// `k: [kh, kw, c, o]` (the kernel is not flipped), giving `[b, oh, ow, o]`; JAX's
+/// `conv_general_dilated` with dimension numbers `('NHWC', 'HWIO', 'NHWC')`.
+pub fn conv2d(x: &Array, k: &Array, stride: usize, padding: Padding) -> Array {
+    let g = Conv::new(x.shape(), k.shape(), stride, padding);
+    let (rows, cols, o) = (g.rows(), g.cols(), g.o);
+    let mut y = vec![0.0; rows * o];
+    if rows * o == 0 || cols == 0 {
+        // No outputs, or outputs that sum no terms: zeros of the right shape.
+        return Array::new(g.y_shape(), y);
+    }
+    let kernel = MatRef::from_row_major_slice(k.data(), cols, o);
+    if g.is_pointwise() {
+        let image = MatRef::from_row_major_slice(x.data(), rows, cols);
+        product(&mut y, image, kernel, Accum::Replace, par_for(rows * cols * o));
+        return Array::new(g.y_shape(), y);
+    }
+    // Each block of output rows is computed from its own rows of the window matrix. (The
+    // closures see buffers, not arrays, whose reference counts cannot cross threads.)
+    let (step, x) = (g.block_rows(), x.data());
+    let one = |first: usize, y_block: &mut [f64], block: &mut [f64], par: Par| {
+        let n = y_block.len() / o;
+        let block = &mut block[..n * cols];
+        im2col(x, &g, first, block);
+        product(y_block, MatRef::from_row_major_slice(block, n, cols), kernel, Accum::Replace, par);
+    };
+    if in_parallel(rows, step, cols * o) {
+        // Blocks write disjoint rows of the result, so they run on all cores, each product
+        // on one.
+        y.par_chunks_mut(step * o).enumerate().for_each_init(
+            || vec![0.0; step * cols],
+            |block, (i, y_block)| one(i * step, y_block, block, Par::Seq),
+        );
+    } else {
+        let mut block = vec![0.0; step.min(rows) * cols];
+        for (i, y_block) in y.chunks_mut(step * o).enumerate() {
+            one(i * step, y_block, &mut block, par_for(y_block.len() * cols));
+        }
+    }
+    Array::new(g.y_shape(), y)
+}
+
+/// The adjoint of `x ↦ conv2d(x, k, stride, padding)` applied to `ct: [b, oh, ow, o]`: the
+/// rows of `ct · kᵀ` (one window's worth of input gradient per output pixel) added back over
+/// their windows, giving an array shaped `x_shape`. Padding receives nothing.
+pub fn conv2d_transpose_input(
+    ct: &Array,
+    k: &Array,
+    stride: usize,
+    padding: Padding,
+    x_shape: Shape,
+) -> Array {
+    let g = Conv::new(x_shape, k.shape(), stride, padding);
+    check_cotangent(ct, &g);
+    let (rows, cols, o) = (g.rows(), g.cols(), g.o);
+    let mut dx = vec![0.0; x_shape.size()];
+    if rows * cols == 0 || o == 0 {
+        // Nothing reaches the input: no windows, no weights or no output channels.
+        return Array::new(x_shape, dx);
+    }
+    let kernel_t = MatRef::from_row_major_slice(k.data(), cols, o).transpose();
+    if g.is_pointwise() {
+        let ct = MatRef::from_row_major_slice(ct.data(), rows, o);
+        product(&mut dx, ct, kernel_t, Accum::Replace, par_for(rows * cols * o));
+        return Array::new(x_shape, dx);
+    }
+    // Rows `first .. first + n` of the window matrix's gradient, added back into `dx`, which
+    // starts at element `base` of the whole gradient.
+    let (step, ct) = (g.block_rows(), ct.data());
+    let one = |first: usize, n: usize, dx: &mut [f64], base: usize, block: &mut [f64], par: Par| {
+        let block = &mut block[..n * cols];
+        let ct = MatRef::from_row_major_slice(&ct[first * o..(first + n) * o], n, o);
+        product(block, ct, kernel_t, Accum::Replace, par);
+        col2im(block, &g, first, dx, base);
+    };
+    let (image_rows, image_len) = (g.win.out_h * g.win.out_w, g.win.h * g.win.w * g.c);
+    if g.b > 1 && in_parallel(rows, step, cols * o) {
+        // Windows overlap within an image but never across images, so images run on all
+        // cores. Each pixel receives its terms in the same order as in the loop below.
+        dx.par_chunks_mut(image_len).enumerate().for_each_init(
+            || vec![0.0; step.min(image_rows) * cols],
+            |block, (bi, dx_image)| {
+                let end = (bi + 1) * image_rows;
+                for first in (bi * image_rows..end).step_by(step) {
+                    one(first, step.min(end - first), dx_image, bi * image_len, block, Par::Seq);
+                }
+            },
+        );
+    } else {
+        let mut block = vec![0.0; step.min(rows) * cols];
+        for first in (0..rows).step_by(step) {
+            let n = step.min(rows - first);
+            one(first, n, &mut dx, 0, &mut block, par_for(n * cols * o));
+        }
+    }
+    Array::new(x_shape, dx)
+}
+
+/// The adjoint of `k ↦ conv2d(x, k, stride, padding)` applied to `ct: [b, oh, ow, o]`: the
+/// window matrix transposed times `ct`, giving an array shaped `k_shape`.
+pub fn conv2d_transpose_kernel(
+    x: &Array,
+    ct: &Array,
+    stride: usize,
+    padding: Padding,
+    k_shape: Shape,
+) -> Array {
+    let g = Conv::new(x.shape(), k_shape, stride, padding);
+    check_cotangent(ct, &g);
+    let (rows, cols, o) = (g.rows(), g.cols(), g.o);
+    let mut dk = vec![0.0; cols * o];
+    if rows == 0 || cols * o == 0 {
+        // A sum of no terms, or an empty kernel.
+        return Array::new(k_shape, dk);
+    }
+    if g.is_pointwise() {
+        let image_t = MatRef::from_row_major_slice(x.data(), rows, cols).transpose();
+        let ct = MatRef::from_row_major_slice(ct.data(), rows, o);
+        product(&mut dk, image_t, ct, Accum::Replace, par_for(rows * cols * o));
+        return Array::new(k_shape, dk);
+    }
+    // The sum over output pixels, block by block: each block of rows adds its share.
+    let (step, x, ct) = (g.block_rows(), x.data(), ct.data());
+    let add = |first: usize, n: usize, dk: &mut [f64], block: &mut [f64], par: Par| {
+        let block = &mut block[..n * cols];
+        im2col(x, &g, first, block);
+        let block_t = MatRef::from_row_major_slice(block, n, cols).transpose();
+        let ct = MatRef::from_row_major_slice(&ct[first * o..(first + n) * o], n, o);
+        product(dk, block_t, ct, Accum::Add, par);
+    };
+    let blocks = rows.div_ceil(step);
+    if in_parallel(rows, step, cols * o) {
+        // A fixed number of groups of consecutive blocks, each summed on one core, and
+        // their sums added in order: the result does not depend on the scheduling.
+        let per_group = blocks.div_ceil(blocks.min(SUM_GROUPS));
+        let partial: Vec<Vec<f64>> = (0..blocks.div_ceil(per_group))
+            .into_par_iter()
+            .map(|group| {
+                let (mut dk, mut block) = (vec![0.0; cols * o], vec![0.0; step * cols]);
+                for first in
+                    (group * per_group * step..rows.min((group + 1) * per_group * step)).step_by(step)
+                {
+                    add(first, step.min(rows - first), &mut dk, &mut block, Par::Seq);
+                }
+                dk
+            })
+            .collect();
+        for part in partial {
+            for (d, p) in dk.iter_mut().zip(part) {
+                *d += p;
+            }
+        }
+    } else {
+        let mut block = vec![0.0; step.min(rows) * cols];
+        for first in (0..rows).step_by(step) {
+            let n = step.min(rows - first);
+            add(first, n, &mut dk, &mut block, par_for(n * cols * o));
+        }
+    }
+    Array::new(k_shape, dk)
+}
+
+/// The kernel gradient of a convolution is summed over at most this many groups of blocks
+/// in parallel (a fixed number, so that the order of the sum does not depend on the machine).
+const SUM_GROUPS: usize = 16;
+
+/// Whether the blocks of a convolution run on all cores: when there are several and the
+/// products, `rows × (cols · o)` multiply-adds in all, are large enough to pay for threads.
+fn in_parallel(rows: usize, step: usize, per_row: usize) -> bool {
+    rows > step && rows.saturating_mul(per_row) > PARALLEL_ABOVE
+}
+
+/// The parallelism of one product of `work` multiply-adds run on its own.
+fn par_for(work: usize) -> Par {
+    if work > PARALLEL_ABOVE {
+        Par::rayon(0)
+    } else {
+        Par::Seq
+    }
+}
+
+/// A cotangent must be shaped like the convolution's result.
+fn check_cotangent(ct: &Array, g: &Conv) {
+    if ct.shape() != g.y_shape() {
+        panic!("internal error: a convolution's cotangent is {:?}, not {:?}", ct.shape(), g.y_shape());
+    }
+}
+
+/// The input columns `[j0, j1)` of a window row that fall inside the image, for the window
+/// whose first column is `left` (negative in the padding): the rest reads zeros.
+fn inside(left: isize, size: usize, len: usize) -> (usize, usize) {
+    let j0 = (-left).clamp(0, size as isize) as usize;
+    let j1 = (len as isize - left).clamp(j0 as isize, size as isize) as usize;
+    (j0, j1)
+}
+
+/// Writes rows `first ..` of the window matrix (as many as `block` holds) into `block`:
+/// row `(bi, oy, ox)` holds the input pixels under that output pixel's window, in the
+/// kernel's order (window row, window column, channel), zeros where the window lies in the
+/// padding. Each window row is a contiguous run of the image, so it is copied whole.
+fn im2col(x: &[f64], g: &Conv, first: usize, block: &mut [f64]) {
+    let (win, c) = (g.win, g.c);
+    let run = win.size_w * c;
+    for (r, dst) in (first..).zip(block.chunks_exact_mut(g.cols())) {
+        let (bi, oy, ox) = (r / (win.out_h * win.out_w), r / win.out_w % win.out_h, r % win.out_w);
+        let top = (oy * win.stride) as isize - win.pad_top as isize;
+        let left = (ox * win.stride) as isize - win.pad_left as isize;
+        let (j0, j1) = inside(left, win.size_w, win.w);
+        for (i, seg) in dst.chunks_exact_mut(run).enumerate() {
+            let iy = top + i as isize;
+            if iy < 0 || iy >= win.h as isize || j0 == j1 {
+                seg.fill(0.0);
+                continue;
+            }
+            let start = ((bi * win.h + iy as usize) * win.w + (left + j0 as isize) as usize) * c;
+            seg[..j0 * c].fill(0.0);
+            seg[j0 * c..j1 * c].copy_from_slice(&x[start..start + (j1 - j0) * c]);
+            seg[j1 * c..].fill(0.0);
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds rows `first ..` of a window matrix back into the image
+/// gradient, each entry onto the pixel it was copied from (entries from the padding are
+/// dropped). `dx` holds the gradient from its element `base` on, which the rows reach.
+fn col2im(block: &[f64], g: &Conv, first: usize, dx: &mut [f64], base: usize) {
+    let (win, c) = (g.win, g.c);
+    let run = win.size_w * c;
+    for (r, src) in (first..).zip(block.chunks_exact(g.cols())) {
+        let (bi, oy, ox) = (r / (win.out_h * win.out_w), r / win.out_w % win.out_h, r % win.out_w);
+        let top = (oy * win.stride) as isize - win.pad_top as isize;
+        let left = (ox * win.stride) as isize - win.pad_left as isize;
+        let (j0, j1) = inside(left, win.size_w, win.w);
+        for (i, seg) in src.chunks_exact(run).enumerate() {
+            let iy = top + i as isize;
+            if iy < 0 || iy >= win.h as isize || j0 == j1 {
+                continue;
+            }
+            let start = ((bi * win.h + iy as usize) * win.w + (left + j0 as isize) as usize) * c - base;
+            for (d, s) in dx[start..start + (j1 - j0) * c].iter_mut().zip(&seg[j0 * c..j1 * c]) {
+                *d += s;
+            }
+        }
+    }
+}
+
+/// `dst (+)= lhs · rhs` on faer, with `dst` a row-major buffer of `lhs.nrows() × rhs.ncols()`.
+fn product(dst: &mut [f64], lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>, accum: Accum, par: Par) {
+    let (m, n) = (lhs.nrows(), rhs.ncols());
+    faer_matmul(MatMut::from_row_major_slice_mut(dst, m, n), accum, lhs, rhs, 1.0, par);
+    clear_upper_avx();
+}
+
+/// faer's kernels leave the upper halves of the AVX registers dirty, after which scalar
+/// `tanh` and `exp` run about ten times slower (the SSE/AVX transition penalty), so each
+/// product ends by clearing them, as `linalg.rs` does after its products.
+fn clear_upper_avx() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX (checked just above), which is all vzeroupper needs.
+            unsafe { zeroupper() }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn zeroupper() {
+    std::arch::x86_64::_mm256_zeroupper();
+}
+
+/// The sizes of a pooling: batch, channels and the windows.
+#[derive(Clone, Copy)]
+struct Pool {
+    b: usize,
+    c: usize,
+    win: Window,
+}
+
+impl Pool {
+    fn new(x_shape: Shape, size: usize, stride: usize) -> Pool {
+        let [b, h, w, c] = four(x_shape.dims(), "image");
+        let win = Window::pool(h, w, size, stride)
+            .unwrap_or_else(|e| panic!("internal error: pooling on unchecked shapes: {e}"));
+        Pool { b, c, win }
+    }
+
+    fn y_shape(&self) -> Shape {
+        shape4([self.b, self.win.out_h, self.win.out_w, self.c])
+    }
+
+    /// Calls `f(out, starts)` for each output pixel in order, where `out` is the offset of
+    /// its channels in the result and `starts` the offsets in the image of the runs of
+    /// `size · c` elements (one per window row) that its window covers.
+    fn for_each_window(&self, mut f: impl FnMut(usize, &[usize])) {
+        let (win, c) = (self.win, self.c);
+        let mut starts = vec![0; win.size_h];
+        let mut out = 0;
+        for bi in 0..self.b {
+            for oy in 0..win.out_h {
+                for ox in 0..win.out_w {
+                    for (i, s) in starts.iter_mut().enumerate() {
+                        *s = ((bi * win.h + oy * win.stride + i) * win.w + ox * win.stride) * c;
+                    }
+                    f(out, &starts);
+                    out += c;
+                }
+            }
+        }
+    }
+}
+
+/// Calls `f(out, chosen)` for each window of a max pooling of `x`, where `out` is the offset
+/// of the window's channels in the result and `chosen[ch]` the offset in `x` of channel
+/// `ch`'s maximum: the first in the window's row-major order on ties, and the first NaN if
+/// there is one (a NaN wins, as in the pooled value, which is then NaN). The positions of
+/// one window at a time are kept, not those of the whole result.
+fn for_each_max(x: &[f64], p: &Pool, mut f: impl FnMut(usize, &[usize])) {
+    let (c, size_w) = (p.c, p.win.size_w);
+    if p.y_shape().size() == 0 {
+        return;
+    }
+    // The best value per channel and the offset of its pixel from the window's first pixel,
+    // held as an f64 so that the comparison loop below selects between f64 lanes only,
+    // which the compiler vectorises (with a usize offset beside the f64 it did not);
+    // offsets are below the array's size, far below 2^53, so they are exact.
+    let (mut best, mut which) = (vec![0.0; c], vec![0.0; c]);
+    let mut chosen = vec![0; c];
+    p.for_each_window(|out, starts| {
+        // The window's first pixel is the starting point; the walk in row-major order then
+        // replaces the best only with a strictly greater value (so the first of equal
+        // maxima stays) or with the first NaN.
+        best.copy_from_slice(&x[starts[0]..starts[0] + c]);
+        which.fill(0.0);
+        for (i, &row) in starts.iter().enumerate() {
+            for j in usize::from(i == 0)..size_w {
+                let at = row + j * c;
+                let offset = (at - starts[0]) as f64;
+                // Zipped iterators, non-short-circuiting `|` and `&`, and selects by bit mask
+                // rather than indexing and branches: the compiler vectorises this form, and
+                // turned `if better { .. } else { .. }` into a branch per lane, which random
+                // data mispredicts (three times slower).
+                for ((&cand, v), w) in x[at..at + c].iter().zip(best.iter_mut()).zip(which.iter_mut()) {
+                    let better = (cand > *v) | (cand.is_nan() & !v.is_nan());
+                    let mask = u64::from(better).wrapping_neg();
+                    *v = select(mask, cand, *v);
+                    *w = select(mask, offset, *w);
+                }
+            }
+        }
+        for (ch, (q, &offset)) in chosen.iter_mut().zip(&which).enumerate() {
+            *q = starts[0] + offset as usize + ch;
+        }
+        f(out, &chosen);
+    });
+}
+
+/// `a` where `mask` is all ones, `b` where it is zero, without a branch.
+fn select(mask: u64, a: f64, b: f64) -> f64 {
+    f64::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
+}
+
+/// `max_pool2d(x, size, stride)`: the maximum of each `size × size` window (no padding) of
+/// each channel of `x: [b, h, w, c]`; NaN if the window holds one.
+pub fn max_pool2d(x: &Array, size: usize, stride: usize) -> Array {
+    max_pool2d_pick(x, x, size, stride)
+}
+
+/// The JVP of `max_pool2d` at `x` applied to the tangent `t` (shaped like `x`): for each
+/// window and channel, `t` where `x` has its maximum (see [`for_each_max`] for ties and NaN).
+pub fn max_pool2d_pick(x: &Array, t: &Array, size: usize, stride: usize) -> Array {
+    let p = Pool::new(x.shape(), size, stride);
+    check_like(t, x.shape(), "max_pool2d_pick");
+    let t = t.data();
+    let mut y = vec![0.0; p.y_shape().size()];
+    for_each_max(x.data(), &p, |out, chosen| {
+        for (v, &q) in y[out..out + chosen.len()].iter_mut().zip(chosen) {
+            *v = t[q];
+        }
+    });
+    Array::new(p.y_shape(), y)
+}
+
+/// The adjoint of `t ↦ max_pool2d_pick(x, t)`: each entry of `ct` (shaped like the pooled
+/// result) added at its window's chosen position, giving an array shaped like `x`.
+/// Overlapping windows that choose the same pixel both add to it.
+pub fn max_pool2d_scatter(x: &Array, ct: &Array, size: usize, stride: usize) -> Array {
+    let p = Pool::new(x.shape(), size, stride);
+    check_like(ct, p.y_shape(), "max_pool2d_scatter");
+    let g = ct.data();
+    let mut dx = vec![0.0; x.shape().size()];
+    for_each_max(x.data(), &p, |out, chosen| {
+        for (&q, v) in chosen.iter().zip(&g[out..out + chosen.len()]) {
+            dx[q] += v;
+        }
+    });
+    Array::new(x.shape(), dx)
+}
+
+/// `avg_pool2d(x, size, stride)`: the mean of each `size × size` window (no padding) of each
+/// channel of `x: [b, h, w, c]`.
+pub fn avg_pool2d(x: &Array, size: usize, stride: usize) -> Array {
+    let p = Pool::new(x.shape(), size, stride);
+    let (c, data) = (p.c, x.data());
+    let mut y = vec![0.0; p.y_shape().size()];
+    if y.is_empty() {
+        return Array::new(p.y_shape(), y);
+    }
+    let count = (size * size) as f64;
+    p.for_each_window(|out, starts| {
+        let acc = &mut y[out..out + c];
+        for &row in starts {
+            for pixel in data[row..row + size * c].chunks_exact(c) {
+                for (a, v) in acc.iter_mut().zip(pixel) {
+                    *a += v;
+                }
+            }
+        }
+        for a in acc.iter_mut() {
+            *a /= count;
+        }
+    });
+    Array::new(p.y_shape(), y)
+}
+
+/// The adjoint of `avg_pool2d` applied to `ct` (shaped like the pooled result): each entry
+/// divided by `size²` and added to every pixel of its window, giving an array `x_shape`.
+pub fn avg_pool2d_transpose(ct: &Array, size: usize, stride: usize, x_shape: Shape) -> Array {
+    let p = Pool::new(x_shape, size, stride);
+    check_like(ct, p.y_shape(), "avg_pool2d_transpose");
+    let (c, g) = (p.c, ct.data());
+    let mut dx = vec![0.0; x_shape.size()];
+    if g.is_empty() {
+        return Array::new(x_shape, dx);
+    }
+    let count = (size * size) as f64;
+    let mut share = vec![0.0; c];
+    p.for_each_window(|out, starts| {
+        for (s, v) in share.iter_mut().zip(&g[out..out + c]) {
+            *s = v / count;
+        }
+        for &row in starts {
+            for pixel in dx[row..row + size * c].chunks_exact_mut(c) {
+                for (d, s) in pixel.iter_mut().zip(&share) {
+                    *d += s;
+                }
+            }
+        }
+    });
+    Array::new(x_shape, dx)
+}
+
+/// An operand of a pooling's derivative must have the shape its rule says.
+fn check_like(a: &Array, shape: Shape, what: &str) {
+    if a.shape() != shape {
+        panic!("internal error: `{what}` given an operand of shape {:?}, not {:?}", a.shape(), shape);
+    }
+}
