@@ -23,6 +23,7 @@ pub fn derive(p: &Program, req: &Request) -> Result<Program, String> {
     }
     let out = match req.mode {
         Mode::Hessian => hessian_program(p, &req.wrt)?,
+        Mode::Vmap(b) => return crate::vmap::vmap_program(p, req, b),
         Mode::Jacobian(m) => {
             let i = single_array_param(p, &req.wrt, "`jacobian`")?;
             return Ok(planner::plan(p, i, m)?.program);

@@ -23,7 +23,7 @@ pub(crate) fn first_order(p: &Program, req: &Request) -> Result<Program, String>
         Mode::Vjp => vjp_program(p, &req.wrt, &wrt_leaves),
         Mode::Grad { with_value } => grad_program(p, &req.wrt, &wrt_leaves, with_value),
         Mode::Hvp => hvp_program(p, &req.wrt),
-        Mode::Hessian | Mode::Jacobian(_) => {
+        Mode::Hessian | Mode::Jacobian(_) | Mode::Vmap(_) => {
             Err(format!("internal error: `{}` is not a first-order mode", req.mode.suffix()))
         }
     }

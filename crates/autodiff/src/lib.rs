@@ -17,6 +17,8 @@ mod planner;
 mod simplify;
 mod transpose;
 mod transpose_rules;
+mod vmap;
+mod vmap_rules;
 
 pub use derive::{derive, jacobian_shape, JacMode, Mode, Request};
 pub use planner::{plan, Choice, Factor, Kind, Plan, Planned, MAX_FACTORS};

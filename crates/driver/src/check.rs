@@ -141,6 +141,9 @@ fn check_against_differences(
     seed: u64,
 ) -> Result<(), String> {
     let mut rng = Rng::new(seed);
+    if let Mode::Vmap(b) = req.mode {
+        return check_vmap(s, primal, derived, req, b, &mut rng);
+    }
     let x = random_point(primal, &mut rng);
     let leaves = wrt_leaves(primal, &req.wrt);
     let run = |p: &Program, inputs: Vec<Array>| -> Result<Vec<Array>, String> {
@@ -234,6 +237,7 @@ fn check_against_differences(
                 ));
             }
         }
+        Mode::Vmap(_) => unreachable!("checked above"),
         Mode::Jacobian(_) => {
             let j = run(derived, x.clone())?;
             let v = direction(&mut rng);
@@ -249,6 +253,47 @@ fn check_against_differences(
                     describe(&[b])
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// A batched program against the function applied to each batch element in turn.
+fn check_vmap(
+    s: &Session,
+    primal: &Program,
+    derived: &Program,
+    req: &Request,
+    b: usize,
+    rng: &mut Rng,
+) -> Result<(), String> {
+    let run = |p: &Program, inputs: Vec<Array>| -> Result<Vec<Array>, String> {
+        s.run_program(p, inputs)
+            .ok_or_else(|| format!("`{}` could not run (a captured name is missing)", p.name))
+    };
+    let leaves = wrt_leaves(primal, &req.wrt);
+    let xs = random_point(derived, rng);
+    let batched = run(derived, xs.clone())?;
+    // Element `i` of a batched array `[B, *s]`.
+    let element = |a: &Array, i: usize| -> Array {
+        let inner = Shape::from_dims(&a.shape().dims()[1..]).unwrap_or_default();
+        let n = inner.size();
+        Array::new(inner, a.data()[i * n..(i + 1) * n].to_vec())
+    };
+    for i in 0..b {
+        let inputs: Vec<Array> = xs
+            .iter()
+            .enumerate()
+            .map(|(k, a)| if leaves.contains(&k) { element(a, i) } else { a.clone() })
+            .collect();
+        let expected = run(primal, inputs)?;
+        let got: Vec<Array> = batched.iter().map(|a| element(a, i)).collect();
+        if !close(&got, &expected, 1e-12, 1e-12) {
+            return Err(format!(
+                "batch element {i} is {}, but the function gives {}",
+                describe(&got),
+                describe(&expected)
+            ));
         }
     }
     Ok(())

@@ -221,7 +221,14 @@ pub enum DeriveMode {
     Hessian,
     /// The Jacobian by the planner's cheapest plan.
     Jacobian,
+    /// The function mapped over a batch (`vmap`): every parameter gets a leading batch
+    /// axis of size [`VMAP_BATCH`].
+    Vmap,
 }
+
+/// The batch size of programs `ad derive vmap` prints; the program for any other size
+/// differs only in that number.
+pub const VMAP_BATCH: usize = 4;
 
 impl DeriveMode {
     pub const ALL: &'static [DeriveMode] = &[
@@ -233,6 +240,7 @@ impl DeriveMode {
         DeriveMode::Hvp,
         DeriveMode::Hessian,
         DeriveMode::Jacobian,
+        DeriveMode::Vmap,
     ];
 
     pub fn name(self) -> &'static str {
@@ -245,6 +253,7 @@ impl DeriveMode {
             DeriveMode::Hvp => "hvp",
             DeriveMode::Hessian => "hessian",
             DeriveMode::Jacobian => "jacobian",
+            DeriveMode::Vmap => "vmap",
         }
     }
 
@@ -267,6 +276,7 @@ impl DeriveMode {
             DeriveMode::Hvp => (Mode::Hvp, vec![first]),
             DeriveMode::Hessian => (Mode::Hessian, vec![first]),
             DeriveMode::Jacobian => (Mode::Jacobian(JacMode::Auto), vec![first]),
+            DeriveMode::Vmap => (Mode::Vmap(VMAP_BATCH), all),
         };
         Some(Request { mode, wrt })
     }

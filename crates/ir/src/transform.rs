@@ -19,6 +19,9 @@ pub enum Mode {
     Hvp,
     Hessian,
     Jacobian(JacMode),
+    /// `f_vmap(args..)`: `f` applied to a batch, the parameters `wrt` (and the results)
+    /// with a leading batch axis of this size.
+    Vmap(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,6 +47,7 @@ impl Mode {
             Mode::Jacobian(JacMode::Forward) => "jacfwd",
             Mode::Jacobian(JacMode::Reverse) => "jacrev",
             Mode::Jacobian(JacMode::Auto) => "jacobian",
+            Mode::Vmap(_) => "vmap",
         }
     }
 
@@ -56,6 +60,7 @@ impl Mode {
             Mode::Hvp => "Hessian-vector product",
             Mode::Hessian => "Hessian",
             Mode::Jacobian(_) => "Jacobian",
+            Mode::Vmap(_) => "batched program",
         }
     }
 }

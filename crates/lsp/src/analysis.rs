@@ -189,7 +189,7 @@ fn expr<'m>(e: &'m Expr, offset: usize, frames: &mut Vec<Frame<'m>>) -> Node<'m>
             }
             None
         }
-        ExprKind::Num(_) | ExprKind::Str(_) | ExprKind::Var(_) | ExprKind::Error => None,
+        ExprKind::Num(_) | ExprKind::Str(_) | ExprKind::None | ExprKind::Var(_) | ExprKind::Error => None,
     };
     match found {
         Some(x) => expr(x, offset, frames),
@@ -409,7 +409,7 @@ pub fn mentions(e: &Expr, name: &str) -> bool {
     let any = |items: &[Expr]| items.iter().any(|x| mentions(x, name));
     match &e.kind {
         ExprKind::Var(v) => &**v == name,
-        ExprKind::Num(_) | ExprKind::Str(_) | ExprKind::Error => false,
+        ExprKind::Num(_) | ExprKind::Str(_) | ExprKind::None | ExprKind::Error => false,
         ExprKind::Tuple(items) | ExprKind::Array(items) => any(items),
         ExprKind::Unary(_, x) | ExprKind::Transpose(x) => mentions(x, name),
         ExprKind::Binary(_, l, r) => mentions(l, name) || mentions(r, name),

@@ -262,7 +262,12 @@ fn first_call<'m>(e: &'m Expr, name: &str, arity: usize) -> Option<&'m Expr> {
                 .find_map(|b| b.stmts.iter().find_map(|s| first_call_in_stmt(s, name, arity)))
         }),
         // A lambda's body runs with arguments not known here.
-        ExprKind::Lambda(_) | ExprKind::Num(_) | ExprKind::Str(_) | ExprKind::Var(_) | ExprKind::Error => {
+        ExprKind::Lambda(_)
+        | ExprKind::Num(_)
+        | ExprKind::Str(_)
+        | ExprKind::None
+        | ExprKind::Var(_)
+        | ExprKind::Error => {
             None
         }
     }
@@ -312,12 +317,14 @@ pub fn describe(v: &LVal, names: &[(usize, String)]) -> String {
         LVal::Arr(a) => dims(&a.shape(), names),
         LVal::Tuple(t) => tuple(t.iter().map(|v| describe(v, names)).collect()),
         LVal::Str(_) => "string".to_string(),
+        LVal::None => "none".to_string(),
         LVal::Func(f) => match &**f {
             Func::Def(d) => signature(d),
             Func::Overloads(ds) => ds.iter().map(|d| signature(d)).collect::<Vec<_>>().join(" | "),
             Func::Closure { lam, .. } => lambda(lam),
             Func::Builtin(b) => builtin(b),
             Func::Transform { .. } => format!("{}: a derived function", f.name()),
+            Func::Vmap { .. } => format!("{}: a batched function", f.name()),
         },
     }
 }
@@ -327,12 +334,14 @@ fn describe_spec(s: &Spec, names: &[(usize, String)]) -> String {
         Spec::Array(shape) => dims(shape, names),
         Spec::Tuple(t) => tuple(t.iter().map(|s| describe_spec(s, names)).collect()),
         Spec::Str(_) => "string".to_string(),
+        Spec::None => "none".to_string(),
         Spec::Func(f) => match f {
             FuncSpec::Def(d) => signature(d),
             FuncSpec::Overloads(ds) => ds.iter().map(|d| signature(d)).collect::<Vec<_>>().join(" | "),
             FuncSpec::Closure(lam, _) => lambda(lam),
             FuncSpec::Builtin(b) => builtin(b),
             FuncSpec::Transform(..) => "a derived function".to_string(),
+            FuncSpec::Vmap(..) => "a batched function".to_string(),
         },
     }
 }

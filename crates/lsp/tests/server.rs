@@ -197,7 +197,7 @@ fn hover_shows_shapes_and_signatures() {
         "```ad\ndef predict(w: [3], X: [n, 3])\n```\n\nPredictions of a linear model."
     );
     assert!(h(&mut c, "mean(r").starts_with("```ad\nmean(x)\nmean(x, axis)\n```\n\nMean of all elements"));
-    assert!(h(&mut c, "sum(X, 0)").starts_with("```ad\nsum(x)\nsum(x, axis)\n```"));
+    assert!(h(&mut c, "sum(X, 0)").starts_with("```ad\nsum(x)\nsum(x, axes)\n```"));
     // Nothing on a keyword or a blank.
     assert_eq!(c.at("textDocument/hover", PROGRAM, "for step"), Value::Null);
 }
@@ -273,7 +273,7 @@ fn signature_help_while_typing() {
         v["signatures"],
         json!([
             { "label": "sum(x)", "documentation": { "kind": "markdown", "value": "builtin" }, "parameters": [{ "label": [4, 5] }] },
-            { "label": "sum(x, axis)", "documentation": { "kind": "markdown", "value": "builtin" }, "parameters": [{ "label": [4, 5] }, { "label": [7, 11] }] },
+            { "label": "sum(x, axes)", "documentation": { "kind": "markdown", "value": "builtin" }, "parameters": [{ "label": [4, 5] }, { "label": [7, 11] }] },
         ])
     );
     assert_eq!(v["activeSignature"], json!(1));

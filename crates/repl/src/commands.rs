@@ -334,6 +334,7 @@ fn type_of(repl: &mut Repl, text: &str, out: &mut dyn Write) -> Result<(), Vec<D
 pub fn describe_type(v: &LVal) -> String {
     match v {
         LVal::Num(_) => "f64[]".into(),
+        LVal::None => "none".into(),
         LVal::Arr(a) => format!("f64{}", a.shape()),
         LVal::Tuple(t) => {
             let parts: Vec<String> = t.iter().map(describe_type).collect();
@@ -353,6 +354,7 @@ pub fn describe_type(v: &LVal) -> String {
             }
             Func::Builtin(b) => format!("{b}: builtin"),
             Func::Transform { .. } => format!("{}: a derived function", f.name()),
+            Func::Vmap { .. } => format!("{}: a batched function", f.name()),
         },
     }
 }

@@ -108,6 +108,8 @@ pub enum ExprKind {
     /// Numbers, and `true` (1) / `false` (0).
     Num(f64),
     Str(Rc<str>),
+    /// `none`: "no axis" in `vmap`'s `in_axes` and `out_axes`.
+    None,
     Var(Name),
     /// `()`, `(a,)`, `(a, b)`. A parenthesised expression `(a)` is just `a`.
     Tuple(Vec<Expr>),

@@ -91,7 +91,12 @@ fn operand_levels(op: BinOp) -> (u8, u8) {
 
 fn prec(e: &Expr) -> u8 {
     match &e.kind {
-        ExprKind::Num(_) | ExprKind::Str(_) | ExprKind::Var(_) | ExprKind::Tuple(_) | ExprKind::Array(_) => {
+        ExprKind::Num(_)
+        | ExprKind::Str(_)
+        | ExprKind::None
+        | ExprKind::Var(_)
+        | ExprKind::Tuple(_)
+        | ExprKind::Array(_) => {
             P_ATOM
         }
         ExprKind::Error => P_ATOM,
@@ -569,6 +574,7 @@ impl<'a> Formatter<'a> {
         let r = range(e.span);
         match &e.kind {
             ExprKind::Num(_) | ExprKind::Str(_) => self.push(self.literal(e.span)),
+            ExprKind::None => self.push("none"),
             ExprKind::Var(name) => self.push(name),
             ExprKind::Tuple(items) => {
                 let open = match items.first() {
@@ -703,7 +709,7 @@ fn same_stmt(a: &Stmt, b: &Stmt) -> bool {
                 && same_all(&x.params, &y.params, |p, q| {
                     p.name.name == q.name.name
                         && match (&p.annot, &q.annot) {
-                            (None, None) => true,
+                            (Option::None, Option::None) => true,
                             (Some(s), Some(t)) => same_all(&s.dims, &t.dims, |d, e| match (d, e) {
                                 (Dim::Known(m, _), Dim::Known(n, _)) => m == n,
                                 (Dim::Named(m), Dim::Named(n)) => m.name == n.name,
@@ -744,6 +750,7 @@ fn same_expr(a: &Expr, b: &Expr) -> bool {
         (Num(x), Num(y)) => x.to_bits() == y.to_bits(),
         (Str(x), Str(y)) => x == y,
         (Var(x), Var(y)) => x == y,
+        (None, None) => true,
         (Tuple(x), Tuple(y)) | (Array(x), Array(y)) => same_all(x, y, same_expr),
         (Unary(o, x), Unary(p, y)) => o == p && same_expr(x, y),
         (Binary(o, x1, x2), Binary(p, y1, y2)) => o == p && same_expr(x1, y1) && same_expr(x2, y2),
@@ -766,7 +773,7 @@ fn same_expr(a: &Expr, b: &Expr) -> bool {
             same_expr(c, d)
                 && same_block(t, u)
                 && match (e, f) {
-                    (None, None) => true,
+                    (Option::None, Option::None) => true,
                     (Some(x), Some(y)) => same_block(x, y),
                     _ => false,
                 }
@@ -778,7 +785,7 @@ fn same_expr(a: &Expr, b: &Expr) -> bool {
 
 fn same_opt(a: &Option<Expr>, b: &Option<Expr>) -> bool {
     match (a, b) {
-        (None, None) => true,
+        (Option::None, Option::None) => true,
         (Some(x), Some(y)) => same_expr(x, y),
         _ => false,
     }

@@ -66,6 +66,8 @@ pub enum Token {
     True,
     #[token("false")]
     False,
+    #[token("none")]
+    None,
 
     #[token("(")]
     LParen,
@@ -221,6 +223,7 @@ impl Token {
             Else => "else",
             True => "true",
             False => "false",
+            None => "none",
             LParen => "(",
             RParen => ")",
             LBracket => "[",
@@ -249,7 +252,7 @@ impl Token {
             Ne => "!=",
             AndAnd => "&&",
             OrOr => "||",
-            Num(_) | Str(_) | UnterminatedStr | Ident(_) | Newline | Error => return None,
+            Num(_) | Str(_) | UnterminatedStr | Ident(_) | Newline | Error => return Option::None,
         })
     }
 }

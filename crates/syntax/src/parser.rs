@@ -266,7 +266,7 @@ struct ErrorContext<'a> {
 /// Tokens that can start an expression: "expected expression" covers them.
 fn starts_expression(t: &Token) -> bool {
     use Token::*;
-    matches!(t, Num(_) | Str(_) | Ident(_) | True | False | LParen | LBracket | If | Minus | Bang)
+    matches!(t, Num(_) | Str(_) | Ident(_) | True | False | None | LParen | LBracket | If | Minus | Bang)
 }
 
 /// How an expected item is named, and where it goes in a list.
@@ -846,12 +846,13 @@ fn index_arg<'t>(expr: P<'t, Expr>) -> impl Parser<'t, In<'t>, IndexArg, Extra<'
     ))
 }
 
-/// `atom ::= NUMBER | STRING | "true" | "false" | IDENT | tuple_or_paren | array_lit | if_expr`
+/// `atom ::= NUMBER | STRING | "true" | "false" | "none" | IDENT | tuple_or_paren | array_lit | if_expr`
 fn atom<'t>(expr: P<'t, Expr>, block: P<'t, Block>) -> P<'t, Expr> {
     let literal = select! {
         Token::Num(v) => ExprKind::Num(v),
         Token::True => ExprKind::Num(1.0),
         Token::False => ExprKind::Num(0.0),
+        Token::None => ExprKind::None,
         Token::Str(s) => ExprKind::Str(s),
         Token::Ident(name) => ExprKind::Var(name),
     }

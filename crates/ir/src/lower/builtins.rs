@@ -21,6 +21,8 @@ const NON_PRIMITIVES: &[&str] = &[
     "stack", "expand_dims", "squeeze", "einsum",
     // differentiation
     "grad", "value_and_grad", "jvp", "vjp", "hvp", "hessian", "jacobian", "jacfwd", "jacrev",
+    // batching
+    "vmap",
     // effects (top level only)
     "print", "seed", "randn", "rand", "now", "read_csv", "write_csv",
     "load", "save",
@@ -164,6 +166,20 @@ pub(crate) fn call(
             let mode = if name == "jvp" { transform::Mode::Jvp } else { transform::Mode::Vjp };
             let t = super::derived::transform_value(mode, f, (0..n).collect(), tuple);
             lw.call_value(t, call_args, span, &spans)
+        }
+        "vmap" => {
+            arity(name, &args, &[1, 2, 3], span)?;
+            let f = function_arg(name, &args[0], at(0))?;
+            let in_axes = match args.get(1) {
+                Some(a) => super::vmap::axis_arg(lw, a, "an entry of `in_axes`", at(1))?,
+                None => super::value::AxisArg::All(Some(0)),
+            };
+            let out_axes = match args.get(2) {
+                Some(a) => super::vmap::axis_arg(lw, a, "an entry of `out_axes`", at(2))?,
+                None => super::value::AxisArg::All(Some(0)),
+            };
+            let axes = std::rc::Rc::new(super::value::VmapAxes { in_axes, out_axes });
+            Ok(LVal::Func(std::rc::Rc::new(super::value::Func::Vmap { f, axes })))
         }
         "hvp" => {
             arity(name, &args, &[3], span)?;

@@ -22,13 +22,14 @@ impl Lowerer<'_> {
         };
         match &**func {
             Func::Builtin(name) => builtins::call(self, name, args, span, arg_spans),
-            Func::Def(_) | Func::Overloads(_) | Func::Closure { .. } | Func::Transform { .. }
+            Func::Def(_) | Func::Overloads(_) | Func::Closure { .. } | Func::Transform { .. } | Func::Vmap { .. }
                 if self.mode == Mode::Eager =>
             {
                 self.host.call(&f, args, span, arg_spans)
             }
             Func::Def(d) => self.inline_def(d, args, span, arg_spans),
             Func::Transform { .. } => self.call_transform(func, args, span, arg_spans),
+            Func::Vmap { f, axes } => self.call_vmap(f, axes, args, span, arg_spans),
             Func::Overloads(ds) => match ds.iter().find(|d| d.params.len() == args.len()) {
                 Some(d) => self.inline_def(d, args, span, arg_spans),
                 None => {

@@ -31,6 +31,7 @@ impl Lowerer<'_> {
         let (mode, tuple) = (*mode, *tuple);
         let at = |i: usize| arg_spans.get(i).copied().unwrap_or(span);
         match mode {
+            Mode::Vmap(_) => Err(Diagnostic::at(span, "internal error: `vmap` is not a derivative")),
             Mode::Jvp | Mode::Jvp2 | Mode::Vjp | Mode::Hvp => {
                 // The primals, then the tangents, cotangent or direction.
                 let n = argnums.len();

@@ -47,6 +47,7 @@ impl Lowerer<'_> {
         let span = e.span;
         match &e.kind {
             ExprKind::Num(x) => Ok(LVal::Num(*x)),
+            ExprKind::None => Ok(LVal::None),
             ExprKind::Str(s) => Ok(LVal::Str(s.clone())),
             ExprKind::Var(n) => self.lookup(n, span),
             ExprKind::Tuple(es) => {

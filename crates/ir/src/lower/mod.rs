@@ -24,6 +24,7 @@ mod scope;
 pub mod spec;
 mod statics;
 mod stmt;
+pub mod vmap;
 pub mod value;
 
 use crate::array::Array;
@@ -196,7 +197,12 @@ impl<'h> Lowerer<'h> {
                     tuple: *tuple,
                 }))
             }
+            Spec::Func(FuncSpec::Vmap(f, axes)) => {
+                let f = self.abstract_value(f, known, None);
+                LVal::Func(Rc::new(Func::Vmap { f, axes: axes.clone() }))
+            }
             Spec::Str(s) => LVal::Str(s.clone()),
+            Spec::None => LVal::None,
         }
     }
 
@@ -238,14 +244,14 @@ impl<'h> Lowerer<'h> {
                             self.flatten_output(x, outs, span)?;
                         }
                     }
-                    Func::Transform { f, .. } => {
+                    Func::Transform { f, .. } | Func::Vmap { f, .. } => {
                         self.flatten_output(f, outs, span)?;
                     }
                     _ => {}
                 }
                 Spec::of(v)
             }
-            LVal::Str(_) => Spec::of(v),
+            LVal::Str(_) | LVal::None => Spec::of(v),
         })
     }
 
@@ -379,7 +385,7 @@ pub fn lower_function(
                 ("lambda".into(), lam.params.iter().map(|p| p.name.clone()).collect())
             }
             Func::Builtin(b) => (b.to_string(), vec![]),
-            Func::Transform { .. } => (func.name(), vec![]),
+            Func::Transform { .. } | Func::Vmap { .. } => (func.name(), vec![]),
         },
         _ => ("f".into(), vec![]),
     };
@@ -408,7 +414,7 @@ pub fn lower_function(
             Func::Def(d) => d.span,
             Func::Overloads(ds) => ds.first().map(|d| d.span).unwrap_or(span),
             Func::Closure { lam, .. } => lam.span,
-            Func::Builtin(_) | Func::Transform { .. } => span,
+            Func::Builtin(_) | Func::Transform { .. } | Func::Vmap { .. } => span,
         },
         _ => span,
     };

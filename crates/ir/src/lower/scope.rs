@@ -159,7 +159,7 @@ pub(crate) fn free_names(e: &Expr, bound: &mut Vec<Name>, out: &mut Vec<Name>, s
                 out.push(n.clone());
             }
         }
-        ExprKind::Num(_) | ExprKind::Str(_) | ExprKind::Error => {}
+        ExprKind::Num(_) | ExprKind::Str(_) | ExprKind::None | ExprKind::Error => {}
         ExprKind::Tuple(es) | ExprKind::Array(es) => es.iter().for_each(|x| free_names(x, bound, out, seen)),
         ExprKind::Unary(_, x) | ExprKind::Transpose(x) => free_names(x, bound, out, seen),
         ExprKind::Binary(_, a, b) => {

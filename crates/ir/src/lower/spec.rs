@@ -16,6 +16,7 @@ pub enum Spec {
     Tuple(Vec<Spec>),
     Func(FuncSpec),
     Str(Rc<str>),
+    None,
 }
 
 /// A function value's code (by identity) and the structure of what it captured.
@@ -26,6 +27,7 @@ pub enum FuncSpec {
     Closure(Rc<ast::Lambda>, Vec<(Name, Spec)>),
     Builtin(&'static str),
     Transform(crate::transform::Mode, Box<Spec>, Vec<usize>, bool),
+    Vmap(Box<Spec>, Rc<super::value::VmapAxes>),
 }
 
 impl PartialEq for FuncSpec {
@@ -40,6 +42,7 @@ impl PartialEq for FuncSpec {
             (FuncSpec::Transform(m, f, a, t), FuncSpec::Transform(m2, f2, a2, t2)) => {
                 m == m2 && f == f2 && a == a2 && t == t2
             }
+            (FuncSpec::Vmap(f, a), FuncSpec::Vmap(f2, a2)) => f == f2 && a == a2,
             _ => false,
         }
     }
@@ -59,6 +62,7 @@ impl Hash for FuncSpec {
                 ds.iter().for_each(|d| (Rc::as_ptr(d) as usize).hash(h))
             }
             FuncSpec::Transform(m, f, a, t) => (4u8, m, f, a, t).hash(h),
+            FuncSpec::Vmap(f, a) => (5u8, f, a).hash(h),
         }
     }
 }
@@ -80,8 +84,10 @@ impl Spec {
                 Func::Transform { mode, f, argnums, tuple } => {
                     FuncSpec::Transform(*mode, Box::new(Spec::of(f)), argnums.clone(), *tuple)
                 }
+                Func::Vmap { f, axes } => FuncSpec::Vmap(Box::new(Spec::of(f)), axes.clone()),
             }),
             LVal::Str(s) => Spec::Str(s.clone()),
+            LVal::None => Spec::None,
         }
     }
 
@@ -90,8 +96,8 @@ impl Spec {
             Spec::Array(_) => 1,
             Spec::Tuple(t) => t.iter().map(Spec::leaves).sum(),
             Spec::Func(FuncSpec::Closure(_, env)) => env.iter().map(|(_, s)| s.leaves()).sum(),
-            Spec::Func(FuncSpec::Transform(_, f, _, _)) => f.leaves(),
-            Spec::Func(_) | Spec::Str(_) => 0,
+            Spec::Func(FuncSpec::Transform(_, f, _, _)) | Spec::Func(FuncSpec::Vmap(f, _)) => f.leaves(),
+            Spec::Func(_) | Spec::Str(_) | Spec::None => 0,
         }
     }
 
@@ -100,7 +106,7 @@ impl Spec {
         match self {
             Spec::Array(_) => Tree::Leaf,
             Spec::Tuple(t) => Tree::Tuple(t.iter().map(Spec::tree).collect()),
-            Spec::Func(_) | Spec::Str(_) => Tree::Opaque(self.leaves()),
+            Spec::Func(_) | Spec::Str(_) | Spec::None => Tree::Opaque(self.leaves()),
         }
     }
 
@@ -126,7 +132,11 @@ impl Spec {
                     tuple: *tuple,
                 }))
             }
+            Spec::Func(FuncSpec::Vmap(f, axes)) => {
+                LVal::Func(Rc::new(Func::Vmap { f: f.unflatten(leaves), axes: axes.clone() }))
+            }
             Spec::Str(s) => LVal::Str(s.clone()),
+            Spec::None => LVal::None,
         }
     }
 }
@@ -140,10 +150,10 @@ pub fn for_each_leaf(v: &LVal, visit: &mut impl FnMut(&LVal)) {
         LVal::Tuple(t) => t.iter().for_each(|x| for_each_leaf(x, visit)),
         LVal::Func(f) => match &**f {
             Func::Closure { env, .. } => env.iter().for_each(|(_, x)| for_each_leaf(x, visit)),
-            Func::Transform { f, .. } => for_each_leaf(f, visit),
+            Func::Transform { f, .. } | Func::Vmap { f, .. } => for_each_leaf(f, visit),
             _ => {}
         },
-        LVal::Str(_) => {}
+        LVal::Str(_) | LVal::None => {}
     }
 }
 

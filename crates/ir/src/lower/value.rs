@@ -19,6 +19,8 @@ pub enum LVal {
     Tuple(Rc<[LVal]>),
     Func(Rc<Func>),
     Str(Rc<str>),
+    /// `none`: "no axis" in `vmap`'s axis arguments.
+    None,
 }
 
 /// The value of a traced scalar, and the inputs (position, value) it was computed from.
@@ -61,6 +63,32 @@ pub enum Func {
     /// `tuple` is set when the argument numbers were given as a tuple (the gradient is then a
     /// tuple too).
     Transform { mode: crate::transform::Mode, f: LVal, argnums: Vec<usize>, tuple: bool },
+    /// `vmap(f, in_axes, out_axes)`.
+    Vmap { f: LVal, axes: Rc<VmapAxes> },
+}
+
+/// Which axis of each argument `vmap` maps over, and where the batch axis goes in each
+/// result: one entry for all (`0`, `none`) or one per argument or result.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AxisArg {
+    All(Option<i64>),
+    Each(Vec<Option<i64>>),
+}
+
+impl AxisArg {
+    /// The entry for argument or result `i` of `n`.
+    pub fn get(&self, i: usize) -> Option<i64> {
+        match self {
+            AxisArg::All(a) => *a,
+            AxisArg::Each(v) => v.get(i).copied().flatten(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct VmapAxes {
+    pub in_axes: AxisArg,
+    pub out_axes: AxisArg,
 }
 
 impl Func {
@@ -76,6 +104,13 @@ impl Func {
                     _ => "?".into(),
                 };
                 format!("{}({inner})", mode.suffix())
+            }
+            Func::Vmap { f, .. } => {
+                let inner = match f {
+                    LVal::Func(g) => g.name(),
+                    _ => "?".into(),
+                };
+                format!("vmap({inner})")
             }
         }
     }
@@ -103,6 +138,7 @@ impl LVal {
             LVal::Tuple(t) => format!("a tuple of {}", crate::words::count(t.len(), "element")),
             LVal::Func(f) => format!("the function `{}`", f.name()),
             LVal::Str(_) => "a string".into(),
+            LVal::None => "`none`".into(),
         }
     }
 
@@ -123,6 +159,7 @@ impl LVal {
             }
             LVal::Func(f) => format!("<function {}>", f.name()),
             LVal::Str(s) => format!("{s:?}"),
+            LVal::None => "none".into(),
         }
     }
 }

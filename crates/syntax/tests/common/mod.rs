@@ -79,6 +79,7 @@ pub fn expr(e: &Expr) -> String {
     match &e.kind {
         ExprKind::Num(v) => format!("{v}"),
         ExprKind::Str(s) => format!("{s:?}"),
+        ExprKind::None => "none".to_string(),
         ExprKind::Var(n) => n.to_string(),
         ExprKind::Tuple(items) => format!("(tuple{})", list(items)),
         ExprKind::Array(items) => format!("[{}]", list(items).trim_start()),

@@ -1,0 +1,253 @@
+//! One batching rule per primitive (`vmap`): how a primitive applies to operands of which
+//! some carry a leading batch axis `[B, *s]`. The match is exhaustive, so a new primitive
+//! does not compile until it has a rule.
+//!
+//! Unbatched operands are used as they are: broadcasting aligns shapes on the right, so
+//! a batched operand only needs size-1 axes after its batch axis to line up with them
+//! (`lift`). Rules return `[B, *out]` or something that broadcasts to it.
+
+use crate::emitter::Emitter;
+use ad_ir::prim::{Prim, Sel};
+use ad_ir::shape::MAX_RANK;
+use ad_ir::{Atom, Shape};
+
+type Rule = Result<Atom, String>;
+
+/// The batched result of `prim(args)`, where `batched[i]` says whether `args[i]` has the
+/// batch axis; `out` is the unbatched result's shape and `b` the batch size.
+pub(crate) fn batch_rule(
+    em: &mut Emitter,
+    prim: &Prim,
+    args: &[Atom],
+    batched: &[bool],
+    out: Shape,
+    b: usize,
+) -> Rule {
+    let r = out.rank();
+    // The unbatched shape of operand `i`.
+    let inner = |em: &Emitter, i: usize| -> Shape {
+        let s = em.shape(args[i]);
+        if batched[i] {
+            drop_batch(s)
+        } else {
+            s
+        }
+    };
+    // Operand `i` with the batch axis on it, whether or not it had one.
+    let with_batch = |em: &mut Emitter, i: usize| -> Rule {
+        if batched[i] {
+            Ok(args[i])
+        } else {
+            let s = em.shape(args[i]);
+            let target = s.insert_axis(0, b).ok_or_else(|| too_deep(s.rank()))?;
+            Ok(em.broadcast_to(args[i], target))
+        }
+    };
+    Ok(match prim {
+        Prim::Unary(u) => em.un(*u, args[0]),
+        Prim::Binary(op) => {
+            let x = lift_if(em, args[0], batched[0], r)?;
+            let y = lift_if(em, args[1], batched[1], r)?;
+            em.bin(*op, x, y)
+        }
+        Prim::Where => {
+            let mut xs = Vec::with_capacity(3);
+            for i in 0..3 {
+                xs.push(lift_if(em, args[i], batched[i], r)?);
+            }
+            em.emit(Prim::Where, xs)
+        }
+        Prim::MatMul | Prim::SafeMatMul => {
+            let (sa, sb) = (inner(em, 0), inner(em, 1));
+            // Vectors as a single row (left) or column (right), as NumPy reads them.
+            let core_a = if sa.rank() == 1 { Shape::matrix(1, sa.dim(0)) } else { sa };
+            let core_b = if sb.rank() == 1 { Shape::matrix(sb.dim(0), 1) } else { sb };
+            // The batched operands get size-1 axes so that their own batch axes (those of
+            // a stack of matrices) line up with the other operand's.
+            let stack = core_a.rank().max(core_b.rank()) - 2;
+            let a = as_stack(em, args[0], batched[0], core_a, stack, b)?;
+            let bb = as_stack(em, args[1], batched[1], core_b, stack, b)?;
+            let product = em.emit(prim.clone(), [a, bb]);
+            let target = out.insert_axis(0, b).ok_or_else(|| too_deep(out.rank()))?;
+            em.emit(Prim::Reshape(target), [product])
+        }
+        Prim::Solve | Prim::SafeSolve => {
+            let strong = *prim == Prim::SafeSolve;
+            if batched[0] {
+                // One system per batch element (each its own factorisation).
+                per_element(em, prim, args, batched, b, out)?
+            } else {
+                // One factorisation for every right-hand side: `[n, B * k]`.
+                let t = args[1];
+                let ts = em.shape(t);
+                let n = ts.dim(1);
+                let k = ts.size() / (b * n).max(1);
+                let moved = if ts.rank() == 2 {
+                    em.emit(Prim::Transpose, [t])
+                } else {
+                    let p = em.emit(Prim::Permute(vec![1, 0, 2]), [t]);
+                    em.emit(Prim::Reshape(Shape::matrix(n, b * k)), [p])
+                };
+                let solved = em.solve(args[0], moved, strong);
+                if ts.rank() == 2 {
+                    em.emit(Prim::Transpose, [solved])
+                } else {
+                    let back = em.emit(Prim::Reshape(shape(&[n, b, k])?), [solved]);
+                    em.emit(Prim::Permute(vec![1, 0, 2]), [back])
+                }
+            }
+        }
+        Prim::Sum(axes) => em.emit(Prim::Sum(axes.shift(1)), [args[0]]),
+        Prim::Amax(axes) => em.emit(Prim::Amax(axes.shift(1)), [args[0]]),
+        Prim::Argmax(Some(axis)) => em.emit(Prim::Argmax(Some(axis + 1)), [args[0]]),
+        Prim::Argmax(None) => {
+            // The flat index within each batch element.
+            let s = inner(em, 0);
+            let rows = em.emit(Prim::Reshape(Shape::matrix(b, s.size())), [args[0]]);
+            em.emit(Prim::Argmax(Some(1)), [rows])
+        }
+        Prim::Reshape(s) => em.emit(Prim::Reshape(batched_shape(*s, b)?), [args[0]]),
+        Prim::BroadcastTo(s) => {
+            let x = lift_if(em, args[0], true, s.rank())?;
+            em.broadcast_to(x, batched_shape(*s, b)?)
+        }
+        Prim::SumTo(s) => {
+            let t = args[0];
+            let ts = em.shape(t);
+            let lead = ts.rank() - 1 - s.rank();
+            let reduced: Vec<usize> = (1..ts.rank())
+                .filter(|&i| i <= lead || (s.dim(i - 1 - lead) == 1 && ts.dim(i) != 1))
+                .collect();
+            let summed = em.emit(Prim::Sum(ad_ir::prim::Axes::of(&reduced)), [t]);
+            em.emit(Prim::Reshape(batched_shape(*s, b)?), [summed])
+        }
+        // `x'` swaps the last two axes of a matrix and leaves vectors alone.
+        Prim::Transpose => {
+            if inner(em, 0).rank() < 2 {
+                args[0]
+            } else {
+                em.emit(Prim::Transpose, [args[0]])
+            }
+        }
+        Prim::Permute(p) => {
+            let perm: Vec<usize> = std::iter::once(0).chain(p.iter().map(|a| a + 1)).collect();
+            em.emit(Prim::Permute(perm), [args[0]])
+        }
+        Prim::StopGradient => em.emit(Prim::StopGradient, [args[0]]),
+        Prim::Index(sels) => {
+            let sels: Vec<Sel> = std::iter::once(Sel::Range(0, b)).chain(sels.iter().copied()).collect();
+            em.emit(Prim::Index(sels), [args[0]])
+        }
+        Prim::Pad(w) => {
+            let widths: Vec<(usize, usize)> = std::iter::once((0, 0)).chain(w.iter().copied()).collect();
+            em.emit(Prim::Pad(widths), [args[0]])
+        }
+        Prim::Concat(axis) => {
+            let (x, y) = (with_batch(em, 0)?, with_batch(em, 1)?);
+            em.emit(Prim::Concat(axis + 1), [x, y])
+        }
+        // The parts `[B, *s]` become `[B, 1, *s]` and are joined along axis 1.
+        Prim::Stack => {
+            let mut acc: Option<Atom> = None;
+            for i in 0..args.len() {
+                let part = with_batch(em, i)?;
+                let ps = em.shape(part);
+                let part =
+                    em.emit(Prim::Reshape(ps.insert_axis(1, 1).ok_or_else(|| too_deep(ps.rank()))?), [part]);
+                acc = Some(match acc {
+                    None => part,
+                    Some(prev) => em.emit(Prim::Concat(1), [prev, part]),
+                });
+            }
+            acc.ok_or("internal error: an empty stack is batched")?
+        }
+        Prim::OneHot(k) => em.emit(Prim::OneHot(*k), [args[0]]),
+        // Without operands nothing is batched, so these never reach a rule.
+        Prim::Full(..) | Prim::Eye(_) | Prim::Arange(_) | Prim::Linspace(..) | Prim::Const(_) => {
+            return Err(format!("internal error: `{}` has no operand to batch", prim.name()))
+        }
+    })
+}
+
+/// The shape without its leading batch axis.
+fn drop_batch(s: Shape) -> Shape {
+    // Removing an axis keeps the rank supported.
+    Shape::from_dims(&s.dims()[1..]).unwrap_or_default()
+}
+
+fn shape(dims: &[usize]) -> Result<Shape, String> {
+    Shape::from_dims(dims).ok_or_else(|| too_deep(dims.len() - 1))
+}
+
+fn batched_shape(s: Shape, b: usize) -> Result<Shape, String> {
+    s.insert_axis(0, b).ok_or_else(|| too_deep(s.rank()))
+}
+
+fn too_deep(rank: usize) -> String {
+    format!("`vmap` would make an array of rank {}, but arrays have rank at most {MAX_RANK}", rank + 1)
+}
+
+/// A batched operand `[B, *s]` with size-1 axes after the batch axis up to `rank` axes
+/// for `s`, so that it broadcasts against unbatched values of that rank as `s` would.
+fn lift_if(em: &mut Emitter, t: Atom, batched: bool, rank: usize) -> Rule {
+    if !batched {
+        return Ok(t);
+    }
+    let s = em.shape(t);
+    let have = s.rank() - 1;
+    if have >= rank {
+        return Ok(t);
+    }
+    let dims: Vec<usize> = std::iter::once(s.dim(0))
+        .chain(std::iter::repeat_n(1, rank - have))
+        .chain(s.dims()[1..].iter().copied())
+        .collect();
+    let lifted = shape(&dims)?;
+    Ok(em.emit(Prim::Reshape(lifted), [t]))
+}
+
+/// A matrix-product operand as a stack of matrices `core` (a vector made a row or a
+/// column): when batched, `[B, 1.., *core]` with `stack` axes between the batch axis and
+/// the matrix axes.
+fn as_stack(em: &mut Emitter, a: Atom, batched: bool, core: Shape, stack: usize, b: usize) -> Rule {
+    let target = if batched {
+        let ones = stack - (core.rank() - 2);
+        let dims: Vec<usize> = std::iter::once(b)
+            .chain(std::iter::repeat_n(1, ones))
+            .chain(core.dims().iter().copied())
+            .collect();
+        shape(&dims)?
+    } else {
+        core
+    };
+    Ok(if em.shape(a) == target { a } else { em.emit(Prim::Reshape(target), [a]) })
+}
+
+/// A primitive applied to each batch element separately, the results stacked: for the
+/// few primitives whose kernels have no batch of their own (`solve` with a batch of
+/// matrices).
+fn per_element(em: &mut Emitter, prim: &Prim, args: &[Atom], batched: &[bool], b: usize, out: Shape) -> Rule {
+    if b == 0 {
+        return Ok(em.zeros(batched_shape(out, 0)?));
+    }
+    let mut parts = Vec::with_capacity(b);
+    for i in 0..b {
+        let xs: Vec<Atom> = args
+            .iter()
+            .zip(batched)
+            .map(|(a, is_batched)| {
+                if *is_batched {
+                    let s = em.shape(*a);
+                    let sels: Vec<Sel> = std::iter::once(Sel::At(i))
+                        .chain(s.dims()[1..].iter().map(|d| Sel::Range(0, *d)))
+                        .collect();
+                    em.emit(Prim::Index(sels), [*a])
+                } else {
+                    *a
+                }
+            })
+            .collect();
+        parts.push(em.emit(prim.clone(), xs));
+    }
+    Ok(em.emit(Prim::Stack, parts))
+}
