@@ -267,9 +267,7 @@ fn first_call<'m>(e: &'m Expr, name: &str, arity: usize) -> Option<&'m Expr> {
         | ExprKind::Str(_)
         | ExprKind::None
         | ExprKind::Var(_)
-        | ExprKind::Error => {
-            None
-        }
+        | ExprKind::Error => None,
     }
 }
 

@@ -96,9 +96,7 @@ fn prec(e: &Expr) -> u8 {
         | ExprKind::None
         | ExprKind::Var(_)
         | ExprKind::Tuple(_)
-        | ExprKind::Array(_) => {
-            P_ATOM
-        }
+        | ExprKind::Array(_) => P_ATOM,
         ExprKind::Error => P_ATOM,
         ExprKind::Call(..) | ExprKind::Index(..) | ExprKind::Transpose(_) => P_POSTFIX,
         ExprKind::Unary(..) => P_PREFIX,

@@ -22,7 +22,11 @@ impl Lowerer<'_> {
         };
         match &**func {
             Func::Builtin(name) => builtins::call(self, name, args, span, arg_spans),
-            Func::Def(_) | Func::Overloads(_) | Func::Closure { .. } | Func::Transform { .. } | Func::Vmap { .. }
+            Func::Def(_)
+            | Func::Overloads(_)
+            | Func::Closure { .. }
+            | Func::Transform { .. }
+            | Func::Vmap { .. }
                 if self.mode == Mode::Eager =>
             {
                 self.host.call(&f, args, span, arg_spans)

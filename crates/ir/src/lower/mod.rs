@@ -24,8 +24,8 @@ mod scope;
 pub mod spec;
 mod statics;
 mod stmt;
-pub mod vmap;
 pub mod value;
+pub mod vmap;
 
 use crate::array::Array;
 use crate::builder::Builder;
