@@ -168,6 +168,18 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             let w = e.emit(Prim::Where, [x[0], t[1].unwrap_or(zero), t[2].unwrap_or(zero)]);
             Some(e.broadcast_to(w, out))
         }
+        // Convolutions and their adjoints are bilinear: d B(a, b) = B(da, b) + B(a, db).
+        Prim::Conv2d(_) | Prim::Conv2dTransposeInput(..) | Prim::Conv2dTransposeKernel(..) => {
+            let da = t[0].map(|ta| e.emit(prim.clone(), [ta, x[1]]));
+            let db = t[1].map(|tb| e.emit(prim.clone(), [x[0], tb]));
+            e.add(da, db, out)
+        }
+        // The maximum of a window moves with the entry that attains it.
+        Prim::MaxPool2d(p) => t[0].map(|t0| e.emit(Prim::MaxPool2dPick(*p), [x[0], t0])),
+        // Which entry is picked does not change under small moves of `x` (almost
+        // everywhere), so only the picked operand carries a derivative.
+        Prim::MaxPool2dPick(_) | Prim::MaxPool2dScatter(_) => t[1].map(|t1| e.emit(prim.clone(), [x[0], t1])),
+        Prim::AvgPool2d(_) | Prim::AvgPool2dTranspose(..) => t[0].map(|t0| e.emit(prim.clone(), [t0])),
         Prim::MatMul | Prim::SafeMatMul => {
             let strong = *prim == Prim::SafeMatMul;
             let da = t[0].map(|ta| e.matmul(ta, x[1], strong));

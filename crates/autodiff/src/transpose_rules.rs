@@ -106,6 +106,41 @@ pub fn transpose_rule(
                 out[1] = Some(matmul_ct_right(e, ct, x[0], sa, sb, strong));
             }
         }
+        // The three convolutions are each other's adjoints (C(x, k), its adjoint in x,
+        // Tx(ct, k), and in k, Tk(x, ct)): ⟨C(x, k), g⟩ = ⟨x, Tx(g, k)⟩ = ⟨k, Tk(x, g)⟩.
+        Prim::Conv2d(c) => {
+            let (sx, sk) = (shape(e, 0), shape(e, 1));
+            if lin[0] {
+                out[0] = Some(e.emit(Prim::Conv2dTransposeInput(*c, sx), [ct, x[1]]));
+            } else {
+                out[1] = Some(e.emit(Prim::Conv2dTransposeKernel(*c, sk), [x[0], ct]));
+            }
+        }
+        // Tx(g, k): in g its adjoint is C(·, k); in k, ⟨Tx(g, k), h⟩ = ⟨k, Tk(h, g)⟩.
+        Prim::Conv2dTransposeInput(c, _) => {
+            let sk = shape(e, 1);
+            if lin[0] {
+                out[0] = Some(e.emit(Prim::Conv2d(*c), [ct, x[1]]));
+            } else {
+                out[1] = Some(e.emit(Prim::Conv2dTransposeKernel(*c, sk), [ct, x[0]]));
+            }
+        }
+        // Tk(x, g): in x, ⟨Tk(x, g), h⟩ = ⟨x, Tx(g, h)⟩; in g its adjoint is C(x, ·).
+        Prim::Conv2dTransposeKernel(c, _) => {
+            let sx = shape(e, 0);
+            if lin[0] {
+                out[0] = Some(e.emit(Prim::Conv2dTransposeInput(*c, sx), [x[1], ct]));
+            } else {
+                out[1] = Some(e.emit(Prim::Conv2d(*c), [x[0], ct]));
+            }
+        }
+        Prim::MaxPool2dPick(p) => out[1] = Some(e.emit(Prim::MaxPool2dScatter(*p), [x[0], ct])),
+        Prim::MaxPool2dScatter(p) => out[1] = Some(e.emit(Prim::MaxPool2dPick(*p), [x[0], ct])),
+        Prim::AvgPool2d(p) => {
+            let s = shape(e, 0);
+            out[0] = Some(e.emit(Prim::AvgPool2dTranspose(*p, s), [ct]));
+        }
+        Prim::AvgPool2dTranspose(p, _) => out[0] = Some(e.emit(Prim::AvgPool2d(*p), [ct])),
         Prim::Solve | Prim::SafeSolve => {
             let at = e.emit(Prim::Transpose, [x[0]]);
             out[1] = Some(e.solve(at, ct, *prim == Prim::SafeSolve));
@@ -196,6 +231,7 @@ pub fn transpose_rule(
             }
         }
         Prim::Amax(_)
+        | Prim::MaxPool2d(_)
         | Prim::Argmax(_)
         | Prim::StopGradient
         | Prim::Full(..)

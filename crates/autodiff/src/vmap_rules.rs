@@ -162,11 +162,56 @@ pub(crate) fn batch_rule(
             acc.ok_or("internal error: an empty stack is batched")?
         }
         Prim::OneHot(k) => em.emit(Prim::OneHot(*k), [args[0]]),
+        // Images: the vmapped batch and the images' own batch become one batch of images.
+        // A batched kernel has no such trick: one convolution per batch element.
+        Prim::Conv2d(_) | Prim::Conv2dTransposeInput(..) if !batched[1] => {
+            let x = merge_batch(em, args[0])?;
+            let r = em.emit(merged_prim(prim, b), [x, args[1]]);
+            em.emit(Prim::Reshape(batched_shape(out, b)?), [r])
+        }
+        Prim::Conv2d(_) | Prim::Conv2dTransposeInput(..) | Prim::Conv2dTransposeKernel(..) => {
+            per_element(em, prim, args, batched, b, out)?
+        }
+        Prim::MaxPool2d(_) | Prim::AvgPool2d(_) | Prim::AvgPool2dTranspose(..) => {
+            let x = merge_batch(em, args[0])?;
+            let r = em.emit(merged_prim(prim, b), [x]);
+            em.emit(Prim::Reshape(batched_shape(out, b)?), [r])
+        }
+        Prim::MaxPool2dPick(_) | Prim::MaxPool2dScatter(_) => {
+            let (x, t) = (with_batch(em, 0)?, with_batch(em, 1)?);
+            let (x, t) = (merge_batch(em, x)?, merge_batch(em, t)?);
+            let r = em.emit(prim.clone(), [x, t]);
+            em.emit(Prim::Reshape(batched_shape(out, b)?), [r])
+        }
         // Without operands nothing is batched, so these never reach a rule.
         Prim::Full(..) | Prim::Eye(_) | Prim::Arange(_) | Prim::Linspace(..) | Prim::Const(_) => {
             return Err(format!("internal error: `{}` has no operand to batch", prim.name()))
         }
     })
+}
+
+/// A batch `[B, n, *rest]` of image batches as one batch of images `[B * n, *rest]`.
+pub(crate) fn merge_batch(em: &mut Emitter, a: Atom) -> Rule {
+    let s = em.shape(a);
+    let dims: Vec<usize> =
+        std::iter::once(s.dim(0) * s.dim(1)).chain(s.dims()[2..].iter().copied()).collect();
+    Ok(em.emit(Prim::Reshape(shape(&dims)?), [a]))
+}
+
+/// A window primitive whose static shape (of the images it produces) counts `b` times as
+/// many images, for operands merged by [`merge_batch`].
+pub(crate) fn merged_prim(prim: &Prim, b: usize) -> Prim {
+    let more = |s: &Shape| {
+        let mut dims = s.dims().to_vec();
+        dims[0] *= b;
+        // Same rank, so still a supported shape.
+        Shape::from_dims(&dims).unwrap_or(*s)
+    };
+    match prim {
+        Prim::Conv2dTransposeInput(c, s) => Prim::Conv2dTransposeInput(*c, more(s)),
+        Prim::AvgPool2dTranspose(p, s) => Prim::AvgPool2dTranspose(*p, more(s)),
+        other => other.clone(),
+    }
 }
 
 /// The shape without its leading batch axis.

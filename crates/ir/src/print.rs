@@ -151,7 +151,24 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
         Prim::Const(c) => (const_literal(&c.0), P_ATOM),
         Prim::Where => call("where", &[]),
         Prim::Solve | Prim::SafeSolve | Prim::SafeMatMul => call(prim.name(), &[]),
+        Prim::Conv2d(c) => call("conv2d", &conv_args(c)),
+        Prim::Conv2dTransposeInput(c, s) | Prim::Conv2dTransposeKernel(c, s) => {
+            let mut extra = vec![shape_arg(*s)];
+            extra.extend(conv_args(c));
+            call(prim.name(), &extra)
+        }
+        Prim::MaxPool2d(p) | Prim::MaxPool2dPick(p) | Prim::MaxPool2dScatter(p) | Prim::AvgPool2d(p) => {
+            call(prim.name(), &[p.size.to_string(), p.stride.to_string()])
+        }
+        Prim::AvgPool2dTranspose(p, s) => {
+            call("avg_pool2d_transpose", &[shape_arg(*s), p.size.to_string(), p.stride.to_string()])
+        }
     }
+}
+
+/// A convolution's static arguments as a script writes them: `1, "same"`.
+fn conv_args(c: &crate::prim::Conv) -> Vec<String> {
+    vec![c.stride.to_string(), format!("{:?}", c.padding.name())]
 }
 
 fn const_literal(a: &crate::array::Array) -> String {

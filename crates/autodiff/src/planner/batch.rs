@@ -272,6 +272,30 @@ fn batch_eqn(
             }
             acc?
         }
+        // The directions and the images' own batch become one batch of images; a linear
+        // kernel (or the kernel adjoint, which sums over images) is unrolled instead.
+        Prim::Conv2d(_) | Prim::Conv2dTransposeInput(..) => {
+            if lin[1].is_some() {
+                return None;
+            }
+            let t = crate::vmap_rules::merge_batch(em, lin[0]?).ok()?;
+            let r = em.emit(crate::vmap_rules::merged_prim(prim, b), [t, x[1]]);
+            em.emit(Prim::Reshape(batched(b, out)?), [r])
+        }
+        Prim::Conv2dTransposeKernel(..) => return None,
+        Prim::AvgPool2d(_) | Prim::AvgPool2dTranspose(..) => {
+            let t = crate::vmap_rules::merge_batch(em, lin[0]?).ok()?;
+            let r = em.emit(crate::vmap_rules::merged_prim(prim, b), [t]);
+            em.emit(Prim::Reshape(batched(b, out)?), [r])
+        }
+        Prim::MaxPool2dPick(_) | Prim::MaxPool2dScatter(_) => {
+            let t = crate::vmap_rules::merge_batch(em, lin[1]?).ok()?;
+            let xs = em.shape(x[0]);
+            let xb = em.broadcast_to(x[0], batched(b, xs)?);
+            let xm = crate::vmap_rules::merge_batch(em, xb).ok()?;
+            let r = em.emit(prim.clone(), [xm, t]);
+            em.emit(Prim::Reshape(batched(b, out)?), [r])
+        }
         // Never linear (their class is zero or nonlinear), so never met here.
         Prim::Unary(
             Unary::Exp
@@ -301,6 +325,7 @@ fn batch_eqn(
             | Binary::Or,
         )
         | Prim::Amax(_)
+        | Prim::MaxPool2d(_)
         | Prim::Argmax(_)
         | Prim::Full(..)
         | Prim::Eye(_)

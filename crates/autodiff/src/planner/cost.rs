@@ -13,12 +13,21 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &impl Fn(Atom) -> Sh
     let out_size = out.size() as f64;
     match prim {
         Prim::Unary(_) | Prim::Binary(_) | Prim::Where => out_size,
+        // Each element of the result is a dot product of length k (batched or not).
         Prim::MatMul | Prim::SafeMatMul => {
-            let (a, b) = (shape(args[0]), shape(args[1]));
-            let (m, k) = if a.rank() == 1 { (1, a.dim(0)) } else { (a.dim(0), a.dim(1)) };
-            let n = if b.rank() == 1 { 1 } else { b.dim(1) };
-            (m * k * n) as f64
+            let a = shape(args[0]);
+            out_size * a.dim(a.rank() - 1) as f64
         }
+        // Each element of the (forward) convolution's result is a dot product over a window
+        // of the kernel's size; the adjoints do the same work.
+        Prim::Conv2d(_) => out_size * window_len(shape(args[1])),
+        Prim::Conv2dTransposeInput(..) => shape(args[0]).size() as f64 * window_len(shape(args[1])),
+        Prim::Conv2dTransposeKernel(_, k) => shape(args[1]).size() as f64 * window_len(*k),
+        Prim::MaxPool2d(_)
+        | Prim::MaxPool2dPick(_)
+        | Prim::MaxPool2dScatter(_)
+        | Prim::AvgPool2d(_)
+        | Prim::AvgPool2dTranspose(..) => shape(args[0]).size() as f64,
         Prim::Solve | Prim::SafeSolve => {
             let n = shape(args[0]).dim(0) as f64;
             let b = shape(args[1]);
@@ -43,4 +52,9 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &impl Fn(Atom) -> Sh
         | Prim::OneHot(_)
         | Prim::Const(_) => 0.0,
     }
+}
+
+/// The multiply-adds of one output of a convolution with kernel `[kh, kw, c, o]`.
+fn window_len(k: Shape) -> f64 {
+    k.dims().iter().take(3).product::<usize>() as f64
 }

@@ -163,7 +163,14 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         | Prim::Index(_)
         | Prim::Pad(_)
         | Prim::Concat(_)
-        | Prim::Stack => structured(),
+        | Prim::Stack
+        | Prim::Conv2d(_)
+        | Prim::Conv2dTransposeInput(..)
+        | Prim::Conv2dTransposeKernel(..)
+        | Prim::MaxPool2dPick(_)
+        | Prim::MaxPool2dScatter(_)
+        | Prim::AvgPool2d(_)
+        | Prim::AvgPool2dTranspose(..) => structured(),
         // Never linear, so never a step of the linear part.
         Prim::Unary(
             Unary::Exp
@@ -193,6 +200,7 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
             | Binary::Or,
         )
         | Prim::Amax(_)
+        | Prim::MaxPool2d(_)
         | Prim::Argmax(_)
         | Prim::Full(..)
         | Prim::Eye(_)

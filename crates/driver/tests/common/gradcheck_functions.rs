@@ -66,4 +66,9 @@ pub const FUNCTIONS: &[&str] = &[
     "def f(x: [2, 3, 2]) = (reshape(x, (3, 4)), expand_dims(x, (0, -1)) * 2, squeeze(x[:, :1, :]), broadcast_to(x, (2, 2, 3, 2)))",
     "def f(x: [2, 3, 4], y: [2, 4, 3]) = (einsum(\"bij,bjk->bik\", x, y), einsum(\"bij,bji->b\", x, y), einsum(\"bii->b\", x @ y))",
     "def f(x: [2, 3, 4]) = (softmax(x, 1), logsumexp(x, 2), log_softmax(x), sum_to(x, (3, 1)))",
+    // Convolution and pooling, and the adjoints derived programs use.
+    "def f(x: [2, 5, 4, 3], k: [3, 2, 3, 2]) = (tanh(conv2d(x, k, 1, \"same\")), conv2d(x, k, 2, \"valid\") ^ 2)",
+    "def f(x: [1, 4, 4, 2], k: [2, 2, 2, 3], g: [1, 2, 2, 3]) = (conv2d_transpose_input(g, k, (1, 4, 4, 2), 2, \"same\") ^ 2, conv2d_transpose_kernel(x, g, (2, 2, 2, 3), 2, \"same\") ^ 2)",
+    "def f(x: [2, 4, 4, 3], t: [2, 4, 4, 3], c: [2, 2, 2, 3]) = (max_pool2d(x ^ 2, 2), max_pool2d(x, 3, 1) * 2, max_pool2d_pick(x, t, 2, 2) ^ 2, max_pool2d_scatter(x, c, 2, 2) ^ 2)",
+    "def f(x: [2, 4, 4, 3], c: [2, 2, 2, 3]) = (avg_pool2d(x ^ 2, 2), avg_pool2d(x, 3, 1), avg_pool2d_transpose(c, (2, 4, 4, 3), 2, 2) ^ 2)",
 ];

@@ -345,6 +345,58 @@ pub(crate) fn call(
             let steps = lw.prim(Prim::Binary(Binary::Mul), &[width, unit], span)?;
             lw.prim(Prim::Binary(Binary::Add), &[args[0].clone(), steps], span)
         }
+        "conv2d" | "conv2d_transpose_input" | "conv2d_transpose_kernel" => {
+            // `conv2d(x, k[, stride[, padding]])`; the transposes take the shape of what
+            // they produce after their two operands.
+            let first = if name == "conv2d" { 2 } else { 3 };
+            arity(name, &args, &(first..=first + 2).collect::<Vec<_>>(), span)?;
+            let stride = match args.get(first) {
+                Some(s) => lw.static_count(s, "the stride", at(first))?,
+                None => 1,
+            };
+            let padding = match args.get(first + 1) {
+                None => crate::window::Padding::Valid,
+                Some(LVal::Str(s)) => crate::window::Padding::from_name(s).ok_or_else(|| {
+                    Diagnostic::at(at(first + 1), format!("the padding is \"same\" or \"valid\", not {s:?}"))
+                })?,
+                Some(other) => {
+                    return Err(Diagnostic::at(
+                        at(first + 1),
+                        format!("the padding is \"same\" or \"valid\", found {}", other.describe()),
+                    ))
+                }
+            };
+            let c = crate::prim::Conv { stride, padding };
+            let prim = match name {
+                "conv2d" => Prim::Conv2d(c),
+                "conv2d_transpose_input" => Prim::Conv2dTransposeInput(c, lw.static_shape(&args[2], at(2))?),
+                _ => Prim::Conv2dTransposeKernel(c, lw.static_shape(&args[2], at(2))?),
+            };
+            lw.prim(prim, &args[..2], span)
+        }
+        "max_pool2d" | "avg_pool2d" | "max_pool2d_pick" | "max_pool2d_scatter" | "avg_pool2d_transpose" => {
+            // `max_pool2d(x, size[, stride])` (the stride defaults to the size); the pick
+            // and scatter take two arrays first, the transpose an array and a shape.
+            let first = match name {
+                "max_pool2d" | "avg_pool2d" => 1,
+                _ => 2,
+            };
+            arity(name, &args, &[first + 1, first + 2], span)?;
+            let size = lw.static_count(&args[first], "the window size", at(first))?;
+            let stride = match args.get(first + 1) {
+                Some(s) => lw.static_count(s, "the stride", at(first + 1))?,
+                None => size,
+            };
+            let p = crate::prim::Pool { size, stride };
+            let (prim, operands) = match name {
+                "max_pool2d" => (Prim::MaxPool2d(p), 1),
+                "avg_pool2d" => (Prim::AvgPool2d(p), 1),
+                "max_pool2d_pick" => (Prim::MaxPool2dPick(p), 2),
+                "max_pool2d_scatter" => (Prim::MaxPool2dScatter(p), 2),
+                _ => (Prim::AvgPool2dTranspose(p, lw.static_shape(&args[1], at(1))?), 1),
+            };
+            lw.prim(prim, &args[..operands], span)
+        }
         "one_hot" => {
             arity(name, &args, &[2], span)?;
             let k = lw.static_count(&args[1], "the number of classes", at(1))?;

@@ -153,6 +153,20 @@ pub enum Sel {
     Range(usize, usize),
 }
 
+/// The static arguments of a convolution: its stride and padding.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Conv {
+    pub stride: usize,
+    pub padding: crate::window::Padding,
+}
+
+/// The static arguments of a pooling window: its size and stride (square windows).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Pool {
+    pub size: usize,
+    pub stride: usize,
+}
+
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Prim {
     Unary(Unary),
@@ -199,6 +213,27 @@ pub enum Prim {
     /// `one_hot(labels, classes)`.
     OneHot(usize),
     Const(ConstArray),
+    /// `conv2d(x, k, stride, padding)`: `x: [b, h, w, c]`, `k: [kh, kw, c, o]`, a
+    /// cross-correlation (no kernel flip).
+    Conv2d(Conv),
+    /// `conv2d_transpose_input(ct, k, shape, ..)`: the adjoint of `conv2d` in its input, for
+    /// an input of the given shape.
+    Conv2dTransposeInput(Conv, Shape),
+    /// `conv2d_transpose_kernel(x, ct, shape, ..)`: the adjoint of `conv2d` in its kernel,
+    /// for a kernel of the given shape.
+    Conv2dTransposeKernel(Conv, Shape),
+    /// `max_pool2d(x, size, stride)`: the maximum of each window, per channel.
+    MaxPool2d(Pool),
+    /// `max_pool2d_pick(x, t, ..)`: `t` at the place of each window's maximum of `x` (the
+    /// first on ties): the derivative of `max_pool2d`, linear in `t`.
+    MaxPool2dPick(Pool),
+    /// `max_pool2d_scatter(x, ct, ..)`: the adjoint of the pick in `t`, each entry of `ct`
+    /// added at its window's maximum.
+    MaxPool2dScatter(Pool),
+    /// `avg_pool2d(x, size, stride)`: the mean of each window.
+    AvgPool2d(Pool),
+    /// `avg_pool2d_transpose(ct, shape, ..)`: the adjoint of `avg_pool2d`.
+    AvgPool2dTranspose(Pool, Shape),
 }
 
 /// The names scripts call the primitives other than the elementwise ones by. Together with
@@ -230,6 +265,14 @@ pub const STRUCTURAL: &[&str] = &[
     "arange",
     "linspace",
     "one_hot",
+    "conv2d",
+    "conv2d_transpose_input",
+    "conv2d_transpose_kernel",
+    "max_pool2d",
+    "max_pool2d_pick",
+    "max_pool2d_scatter",
+    "avg_pool2d",
+    "avg_pool2d_transpose",
 ];
 
 /// Primitives written as literals rather than called by name: `[a, b]` with computed
@@ -288,6 +331,14 @@ impl Prim {
             Prim::Linspace(..) => "linspace",
             Prim::OneHot(_) => "one_hot",
             Prim::Const(_) => "const",
+            Prim::Conv2d(_) => "conv2d",
+            Prim::Conv2dTransposeInput(..) => "conv2d_transpose_input",
+            Prim::Conv2dTransposeKernel(..) => "conv2d_transpose_kernel",
+            Prim::MaxPool2d(_) => "max_pool2d",
+            Prim::MaxPool2dPick(_) => "max_pool2d_pick",
+            Prim::MaxPool2dScatter(_) => "max_pool2d_scatter",
+            Prim::AvgPool2d(_) => "avg_pool2d",
+            Prim::AvgPool2dTranspose(..) => "avg_pool2d_transpose",
         }
     }
 
@@ -314,6 +365,12 @@ impl Prim {
             Prim::Full(..) | Prim::Eye(_) | Prim::Arange(_) | Prim::Linspace(..) | Prim::Const(_) => {
                 Class::Zero
             }
+            Prim::Conv2d(_) | Prim::Conv2dTransposeInput(..) | Prim::Conv2dTransposeKernel(..) => {
+                Class::Bilinear
+            }
+            Prim::MaxPool2d(_) => Class::Nonlinear,
+            Prim::MaxPool2dPick(_) | Prim::MaxPool2dScatter(_) => Class::LinearIn(&[1]),
+            Prim::AvgPool2d(_) | Prim::AvgPool2dTranspose(..) => Class::Linear,
         }
     }
 
@@ -519,7 +576,82 @@ impl Prim {
                 arity(0)?;
                 Ok(a.0.shape())
             }
+            Prim::Conv2d(c) => {
+                arity(2)?;
+                let (x, k) = (image(args[0], "the input")?, image(args[1], "the kernel")?);
+                if x[3] != k[2] {
+                    return Err(format!(
+                        "`conv2d` of an input with {} channels ({}) by a kernel for {} ({})",
+                        x[3], args[0], k[2], args[1]
+                    ));
+                }
+                let w = Window::conv(x[1], x[2], k[0], k[1], c.stride, c.padding)?;
+                ranked(&[x[0], w.out_h, w.out_w, k[3]])
+            }
+            Prim::Conv2dTransposeInput(c, xs) => {
+                arity(2)?;
+                let (x, k) = (image(*xs, "the input")?, image(args[1], "the kernel")?);
+                let w = Window::conv(x[1], x[2], k[0], k[1], c.stride, c.padding)?;
+                expect_shape(args[0], &[x[0], w.out_h, w.out_w, k[3]], self.name())?;
+                Ok(*xs)
+            }
+            Prim::Conv2dTransposeKernel(c, ks) => {
+                arity(2)?;
+                let (x, k) = (image(args[0], "the input")?, image(*ks, "the kernel")?);
+                let w = Window::conv(x[1], x[2], k[0], k[1], c.stride, c.padding)?;
+                expect_shape(args[1], &[x[0], w.out_h, w.out_w, k[3]], self.name())?;
+                Ok(*ks)
+            }
+            Prim::MaxPool2d(p) | Prim::AvgPool2d(p) => {
+                arity(1)?;
+                pooled(args[0], p)
+            }
+            Prim::MaxPool2dPick(p) => {
+                arity(2)?;
+                expect_shape(args[1], args[0].dims(), self.name())?;
+                pooled(args[0], p)
+            }
+            Prim::MaxPool2dScatter(p) => {
+                arity(2)?;
+                let out = pooled(args[0], p)?;
+                expect_shape(args[1], out.dims(), self.name())?;
+                Ok(args[0])
+            }
+            Prim::AvgPool2dTranspose(p, xs) => {
+                arity(1)?;
+                let out = pooled(*xs, p)?;
+                expect_shape(args[0], out.dims(), self.name())?;
+                Ok(*xs)
+            }
         }
+    }
+}
+
+use crate::window::Window;
+
+/// The four sizes of an NHWC image or an HWIO kernel.
+fn image(s: Shape, what: &str) -> Result<[usize; 4], String> {
+    match s.dims() {
+        [a, b, c, d] => Ok([*a, *b, *c, *d]),
+        _ => Err(format!("{what} must have rank 4 (`[batch, height, width, channels]` or `[height, width, in, out]`), found shape {s}")),
+    }
+}
+
+/// The shape of each window's result of a pooling over `x`.
+fn pooled(x: Shape, p: &Pool) -> Result<Shape, String> {
+    let x = image(x, "the input")?;
+    let w = Window::pool(x[1], x[2], p.size, p.stride)?;
+    ranked(&[x[0], w.out_h, w.out_w, x[3]])
+}
+
+fn expect_shape(s: Shape, dims: &[usize], name: &str) -> Result<(), String> {
+    if s.dims() == dims {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` needs an operand of shape {}, found {s}",
+            Shape::from_dims(dims).unwrap_or_default()
+        ))
     }
 }
 
