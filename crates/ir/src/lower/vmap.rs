@@ -72,7 +72,7 @@ impl Lowerer<'_> {
             }
         }
         // The batch size, from every leaf of every mapped argument.
-        let mut size: Option<(usize, Shape)> = None;
+        let mut size: Option<(usize, Shape, usize)> = None;
         let mut mapped = Vec::new();
         for (i, a) in args.iter().enumerate() {
             let Some(axis) = axes.in_axes.get(i) else { continue };
@@ -91,21 +91,24 @@ impl Lowerer<'_> {
                     Diagnostic::at(at(i), format!("`vmap` cannot map axis {axis} of an array of shape {s}"))
                 })?;
                 match size {
-                    Some((n, first)) if n != s.dim(k) => {
+                    Some((n, first, j)) if n != s.dim(k) => {
                         return Err(Diagnostic::at(
-                            at(i),
+                            span,
                             format!(
                                 "`vmap` got batches of different sizes: {n} (shape {first}) and {} (shape {s}, axis {k})",
                                 s.dim(k)
                             ),
-                        ))
+                        )
+                        .with_label(at(j), format!("batch of {n} here"))
+                        .with_label(at(i), format!("batch of {} here", s.dim(k)))
+                        .with_hint("give `none` in `in_axes` for the arguments that are not batched, e.g. `vmap(f, (none, 0))`"))
                     }
                     Some(_) => {}
-                    None => size = Some((s.dim(k), s)),
+                    None => size = Some((s.dim(k), s, i)),
                 }
             }
         }
-        let Some((b, _)) = size else {
+        let Some((b, _, _)) = size else {
             return Err(Diagnostic::at(
                 span,
                 "`vmap` needs at least one mapped argument (all `in_axes` are `none`)",
