@@ -57,6 +57,19 @@ pub(crate) fn batch_rule(
             }
             em.emit(Prim::Where, xs)
         }
+        // A batch of rows times one matrix is one product, all leading axes as rows; one
+        // matrix times a batch of vectors is the vectors as rows times its transpose.
+        Prim::MatMul | Prim::SafeMatMul if !batched[1] && em.shape(args[1]).rank() == 2 => {
+            let rows = crate::planner::rows_of(em, args[0]).ok_or("internal error: a scalar in `@`")?;
+            let product = em.emit(prim.clone(), [rows, args[1]]);
+            em.emit(Prim::Reshape(batched_shape(out, b)?), [product])
+        }
+        Prim::MatMul | Prim::SafeMatMul
+            if !batched[0] && em.shape(args[0]).rank() == 2 && inner(em, 1).rank() == 1 =>
+        {
+            let wt = em.emit(Prim::Transpose, [args[0]]);
+            em.emit(prim.clone(), [args[1], wt])
+        }
         Prim::MatMul | Prim::SafeMatMul => {
             let (sa, sb) = (inner(em, 0), inner(em, 1));
             // Vectors as a single row (left) or column (right), as NumPy reads them.

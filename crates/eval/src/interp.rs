@@ -41,6 +41,10 @@ pub struct Compiled {
     inputs: Vec<(usize, bool)>,
     steps: Vec<Step>,
     outputs: Vec<Operand>,
+    /// The register file of the last run, kept for the next one: a program of many small
+    /// equations would otherwise allocate (and the system zero) a fresh one per call,
+    /// which costs more than running it.
+    spare: std::cell::RefCell<Vec<Option<Array>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,11 +120,15 @@ impl Compiled {
             })
             .collect();
         let inputs = p.inputs.iter().map(|v| (v.index(), last[v.index()].is_some())).collect();
-        Compiled { n_vars: n, inputs, steps, outputs }
+        Compiled { n_vars: n, inputs, steps, outputs, spare: Default::default() }
     }
 
     pub fn run(&self, inputs: Vec<Array>) -> Result<Vec<Array>, Interrupted> {
-        let mut regs: Vec<Option<Array>> = vec![None; self.n_vars];
+        // A run inside another run of the same program (none today) finds the spare taken
+        // and starts a register file of its own.
+        let mut regs = self.spare.take();
+        regs.clear();
+        regs.resize(self.n_vars, None);
         for (&(slot, used), a) in self.inputs.iter().zip(inputs) {
             if used {
                 regs[slot] = Some(a);
@@ -145,14 +153,17 @@ impl Compiled {
                 regs[*v] = None;
             }
         }
-        Ok(self
+        let outputs = self
             .outputs
             .iter()
             .map(|o| match o {
                 Operand::Borrow(v) | Operand::Take(v) => regs[*v].clone().unwrap_or_else(|| missing(*v)),
                 Operand::Const(a) => a.clone(),
             })
-            .collect())
+            .collect();
+        regs.clear();
+        *self.spare.borrow_mut() = regs;
+        Ok(outputs)
     }
 }
 

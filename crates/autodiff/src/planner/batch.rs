@@ -87,6 +87,16 @@ fn lift(em: &mut Emitter, t: Atom, rank: usize) -> Option<Atom> {
     Some(em.emit(Prim::Reshape(shape), [t]))
 }
 
+/// `t` of shape `[.., k]` as the matrix `[rows, k]` of all its rows (the leading axes
+/// flattened), so that a product by one matrix is a single product.
+pub(crate) fn rows_of(em: &mut Emitter, t: Atom) -> Option<Atom> {
+    let s = em.shape(t);
+    let k = *s.dims().last()?;
+    let rows: usize = s.dims()[..s.rank() - 1].iter().product();
+    let m = Shape::matrix(rows, k);
+    Some(if s == m { t } else { em.emit(Prim::Reshape(m), [t]) })
+}
+
 /// The batched value of a constant operand of a linear equation, when it stands for a
 /// tangent (zeros the rules materialised): zeros of the batched shape.
 fn zero_batch(em: &mut Emitter, a: Atom, b: usize) -> Option<Atom> {
@@ -147,6 +157,17 @@ fn batch_eqn(
             let strong = *prim == Prim::SafeMatMul;
             let (sa, sb) = (em.shape(x[0]), em.shape(x[1]));
             let result = match (lin[0], lin[1]) {
+                // A batch of rows (or of stacks of them) times one matrix is one product:
+                // every leading axis becomes a row.
+                (Some(t), None) if sb.rank() == 2 => {
+                    let rows = rows_of(em, t)?;
+                    em.matmul(rows, x[1], strong)
+                }
+                // One matrix times a batch of vectors: the vectors as rows, `T @ W'`.
+                (None, Some(t)) if sb.rank() == 1 && sa.rank() == 2 => {
+                    let wt = em.emit(Prim::Transpose, [x[0]]);
+                    em.matmul(t, wt, strong)
+                }
                 // t @ W: a vector t is a batch of rows `[B, 1.., 1, k]`.
                 (Some(t), None) if sa.rank() == 1 => {
                     let row = lift(em, t, sb.rank().max(2))?;

@@ -15,6 +15,7 @@
 //! (see `batch.rs`): all directions in one pass, as a matrix.
 
 mod batch;
+pub(crate) use batch::rows_of;
 mod chain;
 pub use chain::MAX_FACTORS;
 mod cost;
