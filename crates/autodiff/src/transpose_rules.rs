@@ -324,6 +324,14 @@ fn batched_ct_left(e: &mut Emitter, ct: Atom, b: Atom, sa: Shape, sb: Shape, str
 
 /// The cotangent of `b` in a batched `a @ b`, likewise.
 fn batched_ct_right(e: &mut Emitter, ct: Atom, a: Atom, sa: Shape, sb: Shape, strong: bool) -> Atom {
+    // One matrix applied to a whole stack: the sum over the stack of `a' @ ct` is one
+    // product of all rows, `rows(a)' @ rows(ct)`.
+    if sb.rank() == 2 && sa.rank() > 2 {
+        if let (Some(ra), Some(rc)) = (crate::planner::rows_of(e, a), crate::planner::rows_of(e, ct)) {
+            let rat = e.emit(Prim::Transpose, [ra]);
+            return e.matmul(rat, rc, strong);
+        }
+    }
     let full = match (sa.rank(), sb.rank()) {
         // [.., m, k] @ [k] -> [.., m]: a' @ ct[.., :, None], the column dropped.
         (_, 1) => {

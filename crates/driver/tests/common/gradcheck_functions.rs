@@ -61,6 +61,7 @@ pub const FUNCTIONS: &[&str] = &[
     "def f(x: [2, 2, 3, 2]) = (sum(x, (0, 2)), amax(x, (1, 3)), sum(x, -1), amax(x), mean(x, (0, 3)))",
     "def f(a: [2, 2, 3], b: [2, 3, 4], c: [3]) = (a @ b, a @ c, c @ b, a' @ a)",
     "def f(a: [2, 1, 2, 3], b: [3, 3, 2]) = a @ b",
+    "def f(x: [2, 3, 4], W: [4, 2]) = (tanh(x @ W), x @ W[:, 0])",
     "def f(x: [2, 3, 4]) = (transpose(x, (2, 0, 1)) ^ 2, transpose(x), x[1, :, 1:3], x[:, -1])",
     "def f(x: [2, 3, 2], y: [2, 1, 2]) = (concat((x, y, x), 1), stack((x, x * y), 2), pad(x, ((0, 1), (1, 0), (0, 0))))",
     "def f(x: [2, 3, 2]) = (reshape(x, (3, 4)), expand_dims(x, (0, -1)) * 2, squeeze(x[:, :1, :]), broadcast_to(x, (2, 2, 3, 2)))",

@@ -20,12 +20,20 @@ fn dims(sa: Shape, sb: Shape) -> (usize, usize, usize) {
 }
 
 /// NumPy's `matmul`: a matrix product over the last two axes, broadcast over the leading
-/// (batch) axes; one faer product per batch element.
+/// (batch) axes; one faer product per batch element, or one product in all when a stack of
+/// matrices meets a single one on its right.
 pub fn matmul(a: &Array, b: &Array, out: Shape) -> Array {
     let (sa, sb) = (a.shape(), b.shape());
     let (m, k, n) = dims(sa, sb);
     if sa.rank() <= 2 && sb.rank() <= 2 {
         return Array::new(out, matmul_2d(a.data(), b.data(), m, k, n));
+    }
+    // `[.., m, k] @ [k, n]`: the stack's rows, one after another, are the rows of a single
+    // `[.. * m, k]` matrix, and the result's rows are laid out the same way.
+    if sb.rank() <= 2 && sa.rank() > 2 {
+        let rows = sa.size() / k.max(1);
+        let rows = if k == 0 { sa.dims()[..sa.rank() - 1].iter().product() } else { rows };
+        return Array::new(out, matmul_2d(a.data(), b.data(), rows, k, n));
     }
     let mut data = Vec::with_capacity(out.size());
     for (ia, ib) in batch_offsets(sa, sb, out) {
