@@ -176,8 +176,8 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// faer's kernels leave the upper halves of the AVX registers dirty, after which scalar
 /// `tanh`/`exp` from libm run about 10× slower (SSE/AVX transition penalty). Clearing them
-/// after each product keeps elementwise kernels fast.
-fn clear_upper_avx() {
+/// after each product keeps elementwise kernels fast (here and in `window.rs`).
+pub(crate) fn clear_upper_avx() {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx") {

@@ -339,26 +339,7 @@ fn col2im(block: &[f64], g: &Conv, first: usize, dx: &mut [f64], base: usize) {
 fn product(dst: &mut [f64], lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>, accum: Accum, par: Par) {
     let (m, n) = (lhs.nrows(), rhs.ncols());
     faer_matmul(MatMut::from_row_major_slice_mut(dst, m, n), accum, lhs, rhs, 1.0, par);
-    clear_upper_avx();
-}
-
-/// faer's kernels leave the upper halves of the AVX registers dirty, after which scalar
-/// `tanh` and `exp` run about ten times slower (the SSE/AVX transition penalty), so each
-/// product ends by clearing them, as `linalg.rs` does after its products.
-fn clear_upper_avx() {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx") {
-            // SAFETY: the CPU supports AVX (checked just above), which is all vzeroupper needs.
-            unsafe { zeroupper() }
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn zeroupper() {
-    std::arch::x86_64::_mm256_zeroupper();
+    super::linalg::clear_upper_avx();
 }
 
 /// The sizes of a pooling: batch, channels and the windows.

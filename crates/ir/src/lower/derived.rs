@@ -212,7 +212,7 @@ impl Lowerer<'_> {
     }
 
     /// A value of structure `spec` from program atoms.
-    fn rebuild(&mut self, spec: &Spec, atoms: &mut impl Iterator<Item = Atom>) -> LVal {
+    pub(crate) fn rebuild(&mut self, spec: &Spec, atoms: &mut impl Iterator<Item = Atom>) -> LVal {
         match spec {
             Spec::Array(s) => match atoms.next() {
                 Some(Atom::Var(var)) => LVal::Arr(Arr::Var { var, shape: *s, known: None }),

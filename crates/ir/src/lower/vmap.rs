@@ -8,9 +8,8 @@
 //! composes with `vmap` in either order.
 
 use super::spec::{call_known_scalars, for_each_leaf, Spec};
-use super::value::{Arr, AxisArg, LVal, VmapAxes};
+use super::value::{AxisArg, LVal, VmapAxes};
 use super::{lower_function, Lowerer, Result};
-use crate::program::Atom;
 use crate::shape::Shape;
 use crate::transform::{Mode, Request};
 use ad_syntax::{Diagnostic, Span};
@@ -167,7 +166,7 @@ impl Lowerer<'_> {
         let outs = self.b.inline(&batched, &atoms);
         let out_spec = batch_spec(&lowered.out_spec, b);
         let mut it = outs.into_iter();
-        let result = self.rebuild_batched(&out_spec, &mut it);
+        let result = self.rebuild(&out_spec, &mut it);
         self.place_outputs(result, &axes.out_axes, span)
     }
 
@@ -184,20 +183,6 @@ impl Lowerer<'_> {
             LVal::Num(_) | LVal::Arr(_) => g(self, v)?,
             other => other.clone(),
         })
-    }
-
-    fn rebuild_batched(&mut self, spec: &Spec, atoms: &mut impl Iterator<Item = Atom>) -> LVal {
-        match spec {
-            Spec::Array(s) => match atoms.next() {
-                Some(Atom::Var(var)) => LVal::Arr(Arr::Var { var, shape: *s, known: None }),
-                Some(Atom::Lit(x)) => LVal::Num(x),
-                None => LVal::unit(),
-            },
-            Spec::Tuple(ts) => {
-                LVal::Tuple(ts.iter().map(|t| self.rebuild_batched(t, atoms)).collect::<Vec<_>>().into())
-            }
-            other => other.unflatten(&mut std::iter::empty()),
-        }
     }
 
     /// Moves the leading batch axis of each result to its place in `out_axes` (per
