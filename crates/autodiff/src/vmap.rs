@@ -9,7 +9,7 @@
 
 use crate::assemble::finish;
 use crate::emitter::Emitter;
-use crate::vmap_rules::batch_rule;
+use crate::vmap_rules::{batch_rule, too_deep};
 use ad_ir::transform::{Mode, Request};
 use ad_ir::{Atom, Program, Subst};
 
@@ -76,12 +76,4 @@ pub(crate) fn vmap_program(p: &Program, req: &Request, b: usize) -> Result<Progr
     let asm = crate::assemble::Assembly::from(p, &inputs);
     let out = asm.finish(p, em.b, outputs, p.out_tree.clone());
     finish(p, &Request { mode: Mode::Vmap(b), wrt: req.wrt.clone() }, out)
-}
-
-fn too_deep(rank: usize) -> String {
-    format!(
-        "`vmap` would make an array of rank {}, but arrays have rank at most {}",
-        rank + 1,
-        ad_ir::shape::MAX_RANK
-    )
 }

@@ -7,6 +7,7 @@
 //! (`lift`). Rules return `[B, *out]` or something that broadcasts to it.
 
 use crate::emitter::Emitter;
+use crate::planner::{lift, solve_batch, sum_to_batch};
 use ad_ir::prim::{Prim, Sel};
 use ad_ir::shape::MAX_RANK;
 use ad_ir::{Atom, Shape};
@@ -85,29 +86,12 @@ pub(crate) fn batch_rule(
             em.emit(Prim::Reshape(target), [product])
         }
         Prim::Solve | Prim::SafeSolve => {
-            let strong = *prim == Prim::SafeSolve;
             if batched[0] {
                 // One system per batch element (each its own factorisation).
                 per_element(em, prim, args, batched, b, out)?
             } else {
-                // One factorisation for every right-hand side: `[n, B * k]`.
-                let t = args[1];
-                let ts = em.shape(t);
-                let n = ts.dim(1);
-                let k = ts.size() / (b * n).max(1);
-                let moved = if ts.rank() == 2 {
-                    em.emit(Prim::Transpose, [t])
-                } else {
-                    let p = em.emit(Prim::Permute(vec![1, 0, 2]), [t]);
-                    em.emit(Prim::Reshape(Shape::matrix(n, b * k)), [p])
-                };
-                let solved = em.solve(args[0], moved, strong);
-                if ts.rank() == 2 {
-                    em.emit(Prim::Transpose, [solved])
-                } else {
-                    let back = em.emit(Prim::Reshape(shape(&[n, b, k])?), [solved]);
-                    em.emit(Prim::Permute(vec![1, 0, 2]), [back])
-                }
+                solve_batch(em, args[0], args[1], b, *prim == Prim::SafeSolve)
+                    .ok_or_else(|| too_deep(out.rank()))?
             }
         }
         Prim::Sum(axes) => em.emit(Prim::Sum(axes.shift(1)), [args[0]]),
@@ -124,16 +108,7 @@ pub(crate) fn batch_rule(
             let x = lift_if(em, args[0], true, s.rank())?;
             em.broadcast_to(x, batched_shape(*s, b)?)
         }
-        Prim::SumTo(s) => {
-            let t = args[0];
-            let ts = em.shape(t);
-            let lead = ts.rank() - 1 - s.rank();
-            let reduced: Vec<usize> = (1..ts.rank())
-                .filter(|&i| i <= lead || (s.dim(i - 1 - lead) == 1 && ts.dim(i) != 1))
-                .collect();
-            let summed = em.emit(Prim::Sum(ad_ir::prim::Axes::of(&reduced)), [t]);
-            em.emit(Prim::Reshape(batched_shape(*s, b)?), [summed])
-        }
+        Prim::SumTo(s) => sum_to_batch(em, args[0], *s, b).ok_or_else(|| too_deep(s.rank()))?,
         // `x'` swaps the last two axes of a matrix and leaves vectors alone.
         Prim::Transpose => {
             if inner(em, 0).rank() < 2 {
@@ -241,27 +216,17 @@ fn batched_shape(s: Shape, b: usize) -> Result<Shape, String> {
     s.insert_axis(0, b).ok_or_else(|| too_deep(s.rank()))
 }
 
-fn too_deep(rank: usize) -> String {
+pub(crate) fn too_deep(rank: usize) -> String {
     format!("`vmap` would make an array of rank {}, but arrays have rank at most {MAX_RANK}", rank + 1)
 }
 
-/// A batched operand `[B, *s]` with size-1 axes after the batch axis up to `rank` axes
-/// for `s`, so that it broadcasts against unbatched values of that rank as `s` would.
+/// A batched operand lifted to `rank` axes after its batch axis (`planner::lift`); an
+/// unbatched one as it is.
 fn lift_if(em: &mut Emitter, t: Atom, batched: bool, rank: usize) -> Rule {
     if !batched {
         return Ok(t);
     }
-    let s = em.shape(t);
-    let have = s.rank() - 1;
-    if have >= rank {
-        return Ok(t);
-    }
-    let dims: Vec<usize> = std::iter::once(s.dim(0))
-        .chain(std::iter::repeat_n(1, rank - have))
-        .chain(s.dims()[1..].iter().copied())
-        .collect();
-    let lifted = shape(&dims)?;
-    Ok(em.emit(Prim::Reshape(lifted), [t]))
+    lift(em, t, rank).ok_or_else(|| too_deep(rank))
 }
 
 /// A matrix-product operand as a stack of matrices `core` (a vector made a row or a

@@ -70,7 +70,7 @@ pub fn batch_linear(
 
 /// A batched value `[B, *s]` with size-1 axes inserted after the batch axis up to rank
 /// `rank` (for `s`): it then broadcasts against values of that rank as `s` would.
-fn lift(em: &mut Emitter, t: Atom, rank: usize) -> Option<Atom> {
+pub(crate) fn lift(em: &mut Emitter, t: Atom, rank: usize) -> Option<Atom> {
     let s = em.shape(t);
     let inner = s.rank() - 1;
     if inner >= rank {
@@ -85,6 +85,36 @@ fn lift(em: &mut Emitter, t: Atom, rank: usize) -> Option<Atom> {
     }
     let shape = Shape::from_dims(&dims)?;
     Some(em.emit(Prim::Reshape(shape), [t]))
+}
+
+/// `solve(a, t)` for a batch of right-hand sides `t` (`[B, n]` or `[B, n, k]`) and one
+/// matrix: the right-hand sides side by side, `[n, B * k]`, so that `a` is factorised once.
+pub(crate) fn solve_batch(em: &mut Emitter, a: Atom, t: Atom, b: usize, strong: bool) -> Option<Atom> {
+    let ts = em.shape(t);
+    let (n, k) = (ts.dim(1), ts.size() / (b * ts.dim(1)).max(1));
+    let moved = if ts.rank() == 2 {
+        em.emit(Prim::Transpose, [t])
+    } else {
+        let p = em.emit(Prim::Permute(vec![1, 0, 2]), [t]);
+        em.emit(Prim::Reshape(Shape::matrix(n, b * k)), [p])
+    };
+    let solved = em.solve(a, moved, strong);
+    Some(if ts.rank() == 2 {
+        em.emit(Prim::Transpose, [solved])
+    } else {
+        let back = em.emit(Prim::Reshape(Shape::from_dims(&[n, b, k])?), [solved]);
+        em.emit(Prim::Permute(vec![1, 0, 2]), [back])
+    })
+}
+
+/// `sum_to(t, s)` for a batch `t` of shape `[B, ..]`: the batch axis stays.
+pub(crate) fn sum_to_batch(em: &mut Emitter, t: Atom, s: Shape, b: usize) -> Option<Atom> {
+    let ts = em.shape(t);
+    let lead = ts.rank() - 1 - s.rank();
+    let reduced: Vec<usize> =
+        (1..ts.rank()).filter(|&i| i <= lead || (s.dim(i - 1 - lead) == 1 && ts.dim(i) != 1)).collect();
+    let summed = em.emit(Prim::Sum(Axes::of(&reduced)), [t]);
+    Some(em.emit(Prim::Reshape(batched(b, s)?), [summed]))
 }
 
 /// `t` of shape `[.., k]` as the matrix `[rows, k]` of all its rows (the leading axes
@@ -209,36 +239,10 @@ fn batch_eqn(
             if lin[0].is_some() {
                 return None;
             }
-            let strong = *prim == Prim::SafeSolve;
-            let t = lin[1]?;
-            let ts = em.shape(t);
-            // The right-hand sides of all directions side by side: `[n, B * k]`.
-            let (n, k) = (ts.dim(1), ts.size() / (b * ts.dim(1)).max(1));
-            let moved = if ts.rank() == 2 {
-                em.emit(Prim::Transpose, [t])
-            } else {
-                let p = em.emit(Prim::Permute(vec![1, 0, 2]), [t]);
-                em.emit(Prim::Reshape(Shape::matrix(n, b * k)), [p])
-            };
-            let solved = em.solve(x[0], moved, strong);
-            if ts.rank() == 2 {
-                em.emit(Prim::Transpose, [solved])
-            } else {
-                let back = em.emit(Prim::Reshape(Shape::from_dims(&[n, b, k])?), [solved]);
-                em.emit(Prim::Permute(vec![1, 0, 2]), [back])
-            }
+            solve_batch(em, x[0], lin[1]?, b, *prim == Prim::SafeSolve)?
         }
         Prim::Sum(axes) => em.emit(Prim::Sum(axes.shift(1)), [lin[0]?]),
-        Prim::SumTo(s) => {
-            let t = lin[0]?;
-            let ts = em.shape(t);
-            let lead = ts.rank() - 1 - s.rank();
-            let reduced: Vec<usize> = (1..ts.rank())
-                .filter(|&i| i <= lead || (s.dim(i - 1 - lead) == 1 && ts.dim(i) != 1))
-                .collect();
-            let summed = em.emit(Prim::Sum(Axes::of(&reduced)), [t]);
-            em.emit(Prim::Reshape(batched(b, *s)?), [summed])
-        }
+        Prim::SumTo(s) => sum_to_batch(em, lin[0]?, *s, b)?,
         Prim::BroadcastTo(s) => {
             let t = lift(em, lin[0]?, s.rank())?;
             em.broadcast_to(t, batched(b, *s)?)

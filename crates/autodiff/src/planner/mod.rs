@@ -15,7 +15,7 @@
 //! (see `batch.rs`): all directions in one pass, as a matrix.
 
 mod batch;
-pub(crate) use batch::rows_of;
+pub(crate) use batch::{lift, rows_of, solve_batch, sum_to_batch};
 mod chain;
 pub use chain::MAX_FACTORS;
 mod cost;

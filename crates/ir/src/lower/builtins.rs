@@ -4,7 +4,7 @@
 //! Library functions (`mean`, `softmax`, ...) are not here: they are written in `.ad` in the
 //! prelude, so their derivatives come from the primitives.
 
-use super::value::{Arr, LVal};
+use super::value::LVal;
 use super::{Lowerer, Mode, Result};
 use crate::prim::{Axes, Binary, Prim, Sel, Unary, F64};
 use crate::shape::Shape;
@@ -560,13 +560,9 @@ fn effect(lw: &mut Lowerer, name: &'static str, args: Vec<LVal>, span: Span, spa
         return lw.host.effect(e, span);
     }
     // Checking: effects do not run, but their results have known shapes.
-    let fresh = |lw: &mut Lowerer, s: Shape| {
-        let var = lw.b.new_var(s, None);
-        LVal::Arr(Arr::Var { var, shape: s, known: None })
-    };
     match e {
-        Effect::Randn(s) | Effect::Rand(s) => Ok(fresh(lw, s)),
-        Effect::Now => Ok(fresh(lw, Shape::scalar())),
+        Effect::Randn(s) | Effect::Rand(s) => Ok(lw.unknown_array(s)),
+        Effect::Now => Ok(lw.unknown_array(Shape::scalar())),
         // A file the script itself wrote has the shape it was written with; any other is
         // read to learn its shape.
         Effect::ReadCsv(path) => {
@@ -577,7 +573,7 @@ fn effect(lw: &mut Lowerer, name: &'static str, args: Vec<LVal>, span: Span, spa
                     lw.shape_of(&v).unwrap_or_default()
                 }
             };
-            Ok(fresh(lw, s))
+            Ok(lw.unknown_array(s))
         }
         Effect::WriteCsv(path, v) => {
             let s = lw.shape_of(&v).unwrap_or_default();

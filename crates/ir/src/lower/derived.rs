@@ -10,7 +10,7 @@
 use super::spec::{call_known_scalars, for_each_leaf, Spec};
 use super::value::{Arr, Func, LVal};
 use super::{lower_function, Lowerer, Result};
-use crate::program::Atom;
+use crate::program::{Atom, Program};
 use crate::transform::{jacobian_shape, Mode, Request};
 use ad_syntax::{Diagnostic, Span};
 use std::rc::Rc;
@@ -174,12 +174,7 @@ impl Lowerer<'_> {
             leaves(e, &mut sources);
         }
         let n_extra = sources.len() - n_params;
-        for c in &derived.captures {
-            let v = self
-                .global(&c.name)
-                .ok_or_else(|| Diagnostic::at(span, format!("internal error: `{}` disappeared", c.name)))?;
-            leaves(&v, &mut sources);
-        }
+        self.add_captures(&derived, &mut sources, span)?;
         // Where the sub-program used a known scalar as a constant, this program depends on
         // whatever that scalar was computed from.
         for (idx, _) in &lowered.static_deps {
@@ -194,21 +189,50 @@ impl Lowerer<'_> {
                 }
             }
         }
-        if sources.len() != derived.inputs.len() {
+        Ok((self.inline_program(&derived, &sources, span)?, lowered.out_spec))
+    }
+
+    /// Appends to `sources` the values of the top-level names `program` captures (its
+    /// last inputs).
+    pub(crate) fn add_captures(
+        &mut self,
+        program: &Program,
+        sources: &mut Vec<LVal>,
+        span: Span,
+    ) -> Result<()> {
+        for c in &program.captures {
+            let v = self
+                .global(&c.name)
+                .ok_or_else(|| Diagnostic::at(span, format!("internal error: `{}` disappeared", c.name)))?;
+            leaves(&v, sources);
+        }
+        Ok(())
+    }
+
+    /// Inlines a program made by the host (derived or batched) with `sources` as its
+    /// inputs, one value per input; returns its outputs.
+    pub(crate) fn inline_program(
+        &mut self,
+        program: &Program,
+        sources: &[LVal],
+        span: Span,
+    ) -> Result<Vec<Atom>> {
+        if sources.len() != program.inputs.len() {
             return Err(Diagnostic::at(
                 span,
                 format!(
-                    "internal error: the derived program takes {} inputs but {} were supplied",
-                    derived.inputs.len(),
+                    "internal error: `{}` takes {} inputs but {} were supplied",
+                    program.name,
+                    program.inputs.len(),
                     sources.len()
                 ),
             ));
         }
         let mut atoms = Vec::with_capacity(sources.len());
-        for v in &sources {
+        for v in sources {
             atoms.push(self.atom(v, span)?);
         }
-        Ok((self.b.inline(&derived, &atoms), lowered.out_spec))
+        Ok(self.b.inline(program, &atoms))
     }
 
     /// A value of structure `spec` from program atoms.

@@ -183,6 +183,13 @@ impl Lowerer<'_> {
         self.prim(prim, args, span)
     }
 
+    /// An array of shape `s` whose values are not known while checking (what an effect
+    /// that does not run would have produced).
+    pub(crate) fn unknown_array(&mut self, s: Shape) -> LVal {
+        let var = self.b.new_var(s, None);
+        LVal::Arr(Arr::Var { var, shape: s, known: None })
+    }
+
     pub(crate) fn shape_of(&self, v: &LVal) -> Option<Shape> {
         match v {
             LVal::Num(_) => Some(Shape::scalar()),

@@ -5,7 +5,7 @@
 //! the file's header declares (or that the script saved there).
 
 use super::builtins::{arity, Effect};
-use super::value::{Arr, LVal};
+use super::value::LVal;
 use super::{Lowerer, Mode, Result};
 use crate::shape::Shape;
 use ad_syntax::{Diagnostic, Span};
@@ -161,10 +161,6 @@ pub(super) fn effect(
         return lw.host.effect(e, span);
     }
     // Checking: nothing runs; `load` has the shapes its file declares.
-    let fresh = |lw: &mut Lowerer, s: Shape| {
-        let var = lw.b.new_var(s, None);
-        LVal::Arr(Arr::Var { var, shape: s, known: None })
-    };
     match e {
         Effect::Load { path, name } => {
             let saved = lw.saved.iter().rev().find(|(p, _)| *p == path).map(|(_, s)| s.clone());
@@ -188,9 +184,9 @@ pub(super) fn effect(
                 (None, _) => lw.host.load_shapes(&path, name.as_deref(), span)?,
             };
             Ok(match shapes {
-                FileShapes::Array(s) => fresh(lw, s),
+                FileShapes::Array(s) => lw.unknown_array(s),
                 FileShapes::Tuple(ss) => {
-                    LVal::Tuple(ss.into_iter().map(|s| fresh(lw, s)).collect::<Vec<_>>().into())
+                    LVal::Tuple(ss.into_iter().map(|s| lw.unknown_array(s)).collect::<Vec<_>>().into())
                 }
             })
         }

@@ -112,7 +112,7 @@ impl Lowerer<'_> {
 }
 
 /// `i` as a position in `0..len`, counting negative values from the end.
-fn wrap(i: i64, len: usize) -> Option<usize> {
+pub(super) fn wrap(i: i64, len: usize) -> Option<usize> {
     let j = if i < 0 { i + len as i64 } else { i };
     (0..len as i64).contains(&j).then_some(j as usize)
 }

@@ -8,6 +8,7 @@
 //! composes with `vmap` in either order.
 
 use super::spec::{call_known_scalars, for_each_leaf, Spec};
+use super::statics::wrap;
 use super::value::{AxisArg, LVal, VmapAxes};
 use super::{lower_function, Lowerer, Result};
 use crate::shape::Shape;
@@ -32,12 +33,6 @@ pub(crate) fn axis_arg(lw: &mut Lowerer, v: &LVal, what: &str, span: Span) -> Re
         }
         x => AxisArg::All(one(lw, x)?),
     })
-}
-
-/// `i` as an axis of rank `rank` (negative from the end).
-fn wrap(i: i64, rank: usize) -> Option<usize> {
-    let j = if i < 0 { i + rank as i64 } else { i };
-    (0..rank as i64).contains(&j).then_some(j as usize)
 }
 
 /// The permutation that moves axis `from` to position `to`.
@@ -143,27 +138,8 @@ impl Lowerer<'_> {
         for a in &moved {
             for_each_leaf(a, &mut |x| sources.push(x.clone()));
         }
-        for c in &batched.captures {
-            let v = self
-                .global(&c.name)
-                .ok_or_else(|| Diagnostic::at(span, format!("internal error: `{}` disappeared", c.name)))?;
-            for_each_leaf(&v, &mut |x| sources.push(x.clone()));
-        }
-        if sources.len() != batched.inputs.len() {
-            return Err(Diagnostic::at(
-                span,
-                format!(
-                    "internal error: the batched program takes {} inputs but {} were supplied",
-                    batched.inputs.len(),
-                    sources.len()
-                ),
-            ));
-        }
-        let mut atoms = Vec::with_capacity(sources.len());
-        for v in &sources {
-            atoms.push(self.atom(v, span)?);
-        }
-        let outs = self.b.inline(&batched, &atoms);
+        self.add_captures(&batched, &mut sources, span)?;
+        let outs = self.inline_program(&batched, &sources, span)?;
         let out_spec = batch_spec(&lowered.out_spec, b);
         let mut it = outs.into_iter();
         let result = self.rebuild(&out_spec, &mut it);
