@@ -57,7 +57,7 @@ struct Reverse {
 }
 
 fn reverse(p: &Program, wrt_leaves: &[usize], seeds: SeedKind) -> Result<(Reverse, Vec<Var>), String> {
-    let mut l = linearize(p, wrt_leaves, needs_nan_safety(p, wrt_leaves));
+    let mut l = linearize(p, wrt_leaves, needs_nan_safety(p, wrt_leaves))?;
     let outputs = l.jvp.outputs.clone();
     if let SeedKind::Inputs = seeds {
         name_primal_outputs(&mut l.jvp.em, &outputs);
@@ -111,7 +111,7 @@ fn wrt_tree(p: &Program, wrt: &[usize]) -> Tree {
     }
 }
 
-fn vjp_program(p: &Program, wrt: &[usize], wrt_leaves: &[usize]) -> Result<Program, String> {
+pub(crate) fn vjp_program(p: &Program, wrt: &[usize], wrt_leaves: &[usize]) -> Result<Program, String> {
     let (r, seeds) = reverse(p, wrt_leaves, SeedKind::Inputs)?;
     let mut asm = Assembly::from(p, &r.inputs);
     // The cotangent parameter is named after the result: `y_bar`, or `out_bar` when the
@@ -197,7 +197,7 @@ fn jvp2_program(p: &Program, wrt: &[usize]) -> Result<Program, String> {
     let u_param = p.params.len();
     let ranges = v.param_ranges();
     let u_leaves: Vec<usize> = ranges[u_param].clone().collect();
-    let mut l = linearize(&v, &u_leaves, needs_nan_safety(&v, &u_leaves));
+    let mut l = linearize(&v, &u_leaves, needs_nan_safety(&v, &u_leaves))?;
     // Cotangents for v's outputs: zero for `out`, the tangent `args_dot` for each wrt arg's
     // cotangent output.
     let n_out = p.outputs.len();
@@ -259,6 +259,7 @@ fn jvp2_program(p: &Program, wrt: &[usize]) -> Result<Program, String> {
             prim: Prim::Full(s, ad_ir::prim::F64(0.0)),
             args: Default::default(),
             span: p.span,
+            extra: Vec::new(),
         });
     }
     defs.extend(std::mem::take(&mut b.eqns));

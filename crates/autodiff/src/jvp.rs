@@ -25,6 +25,13 @@ pub fn dot_name(name: Option<&str>) -> Option<Rc<str>> {
 /// Differentiates `p` forward with respect to the input leaves `wrt` (indices into
 /// `p.inputs`).
 pub fn jvp(p: &Program, wrt: &[usize], nan_safe: bool) -> Jvp {
+    // Only linearizing a loop can fail (its trip count must be known).
+    jvp_with(p, wrt, nan_safe, false).unwrap_or_else(|e| panic!("internal error: {e}"))
+}
+
+/// The JVP, with loops linearized (`split`: a recording primal loop and a linear loop over
+/// the tangents, as reverse mode needs) or not (one loop over values and tangents).
+pub fn jvp_with(p: &Program, wrt: &[usize], nan_safe: bool, split: bool) -> Result<Jvp, String> {
     let mut em = Emitter::new(nan_safe);
     let mut map = Subst::new(p);
     let mut tan: Vec<Tan> = vec![None; p.vars.len()];
@@ -51,6 +58,22 @@ pub fn jvp(p: &Program, wrt: &[usize], nan_safe: bool) -> Jvp {
     for e in &p.eqns {
         em.span = e.span;
         let args: ad_ir::Args = e.args.iter().map(|a| map.get(*a)).collect();
+        if let ad_ir::Prim::Loop(op) = &e.prim {
+            let ts: Vec<Tan> = e.args.iter().map(|a| a.var().and_then(|v| tan[v.index()])).collect();
+            let (outs, tans) = crate::loops::jvp_loop(&mut em, op, &args, &ts, split)?;
+            for ((v, o), t) in e.outs().zip(outs).zip(tans) {
+                let name = p.vars[v.index()].name.clone();
+                if let Atom::Var(ov) = o {
+                    em.b.vars[ov.index()].name = name.clone();
+                }
+                if let Some(Atom::Var(tv)) = t {
+                    em.b.vars[tv.index()].name = dot_name(name.as_deref());
+                }
+                map.set(v, o);
+                tan[v.index()] = t;
+            }
+            continue;
+        }
         let out = em.emit(e.prim.clone(), args.iter().copied());
         let name = p.vars[e.out.index()].name.clone();
         if let Atom::Var(o) = out {
@@ -72,5 +95,5 @@ pub fn jvp(p: &Program, wrt: &[usize], nan_safe: bool) -> Jvp {
     }
     let outputs = p.outputs.iter().map(|a| map.get(*a)).collect();
     let tangents = p.outputs.iter().map(|a| a.var().and_then(|v| tan[v.index()])).collect();
-    Jvp { em, inputs, tangent_inputs, outputs, tangents }
+    Ok(Jvp { em, inputs, tangent_inputs, outputs, tangents })
 }

@@ -227,6 +227,25 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
                 .collect();
             Some(e.emit(prim.clone(), parts))
         }
+        // Linear in the array: pick the same part of its tangent.
+        Prim::DynIndex(_) => {
+            let t0 = t[0]?;
+            let mut args = vec![t0];
+            args.extend_from_slice(&x[1..]);
+            Some(e.emit(prim.clone(), args))
+        }
+        // Linear in the array and the new part together (the positions carry no derivative).
+        Prim::DynUpdate(_) => {
+            if t[0].is_none() && t[1].is_none() {
+                return None;
+            }
+            let (s0, s1) = (e.shape(x[0]), e.shape(x[1]));
+            let mut args = vec![e.materialize(t[0], s0), e.materialize(t[1], s1)];
+            args.extend_from_slice(&x[2..]);
+            Some(e.emit(prim.clone(), args))
+        }
+        // `jvp.rs` differentiates a loop as a whole (a loop over its body's JVP).
+        Prim::Loop(_) => panic!("internal error: a loop reached the per-primitive JVP rules"),
         // Class zero: `jvp` never asks for these.
         Prim::StopGradient | Prim::Argmax(_) | Prim::OneHot(_) => None,
         Prim::Full(..) | Prim::Eye(_) | Prim::Arange(_) | Prim::Linspace(..) | Prim::Const(_) => None,

@@ -12,6 +12,7 @@ mod emitter;
 mod first_order;
 mod jvp;
 mod jvp_rules;
+mod loops;
 mod nan_safety;
 mod planner;
 mod simplify;

@@ -3,7 +3,7 @@
 //! with the transpose rules. Cotangents that meet are summed.
 
 use crate::emitter::{Emitter, Tan};
-use crate::jvp::{jvp, Jvp};
+use crate::jvp::{jvp_with, Jvp};
 use crate::transpose_rules::transpose_rule;
 use ad_ir::{Atom, Eqn, Program, Var};
 use std::rc::Rc;
@@ -15,12 +15,12 @@ pub struct Linearized {
     pub linear: Vec<Eqn>,
 }
 
-pub fn linearize(p: &Program, wrt: &[usize], nan_safe: bool) -> Linearized {
-    let mut j = jvp(p, wrt, nan_safe);
+pub fn linearize(p: &Program, wrt: &[usize], nan_safe: bool) -> Result<Linearized, String> {
+    let mut j = jvp_with(p, wrt, nan_safe, true)?;
     let eqns = std::mem::take(&mut j.em.b.eqns);
     let (linear, primal): (Vec<Eqn>, Vec<Eqn>) = eqns.into_iter().partition(|e| j.em.linear[e.out.index()]);
     j.em.b.eqns = primal;
-    Linearized { jvp: j, linear }
+    Ok(Linearized { jvp: j, linear })
 }
 
 /// `name_bar` for the cotangent of a value named `name_dot` (or `name`).
@@ -41,6 +41,24 @@ pub fn transpose(l: &mut Linearized, seeds: &[(Tan, Atom)], wanted: &[Var]) -> R
         }
     }
     for e in l.linear.iter().rev() {
+        if let ad_ir::Prim::Loop(op) = &e.prim {
+            let cts: Vec<Tan> = e.outs().map(|o| ct[o.index()].take()).collect();
+            if cts.iter().all(Option::is_none) {
+                continue;
+            }
+            em.span = e.span;
+            let lin: Vec<bool> = e.args.iter().map(|a| em.is_linear(*a)).collect();
+            let contributions = crate::loops::transpose_loop(em, op, &e.args, &lin, &cts)?;
+            for (a, contribution) in e.args.iter().zip(contributions) {
+                if let (Atom::Var(v), Some(c)) = (a, contribution) {
+                    if ct.len() < em.b.vars.len() {
+                        ct.resize(em.b.vars.len(), None);
+                    }
+                    ct[v.index()] = Some(em.accumulate(ct[v.index()], c));
+                }
+            }
+            continue;
+        }
         let Some(c) = ct[e.out.index()].take() else { continue };
         name_cotangent(em, c, e.out);
         em.span = e.span;

@@ -192,6 +192,30 @@ pub fn transpose_rule(
                 .collect();
             out[0] = Some(e.emit(Prim::Pad(widths), [c]));
         }
+        // The adjoint of picking a part is placing it into zeros; of replacing a part, the
+        // cotangent with that part cleared (for the array) and the part itself (for the value).
+        Prim::DynIndex(_) => {
+            let s0 = shape(e, 0);
+            let z = e.zeros(s0);
+            let mut args = vec![z, ct];
+            args.extend_from_slice(&x[1..]);
+            out[0] = Some(e.emit(Prim::DynUpdate(x.len() - 1), args));
+        }
+        Prim::DynUpdate(k) => {
+            if lin[0] {
+                let z = e.zeros(shape(e, 1));
+                let mut args = vec![ct, z];
+                args.extend_from_slice(&x[2..]);
+                out[0] = Some(e.emit(prim.clone(), args));
+            }
+            if lin[1] {
+                let mut args = vec![ct];
+                args.extend_from_slice(&x[2..]);
+                out[1] = Some(e.emit(Prim::DynIndex(*k), args));
+            }
+        }
+        // `transpose.rs` transposes a linear loop as a whole (a reversed loop).
+        Prim::Loop(_) => return Err(not_linear()),
         Prim::Pad(widths) => {
             let s = shape(e, 0);
             let sels = widths.iter().zip(s.dims()).map(|((lo, _), d)| Sel::Range(*lo, lo + d)).collect();

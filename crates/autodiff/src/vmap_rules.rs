@@ -165,6 +165,28 @@ pub(crate) fn batch_rule(
             let r = em.emit(merged_prim(prim, b), [x]);
             em.emit(Prim::Reshape(batched_shape(out, b)?), [r])
         }
+        // Positions shared by the batch: the batch axis moves behind the picked axes, which
+        // are then picked for every batch element at once.
+        Prim::DynIndex(k) if !batched[1..].iter().any(|b| *b) => {
+            let x = behind(em, args[0], *k);
+            let mut xs = vec![x];
+            xs.extend_from_slice(&args[1..]);
+            em.emit(prim.clone(), xs)
+        }
+        Prim::DynUpdate(k) if !batched[2..].iter().any(|b| *b) => {
+            let x = with_batch(em, 0)?;
+            let v = with_batch(em, 1)?;
+            let x = behind(em, x, *k);
+            let mut xs = vec![x, v];
+            xs.extend_from_slice(&args[2..]);
+            let r = em.emit(prim.clone(), xs);
+            let rank = em.shape(r).rank();
+            let mut perm = vec![*k];
+            perm.extend((0..rank).filter(|a| a != k));
+            em.emit(Prim::Permute(perm), [r])
+        }
+        Prim::DynIndex(_) | Prim::DynUpdate(_) => per_element(em, prim, args, batched, b, out)?,
+        Prim::Loop(_) => return Err("`vmap` of a function with a loop is not supported yet".into()),
         Prim::MaxPool2dPick(_) | Prim::MaxPool2dScatter(_) => {
             let (x, t) = (with_batch(em, 0)?, with_batch(em, 1)?);
             let (x, t) = (merge_batch(em, x)?, merge_batch(em, t)?);
@@ -249,6 +271,18 @@ fn as_stack(em: &mut Emitter, a: Atom, batched: bool, core: Shape, stack: usize,
 /// A primitive applied to each batch element separately, the results stacked: for the
 /// few primitives whose kernels have no batch of their own (`solve` with a batch of
 /// matrices).
+/// `x` (batch axis first) with the batch axis moved behind its first `k` unbatched axes.
+fn behind(em: &mut Emitter, x: Atom, k: usize) -> Atom {
+    if k == 0 {
+        return x;
+    }
+    let rank = em.shape(x).rank();
+    let mut perm: Vec<usize> = (1..=k).collect();
+    perm.push(0);
+    perm.extend(k + 1..rank);
+    em.emit(Prim::Permute(perm), [x])
+}
+
 fn per_element(em: &mut Emitter, prim: &Prim, args: &[Atom], batched: &[bool], b: usize, out: Shape) -> Rule {
     if b == 0 {
         return Ok(em.zeros(batched_shape(out, 0)?));

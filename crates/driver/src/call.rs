@@ -44,18 +44,12 @@ pub fn call(
     let entry = match found {
         Some(e) => e,
         None => {
-            if s.cache.map.get(&key).is_some_and(|v| v.len() >= MAX_VALUE_SPECIALISATIONS) {
-                return Err(Diagnostic::at(
-                    span,
-                    format!(
-                        "`{}` has been specialised for {MAX_VALUE_SPECIALISATIONS} different values of its scalar arguments",
-                        entry_name(f)
-                    ),
-                )
-                .with_hint(
-                    "a scalar argument decides an `if`, a loop bound or an index inside it; \
-                     choose elementwise with `where(c, a, b)`, or pass a constant",
-                ));
+            // The cache never refuses: past this many specialisations for different values,
+            // the oldest is forgotten (lowered again if it is called again).
+            if let Some(v) = s.cache.map.get_mut(&key) {
+                if v.len() >= MAX_VALUE_SPECIALISATIONS {
+                    v.remove(0);
+                }
             }
             leaves.truncate(n_args);
             let known = call_known_scalars(f, &args);
@@ -74,20 +68,19 @@ pub fn call(
             e
         }
     };
-    let outs = entry.compiled.run(leaves).map_err(|_| Diagnostic::at(span, "interrupted"))?;
+    let outs = entry.compiled.run(leaves).map_err(|e| match e {
+        ad_eval::RunError::Interrupted => Diagnostic::at(span, "interrupted"),
+        ad_eval::RunError::At(at, message) if at != span => {
+            Diagnostic::at(at, message).with_label(span, "in this call")
+        }
+        ad_eval::RunError::At(at, message) => Diagnostic::at(at, message),
+    })?;
     Ok(entry.lowered.out_spec.unflatten(&mut outs.into_iter()))
 }
 
-/// A function is lowered again for each new value of a scalar argument that decides its
-/// control flow; past this many values, calling it with yet another is an error.
+/// A function is lowered again for each new value of a scalar argument that decides
+/// something static in it (a shape, an unrolled loop's bound, an `if`); this many are kept.
 const MAX_VALUE_SPECIALISATIONS: usize = 64;
-
-fn entry_name(f: &LVal) -> String {
-    match f {
-        LVal::Func(func) => func.name(),
-        _ => "the function".into(),
-    }
-}
 
 /// Errors found while lowering a call point into the function; add the call site.
 fn at_call(e: Diagnostic, span: Span) -> Diagnostic {

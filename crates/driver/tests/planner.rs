@@ -154,8 +154,9 @@ fn values_of_the_largest_rank_fall_back_to_unrolled_passes() {
 fn long_chains_are_eliminated_not_bracketed() {
     // 2 × 400 elementwise steps: more factors than the bracketing's dynamic programme takes
     // (its cost is cubic in the length), so the plan accumulates them by elimination.
-    let src = "def f(x: [8]) {\n  let y = x\n  for i in 0..400 { y = sin(y) * 1.0001 }\n  y\n}\n";
-    let (s, p) = session(src);
+    // Written out: a loop this long would be one loop equation, not a chain.
+    let src = format!("def f(x: [8]) {{\n  let y = x\n{}  y\n}}\n", "  y = sin(y) * 1.0001\n".repeat(400));
+    let (s, p) = session(&src);
     let plan = plan(&p, 0).unwrap();
     let factors = plan.factors.as_ref().map_or(0, |f| f.len());
     assert!(factors > ad_autodiff::MAX_FACTORS, "{factors} factors");

@@ -26,7 +26,19 @@ fn primitives_of(
         panic!("{name}: {}", ad_syntax::render(&s.sources, &e, false));
     }
     let p = lower_named(&mut s, function, shapes).unwrap_or_else(|e| panic!("{name}: {}", e.message)).program;
-    p.eqns.iter().map(|e| e.prim.name().to_string()).collect()
+    let mut names = BTreeSet::new();
+    collect(&p, &mut names);
+    names
+}
+
+/// The primitives of a program and of the bodies of its loops.
+fn collect(p: &ad_ir::Program, names: &mut BTreeSet<String>) {
+    for e in &p.eqns {
+        names.insert(e.prim.name().to_string());
+        if let ad_ir::Prim::Loop(op) = &e.prim {
+            collect(&op.body, names);
+        }
+    }
 }
 
 #[test]

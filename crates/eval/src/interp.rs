@@ -8,6 +8,8 @@
 use crate::kernels;
 use ad_ir::prim::Prim;
 use ad_ir::{Array, Atom, Program, Shape};
+use ad_syntax::Span;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set (by a Ctrl-C handler) to ask running programs and loops to stop.
@@ -29,9 +31,14 @@ struct Step {
     prim: Prim,
     args: Vec<Operand>,
     out: usize,
+    /// The results after the first (a loop's carried values).
+    extra: Vec<usize>,
     shape: Shape,
     /// Values whose last use is this step but that could not be taken (used twice here).
     drop_after: Vec<usize>,
+    /// A loop's body, prepared once.
+    body: Option<Rc<Compiled>>,
+    span: Span,
 }
 
 /// A program prepared for repeated execution.
@@ -47,8 +54,13 @@ pub struct Compiled {
     spare: std::cell::RefCell<Vec<Option<Array>>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Interrupted;
+/// Why a run stopped early: the user asked (Ctrl-C), or a value known only now was wrong
+/// (a position out of range, a loop bound that is not an integer), at a place in the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    Interrupted,
+    At(Span, String),
+}
 
 impl Compiled {
     pub fn new(p: &Program) -> Compiled {
@@ -97,16 +109,25 @@ impl Compiled {
                         }
                     })
                     .collect();
+                let body = match &e.prim {
+                    Prim::Loop(op) => Some(Rc::new(Compiled::new(&op.body))),
+                    _ => None,
+                };
                 let mut step = Step {
                     prim: e.prim.clone(),
                     args,
                     out: e.out.index(),
+                    extra: e.extra.iter().map(|v| v.index()).collect(),
                     shape: p.var_shape(e.out),
                     drop_after,
+                    body,
+                    span: e.span,
                 };
                 // A result nobody reads is dropped right away.
-                if last[e.out.index()].is_none() {
-                    step.drop_after.push(e.out.index());
+                for o in e.outs() {
+                    if last[o.index()].is_none() {
+                        step.drop_after.push(o.index());
+                    }
                 }
                 step
             })
@@ -123,7 +144,7 @@ impl Compiled {
         Compiled { n_vars: n, inputs, steps, outputs, spare: Default::default() }
     }
 
-    pub fn run(&self, inputs: Vec<Array>) -> Result<Vec<Array>, Interrupted> {
+    pub fn run(&self, inputs: Vec<Array>) -> Result<Vec<Array>, RunError> {
         // A run inside another run of the same program (none today) finds the spare taken
         // and starts a register file of its own.
         let mut regs = self.spare.take();
@@ -136,7 +157,7 @@ impl Compiled {
         }
         for (i, s) in self.steps.iter().enumerate() {
             if i % 64 == 63 && interrupted() {
-                return Err(Interrupted);
+                return Err(RunError::Interrupted);
             }
             let args: Vec<Array> = s
                 .args
@@ -148,7 +169,19 @@ impl Compiled {
                 })
                 .map(|a| a.unwrap_or_else(|| missing(s.out)))
                 .collect();
-            regs[s.out] = Some(kernels::apply(&s.prim, args, s.shape));
+            match (&s.prim, &s.body) {
+                (Prim::Loop(op), Some(body)) => {
+                    let outs = run_loop(body, op.carries, args, s.span)?;
+                    for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
+                        regs[*slot] = Some(a);
+                    }
+                }
+                _ => {
+                    let a =
+                        kernels::try_apply(&s.prim, args, s.shape).map_err(|m| RunError::At(s.span, m))?;
+                    regs[s.out] = Some(a);
+                }
+            }
             for v in &s.drop_after {
                 regs[*v] = None;
             }
@@ -165,6 +198,38 @@ impl Compiled {
         *self.spare.borrow_mut() = regs;
         Ok(outputs)
     }
+}
+
+/// Runs a loop: `args` are its bounds, carried values and constants.
+fn run_loop(body: &Compiled, carries: usize, args: Vec<Array>, span: Span) -> Result<Vec<Array>, RunError> {
+    let bound = |a: &Array, which: &str| -> Result<i64, RunError> {
+        let x = a.data().first().copied().unwrap_or(f64::NAN);
+        if x != x.trunc() || !x.is_finite() || x.abs() > 9.0e15 {
+            return Err(RunError::At(
+                span,
+                format!(
+                    "the loop's {which} bound must be an integer, found {}",
+                    ad_ir::display::fmt_num(x, 17)
+                ),
+            ));
+        }
+        Ok(x as i64)
+    };
+    let (lo, hi) = (bound(&args[0], "lower")?, bound(&args[1], "upper")?);
+    let mut it = args.into_iter().skip(2);
+    let mut carried: Vec<Array> = it.by_ref().take(carries).collect();
+    let consts: Vec<Array> = it.collect();
+    for i in lo..hi {
+        if (i - lo) % 1024 == 1023 && interrupted() {
+            return Err(RunError::Interrupted);
+        }
+        let mut inputs = Vec::with_capacity(1 + carried.len() + consts.len());
+        inputs.push(Array::scalar(i as f64));
+        inputs.append(&mut carried);
+        inputs.extend(consts.iter().cloned());
+        carried = body.run(inputs)?;
+    }
+    Ok(carried)
 }
 
 /// A register read before it was written or after it was dropped: a bug in `Compiled::new`

@@ -10,13 +10,13 @@ pub mod interp;
 pub mod kernels;
 pub mod rng;
 
-pub use interp::{interrupted, Compiled, Interrupted, INTERRUPT};
+pub use interp::{interrupted, Compiled, RunError, INTERRUPT};
 
 /// Evaluates one primitive on concrete arrays (the top level's path), after checking shapes.
 pub fn apply(prim: &ad_ir::Prim, args: &[ad_ir::Array]) -> Result<ad_ir::Array, String> {
     let shapes: Vec<ad_ir::Shape> = args.iter().map(|a| a.shape()).collect();
     let out = prim.infer(&shapes)?;
-    Ok(kernels::apply(prim, args.to_vec(), out))
+    kernels::try_apply(prim, args.to_vec(), out)
 }
 
 /// Sets faer's default to sequential: small products are much faster without threads, and

@@ -46,8 +46,38 @@ impl Builder {
         span: Span,
     ) -> Var {
         let out = self.new_var(shape, None);
-        self.eqns.push(Eqn { out, prim, args: args.into_iter().collect(), span });
+        self.eqns.push(Eqn { out, prim, args: args.into_iter().collect(), span, extra: Vec::new() });
         out
+    }
+
+    /// Appends a structured operation with one result per shape in `shapes` (at least one).
+    pub fn push_multi(
+        &mut self,
+        prim: Prim,
+        args: impl IntoIterator<Item = Atom>,
+        shapes: &[Shape],
+        span: Span,
+    ) -> Vec<Var> {
+        let outs: Vec<Var> = shapes.iter().map(|s| self.new_var(*s, None)).collect();
+        self.eqns.push(Eqn {
+            out: outs[0],
+            prim,
+            args: args.into_iter().collect(),
+            span,
+            extra: outs[1..].to_vec(),
+        });
+        outs
+    }
+
+    /// Appends `e`'s operation with operands `args`, naming its results as `p` names `e`'s;
+    /// returns the new results in order.
+    pub fn copy_eqn(&mut self, p: &Program, e: &Eqn, args: crate::program::Args) -> Vec<Var> {
+        let shapes: Vec<Shape> = e.outs().map(|v| p.vars[v.index()].shape).collect();
+        let outs = self.push_multi(e.prim.clone(), args, &shapes, e.span);
+        for (o, v) in outs.iter().zip(e.outs()) {
+            self.vars[o.index()].name = p.vars[v.index()].name.clone();
+        }
+        outs
     }
 
     /// Appends `prim(args)` after inferring its shape; panics only on a shape error, so use it
@@ -76,11 +106,10 @@ impl Builder {
             map.set(*v, *a);
         }
         for e in &p.eqns {
-            let args = e.args.iter().map(|a| map.get(*a));
-            let info = &p.vars[e.out.index()];
-            let out = self.push(e.prim.clone(), args, info.shape, e.span);
-            self.vars[out.index()].name = info.name.clone();
-            map.set(e.out, Atom::Var(out));
+            let args = e.args.iter().map(|a| map.get(*a)).collect();
+            for (v, o) in e.outs().zip(self.copy_eqn(p, e, args)) {
+                map.set(v, Atom::Var(o));
+            }
         }
         p.outputs.iter().map(|a| map.get(*a)).collect()
     }

@@ -14,6 +14,7 @@ pub mod lower;
 pub mod prim;
 pub mod print;
 pub mod program;
+pub mod region;
 pub mod scalar;
 pub mod shape;
 pub mod transform;

@@ -163,6 +163,12 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
         Prim::AvgPool2dTranspose(p, s) => {
             call("avg_pool2d_transpose", &[shape_arg(*s), p.size.to_string(), p.stride.to_string()])
         }
+        Prim::DynIndex(_) => {
+            let pos: Vec<String> = args[1..].iter().map(|a| a.text.clone()).collect();
+            (format!("{}[{}]", paren(&args[0], P_POSTFIX), pos.join(", ")), P_POSTFIX)
+        }
+        // Statements, printed by the block printer.
+        Prim::DynUpdate(_) | Prim::Loop(_) => (String::new(), P_ATOM),
     }
 }
 
@@ -202,150 +208,43 @@ fn sanitize(name: &str) -> String {
     s
 }
 
+/// Names in use while printing one `def`, shared by the blocks of its loops so that a name
+/// bound inside a loop never hides one the rest of the program reads.
+struct Namer {
+    /// Parameter and capture names: never rebound.
+    taken: HashSet<String>,
+    user_names: HashSet<String>,
+    /// The next suffix to try for each base name, so that many values of one name (a long
+    /// unrolled loop) do not each search from `_2` upwards.
+    next_suffix: HashMap<String, usize>,
+    temp: usize,
+}
+
 /// Prints `p` as a `def`. Fails only for programs whose parameters are function values,
 /// which have no `.ad` parameter syntax.
 pub fn print_program(p: &Program) -> Result<String, String> {
     if p.out_tree.holds_function() {
         return Err(format!("`{}` returns a function, which cannot be printed as a program", p.name));
     }
-    let n = p.vars.len();
-    let mut def_of: Vec<Option<usize>> = vec![None; n];
-    for (i, e) in p.eqns.iter().enumerate() {
-        def_of[e.out.index()] = Some(i);
-    }
-    let mut uses = vec![0usize; n];
-    for e in &p.eqns {
-        for a in &e.args {
-            if let Atom::Var(v) = a {
-                uses[v.index()] += 1;
-            }
-        }
-    }
-    for a in &p.outputs {
-        if let Atom::Var(v) = a {
-            uses[v.index()] += 1;
-        }
-    }
-
-    // Pass 1: decide which values are inlined, rendering with provisional names.
-    let provisional = |v: Var| p.name_of(v).map(sanitize).unwrap_or_else(|| "t00".to_string());
-    let mut inline = vec![false; n];
-    let mut pre: Vec<Option<Rendered>> = vec![None; n];
-    for e in &p.eqns {
-        let args: Vec<Rendered> = e
-            .args
-            .iter()
-            .map(|a| match a {
-                Atom::Lit(x) => lit(*x),
-                Atom::Var(v) if inline[v.index()] => pre[v.index()].clone().unwrap_or_else(|| lit(0.0)),
-                Atom::Var(v) => Rendered { text: provisional(*v), prec: P_ATOM, depth: 0 },
-            })
-            .collect();
-        let shapes: Vec<_> = e.args.iter().map(|a| p.shape(*a)).collect();
-        let (text, prec) = render_eqn(&e.prim, &args, &shapes);
-        let depth = 1 + args.iter().map(|a| a.depth).max().unwrap_or(0);
-        let o = e.out.index();
-        inline[o] = p.vars[o].name.is_none()
-            && uses[o] == 1
-            && depth <= MAX_INLINE_DEPTH
-            && text.len() <= MAX_INLINE_LEN;
-        pre[o] = Some(Rendered { text, prec, depth });
-    }
-
-    // Pass 2: where is each value last needed? A value referenced inside an inlined
-    // expression is needed where that expression is finally printed.
-    let end = p.eqns.len();
-    let mut last_use = vec![0usize; n];
-    fn mark(
-        p: &Program,
-        v: Var,
-        at: usize,
-        inline: &[bool],
-        def_of: &[Option<usize>],
-        last_use: &mut [usize],
-    ) {
-        last_use[v.index()] = last_use[v.index()].max(at);
-        if inline[v.index()] {
-            if let Some(i) = def_of[v.index()] {
-                for a in &p.eqns[i].args {
-                    if let Atom::Var(w) = a {
-                        mark(p, *w, at, inline, def_of, last_use);
-                    }
-                }
-            }
-        }
-    }
-    for (i, e) in p.eqns.iter().enumerate() {
-        if inline[e.out.index()] {
-            continue;
-        }
-        for a in &e.args {
-            if let Atom::Var(w) = a {
-                mark(p, *w, i, &inline, &def_of, &mut last_use);
-            }
-        }
-    }
-    for a in &p.outputs {
-        if let Atom::Var(w) = a {
-            mark(p, *w, end, &inline, &def_of, &mut last_use);
-        }
-    }
-
-    // Pass 3: names.
-    let mut taken: HashSet<String> = HashSet::new();
+    let mut namer =
+        Namer { taken: HashSet::new(), user_names: HashSet::new(), next_suffix: HashMap::new(), temp: 0 };
+    collect_user_names(p, &mut namer.user_names);
     for c in &p.captures {
-        taken.insert(c.name.to_string());
+        namer.taken.insert(c.name.to_string());
     }
     // A parameter keeps its name for the whole body, so that reading the program never
     // meets it rebound (a later `let v = ...` in an HVP reads as the direction `v`).
     for d in &p.params {
-        taken.insert(sanitize(&d.name));
+        namer.taken.insert(sanitize(&d.name));
     }
-    let user_names: HashSet<String> = p.vars.iter().filter_map(|v| v.name.as_deref().map(sanitize)).collect();
-    let mut holder: HashMap<String, Var> = HashMap::new();
-    // The next suffix to try for each base name, so that many values of one name (a long
-    // unrolled loop) do not each search from `_2` upwards.
-    let mut next_suffix: HashMap<String, usize> = HashMap::new();
+    let n = p.vars.len();
     let mut names: Vec<Option<String>> = vec![None; n];
-    let mut temp = 0usize;
-    let mut choose =
-        |v: Var, at: usize, names: &mut Vec<Option<String>>, holder: &mut HashMap<String, Var>| {
-            let base = p.name_of(v).map(sanitize);
-            let free = |cand: &str, holder: &HashMap<String, Var>| {
-                !is_reserved(cand)
-                    && !taken.contains(cand)
-                    && holder.get(cand).is_none_or(|w| last_use[w.index()] <= at && *w != v)
-            };
-            let name = match base {
-                Some(b) => {
-                    let mut cand = b.clone();
-                    if !free(&cand, holder) {
-                        let k = next_suffix.entry(b.clone()).or_insert(2);
-                        loop {
-                            cand = format!("{b}_{k}");
-                            *k += 1;
-                            if free(&cand, holder) {
-                                break;
-                            }
-                        }
-                    }
-                    cand
-                }
-                None => loop {
-                    temp += 1;
-                    let cand = format!("t{temp}");
-                    if !user_names.contains(&cand) && free(&cand, holder) {
-                        break cand;
-                    }
-                },
-            };
-            holder.insert(name.clone(), v);
-            names[v.index()] = Some(name);
-        };
-
+    let mut holder: HashMap<String, Var> = HashMap::new();
     let mut header = Vec::new();
     let mut prologue = Vec::new();
+    let mut tuple_leaves: Vec<Var> = Vec::new();
     let mut input = p.inputs.iter();
+    let mut pending: Vec<(Tree, Vec<Var>, String)> = Vec::new();
     for param in &p.params {
         match &param.tree {
             Tree::Leaf => {
@@ -358,15 +257,9 @@ pub fn print_program(p: &Program) -> Result<String, String> {
             Tree::Tuple(_) => {
                 let pname = sanitize(&param.name);
                 header.push(pname.clone());
-                let mut leaves = Vec::new();
-                for _ in 0..param.tree.leaves() {
-                    let v = *input.next().ok_or("inputs do not match parameters")?;
-                    choose(v, 0, &mut names, &mut holder);
-                    leaves.push(v);
-                }
-                let mut it = leaves.iter();
-                let pat = pattern(&param.tree, &mut it, &names);
-                prologue.push(format!("let {pat} = {pname}"));
+                let leaves: Vec<Var> = input.by_ref().take(param.tree.leaves()).copied().collect();
+                tuple_leaves.extend(&leaves);
+                pending.push((param.tree.clone(), leaves, pname));
             }
             Tree::Opaque(_) => {
                 return Err(format!(
@@ -385,50 +278,27 @@ pub fn print_program(p: &Program) -> Result<String, String> {
                 }
             }
             Tree::Tuple(_) => {
-                for v in &leaves {
-                    choose(*v, 0, &mut names, &mut holder);
-                }
-                let mut it = leaves.iter();
-                let pat = pattern(&c.tree, &mut it, &names);
-                prologue.push(format!("let {pat} = {}", c.name));
+                tuple_leaves.extend(&leaves);
+                pending.push((c.tree.clone(), leaves, c.name.to_string()));
             }
             Tree::Opaque(_) => {
                 return Err(format!("`{}` reads the function `{}` as a value", p.name, c.name))
             }
         }
     }
-    for (i, e) in p.eqns.iter().enumerate() {
-        if !inline[e.out.index()] {
-            choose(e.out, i, &mut names, &mut holder);
-        }
+    let mut blk = Block::new(p, names, holder);
+    for v in &tuple_leaves {
+        blk.choose(&mut namer, *v, 0);
     }
-
-    // Pass 4: render with the final names.
-    let mut body: Vec<String> = prologue;
-    let mut fin: Vec<Option<Rendered>> = vec![None; n];
-    let atom = |a: &Atom, fin: &Vec<Option<Rendered>>, names: &Vec<Option<String>>| match a {
-        Atom::Lit(x) => lit(*x),
-        Atom::Var(v) => match &fin[v.index()] {
-            Some(r) if inline[v.index()] => r.clone(),
-            _ => Rendered {
-                text: names[v.index()].clone().unwrap_or_else(|| format!("v{}", v.0)),
-                prec: P_ATOM,
-                depth: 0,
-            },
-        },
-    };
-    for e in &p.eqns {
-        let args: Vec<Rendered> = e.args.iter().map(|a| atom(a, &fin, &names)).collect();
-        let shapes: Vec<_> = e.args.iter().map(|a| p.shape(*a)).collect();
-        let (text, prec) = render_eqn(&e.prim, &args, &shapes);
-        let o = e.out.index();
-        if inline[o] {
-            fin[o] = Some(Rendered { text, prec, depth: 0 });
-        } else {
-            body.push(format!("let {} = {text}", names[o].as_deref().unwrap_or("_")));
-        }
+    for (tree, leaves, name) in pending {
+        let mut it = leaves.iter();
+        let pat = pattern(&tree, &mut it, &blk.names);
+        prologue.push(format!("let {pat} = {name}"));
     }
-    let mut outs = p.outputs.iter().map(|a| atom(a, &fin, &names).text);
+    let (lines, outs) = blk.print(&mut namer, &HashSet::new());
+    let mut body = prologue;
+    body.extend(lines);
+    let mut outs = outs.into_iter().map(|r| r.text);
     let result = render_tree(&p.out_tree, &mut outs);
 
     let mut s = String::new();
@@ -443,6 +313,296 @@ pub fn print_program(p: &Program) -> Result<String, String> {
         let _ = writeln!(s, "  {result}\n}}");
     }
     Ok(s)
+}
+
+fn collect_user_names(p: &Program, out: &mut HashSet<String>) {
+    out.extend(p.vars.iter().filter_map(|v| v.name.as_deref().map(sanitize)));
+    for e in &p.eqns {
+        if let Prim::Loop(op) = &e.prim {
+            collect_user_names(&op.body, out);
+        }
+    }
+}
+
+/// One block of a printed `def`: its body, or the body of a loop in it.
+struct Block<'p> {
+    p: &'p Program,
+    /// Final names of values bound in this block (inputs' names are given).
+    names: Vec<Option<String>>,
+    /// Inputs of a loop body stand for outer values: their text.
+    given: Vec<Option<Rendered>>,
+    holder: HashMap<String, Var>,
+    inline: Vec<bool>,
+    last_use: Vec<usize>,
+}
+
+impl<'p> Block<'p> {
+    fn new(p: &'p Program, names: Vec<Option<String>>, holder: HashMap<String, Var>) -> Block<'p> {
+        let n = p.vars.len();
+        Block { p, names, given: vec![None; n], holder, inline: vec![false; n], last_use: vec![0; n] }
+    }
+
+    fn choose(&mut self, namer: &mut Namer, v: Var, at: usize) {
+        self.choose_avoiding(namer, v, at, &HashSet::new())
+    }
+
+    /// Gives `v` a name free at equation `at`: not a parameter, not reserved, not one of the
+    /// enclosing blocks' names (`outer`), and not held by a value still needed.
+    fn choose_avoiding(&mut self, namer: &mut Namer, v: Var, at: usize, outer: &HashSet<String>) {
+        let base = self.p.name_of(v).map(sanitize);
+        let last_use = &self.last_use;
+        let free = |cand: &str, holder: &HashMap<String, Var>| {
+            !is_reserved(cand)
+                && !namer.taken.contains(cand)
+                && !outer.contains(cand)
+                && holder.get(cand).is_none_or(|w| last_use[w.index()] <= at && *w != v)
+        };
+        let name = match base {
+            Some(b) => {
+                let mut cand = b.clone();
+                if !free(&cand, &self.holder) {
+                    let k = namer.next_suffix.entry(b.clone()).or_insert(2);
+                    loop {
+                        cand = format!("{b}_{k}");
+                        *k += 1;
+                        if free(&cand, &self.holder) {
+                            break;
+                        }
+                    }
+                }
+                cand
+            }
+            None => loop {
+                namer.temp += 1;
+                let cand = format!("t{}", namer.temp);
+                if !namer.user_names.contains(&cand) && free(&cand, &self.holder) {
+                    break cand;
+                }
+            },
+        };
+        self.holder.insert(name.clone(), v);
+        self.names[v.index()] = Some(name);
+    }
+
+    /// The block's lines and its outputs' text. `outer` holds the enclosing blocks' names.
+    fn print(mut self, namer: &mut Namer, outer: &HashSet<String>) -> (Vec<String>, Vec<Rendered>) {
+        let p = self.p;
+        let n = p.vars.len();
+        let mut def_of: Vec<Option<usize>> = vec![None; n];
+        for (i, e) in p.eqns.iter().enumerate() {
+            for o in e.outs() {
+                def_of[o.index()] = Some(i);
+            }
+        }
+        let mut uses = vec![0usize; n];
+        for e in &p.eqns {
+            // Operands of loops and updates are named: a loop reads them on every iteration.
+            let weight = if matches!(e.prim, Prim::Loop(_)) { 2 } else { 1 };
+            for a in &e.args {
+                if let Atom::Var(v) = a {
+                    uses[v.index()] += weight;
+                }
+            }
+        }
+        for a in &p.outputs {
+            if let Atom::Var(v) = a {
+                uses[v.index()] += 1;
+            }
+        }
+        // A loop body's new carried value used nowhere else is written into its assignment.
+        let body_output =
+            |v: Var| !outer.is_empty() && p.outputs.contains(&Atom::Var(v)) && uses[v.index()] == 1;
+
+        // Pass 1: decide which values are inlined, rendering with provisional names.
+        let provisional = |v: Var| p.name_of(v).map(sanitize).unwrap_or_else(|| "t00".to_string());
+        let mut pre: Vec<Option<Rendered>> = vec![None; n];
+        for e in &p.eqns {
+            if !matches!(e.prim, Prim::Loop(_) | Prim::DynUpdate(_)) {
+                let args: Vec<Rendered> = e
+                    .args
+                    .iter()
+                    .map(|a| match a {
+                        Atom::Lit(x) => lit(*x),
+                        Atom::Var(v) if self.inline[v.index()] => {
+                            pre[v.index()].clone().unwrap_or_else(|| lit(0.0))
+                        }
+                        Atom::Var(v) => Rendered { text: provisional(*v), prec: P_ATOM, depth: 0 },
+                    })
+                    .collect();
+                let shapes: Vec<_> = e.args.iter().map(|a| p.shape(*a)).collect();
+                let (text, prec) = render_eqn(&e.prim, &args, &shapes);
+                let depth = 1 + args.iter().map(|a| a.depth).max().unwrap_or(0);
+                let o = e.out.index();
+                self.inline[o] = (p.vars[o].name.is_none()
+                    && uses[o] == 1
+                    && depth <= MAX_INLINE_DEPTH
+                    && text.len() <= MAX_INLINE_LEN)
+                    || body_output(e.out);
+                pre[o] = Some(Rendered { text, prec, depth });
+            }
+        }
+
+        // Pass 2: where is each value last needed? A value referenced inside an inlined
+        // expression is needed where that expression is finally printed.
+        let end = p.eqns.len();
+        fn mark(
+            p: &Program,
+            v: Var,
+            at: usize,
+            inline: &[bool],
+            def_of: &[Option<usize>],
+            last_use: &mut [usize],
+        ) {
+            last_use[v.index()] = last_use[v.index()].max(at);
+            if inline[v.index()] {
+                if let Some(i) = def_of[v.index()] {
+                    for a in &p.eqns[i].args {
+                        if let Atom::Var(w) = a {
+                            mark(p, *w, at, inline, def_of, last_use);
+                        }
+                    }
+                }
+            }
+        }
+        for (i, e) in p.eqns.iter().enumerate() {
+            if self.inline[e.out.index()] {
+                continue;
+            }
+            for (k, a) in e.args.iter().enumerate() {
+                if let Atom::Var(w) = a {
+                    // A loop's constants, and an update's value and positions, are read after
+                    // its results are bound: their names stay reserved past it.
+                    let after = match &e.prim {
+                        Prim::Loop(op) => k >= 2 + op.carries,
+                        Prim::DynUpdate(_) => k >= 1,
+                        _ => false,
+                    };
+                    mark(p, *w, i + after as usize, &self.inline, &def_of, &mut self.last_use);
+                }
+            }
+        }
+        for a in &p.outputs {
+            if let Atom::Var(w) = a {
+                mark(p, *w, end, &self.inline, &def_of, &mut self.last_use);
+            }
+        }
+
+        // Pass 3: names.
+        for (i, e) in p.eqns.iter().enumerate() {
+            if !self.inline[e.out.index()] {
+                for o in e.outs() {
+                    self.choose_avoiding(namer, o, i, outer);
+                }
+            }
+        }
+
+        // Pass 4: render with the final names.
+        let mut lines: Vec<String> = Vec::new();
+        let mut fin: Vec<Option<Rendered>> = vec![None; n];
+        for e in &p.eqns {
+            let args: Vec<Rendered> = e.args.iter().map(|a| self.atom(a, &fin)).collect();
+            let o = e.out.index();
+            match &e.prim {
+                Prim::Loop(op) => {
+                    let mut inner = outer.clone();
+                    inner.extend(self.names.iter().flatten().cloned());
+                    inner.extend(self.holder.keys().cloned());
+                    lines.extend(self.print_loop(namer, e, op, &args, inner));
+                }
+                Prim::DynUpdate(_) => {
+                    let name = self.names[o].clone().unwrap_or_else(|| "_".into());
+                    if args[0].text != name {
+                        lines.push(format!("let {name} = {}", args[0].text));
+                    }
+                    let pos: Vec<String> = args[2..].iter().map(|a| a.text.clone()).collect();
+                    lines.push(format!("{name}[{}] = {}", pos.join(", "), args[1].text));
+                }
+                _ => {
+                    let shapes: Vec<_> = e.args.iter().map(|a| p.shape(*a)).collect();
+                    let (text, prec) = render_eqn(&e.prim, &args, &shapes);
+                    if self.inline[o] {
+                        fin[o] = Some(Rendered { text, prec, depth: 0 });
+                    } else {
+                        lines.push(format!("let {} = {text}", self.names[o].as_deref().unwrap_or("_")));
+                    }
+                }
+            }
+        }
+        let outs = p.outputs.iter().map(|a| self.atom(a, &fin)).collect();
+        (lines, outs)
+    }
+
+    fn atom(&self, a: &Atom, fin: &[Option<Rendered>]) -> Rendered {
+        match a {
+            Atom::Lit(x) => lit(*x),
+            Atom::Var(v) => match (&fin[v.index()], &self.given[v.index()]) {
+                (Some(r), _) if self.inline[v.index()] => r.clone(),
+                (_, Some(g)) => g.clone(),
+                _ => Rendered {
+                    text: self.names[v.index()].clone().unwrap_or_else(|| format!("v{}", v.0)),
+                    prec: P_ATOM,
+                    depth: 0,
+                },
+            },
+        }
+    }
+
+    /// `let c = init` for each carried value not already named so, then the `for` with its
+    /// body, which ends by assigning the carried values their new values.
+    fn print_loop(
+        &self,
+        namer: &mut Namer,
+        e: &crate::program::Eqn,
+        op: &crate::region::LoopOp,
+        args: &[Rendered],
+        mut outer: HashSet<String>,
+    ) -> Vec<String> {
+        let body = &op.body;
+        let mut lines = Vec::new();
+        let carried: Vec<String> =
+            e.outs().map(|o| self.names[o.index()].clone().unwrap_or_else(|| "_".into())).collect();
+        for (name, init) in carried.iter().zip(&args[2..]) {
+            if init.text != *name {
+                lines.push(format!("let {name} = {}", init.text));
+            }
+        }
+        let mut inner = Block::new(body, vec![None; body.vars.len()], HashMap::new());
+        outer.extend(carried.iter().cloned());
+        // The loop counter: the user's name unless an enclosing block uses it.
+        let index = body.inputs[0];
+        inner.choose_avoiding(namer, index, 0, &outer);
+        inner.holder.clear();
+        let index_name = inner.names[index.index()].clone().unwrap_or_else(|| "i".into());
+        outer.insert(index_name.clone());
+        for (k, v) in body.inputs.iter().enumerate().skip(1) {
+            let text = if k <= op.carries { carried[k - 1].clone() } else { args[1 + k].text.clone() };
+            let prec = if text.starts_with('-') { P_PREFIX } else { P_ATOM };
+            inner.given[v.index()] = Some(Rendered { text, prec, depth: 0 });
+        }
+        let (body_lines, outs) = inner.print(namer, &outer);
+        lines.push(format!(
+            "for {index_name} in {}..{} {{",
+            paren(&args[0], P_ADD + 1),
+            paren(&args[1], P_ADD + 1)
+        ));
+        lines.extend(body_lines.into_iter().map(|l| format!("  {l}")));
+        let changed: Vec<(String, String)> = carried
+            .iter()
+            .zip(outs)
+            .filter(|(name, r)| r.text != **name)
+            .map(|(name, r)| (name.clone(), r.text))
+            .collect();
+        match changed.as_slice() {
+            [] => {}
+            [(name, text)] => lines.push(format!("  {name} = {text}")),
+            _ => {
+                let (ns, ts): (Vec<String>, Vec<String>) = changed.into_iter().unzip();
+                lines.push(format!("  ({}) = ({})", ns.join(", "), ts.join(", ")));
+            }
+        }
+        lines.push("}".into());
+        lines
+    }
 }
 
 fn pattern<'a>(t: &Tree, leaves: &mut impl Iterator<Item = &'a Var>, names: &[Option<String>]) -> String {

@@ -79,6 +79,16 @@ pub struct Eqn {
     pub prim: Prim,
     pub args: Args,
     pub span: Span,
+    /// The results after the first, for structured operations with several (a loop's
+    /// carried values); empty for every other primitive.
+    pub extra: Vec<Var>,
+}
+
+impl Eqn {
+    /// Every result, the first one first.
+    pub fn outs(&self) -> impl Iterator<Item = Var> + '_ {
+        std::iter::once(self.out).chain(self.extra.iter().copied())
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -42,18 +42,34 @@ pub fn verify(p: &Program) -> Result<(), String> {
             }
         }
         let shape = e.prim.infer(&shapes).map_err(|m| format!("{}: equation {i}: {m}", p.name))?;
-        check_var(e.out.index(), "a result")?;
-        if shape != p.vars[e.out.index()].shape {
+        let declared: Vec<Shape> = match &e.prim {
+            crate::Prim::Loop(op) => {
+                verify(&op.body).map_err(|m| format!("{}: the body of loop {i}: {m}", p.name))?;
+                op.out_shapes()
+            }
+            _ => vec![shape],
+        };
+        if declared.len() != 1 + e.extra.len() {
             return Err(format!(
-                "{}: equation {i} (`{}`) yields {shape} but v{} is declared {}",
+                "{}: equation {i} (`{}`) has the wrong number of results",
                 p.name,
-                e.prim.name(),
-                e.out.0,
-                p.vars[e.out.index()].shape
+                e.prim.name()
             ));
         }
-        if std::mem::replace(&mut defined[e.out.index()], true) {
-            return Err(format!("{}: v{} is assigned twice", p.name, e.out.0));
+        for (out, shape) in e.outs().zip(declared) {
+            check_var(out.index(), "a result")?;
+            if shape != p.vars[out.index()].shape {
+                return Err(format!(
+                    "{}: equation {i} (`{}`) yields {shape} but v{} is declared {}",
+                    p.name,
+                    e.prim.name(),
+                    out.0,
+                    p.vars[out.index()].shape
+                ));
+            }
+            if std::mem::replace(&mut defined[out.index()], true) {
+                return Err(format!("{}: v{} is assigned twice", p.name, out.0));
+            }
         }
     }
     for a in &p.outputs {

@@ -622,6 +622,11 @@ fn expr_stmt<'t>(expr: P<'t, Expr>) -> P<'t, Stmt> {
             let span: Span = e.span();
             match value {
                 None => Stmt { kind: StmtKind::Expr(target), span },
+                Some(value)
+                    if matches!(&target.kind, ExprKind::Index(base, _) if matches!(base.kind, ExprKind::Var(_))) =>
+                {
+                    Stmt { kind: StmtKind::Update { target, value }, span }
+                }
                 Some(_) => {
                     let looks_like_def = match &target.kind {
                         ExprKind::Call(f, args) => {
@@ -633,8 +638,8 @@ fn expr_stmt<'t>(expr: P<'t, Expr>) -> P<'t, Stmt> {
                     let hint = if looks_like_def {
                         "to define a function, write `def f(x) = ...`"
                     } else {
-                        "only names can be rebound: `x = ...`, `(a, b) = ...`; arrays are values and \
-                         are not updated in place"
+                        "only names and parts of named arrays can be assigned: `x = ...`, \
+                         `(a, b) = ...`, `x[i] = ...`"
                     };
                     emitter.emit(custom_error(
                         target.span,

@@ -203,7 +203,7 @@ fn unterminated_string() {
 fn hints() {
     let hint = |src: &str| diags(src).first().and_then(|d| d.hint.clone()).unwrap_or_default();
     assert_eq!(hint("f(x) = x * 2"), "to define a function, write `def f(x) = ...`");
-    assert!(hint("x[0] = 1").starts_with("only names can be rebound"));
+    assert!(hint("f(x)[0] = 1").starts_with("only names and parts of named arrays"));
     assert_eq!(hint("a < b < c"), "write `a < b && b < c`, or add parentheses");
     assert_eq!(hint("x = 1 | 2"), "logical or is written `||`");
     assert!(hint(&"(".repeat(300)).contains("let"));
@@ -294,7 +294,7 @@ fn unexpected_tokens_read_well() {
         ("x = (1 +\n 2", "unexpected end of input, expected `)`", ""),
         ("x = [1, 2\n  3]", "unexpected number, expected `,`, `]` or operator", "3"),
         ("def f(x) {\n  x\n", "unexpected end of input, expected `}`", ""),
-        ("x[0] = 1", "cannot assign to this expression", "x[0]"),
+        ("f(x)[0] = 1", "cannot assign to this expression", "f(x)[0]"),
         ("f(x) = 1", "cannot assign to this expression", "f(x)"),
         ("def f(x: [2.5]) = x", "a dimension must be a non-negative integer or a name", "2.5"),
         ("def f(x: [-1]) = x", "unexpected `-`, expected `]` or dimension", "-"),

@@ -358,5 +358,7 @@ fn batch_eqn(
         | Prim::Linspace(..)
         | Prim::OneHot(_)
         | Prim::Const(_) => return None,
+        // Not batched yet: the plan falls back to one pass per direction.
+        Prim::DynIndex(_) | Prim::DynUpdate(_) | Prim::Loop(_) => return None,
     })
 }

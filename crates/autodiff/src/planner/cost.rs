@@ -5,11 +5,11 @@
 use ad_ir::{Atom, Eqn, Prim, Shape};
 
 /// Estimated multiply-adds of some equations, given the shapes of their values.
-pub fn eqns_madds(eqns: &[Eqn], shape: impl Fn(Atom) -> Shape) -> f64 {
+pub fn eqns_madds(eqns: &[Eqn], shape: &dyn Fn(Atom) -> Shape) -> f64 {
     eqns.iter().map(|e| eqn_madds(&e.prim, &e.args, shape(Atom::Var(e.out)), &shape)).sum()
 }
 
-fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &impl Fn(Atom) -> Shape) -> f64 {
+fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Shape) -> f64 {
     let out_size = out.size() as f64;
     match prim {
         Prim::Unary(_) | Prim::Binary(_) | Prim::Where => out_size,
@@ -50,7 +50,15 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &impl Fn(Atom) -> Sh
         | Prim::Arange(_)
         | Prim::Linspace(..)
         | Prim::OneHot(_)
-        | Prim::Const(_) => 0.0,
+        | Prim::Const(_)
+        | Prim::DynIndex(_)
+        | Prim::DynUpdate(_) => 0.0,
+        // The body's cost once per iteration; a trip count known only at run time counts as
+        // one iteration (the planner compares plans of the same program, which share it).
+        Prim::Loop(op) => {
+            let trips = ad_ir::region::LoopOp::static_trips(args).unwrap_or(1) as f64;
+            trips * eqns_madds(&op.body.eqns, &|a| op.body.shape(a))
+        }
     }
 }
 

@@ -170,7 +170,10 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         | Prim::MaxPool2dPick(_)
         | Prim::MaxPool2dScatter(_)
         | Prim::AvgPool2d(_)
-        | Prim::AvgPool2dTranspose(..) => structured(),
+        | Prim::AvgPool2dTranspose(..)
+        | Prim::DynIndex(_)
+        | Prim::DynUpdate(_)
+        | Prim::Loop(_) => structured(),
         // Never linear, so never a step of the linear part.
         Prim::Unary(
             Unary::Exp

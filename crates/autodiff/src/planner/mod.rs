@@ -94,7 +94,7 @@ fn check(p: &Program, param: usize) -> Result<usize, String> {
     Ok(p.params[..param].iter().map(|d| d.tree.leaves()).sum())
 }
 
-fn linearized(p: &Program, leaf: usize) -> Linearized {
+fn linearized(p: &Program, leaf: usize) -> Result<Linearized, String> {
     linearize(p, &[leaf], needs_nan_safety(p, &[leaf]))
 }
 
@@ -133,8 +133,8 @@ fn plan_of(p: &Program, leaf: usize, l: &Linearized) -> (Plan, Prepared) {
     let in_shape = p.var_shape(p.inputs[leaf]);
     let out_shape = p.shape(p.outputs[0]);
     let (n_in, n_out) = (in_shape.size() as f64, out_shape.size() as f64);
-    let primal = eqns_madds(&em.b.eqns, shape);
-    let per_pass = eqns_madds(&l.linear, shape);
+    let primal = eqns_madds(&em.b.eqns, &shape);
+    let per_pass = eqns_madds(&l.linear, &shape);
     // Every linear value gains a batch axis, which must fit under the largest rank.
     let fits = |s: Shape| s.rank() < ad_ir::shape::MAX_RANK;
     let batched =
@@ -205,7 +205,7 @@ fn jacobian(p: &Program, param: usize, mode: JacMode) -> Result<(Program, Plan),
             ad_ir::prim::too_large(&[n_out, n_in])
         ));
     }
-    let mut l = linearized(p, leaf);
+    let mut l = linearized(p, leaf)?;
     let (plan, prepared) = plan_of(p, leaf, &l);
     let choice = match mode {
         JacMode::Forward => Choice::Forward,

@@ -12,7 +12,7 @@ pub fn dce(p: &Program) -> Program {
     }
     let mut keep = vec![false; p.eqns.len()];
     for (i, e) in p.eqns.iter().enumerate().rev() {
-        if live[e.out.index()] {
+        if e.outs().any(|o| live[o.index()]) {
             keep[i] = true;
             for a in &e.args {
                 if let Atom::Var(v) = a {
@@ -42,8 +42,17 @@ pub fn dce(p: &Program) -> Program {
             continue;
         }
         let args = e.args.iter().map(|a| map(a, &renum)).collect();
-        let out = fresh(e.out, &mut vars, &mut renum);
-        eqns.push(ad_ir::Eqn { out, prim: e.prim.clone(), args, span: e.span });
+        let outs: Vec<Var> = e.outs().map(|o| fresh(o, &mut vars, &mut renum)).collect();
+        // A loop's body is simplified with it; a carried value nobody reads is still computed
+        // (the body's outputs are fixed), which costs what the loop already costs.
+        let prim = match &e.prim {
+            ad_ir::Prim::Loop(op) => ad_ir::Prim::Loop(ad_ir::region::LoopOp::new(
+                crate::simplify::simplify(op.body.clone()),
+                op.carries,
+            )),
+            other => other.clone(),
+        };
+        eqns.push(ad_ir::Eqn { out: outs[0], prim, args, span: e.span, extra: outs[1..].to_vec() });
     }
     let outputs = p.outputs.iter().map(|a| map(a, &renum)).collect();
     Program {

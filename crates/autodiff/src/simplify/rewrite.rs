@@ -62,6 +62,19 @@ pub fn rewrite(p: &Program) -> Program {
     }
     for e in &p.eqns {
         let args: Args = e.args.iter().map(|a| map.get(*a)).collect();
+        if e.extra.len() + 1 > 1 || matches!(e.prim, Prim::Loop(_)) {
+            // A loop is kept as it is (its body was simplified with it), with its operands
+            // rewritten.
+            let outs = rw.b.copy_eqn(p, e, args);
+            rw.chain.push(NONE);
+            for (v, o) in e.outs().zip(outs) {
+                rw.uniform.push(None);
+                rw.def.push(Some(rw.b.eqns.len() - 1));
+                rw.is_input.push(false);
+                map.set(v, Atom::Var(o));
+            }
+            continue;
+        }
         let info = &p.vars[e.out.index()];
         let mut prim = std::borrow::Cow::Borrowed(&e.prim);
         let mut r = rw.simplify(&prim, args, info.shape);

@@ -4,6 +4,9 @@
 /// Functions of annotated parameters; inputs are drawn from [0.5, 1.5), away from kinks.
 pub const FUNCTIONS: &[&str] = &[
     "def f(x: [3]) = -x",
+    // A loop equation (more iterations than are unrolled) carrying a vector and an array,
+    // with indexing and indexed update at the loop's index.
+    "def f(x: [20, 3], y: [20], w: [3]) {\n  let h = w\n  for i in 0..20 {\n    h = tanh(h * x[i]) * 0.9 + w\n    y[i] = sum(h) * y[i]\n  }\n  (h, y)\n}",
     "def f(x: [3]) = exp(x)",
     "def f(x: [3]) = log(x)",
     "def f(x: [3]) = sin(x)",

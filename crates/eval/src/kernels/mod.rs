@@ -2,6 +2,7 @@
 //! trust them; `out` is the result shape the program declares.
 
 pub mod create;
+pub mod dynamic;
 pub mod elementwise;
 pub mod layout;
 pub mod linalg;
@@ -11,6 +12,25 @@ pub mod window;
 
 use ad_ir::prim::Prim;
 use ad_ir::{Array, Shape};
+
+/// Applies `prim` to `args` like [`apply`], checking positions computed at run time: only
+/// indexing and updating at such positions can fail (a position out of range).
+pub fn try_apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Result<Array, String> {
+    match prim {
+        Prim::DynIndex(_) => {
+            let (start, size) = dynamic::offset(args[0].shape(), &args[1..])?;
+            Ok(dynamic::dyn_index(&args[0], start, size, out))
+        }
+        Prim::DynUpdate(_) => {
+            let (start, _) = dynamic::offset(args[0].shape(), &args[2..])?;
+            args.truncate(2);
+            let v = operand(&mut args, prim);
+            let x = operand(&mut args, prim);
+            Ok(dynamic::dyn_update(x, &v, start))
+        }
+        _ => Ok(apply(prim, args, out)),
+    }
+}
 
 /// Applies `prim` to `args`, consuming them so that a sole owner's buffer can be reused.
 pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
@@ -60,6 +80,11 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         Prim::MaxPool2dScatter(p) => window::max_pool2d_scatter(&args[0], &args[1], p.size, p.stride),
         Prim::AvgPool2d(p) => window::avg_pool2d(&args[0], p.size, p.stride),
         Prim::AvgPool2dTranspose(p, s) => window::avg_pool2d_transpose(&args[0], p.size, p.stride, *s),
+        // Positions are checked by `try_apply`, and loops run in the interpreter, which calls
+        // neither of these here.
+        Prim::DynIndex(_) | Prim::DynUpdate(_) | Prim::Loop(_) => {
+            panic!("internal error: `{}` reached the infallible kernel table", prim.name())
+        }
     }
 }
 

@@ -270,11 +270,19 @@ impl Lowerer<'_> {
             .with_label(xspan, format!("this has shape {shape}")));
         }
         let mut sels = Vec::with_capacity(shape.rank());
+        // Positions known only when the function runs, with their axes.
+        let mut dynamic: Vec<(usize, LVal)> = Vec::new();
         for (axis, arg) in idx.iter().enumerate() {
             let len = shape.dim(axis);
             match arg {
                 IndexArg::Index(e) => {
                     let iv = self.expr(e)?;
+                    if matches!(iv, LVal::Arr(Arr::Var { known: None, .. })) {
+                        self.scalar_position(&iv, e.span)?;
+                        dynamic.push((axis, iv));
+                        sels.push(Sel::Range(0, len));
+                        continue;
+                    }
                     sels.push(Sel::At(self.static_position(&iv, len, "index", e.span)?));
                 }
                 IndexArg::Slice { start, end, .. } => {
@@ -295,10 +303,37 @@ impl Lowerer<'_> {
         for axis in idx.len()..shape.rank() {
             sels.push(Sel::Range(0, shape.dim(axis)));
         }
+        if !dynamic.is_empty() {
+            return self.dynamic_index(v, shape, sels, dynamic, span);
+        }
         if sels.iter().enumerate().all(|(i, s)| *s == Sel::Range(0, shape.dim(i))) {
             return Ok(v);
         }
         self.prim(Prim::Index(sels), &[v], span)
+    }
+
+    /// Indexing with computed positions: their axes are moved to the front (if they are not
+    /// there already), picked with one `dyn_index`, and the other axes selected as usual.
+    fn dynamic_index(
+        &mut self,
+        v: LVal,
+        shape: Shape,
+        sels: Vec<Sel>,
+        dynamic: Vec<(usize, LVal)>,
+        span: Span,
+    ) -> Result<LVal> {
+        let axes: Vec<usize> = dynamic.iter().map(|(a, _)| *a).collect();
+        let rest: Vec<usize> = (0..shape.rank()).filter(|a| !axes.contains(a)).collect();
+        let perm: Vec<usize> = axes.iter().chain(&rest).copied().collect();
+        let x = if perm.iter().enumerate().all(|(i, p)| i == *p) { v } else { self.permute(&v, perm, span)? };
+        let mut args = vec![x];
+        args.extend(dynamic.into_iter().map(|(_, p)| p));
+        let picked = self.prim(Prim::DynIndex(axes.len()), &args, span)?;
+        let rest_sels: Vec<Sel> = rest.iter().map(|a| sels[*a]).collect();
+        if rest.iter().zip(&rest_sels).all(|(a, s)| *s == Sel::Range(0, shape.dim(*a))) {
+            return Ok(picked);
+        }
+        self.prim(Prim::Index(rest_sels), &[picked], span)
     }
 
     fn array_literal(&mut self, elems: &[Expr], span: Span) -> Result<LVal> {

@@ -16,6 +16,7 @@
 mod axes;
 pub mod builtins;
 mod call;
+mod control;
 mod derived;
 mod einsum;
 mod expr;

@@ -242,6 +242,10 @@ fn free_in_stmt(s: &Stmt, bound: &mut Vec<Name>, out: &mut Vec<Name>, seen: &mut
             free_names(cond, bound, out, seen);
             free_in_block(body, bound, out, seen);
         }
+        StmtKind::Update { target, value } => {
+            free_names(target, bound, out, seen);
+            free_names(value, bound, out, seen);
+        }
         StmtKind::Expr(e) => free_names(e, bound, out, seen),
         StmtKind::Def(_) | StmtKind::Error => {}
     }

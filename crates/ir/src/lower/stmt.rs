@@ -1,5 +1,6 @@
-//! Statements and blocks: `let`, rebinding, `def`, `for` (iterated at the top level,
-//! unrolled inside functions), `while` (top level only).
+//! Statements and blocks: `let`, rebinding, indexed update, `def`, `for` (iterated at the
+//! top level; inside functions a loop equation, or unrolled when short and constant),
+//! `while` (top level only).
 
 use super::value::{Arr, LVal};
 use super::{Lowerer, Mode, Result};
@@ -32,12 +33,49 @@ impl Lowerer<'_> {
                 self.bind(pat, v, false)?;
                 Ok(None)
             }
+            StmtKind::Update { target, value } => {
+                self.update(target, value, s.span)?;
+                Ok(None)
+            }
             StmtKind::For { var, start, end, body } => {
-                let a = self.expr(start)?;
-                let a = self.static_int(&a, "a loop bound", start.span)?;
-                let b = self.expr(end)?;
-                let b = self.static_int(&b, "a loop bound", end.span)?;
-                let unrolling = self.mode == Mode::Trace && self.in_function;
+                let av = self.expr(start)?;
+                let bv = self.expr(end)?;
+                let in_function = self.mode == Mode::Trace && self.in_function;
+                if in_function {
+                    for (v, e) in [(&av, start), (&bv, end)] {
+                        if let Some(sh) = self.shape_of(v).filter(|sh| !sh.is_scalar()) {
+                            return Err(Diagnostic::at(
+                                e.span,
+                                format!("a loop bound must be a scalar, found shape {sh}"),
+                            ));
+                        }
+                    }
+                    // A bound known while lowering: a number, or a scalar argument whose value
+                    // the caller showed (using it specialises the function to that value).
+                    let known =
+                        |v: &LVal| matches!(v, LVal::Num(_) | LVal::Arr(Arr::Var { known: Some(_), .. }));
+                    let constant = known(&av) && known(&bv);
+                    if !constant {
+                        // Bounds known only when the function runs: one loop equation.
+                        self.loop_region(s, var, (&av, &bv), (start.span, end.span), body)?;
+                        return Ok(None);
+                    }
+                }
+                let a = self.static_int(&av, "a loop bound", start.span)?;
+                let b = self.static_int(&bv, "a loop bound", end.span)?;
+                if in_function && b - a > super::control::UNROLL_SHORT {
+                    // A long loop is lowered once; a body that cannot be (a carried value
+                    // changes shape) is unrolled as before, within the limit below.
+                    let mark = self.mark();
+                    // The bounds are known (the specialisation depends on them now), so the
+                    // loop's trip count is known to its derivatives.
+                    let bounds = (&LVal::Num(a as f64), &LVal::Num(b as f64));
+                    match self.loop_region(s, var, bounds, (start.span, end.span), body) {
+                        Ok(()) => return Ok(None),
+                        Err(_) => self.undo(mark),
+                    }
+                }
+                let unrolling = in_function;
                 if unrolling && b - a > MAX_UNROLL {
                     return Err(Diagnostic::at(
                         s.span,
@@ -115,7 +153,7 @@ impl Lowerer<'_> {
     }
 
     /// The statements of a block in the current scope.
-    fn block_stmts(&mut self, b: &Block) -> Result<LVal> {
+    pub(crate) fn block_stmts(&mut self, b: &Block) -> Result<LVal> {
         let mut last = LVal::unit();
         for (i, s) in b.stmts.iter().enumerate() {
             let v = self.stmt(s)?;

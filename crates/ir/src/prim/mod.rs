@@ -234,6 +234,15 @@ pub enum Prim {
     AvgPool2d(Pool),
     /// `avg_pool2d_transpose(ct, shape, ..)`: the adjoint of `avg_pool2d`.
     AvgPool2dTranspose(Pool, Shape),
+    /// `x[i, j]` with computed positions: the operands after `x` pick one position on each
+    /// of its first `k` axes (a negative position counts from the end; one out of range is
+    /// an error when the program runs).
+    DynIndex(usize),
+    /// `x[i, j] = v` with computed positions: `x` with the part at those positions on its
+    /// first `k` axes replaced by `v` (operands `x, v, i, j`; `v` has the part's shape).
+    DynUpdate(usize),
+    /// A `for` loop over a body lowered once (`region.rs`): several results.
+    Loop(Rc<crate::region::LoopOp>),
 }
 
 /// The names scripts call the primitives other than the elementwise ones by. Together with
@@ -279,6 +288,10 @@ pub const STRUCTURAL: &[&str] = &[
 /// elements (`stack`) and constant arrays (`const`).
 pub const LITERALS: &[&str] = &["stack", "const"];
 
+/// Primitives written as syntax: indexing at computed positions (`x[i]`), indexed update
+/// (`x[i] = v`) and loops (`for`).
+pub const SYNTAX: &[&str] = &["dyn_index", "dyn_update", "for"];
+
 /// The names scripts call primitives by, elementwise ones first (operators without a name,
 /// such as `!`, left out).
 pub fn names() -> impl Iterator<Item = &'static str> {
@@ -291,7 +304,11 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 pub fn all_names() -> impl Iterator<Item = &'static str> {
     let unary = Unary::ALL.iter().map(|u| u.name());
     let binary = Binary::ALL.iter().map(|b| b.name());
-    unary.chain(binary).chain(STRUCTURAL.iter().copied()).chain(LITERALS.iter().copied())
+    unary
+        .chain(binary)
+        .chain(STRUCTURAL.iter().copied())
+        .chain(LITERALS.iter().copied())
+        .chain(SYNTAX.iter().copied())
 }
 
 impl Prim {
@@ -339,6 +356,9 @@ impl Prim {
             Prim::MaxPool2dScatter(_) => "max_pool2d_scatter",
             Prim::AvgPool2d(_) => "avg_pool2d",
             Prim::AvgPool2dTranspose(..) => "avg_pool2d_transpose",
+            Prim::DynIndex(_) => "dyn_index",
+            Prim::DynUpdate(_) => "dyn_update",
+            Prim::Loop(_) => "for",
         }
     }
 
@@ -371,6 +391,11 @@ impl Prim {
             Prim::MaxPool2d(_) => Class::Nonlinear,
             Prim::MaxPool2dPick(_) | Prim::MaxPool2dScatter(_) => Class::LinearIn(&[1]),
             Prim::AvgPool2d(_) | Prim::AvgPool2dTranspose(..) => Class::Linear,
+            Prim::DynIndex(_) => Class::LinearIn(&[0]),
+            Prim::DynUpdate(_) => Class::LinearIn(&[0, 1]),
+            // A loop's derivative is a loop over its body's derivative (`jvp.rs` and
+            // `transpose.rs` treat it as a whole, not by a rule per operand).
+            Prim::Loop(_) => Class::Nonlinear,
         }
     }
 
@@ -623,7 +648,51 @@ impl Prim {
                 expect_shape(args[0], out.dims(), self.name())?;
                 Ok(*xs)
             }
+            Prim::DynIndex(k) => {
+                arity(1 + k)?;
+                let x = args[0];
+                positions(&args[1..])?;
+                if *k > x.rank() {
+                    return Err(format!("{} for an array of shape {x}", crate::words::count(*k, "index")));
+                }
+                ranked(&x.dims()[*k..])
+            }
+            Prim::DynUpdate(k) => {
+                arity(2 + k)?;
+                let (x, v) = (args[0], args[1]);
+                positions(&args[2..])?;
+                if *k > x.rank() || v.dims() != &x.dims()[*k..] {
+                    return Err(format!(
+                        "cannot place a value of shape {v} at {} of an array of shape {x}",
+                        crate::words::count(*k, "index")
+                    ));
+                }
+                Ok(x)
+            }
+            Prim::Loop(op) => {
+                let carries = op.carries;
+                arity(2 + carries + op.consts())?;
+                positions(&args[..2])?;
+                let ins: Vec<Shape> = op.body.inputs.iter().map(|v| op.body.var_shape(*v)).collect();
+                if ins[0] != Shape::scalar() || ins[1..] != args[2..] {
+                    return Err("the operands of `for` do not match its body's inputs".into());
+                }
+                let outs = op.out_shapes();
+                if outs.len() != carries || outs[..] != args[2..2 + carries] {
+                    return Err("the results of a loop's body do not match its carried values".into());
+                }
+                // The first result; `verify` checks the others.
+                outs.first().copied().ok_or_else(|| "a loop carries no value".to_string())
+            }
         }
+    }
+}
+
+/// Computed positions and loop bounds are scalars.
+fn positions(args: &[Shape]) -> Result<(), String> {
+    match args.iter().find(|s| !s.is_scalar()) {
+        Some(s) => Err(format!("a position or bound must be a scalar, found shape {s}")),
+        None => Ok(()),
     }
 }
 

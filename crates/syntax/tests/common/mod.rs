@@ -43,6 +43,7 @@ pub fn stmt(s: &Stmt) -> String {
             format!("(for {} {} {} {})", var.name, expr(start), expr(end), block(body))
         }
         StmtKind::While { cond, body } => format!("(while {} {})", expr(cond), block(body)),
+        StmtKind::Update { target, value } => format!("(update {} {})", expr(target), expr(value)),
         StmtKind::Expr(e) => expr(e),
         StmtKind::Error => "error".into(),
     }

@@ -1,0 +1,323 @@
+//! Loops inside functions (DESIGN §8): a `for` whose bounds are computed, or whose trip
+//! count is too large to unroll, is lowered once into a loop equation holding its body as a
+//! sub-program (`region.rs`); indexing at computed positions and indexed update.
+
+use super::value::{Arr, LVal, Name};
+use super::{Lowerer, Result};
+use crate::prim::Prim;
+use crate::program::{Atom, Eqn, Var, VarInfo};
+use crate::region::{region_program, LoopOp};
+use crate::shape::Shape;
+use ad_syntax::ast::{Block, Expr, ExprKind, IndexArg, Pattern, Stmt, StmtKind};
+use ad_syntax::{Diagnostic, Span};
+
+/// A loop with constant bounds and at most this many iterations is unrolled (its derived
+/// programs are then straight-line code, as short as a person would write them); longer
+/// ones become loop equations.
+pub(crate) const UNROLL_SHORT: i64 = 16;
+
+/// What lowering a loop body can be undone to, when a constant loop that cannot be a loop
+/// equation (a carried value changes shape) is unrolled instead.
+pub(crate) struct Mark {
+    eqns: usize,
+    frames: Vec<Vec<(Name, LVal)>>,
+}
+
+impl Lowerer<'_> {
+    pub(crate) fn mark(&self) -> Mark {
+        Mark { eqns: self.b.eqns.len(), frames: self.frames.clone() }
+    }
+
+    pub(crate) fn undo(&mut self, m: Mark) {
+        self.b.eqns.truncate(m.eqns);
+        self.frames = m.frames;
+    }
+
+    /// Lowers `for var in lo..hi { body }` as one loop equation.
+    pub(crate) fn loop_region(
+        &mut self,
+        s: &Stmt,
+        var: &ad_syntax::ast::Ident,
+        bounds: (&LVal, &LVal),
+        bound_spans: (Span, Span),
+        body: &Block,
+    ) -> Result<()> {
+        // The carried values: names the body assigns that exist before the loop.
+        let mut assigned = Vec::new();
+        assigned_names(body, &mut assigned);
+        let mut carried: Vec<(Name, LVal)> = Vec::new();
+        for name in assigned {
+            let Some(v) = self.local(&name) else { continue };
+            match &v {
+                LVal::Num(_) | LVal::Arr(_) => carried.push((name, v)),
+                other => {
+                    return Err(Diagnostic::at(
+                        s.span,
+                        format!("this loop assigns `{name}`, which holds {}; a loop inside a function can carry only arrays and numbers", other.describe()),
+                    ))
+                }
+            }
+        }
+        let mark = self.b.eqns.len();
+        let index = self.b.new_var(Shape::scalar(), Some(var.name.clone()));
+        let mut inputs = vec![index];
+        let mut init_shapes = Vec::new();
+        for (name, v) in &carried {
+            let shape = self.shape_of(v).unwrap_or_default();
+            let placeholder = self.b.new_var(shape, Some(name.clone()));
+            inputs.push(placeholder);
+            init_shapes.push(shape);
+            self.set_local(name, LVal::Arr(Arr::Var { var: placeholder, shape, known: None }));
+        }
+        self.frames.push(vec![(
+            var.name.clone(),
+            LVal::Arr(Arr::Var { var: index, shape: Shape::scalar(), known: None }),
+        )]);
+        let r = self.block_stmts(body);
+        self.frames.pop();
+        r?;
+        let mut finals = Vec::new();
+        for ((name, _), shape) in carried.iter().zip(&init_shapes) {
+            let v = self.local(name).unwrap_or(LVal::unit());
+            match self.shape_of(&v) {
+                Some(found) if found == *shape => finals.push(self.atom(&v, s.span)?),
+                found => {
+                    let found = found.map(|f| f.to_string()).unwrap_or_else(|| v.describe());
+                    return Err(Diagnostic::at(
+                        s.span,
+                        format!("the loop changes the shape of `{name}` from {shape} to {found}"),
+                    )
+                    .with_hint("a value carried from one iteration to the next keeps its shape"));
+                }
+            }
+        }
+        let body_eqns = self.b.eqns.split_off(mark);
+        let (program, consts) =
+            self.close_region(&format!("{}_body", var.name), inputs, body_eqns, &finals, s.span);
+        let lo = self.atom(bounds.0, bound_spans.0)?;
+        let hi = self.atom(bounds.1, bound_spans.1)?;
+        let mut args = vec![lo, hi];
+        for (_, v) in &carried {
+            args.push(self.atom(v, s.span)?);
+        }
+        args.extend(consts);
+        let n = carried.len();
+        if n == 0 {
+            // A loop that carries nothing computes nothing a function can return.
+            return Ok(());
+        }
+        let outs = self.b.push_multi(Prim::Loop(LoopOp::new(program, n)), args, &init_shapes, s.span);
+        for ((name, _), (out, shape)) in carried.iter().zip(outs.into_iter().zip(init_shapes)) {
+            self.b.vars[out.index()].name = Some(name.clone());
+            self.set_local(name, LVal::Arr(Arr::Var { var: out, shape, known: None }));
+        }
+        Ok(())
+    }
+
+    /// A closed program from equations cut out of the builder: `inputs` first, then every
+    /// variable the equations read from outside (returned, in order of first use, as the
+    /// operands the region needs), renumbered densely.
+    fn close_region(
+        &mut self,
+        name: &str,
+        inputs: Vec<Var>,
+        eqns: Vec<Eqn>,
+        outputs: &[Atom],
+        span: Span,
+    ) -> (crate::Program, Vec<Atom>) {
+        let mut map: Vec<Option<Var>> = vec![None; self.b.vars.len()];
+        let mut vars: Vec<VarInfo> = Vec::new();
+        let fresh = |v: Var, vars: &mut Vec<VarInfo>, map: &mut Vec<Option<Var>>| {
+            let nv = Var(vars.len() as u32);
+            vars.push(self.b.vars[v.index()].clone());
+            map[v.index()] = Some(nv);
+            nv
+        };
+        let mut new_inputs: Vec<Var> = inputs.iter().map(|v| fresh(*v, &mut vars, &mut map)).collect();
+        // Free variables, found in order.
+        let mut consts = Vec::new();
+        let mut defined = vec![false; self.b.vars.len()];
+        for v in &inputs {
+            defined[v.index()] = true;
+        }
+        let note = |a: &Atom, defined: &[bool], consts: &mut Vec<Var>| {
+            if let Atom::Var(v) = a {
+                if !defined[v.index()] && !consts.contains(v) {
+                    consts.push(*v);
+                }
+            }
+        };
+        for e in &eqns {
+            for a in &e.args {
+                note(a, &defined, &mut consts);
+            }
+            for o in e.outs() {
+                defined[o.index()] = true;
+            }
+        }
+        for a in outputs {
+            note(a, &defined, &mut consts);
+        }
+        for c in &consts {
+            new_inputs.push(fresh(*c, &mut vars, &mut map));
+        }
+        let get = |a: &Atom, map: &Vec<Option<Var>>| match a {
+            // Every operand is an input, a constant or defined earlier in the region.
+            Atom::Var(v) => Atom::Var(map[v.index()].unwrap_or(Var(u32::MAX))),
+            lit => *lit,
+        };
+        let mut new_eqns = Vec::with_capacity(eqns.len());
+        for e in &eqns {
+            let args = e.args.iter().map(|a| get(a, &map)).collect();
+            let outs: Vec<Var> = e.outs().map(|o| fresh(o, &mut vars, &mut map)).collect();
+            new_eqns.push(Eqn {
+                out: outs[0],
+                prim: e.prim.clone(),
+                args,
+                span: e.span,
+                extra: outs[1..].to_vec(),
+            });
+        }
+        let outs = outputs.iter().map(|a| get(a, &map)).collect();
+        let p = region_program(name, vars, new_inputs, new_eqns, outs, span);
+        (p, consts.into_iter().map(Atom::Var).collect())
+    }
+
+    /// The value of a local (not top-level) name.
+    fn local(&self, name: &str) -> Option<LVal> {
+        self.frames
+            .iter()
+            .rev()
+            .find_map(|f| f.iter().rev().find(|(n, _)| &**n == name).map(|(_, v)| v.clone()))
+    }
+
+    fn set_local(&mut self, name: &str, v: LVal) {
+        for frame in self.frames.iter_mut().rev() {
+            if let Some(slot) = frame.iter_mut().rev().find(|(n, _)| &**n == name) {
+                slot.1 = v;
+                return;
+            }
+        }
+    }
+
+    /// `x[i, j] = v`: rebinds `x` to its array with that part replaced.
+    pub(crate) fn update(&mut self, target: &Expr, value: &Expr, span: Span) -> Result<()> {
+        let ExprKind::Index(base, idx) = &target.kind else {
+            return Err(Diagnostic::at(target.span, "cannot assign to this expression"));
+        };
+        let ExprKind::Var(name) = &base.kind else {
+            return Err(Diagnostic::at(base.span, "only a part of a named array can be assigned"));
+        };
+        let Some(x) =
+            self.local(name).or_else(|| (!self.in_function).then(|| self.host.global(name)).flatten())
+        else {
+            return Err(self.unknown_name(name, base.span));
+        };
+        let Some(shape) = self.shape_of(&x) else {
+            return Err(Diagnostic::at(
+                base.span,
+                format!("cannot assign into `{name}`, which holds {}", x.describe()),
+            ));
+        };
+        let mut positions = Vec::new();
+        for (axis, arg) in idx.iter().enumerate() {
+            match arg {
+                IndexArg::Index(e) if positions.len() == axis => {
+                    let p = self.expr(e)?;
+                    self.scalar_position(&p, e.span)?;
+                    positions.push(p);
+                }
+                IndexArg::Slice { start: None, end: None, .. } => {}
+                IndexArg::Slice { span, .. } | IndexArg::Index(Expr { span, .. }) => {
+                    return Err(Diagnostic::at(
+                        *span,
+                        "an indexed assignment takes positions first and then only whole axes (`:`)",
+                    )
+                    .with_hint(
+                        "for a range, build the array with `concat`, or choose elementwise with `where`",
+                    ));
+                }
+            }
+        }
+        if idx.len() > shape.rank() {
+            return Err(Diagnostic::at(
+                target.span,
+                format!("too many indices: an array of shape {shape} takes at most {}", shape.rank()),
+            ));
+        }
+        let k = positions.len();
+        let part = Shape::from_dims(&shape.dims()[k..]).unwrap_or_default();
+        let v = self.expr(value)?;
+        let vs = self
+            .shape_of(&v)
+            .ok_or_else(|| Diagnostic::at(value.span, format!("cannot assign {}", v.describe())))?;
+        let v = if vs == part {
+            v
+        } else if crate::shape::broadcasts_to(vs, part) {
+            self.prim(Prim::BroadcastTo(part), &[v], value.span)?
+        } else {
+            return Err(Diagnostic::at(
+                value.span,
+                format!("cannot assign a value of shape {vs} to a part of shape {part}"),
+            )
+            .with_label(target.span, format!("this part of `{name}` has shape {part}")));
+        };
+        let mut args = vec![x, v];
+        args.extend(positions);
+        let updated = self.prim(Prim::DynUpdate(k), &args, span)?;
+        self.bind(
+            &Pattern::Name(ad_syntax::ast::Ident { name: name.clone(), span: base.span }),
+            updated,
+            false,
+        )
+    }
+
+    /// Checks that a computed position is a scalar.
+    pub(crate) fn scalar_position(&self, p: &LVal, span: Span) -> Result<()> {
+        match self.shape_of(p) {
+            Some(s) if s.is_scalar() => Ok(()),
+            Some(s) => Err(Diagnostic::at(span, format!("an index must be a scalar, found shape {s}"))),
+            None => Err(Diagnostic::at(span, format!("an index must be a number, found {}", p.describe()))),
+        }
+    }
+}
+
+/// The names a block assigns (`x = ..`, `(a, b) = ..`, `x[i] = ..`), at any depth, in order
+/// of first assignment.
+fn assigned_names(b: &Block, out: &mut Vec<Name>) {
+    fn pattern(p: &Pattern, out: &mut Vec<Name>) {
+        match p {
+            Pattern::Name(id) => {
+                if !out.contains(&id.name) {
+                    out.push(id.name.clone())
+                }
+            }
+            Pattern::Tuple(ps, _) => ps.iter().for_each(|p| pattern(p, out)),
+        }
+    }
+    fn expr(e: &Expr, out: &mut Vec<Name>) {
+        if let ExprKind::If(_, t, f) = &e.kind {
+            assigned_names(t, out);
+            if let Some(f) = f {
+                assigned_names(f, out);
+            }
+        }
+    }
+    for s in &b.stmts {
+        match &s.kind {
+            StmtKind::Assign { pat, .. } => pattern(pat, out),
+            StmtKind::Update { target, .. } => {
+                if let ExprKind::Index(base, _) = &target.kind {
+                    if let ExprKind::Var(n) = &base.kind {
+                        if !out.contains(n) {
+                            out.push(n.clone());
+                        }
+                    }
+                }
+            }
+            StmtKind::For { body, .. } | StmtKind::While { body, .. } => assigned_names(body, out),
+            StmtKind::Expr(e) => expr(e, out),
+            StmtKind::Let { .. } | StmtKind::Def(_) | StmtKind::Error => {}
+        }
+    }
+}
