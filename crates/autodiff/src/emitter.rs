@@ -46,7 +46,7 @@ impl Emitter {
         v
     }
 
-    fn mark(&mut self, v: Var, linear: bool) {
+    pub fn mark(&mut self, v: Var, linear: bool) {
         if self.linear.len() <= v.index() {
             self.linear.resize(v.index() + 1, false);
         }

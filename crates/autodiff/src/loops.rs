@@ -22,9 +22,10 @@ use ad_ir::{Atom, Builder, Program, Shape, Var};
 
 /// The JVP of a loop body with respect to the carried values `wrt_c` and constants `wrt_k`
 /// (indices among the carries and constants): a program with the inputs
-/// `[i, carries.., consts.., carry tangents.., const tangents..]` and outputs
-/// `[new carries.., tangents of the carries in wrt_c]`, and which carries' tangents are
-/// nonzero after one iteration.
+/// `[i, carries.., carry tangents.., consts.., const tangents..]` (a loop body's order:
+/// everything carried, then everything read) and outputs `[new carries.., tangents of the
+/// carries in wrt_c]`, and which carries' tangents are nonzero after one iteration. It is
+/// simplified with the program it ends up in.
 fn body_jvp(op: &LoopOp, wrt_c: &[usize], wrt_k: &[usize], nan_safe: bool) -> (Program, Vec<bool>) {
     let body = &op.body;
     let mut leaves: Vec<usize> = wrt_c.iter().map(|k| 1 + k).collect();
@@ -36,10 +37,10 @@ fn body_jvp(op: &LoopOp, wrt_c: &[usize], wrt_k: &[usize], nan_safe: bool) -> (P
         let s = j.em.shape(j.outputs[k]);
         outputs.push(j.em.materialize(j.tangents[k], s));
     }
-    let mut inputs = j.inputs.clone();
-    inputs.extend(&j.tangent_inputs);
-    let p = region_program(&body.name, j.em.b.vars, inputs, j.em.b.eqns, outputs, body.span);
-    (crate::simplify::simplify(p), nonzero)
+    let (carried, read) = j.inputs.split_at(1 + op.carries);
+    let (carried_tangents, read_tangents) = j.tangent_inputs.split_at(wrt_c.len());
+    let inputs = [carried, carried_tangents, read, read_tangents].concat();
+    (region_program(&body.name, j.em.b.vars, inputs, j.em.b.eqns, outputs, body.span), nonzero)
 }
 
 /// The carried values whose tangents can be nonzero: those nonzero on entry, and those the
@@ -61,10 +62,7 @@ fn emit_loop(em: &mut Emitter, body: Program, carries: usize, args: Vec<Atom>, l
     let shapes: Vec<Shape> = body.outputs.iter().map(|a| body.shape(*a)).collect();
     let outs = em.b.push_multi(Prim::Loop(LoopOp::new(body, carries)), args, &shapes, em.span);
     for o in &outs {
-        if em.linear.len() <= o.index() {
-            em.linear.resize(o.index() + 1, false);
-        }
-        em.linear[o.index()] = linear;
+        em.mark(*o, linear);
     }
     outs
 }
@@ -99,37 +97,23 @@ pub(crate) fn jvp_loop(
     let tangent_consts: Vec<Atom> = wrt_k.iter().filter_map(|j| t[2 + c + j]).collect();
     let a = active.len();
     if !split {
-        // One loop: inputs [i, carries, tangents, consts, const tangents].
-        let mut body = jp;
-        let n_in = body.inputs.len();
-        let (front, rest) = body.inputs.split_at(1 + c);
-        let (cs, ts) = rest.split_at(consts.len());
-        let mut order: Vec<Var> = front.to_vec();
-        order.extend(&ts[..a]);
-        order.extend(cs);
-        order.extend(&ts[a..]);
-        debug_assert_eq!(order.len(), n_in);
-        body.inputs = order;
-        body = region_program(&body.name, body.vars, body.inputs, body.eqns, body.outputs, body.span);
+        // One loop over the values and their tangents, whose body is the body's JVP.
         let mut args: Vec<Atom> = x[..2 + c].to_vec();
         args.extend(tangent_init);
         args.extend_from_slice(consts);
         args.extend(tangent_consts);
-        let outs = emit_loop(em, body, c + a, args, false);
+        let outs = emit_loop(em, jp, c + a, args, false);
         let mut tans = vec![None; c];
         for (n, k) in active.iter().enumerate() {
             let o = outs[c + n];
-            em.linear[o.index()] = true;
+            em.mark(o, true);
             tans[*k] = Some(Atom::Var(o));
         }
         return Ok((outs[..c].iter().map(|v| Atom::Var(*v)).collect(), tans));
     }
-    let (lo, hi) = match (x[0], x[1]) {
-        (Atom::Lit(lo), Atom::Lit(hi)) => (lo, hi),
-        _ => {
-            return Err("reverse mode through a `for` loop whose bounds are computed when the function runs is not supported yet; give the loop constant bounds".into())
-        }
-    };
+    let (lo, hi) = LoopOp::static_bounds(x).ok_or(
+        "reverse mode through a `for` loop whose bounds are computed when the function runs is not supported yet; give the loop constant bounds",
+    )?;
     let n = (hi - lo).max(0.0) as usize;
     // The recording primal loop: inputs [i, carries, tapes, consts].
     let body = &op.body;
@@ -193,8 +177,8 @@ pub(crate) fn jvp_loop(
         b.vars[v.index()].name = body.vars[body.inputs[1 + k].index()].name.clone();
         ins.push(Atom::Var(v));
     }
-    ins.extend(cvars.iter().map(|v| Atom::Var(*v)));
     ins.extend(tans.iter().map(|v| Atom::Var(*v)));
+    ins.extend(cvars.iter().map(|v| Atom::Var(*v)));
     ins.extend(ctans.iter().map(|v| Atom::Var(*v)));
     let all = b.inline(&jp, &ins);
     let outs_t = all[c..].to_vec();
@@ -203,8 +187,7 @@ pub(crate) fn jvp_loop(
     inputs.extend(&tapes);
     inputs.extend(&cvars);
     inputs.extend(&ctans);
-    let linear_body =
-        crate::simplify::simplify(region_program(&body.name, b.vars, inputs, b.eqns, outs_t, body.span));
+    let linear_body = region_program(&body.name, b.vars, inputs, b.eqns, outs_t, body.span);
     let mut args: Vec<Atom> = x[..2].to_vec();
     args.extend(tangent_init);
     args.extend(recorded.iter().map(|v| Atom::Var(*v)));
@@ -241,10 +224,7 @@ pub(crate) fn transpose_loop(
     if lin[..2].iter().any(|l| *l) {
         return Err("internal error: a loop is transposed in its bounds".into());
     }
-    let (lo, hi) = match (x[0], x[1]) {
-        (Atom::Lit(lo), Atom::Lit(hi)) => (lo, hi),
-        _ => return Err("internal error: a linear loop has computed bounds".into()),
-    };
+    let (lo, hi) = LoopOp::static_bounds(x).ok_or("internal error: a linear loop has computed bounds")?;
     let body = &op.body;
     let n_consts = x.len() - 2 - c;
     let lin_consts: Vec<usize> = (0..n_consts).filter(|j| lin[2 + c + j]).collect();
@@ -270,21 +250,13 @@ pub(crate) fn transpose_loop(
     b.vars[i.index()].name = body.vars[body.inputs[0].index()].name.clone();
     let mut ins: Vec<Atom> = vec![Atom::Var(i)];
     // The linear inputs' values do not matter to a linear map's transpose: the carried
-    // cotangents stand in for the carried values, and zeros for the linear constants.
+    // cotangents stand in for the carried values, and the accumulators (of the same
+    // shapes) for the linear constants.
     ins.extend(ct_vars.iter().map(|v| Atom::Var(*v)));
-    let mut other = other_vars.iter();
+    let (mut acc, mut other) = (acc_vars.iter(), other_vars.iter());
     for j in 0..n_consts {
-        if lin[2 + c + j] {
-            let s = const_shape(j);
-            let z = if s.is_scalar() {
-                Atom::Lit(0.0)
-            } else {
-                Atom::Var(b.push(Prim::Full(s, ad_ir::prim::F64(0.0)), [], s, body.span))
-            };
-            ins.push(z);
-        } else if let Some(o) = other.next() {
-            ins.push(Atom::Var(*o));
-        }
+        let stand_in = if lin[2 + c + j] { acc.next() } else { other.next() };
+        ins.extend(stand_in.map(|v| Atom::Var(*v)));
     }
     ins.extend(ct_vars.iter().map(|v| Atom::Var(*v)));
     let outs = b.inline(&v, &ins);
@@ -298,14 +270,7 @@ pub(crate) fn transpose_loop(
     inputs.extend(&ct_vars);
     inputs.extend(&acc_vars);
     inputs.extend(&other_vars);
-    let reversed = crate::simplify::simplify(region_program(
-        &format!("{}_bar", body.name),
-        b.vars,
-        inputs,
-        b.eqns,
-        new,
-        body.span,
-    ));
+    let reversed = region_program(&format!("{}_bar", body.name), b.vars, inputs, b.eqns, new, body.span);
     let mut args = vec![Atom::Lit(lo), Atom::Lit(hi)];
     for (k, s) in shapes.iter().enumerate() {
         args.push(em.materialize(cts[k], *s));

@@ -41,29 +41,21 @@ pub fn transpose(l: &mut Linearized, seeds: &[(Tan, Atom)], wanted: &[Var]) -> R
         }
     }
     for e in l.linear.iter().rev() {
-        if let ad_ir::Prim::Loop(op) = &e.prim {
+        let linear = |em: &Emitter| -> Vec<bool> { e.args.iter().map(|a| em.is_linear(*a)).collect() };
+        let contributions = if let ad_ir::Prim::Loop(op) = &e.prim {
+            // A loop has a cotangent per result and is transposed as a whole.
             let cts: Vec<Tan> = e.outs().map(|o| ct[o.index()].take()).collect();
             if cts.iter().all(Option::is_none) {
                 continue;
             }
             em.span = e.span;
-            let lin: Vec<bool> = e.args.iter().map(|a| em.is_linear(*a)).collect();
-            let contributions = crate::loops::transpose_loop(em, op, &e.args, &lin, &cts)?;
-            for (a, contribution) in e.args.iter().zip(contributions) {
-                if let (Atom::Var(v), Some(c)) = (a, contribution) {
-                    if ct.len() < em.b.vars.len() {
-                        ct.resize(em.b.vars.len(), None);
-                    }
-                    ct[v.index()] = Some(em.accumulate(ct[v.index()], c));
-                }
-            }
-            continue;
-        }
-        let Some(c) = ct[e.out.index()].take() else { continue };
-        name_cotangent(em, c, e.out);
-        em.span = e.span;
-        let lin: Vec<bool> = e.args.iter().map(|a| em.is_linear(*a)).collect();
-        let contributions = transpose_rule(em, &e.prim, &e.args, &lin, c)?;
+            crate::loops::transpose_loop(em, op, &e.args, &linear(em), &cts)?
+        } else {
+            let Some(c) = ct[e.out.index()].take() else { continue };
+            name_cotangent(em, c, e.out);
+            em.span = e.span;
+            transpose_rule(em, &e.prim, &e.args, &linear(em), c)?
+        };
         for (a, contribution) in e.args.iter().zip(contributions) {
             if let (Atom::Var(v), Some(c)) = (a, contribution) {
                 if ct.len() < em.b.vars.len() {

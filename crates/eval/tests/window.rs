@@ -72,25 +72,31 @@ fn conv_window(x: [usize; 4], k: [usize; 4], stride: usize, padding: Padding) ->
     Window::conv(x[1], x[2], k[0], k[1], stride, padding).unwrap()
 }
 
-fn naive_conv(x: &Array, k: &Array, stride: usize, padding: Padding) -> Array {
-    let (xd, kd) = (dims4(x), dims4(k));
-    let win = conv_window(xd, kd, stride, padding);
+/// Every term of a convolution by the definition: `f(x index, kernel index, output
+/// index)` for each input pixel, kernel tap and channel pair that meet.
+fn conv_terms(xd: [usize; 4], kd: [usize; 4], win: &Window, mut f: impl FnMut(usize, usize, usize)) {
     let yd = [xd[0], win.out_h, win.out_w, kd[3]];
-    let mut y = vec![0.0; yd.iter().product()];
     for b in 0..xd[0] {
         for oy in 0..win.out_h {
             for ox in 0..win.out_w {
-                for (i, j, iy, ix) in taps(&win, oy, ox) {
+                for (i, j, iy, ix) in taps(win, oy, ox) {
                     for c in 0..xd[3] {
                         for o in 0..kd[3] {
-                            y[at(yd, b, oy, ox, o)] +=
-                                x.data()[at(xd, b, iy, ix, c)] * k.data()[at(kd, i, j, c, o)];
+                            f(at(xd, b, iy, ix, c), at(kd, i, j, c, o), at(yd, b, oy, ox, o));
                         }
                     }
                 }
             }
         }
     }
+}
+
+fn naive_conv(x: &Array, k: &Array, stride: usize, padding: Padding) -> Array {
+    let (xd, kd) = (dims4(x), dims4(k));
+    let win = conv_window(xd, kd, stride, padding);
+    let yd = [xd[0], win.out_h, win.out_w, kd[3]];
+    let mut y = vec![0.0; yd.iter().product()];
+    conv_terms(xd, kd, &win, |xi, ki, yi| y[yi] += x.data()[xi] * k.data()[ki]);
     arr(&yd, y)
 }
 
@@ -101,23 +107,10 @@ fn naive_conv_transpose_input(
     padding: Padding,
     xd: [usize; 4],
 ) -> Array {
-    let (yd, kd) = (dims4(ct), dims4(k));
+    let kd = dims4(k);
     let win = conv_window(xd, kd, stride, padding);
     let mut dx = vec![0.0; xd.iter().product()];
-    for b in 0..xd[0] {
-        for oy in 0..win.out_h {
-            for ox in 0..win.out_w {
-                for (i, j, iy, ix) in taps(&win, oy, ox) {
-                    for c in 0..xd[3] {
-                        for o in 0..kd[3] {
-                            dx[at(xd, b, iy, ix, c)] +=
-                                ct.data()[at(yd, b, oy, ox, o)] * k.data()[at(kd, i, j, c, o)];
-                        }
-                    }
-                }
-            }
-        }
-    }
+    conv_terms(xd, kd, &win, |xi, ki, yi| dx[xi] += ct.data()[yi] * k.data()[ki]);
     arr(&xd, dx)
 }
 
@@ -128,23 +121,10 @@ fn naive_conv_transpose_kernel(
     padding: Padding,
     kd: [usize; 4],
 ) -> Array {
-    let (xd, yd) = (dims4(x), dims4(ct));
+    let xd = dims4(x);
     let win = conv_window(xd, kd, stride, padding);
     let mut dk = vec![0.0; kd.iter().product()];
-    for b in 0..xd[0] {
-        for oy in 0..win.out_h {
-            for ox in 0..win.out_w {
-                for (i, j, iy, ix) in taps(&win, oy, ox) {
-                    for c in 0..xd[3] {
-                        for o in 0..kd[3] {
-                            dk[at(kd, i, j, c, o)] +=
-                                x.data()[at(xd, b, iy, ix, c)] * ct.data()[at(yd, b, oy, ox, o)];
-                        }
-                    }
-                }
-            }
-        }
-    }
+    conv_terms(xd, kd, &win, |xi, ki, yi| dk[ki] += x.data()[xi] * ct.data()[yi]);
     arr(&kd, dk)
 }
 

@@ -50,12 +50,14 @@ impl LoopOp {
         self.body.outputs.iter().map(|a| self.body.shape(*a)).collect()
     }
 
+    /// The bounds `(lo, hi)` of a loop with operands `args`, when both are literals.
+    pub fn static_bounds(args: &[Atom]) -> Option<(f64, f64)> {
+        Some((args.first()?.lit()?, args.get(1)?.lit()?))
+    }
+
     /// The trip count when both bounds are literals.
     pub fn static_trips(args: &[Atom]) -> Option<usize> {
-        match (args.first()?, args.get(1)?) {
-            (Atom::Lit(a), Atom::Lit(b)) => Some((b - a).max(0.0) as usize),
-            _ => None,
-        }
+        LoopOp::static_bounds(args).map(|(lo, hi)| (hi - lo).max(0.0) as usize)
     }
 }
 

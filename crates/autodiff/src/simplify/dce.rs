@@ -43,16 +43,14 @@ pub fn dce(p: &Program) -> Program {
         }
         let args = e.args.iter().map(|a| map(a, &renum)).collect();
         let outs: Vec<Var> = e.outs().map(|o| fresh(o, &mut vars, &mut renum)).collect();
-        // A loop's body is simplified with it; a carried value nobody reads is still computed
-        // (the body's outputs are fixed), which costs what the loop already costs.
-        let prim = match &e.prim {
-            ad_ir::Prim::Loop(op) => ad_ir::Prim::Loop(ad_ir::region::LoopOp::new(
-                crate::simplify::simplify(op.body.clone()),
-                op.carries,
-            )),
-            other => other.clone(),
-        };
-        eqns.push(ad_ir::Eqn { out: outs[0], prim, args, span: e.span, extra: outs[1..].to_vec() });
+        // A loop is kept whole while any result is read: its body's outputs are fixed.
+        eqns.push(ad_ir::Eqn {
+            out: outs[0],
+            prim: e.prim.clone(),
+            args,
+            span: e.span,
+            extra: outs[1..].to_vec(),
+        });
     }
     let outputs = p.outputs.iter().map(|a| map(a, &renum)).collect();
     Program {

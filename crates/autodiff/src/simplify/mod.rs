@@ -1,17 +1,25 @@
 //! Simplification, run after every transformation: constant folding, algebraic identities
 //! (`x*1`, `x+0`, `x*0`, `--x`), no-op `broadcast_to`/`sum_to`/`reshape`/`transpose`,
 //! broadcasts absorbed by the elementwise operation that uses them, common subexpressions
-//! (`rewrite.rs`), then dead code (`dce.rs`). Repeated until nothing changes.
+//! (`rewrite.rs`), then dead code (`dce.rs`). Repeated until nothing changes. The bodies of
+//! loops are simplified once, before the rounds.
 
 mod dce;
 mod rewrite;
 
-use ad_ir::Program;
+use ad_ir::region::LoopOp;
+use ad_ir::{Prim, Program};
 
 /// At most this many rounds; each is linear in the program's size.
 const MAX_ROUNDS: usize = 6;
 
-pub fn simplify(p: Program) -> Program {
+pub fn simplify(mut p: Program) -> Program {
+    // Loop bodies first, once each (the rounds below copy loops as they are).
+    for e in &mut p.eqns {
+        if let Prim::Loop(op) = &e.prim {
+            e.prim = Prim::Loop(LoopOp::new(simplify(op.body.clone()), op.carries));
+        }
+    }
     let mut cur = dce::dce(&p);
     // The input can be large (a derivative before simplification); free it now.
     drop(p);

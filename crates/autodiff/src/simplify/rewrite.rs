@@ -62,8 +62,8 @@ pub fn rewrite(p: &Program) -> Program {
     }
     for e in &p.eqns {
         let args: Args = e.args.iter().map(|a| map.get(*a)).collect();
-        if e.extra.len() + 1 > 1 || matches!(e.prim, Prim::Loop(_)) {
-            // A loop is kept as it is (its body was simplified with it), with its operands
+        if matches!(e.prim, Prim::Loop(_)) {
+            // A loop is kept as it is (`simplify` has simplified its body), with its operands
             // rewritten.
             let outs = rw.b.copy_eqn(p, e, args);
             rw.chain.push(NONE);

@@ -285,28 +285,54 @@ fn inside(left: isize, size: usize, len: usize) -> (usize, usize) {
     (j0, j1)
 }
 
+/// Where row `r` of the window matrix reads the image: the input columns `[j0, j1)` of
+/// each window row that fall inside the image, and the element offset (in the NHWC image)
+/// of window row `i`'s first inside pixel, if that row is inside the image at all.
+struct RowWindow {
+    bi: usize,
+    top: isize,
+    left: isize,
+    j0: usize,
+    j1: usize,
+}
+
+impl RowWindow {
+    fn of(g: &Conv, r: usize) -> RowWindow {
+        let win = g.win;
+        let (bi, oy, ox) = (r / (win.out_h * win.out_w), r / win.out_w % win.out_h, r % win.out_w);
+        let top = (oy * win.stride) as isize - win.pad_top as isize;
+        let left = (ox * win.stride) as isize - win.pad_left as isize;
+        let (j0, j1) = inside(left, win.size_w, win.w);
+        RowWindow { bi, top, left, j0, j1 }
+    }
+
+    fn start(&self, g: &Conv, i: usize) -> Option<usize> {
+        let win = g.win;
+        let iy = self.top + i as isize;
+        if iy < 0 || iy >= win.h as isize || self.j0 == self.j1 {
+            return None;
+        }
+        Some(((self.bi * win.h + iy as usize) * win.w + (self.left + self.j0 as isize) as usize) * g.c)
+    }
+}
+
 /// Writes rows `first ..` of the window matrix (as many as `block` holds) into `block`:
 /// row `(bi, oy, ox)` holds the input pixels under that output pixel's window, in the
 /// kernel's order (window row, window column, channel), zeros where the window lies in the
 /// padding. Each window row is a contiguous run of the image, so it is copied whole.
 fn im2col(x: &[f64], g: &Conv, first: usize, block: &mut [f64]) {
-    let (win, c) = (g.win, g.c);
-    let run = win.size_w * c;
+    let c = g.c;
+    let run = g.win.size_w * c;
     for (r, dst) in (first..).zip(block.chunks_exact_mut(g.cols())) {
-        let (bi, oy, ox) = (r / (win.out_h * win.out_w), r / win.out_w % win.out_h, r % win.out_w);
-        let top = (oy * win.stride) as isize - win.pad_top as isize;
-        let left = (ox * win.stride) as isize - win.pad_left as isize;
-        let (j0, j1) = inside(left, win.size_w, win.w);
+        let w = RowWindow::of(g, r);
         for (i, seg) in dst.chunks_exact_mut(run).enumerate() {
-            let iy = top + i as isize;
-            if iy < 0 || iy >= win.h as isize || j0 == j1 {
+            let Some(start) = w.start(g, i) else {
                 seg.fill(0.0);
                 continue;
-            }
-            let start = ((bi * win.h + iy as usize) * win.w + (left + j0 as isize) as usize) * c;
-            seg[..j0 * c].fill(0.0);
-            seg[j0 * c..j1 * c].copy_from_slice(&x[start..start + (j1 - j0) * c]);
-            seg[j1 * c..].fill(0.0);
+            };
+            seg[..w.j0 * c].fill(0.0);
+            seg[w.j0 * c..w.j1 * c].copy_from_slice(&x[start..start + (w.j1 - w.j0) * c]);
+            seg[w.j1 * c..].fill(0.0);
         }
     }
 }
@@ -315,20 +341,13 @@ fn im2col(x: &[f64], g: &Conv, first: usize, block: &mut [f64]) {
 /// gradient, each entry onto the pixel it was copied from (entries from the padding are
 /// dropped). `dx` holds the gradient from its element `base` on, which the rows reach.
 fn col2im(block: &[f64], g: &Conv, first: usize, dx: &mut [f64], base: usize) {
-    let (win, c) = (g.win, g.c);
-    let run = win.size_w * c;
+    let c = g.c;
+    let run = g.win.size_w * c;
     for (r, src) in (first..).zip(block.chunks_exact(g.cols())) {
-        let (bi, oy, ox) = (r / (win.out_h * win.out_w), r / win.out_w % win.out_h, r % win.out_w);
-        let top = (oy * win.stride) as isize - win.pad_top as isize;
-        let left = (ox * win.stride) as isize - win.pad_left as isize;
-        let (j0, j1) = inside(left, win.size_w, win.w);
+        let w = RowWindow::of(g, r);
         for (i, seg) in src.chunks_exact(run).enumerate() {
-            let iy = top + i as isize;
-            if iy < 0 || iy >= win.h as isize || j0 == j1 {
-                continue;
-            }
-            let start = ((bi * win.h + iy as usize) * win.w + (left + j0 as isize) as usize) * c - base;
-            for (d, s) in dx[start..start + (j1 - j0) * c].iter_mut().zip(&seg[j0 * c..j1 * c]) {
+            let Some(start) = w.start(g, i).map(|s| s - base) else { continue };
+            for (d, s) in dx[start..start + (w.j1 - w.j0) * c].iter_mut().zip(&seg[w.j0 * c..w.j1 * c]) {
                 *d += s;
             }
         }

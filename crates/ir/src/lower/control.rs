@@ -67,7 +67,8 @@ impl Lowerer<'_> {
             let placeholder = self.b.new_var(shape, Some(name.clone()));
             inputs.push(placeholder);
             init_shapes.push(shape);
-            self.set_local(name, LVal::Arr(Arr::Var { var: placeholder, shape, known: None }));
+            // The name is local (it was found among the locals above), so this rebinds it.
+            let _ = self.set_local(name, LVal::Arr(Arr::Var { var: placeholder, shape, known: None }));
         }
         self.frames.push(vec![(
             var.name.clone(),
@@ -109,7 +110,7 @@ impl Lowerer<'_> {
         let outs = self.b.push_multi(Prim::Loop(LoopOp::new(program, n)), args, &init_shapes, s.span);
         for ((name, _), (out, shape)) in carried.iter().zip(outs.into_iter().zip(init_shapes)) {
             self.b.vars[out.index()].name = Some(name.clone());
-            self.set_local(name, LVal::Arr(Arr::Var { var: out, shape, known: None }));
+            let _ = self.set_local(name, LVal::Arr(Arr::Var { var: out, shape, known: None }));
         }
         Ok(())
     }
@@ -163,7 +164,9 @@ impl Lowerer<'_> {
         }
         let get = |a: &Atom, map: &Vec<Option<Var>>| match a {
             // Every operand is an input, a constant or defined earlier in the region.
-            Atom::Var(v) => Atom::Var(map[v.index()].unwrap_or(Var(u32::MAX))),
+            Atom::Var(v) => Atom::Var(
+                map[v.index()].unwrap_or_else(|| panic!("internal error: {v:?} is not in the region")),
+            ),
             lit => *lit,
         };
         let mut new_eqns = Vec::with_capacity(eqns.len());
@@ -181,23 +184,6 @@ impl Lowerer<'_> {
         let outs = outputs.iter().map(|a| get(a, &map)).collect();
         let p = region_program(name, vars, new_inputs, new_eqns, outs, span);
         (p, consts.into_iter().map(Atom::Var).collect())
-    }
-
-    /// The value of a local (not top-level) name.
-    fn local(&self, name: &str) -> Option<LVal> {
-        self.frames
-            .iter()
-            .rev()
-            .find_map(|f| f.iter().rev().find(|(n, _)| &**n == name).map(|(_, v)| v.clone()))
-    }
-
-    fn set_local(&mut self, name: &str, v: LVal) {
-        for frame in self.frames.iter_mut().rev() {
-            if let Some(slot) = frame.iter_mut().rev().find(|(n, _)| &**n == name) {
-                slot.1 = v;
-                return;
-            }
-        }
     }
 
     /// `x[i, j] = v`: rebinds `x` to its array with that part replaced.

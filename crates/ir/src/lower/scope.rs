@@ -10,10 +10,8 @@ use std::rc::Rc;
 
 impl Lowerer<'_> {
     pub(crate) fn lookup(&mut self, name: &str, span: Span) -> Result<LVal> {
-        for frame in self.frames.iter().rev() {
-            if let Some((_, v)) = frame.iter().rev().find(|(n, _)| &**n == name) {
-                return Ok(v.clone());
-            }
+        if let Some(v) = self.local(name) {
+            return Ok(v);
         }
         if let Some(v) = self.global(name) {
             return Ok(v);
@@ -92,13 +90,27 @@ impl Lowerer<'_> {
         }
     }
 
-    fn assign(&mut self, name: &str, v: LVal, span: Span) -> Result<()> {
+    /// The value of a local (not top-level) name, innermost first.
+    pub(crate) fn local(&self, name: &str) -> Option<LVal> {
+        self.frames
+            .iter()
+            .rev()
+            .find_map(|f| f.iter().rev().find(|(n, _)| &**n == name).map(|(_, v)| v.clone()))
+    }
+
+    /// Rebinds a local name; gives the value back if there is none.
+    pub(crate) fn set_local(&mut self, name: &str, v: LVal) -> std::result::Result<(), LVal> {
         for frame in self.frames.iter_mut().rev() {
             if let Some(slot) = frame.iter_mut().rev().find(|(n, _)| &**n == name) {
                 slot.1 = v;
                 return Ok(());
             }
         }
+        Err(v)
+    }
+
+    fn assign(&mut self, name: &str, v: LVal, span: Span) -> Result<()> {
+        let Err(v) = self.set_local(name, v) else { return Ok(()) };
         let exists = self.host.global(name).is_some();
         if exists && !self.in_function {
             self.host.set_global(name.into(), v);
