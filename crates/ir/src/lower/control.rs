@@ -14,27 +14,69 @@ use ad_syntax::{Diagnostic, Span};
 /// A loop with constant bounds and at most this many iterations is unrolled (its derived
 /// programs are then straight-line code, as short as a person would write them); longer
 /// ones become loop equations.
-pub(crate) const UNROLL_SHORT: i64 = 16;
+const UNROLL_SHORT: i64 = 16;
 
 /// What lowering a loop body can be undone to, when a constant loop that cannot be a loop
 /// equation (a carried value changes shape) is unrolled instead.
-pub(crate) struct Mark {
+struct Mark {
     eqns: usize,
     frames: Vec<Vec<(Name, LVal)>>,
 }
 
 impl Lowerer<'_> {
-    pub(crate) fn mark(&self) -> Mark {
+    fn mark(&self) -> Mark {
         Mark { eqns: self.b.eqns.len(), frames: self.frames.clone() }
     }
 
-    pub(crate) fn undo(&mut self, m: Mark) {
+    fn undo(&mut self, m: Mark) {
         self.b.eqns.truncate(m.eqns);
         self.frames = m.frames;
     }
 
+    /// Lowers `for var in lo..hi { body }` inside a function as one loop equation when its
+    /// bounds are computed, or constant and more than [`UNROLL_SHORT`] apart; false when the
+    /// caller should unroll it (short, or a constant loop whose body cannot be one equation).
+    pub(crate) fn loop_once(
+        &mut self,
+        s: &Stmt,
+        var: &ad_syntax::ast::Ident,
+        bounds: (&LVal, &LVal),
+        spans: (Span, Span),
+        body: &Block,
+    ) -> Result<bool> {
+        for (v, span) in [(bounds.0, spans.0), (bounds.1, spans.1)] {
+            if let Some(sh) = self.shape_of(v).filter(|sh| !sh.is_scalar()) {
+                return Err(Diagnostic::at(span, format!("a loop bound must be a scalar, found shape {sh}")));
+            }
+        }
+        // A bound known while lowering: a number, or a scalar argument whose value the
+        // caller showed (using it specialises the function to that value).
+        let known = |v: &LVal| matches!(v, LVal::Num(_) | LVal::Arr(Arr::Var { known: Some(_), .. }));
+        if !(known(bounds.0) && known(bounds.1)) {
+            // Bounds known only when the function runs.
+            self.loop_region(s, var, bounds, spans, body)?;
+            return Ok(true);
+        }
+        let a = self.static_int(bounds.0, "a loop bound", spans.0)?;
+        let b = self.static_int(bounds.1, "a loop bound", spans.1)?;
+        if b - a <= UNROLL_SHORT {
+            return Ok(false);
+        }
+        // The bounds are known (the specialisation depends on them now), so the loop's trip
+        // count is known to its derivatives. A body that cannot be one equation (a carried
+        // value changes shape) is unrolled as before.
+        let mark = self.mark();
+        match self.loop_region(s, var, (&LVal::Num(a as f64), &LVal::Num(b as f64)), spans, body) {
+            Ok(()) => Ok(true),
+            Err(_) => {
+                self.undo(mark);
+                Ok(false)
+            }
+        }
+    }
+
     /// Lowers `for var in lo..hi { body }` as one loop equation.
-    pub(crate) fn loop_region(
+    fn loop_region(
         &mut self,
         s: &Stmt,
         var: &ad_syntax::ast::Ident,

@@ -41,42 +41,12 @@ impl Lowerer<'_> {
                 let av = self.expr(start)?;
                 let bv = self.expr(end)?;
                 let in_function = self.mode == Mode::Trace && self.in_function;
-                if in_function {
-                    for (v, e) in [(&av, start), (&bv, end)] {
-                        if let Some(sh) = self.shape_of(v).filter(|sh| !sh.is_scalar()) {
-                            return Err(Diagnostic::at(
-                                e.span,
-                                format!("a loop bound must be a scalar, found shape {sh}"),
-                            ));
-                        }
-                    }
-                    // A bound known while lowering: a number, or a scalar argument whose value
-                    // the caller showed (using it specialises the function to that value).
-                    let known =
-                        |v: &LVal| matches!(v, LVal::Num(_) | LVal::Arr(Arr::Var { known: Some(_), .. }));
-                    let constant = known(&av) && known(&bv);
-                    if !constant {
-                        // Bounds known only when the function runs: one loop equation.
-                        self.loop_region(s, var, (&av, &bv), (start.span, end.span), body)?;
-                        return Ok(None);
-                    }
+                if in_function && self.loop_once(s, var, (&av, &bv), (start.span, end.span), body)? {
+                    return Ok(None);
                 }
                 let a = self.static_int(&av, "a loop bound", start.span)?;
                 let b = self.static_int(&bv, "a loop bound", end.span)?;
-                if in_function && b - a > super::control::UNROLL_SHORT {
-                    // A long loop is lowered once; a body that cannot be (a carried value
-                    // changes shape) is unrolled as before, within the limit below.
-                    let mark = self.mark();
-                    // The bounds are known (the specialisation depends on them now), so the
-                    // loop's trip count is known to its derivatives.
-                    let bounds = (&LVal::Num(a as f64), &LVal::Num(b as f64));
-                    match self.loop_region(s, var, bounds, (start.span, end.span), body) {
-                        Ok(()) => return Ok(None),
-                        Err(_) => self.undo(mark),
-                    }
-                }
-                let unrolling = in_function;
-                if unrolling && b - a > MAX_UNROLL {
+                if in_function && b - a > MAX_UNROLL {
                     return Err(Diagnostic::at(
                         s.span,
                         format!(
