@@ -117,6 +117,15 @@ mod terminal {
         p.exp_string("interrupted").unwrap();
         line(&mut p, "n > 0");
         p.exp_string("1").unwrap();
+        // Ctrl-C stops a `while` inside a function that never ends.
+        line(&mut p, "def spin(x) {");
+        line(&mut p, "  while x > 0 { x = x + 1 }");
+        line(&mut p, "  x");
+        line(&mut p, "}");
+        line(&mut p, "spin(1)");
+        std::thread::sleep(Duration::from_millis(700));
+        p.send_control('c').unwrap();
+        p.exp_string("interrupted").unwrap();
         line(&mut p, "twice(5)");
         p.exp_string("10").unwrap();
         // Ctrl-D quits.

@@ -17,8 +17,9 @@
 use crate::emitter::{Emitter, Tan};
 use crate::jvp::jvp;
 use ad_ir::prim::{Binary, Prim};
-use ad_ir::region::{region_program, LoopOp};
+use ad_ir::region::{region_program, LoopOp, ReverseOp};
 use ad_ir::{Atom, Builder, Program, Shape, Var};
+use std::rc::Rc;
 
 /// The JVP of a loop body with respect to the carried values `wrt_c` and constants `wrt_k`
 /// (indices among the carries and constants): a program with the inputs
@@ -57,10 +58,22 @@ fn active_carries(op: &LoopOp, init: &[bool], wrt_k: &[usize], nan_safe: bool) -
     }
 }
 
-/// Emits a loop with several results, marking them linear or not.
-fn emit_loop(em: &mut Emitter, body: Program, carries: usize, args: Vec<Atom>, linear: bool) -> Vec<Var> {
+/// Emits a loop with several results (a `while` loop with a condition), marking them linear
+/// or not.
+fn emit_loop(
+    em: &mut Emitter,
+    body: Program,
+    cond: Option<Program>,
+    carries: usize,
+    args: Vec<Atom>,
+    linear: bool,
+) -> Vec<Var> {
     let shapes: Vec<Shape> = body.outputs.iter().map(|a| body.shape(*a)).collect();
-    let outs = em.b.push_multi(Prim::Loop(LoopOp::new(body, carries)), args, &shapes, em.span);
+    let op = match cond {
+        Some(c) => LoopOp::new_while(c, body, carries),
+        None => LoopOp::new(body, carries),
+    };
+    let outs = em.b.push_multi(Prim::Loop(op), args, &shapes, em.span);
     for o in &outs {
         em.mark(*o, linear);
     }
@@ -72,7 +85,7 @@ fn emit_loop(em: &mut Emitter, body: Program, carries: usize, args: Vec<Atom>, l
 /// linear loop over the tangents), which needs bounds known when deriving.
 pub(crate) fn jvp_loop(
     em: &mut Emitter,
-    op: &LoopOp,
+    op: &Rc<LoopOp>,
     x: &[Atom],
     t: &[Tan],
     split: bool,
@@ -81,11 +94,22 @@ pub(crate) fn jvp_loop(
     let consts = &x[2 + c..];
     let init: Vec<bool> = t[2..2 + c].iter().map(Option::is_some).collect();
     let wrt_k: Vec<usize> = (0..consts.len()).filter(|j| t[2 + c + j].is_some()).collect();
-    let (jp, active) = active_carries(op, &init, &wrt_k, em.nan_safe);
+    let (mut jp, mut active) = active_carries(op, &init, &wrt_k, em.nan_safe);
     if active.is_empty() {
         // No derivative flows through the loop: the primal loop as it was.
-        let outs = emit_loop(em, op.body.clone(), c, x.to_vec(), false);
+        let outs = emit_loop(em, op.body.clone(), op.cond.clone(), c, x.to_vec(), false);
         return Ok((outs.into_iter().map(Atom::Var).collect(), vec![None; c]));
+    }
+    // What reverse mode would record: every iteration's carried values.
+    let record_bytes = LoopOp::static_trips(x).filter(|_| !op.is_while()).map(|n| {
+        let state: usize = op.out_shapes().iter().map(|s| s.size()).sum();
+        (n as f64) * (state as f64) * 8.0
+    });
+    let replay = split && record_bytes.is_none_or(|b| b > ad_ir::shape::tape_budget() as f64);
+    if replay {
+        // A reversal carries a cotangent for every carried value (see `transpose_replay`).
+        active = (0..c).collect();
+        jp = body_jvp(op, &active, &wrt_k, em.nan_safe).0;
     }
     let tangent_init: Vec<Atom> = active
         .iter()
@@ -96,13 +120,38 @@ pub(crate) fn jvp_loop(
         .collect();
     let tangent_consts: Vec<Atom> = wrt_k.iter().filter_map(|j| t[2 + c + j]).collect();
     let a = active.len();
-    if !split {
+    if !split || replay {
         // One loop over the values and their tangents, whose body is the body's JVP.
         let mut args: Vec<Atom> = x[..2 + c].to_vec();
         args.extend(tangent_init);
         args.extend_from_slice(consts);
         args.extend(tangent_consts);
-        let outs = emit_loop(em, jp, c + a, args, false);
+        // A `while` loop's condition reads the values only, at their places among the
+        // JVP body's inputs.
+        let cond = op.cond.as_ref().map(|cond| {
+            let n_consts = consts.len();
+            let ins: Vec<usize> = (0..1 + c).chain((0..n_consts).map(|j| 1 + c + a + j)).collect();
+            widen(cond, &jp, &ins)
+        });
+        if replay {
+            // Reverse mode without a record in the program: the primal loop, and a linear
+            // loop that recomputes it alongside the tangents, whose transpose keeps what it
+            // needs when it runs (`ReverseLoop`).
+            let results = emit_loop(em, op.body.clone(), op.cond.clone(), c, x.to_vec(), false);
+            let shapes: Vec<Shape> = jp.outputs.iter().map(|o| jp.shape(*o)).collect();
+            let replay = ad_ir::region::Replay { primal: op.clone(), wrt: wrt_k };
+            let lin = LoopOp { body: jp, carries: c + a, cond, replay: Some(replay) };
+            let outs = em.b.push_multi(Prim::Loop(Rc::new(lin)), args, &shapes, em.span);
+            for (n, o) in outs.iter().enumerate() {
+                em.mark(*o, n >= c);
+            }
+            let mut tans = vec![None; c];
+            for (n, k) in active.iter().enumerate() {
+                tans[*k] = Some(Atom::Var(outs[c + n]));
+            }
+            return Ok((results.into_iter().map(Atom::Var).collect(), tans));
+        }
+        let outs = emit_loop(em, jp, cond, c + a, args, false);
         let mut tans = vec![None; c];
         for (n, k) in active.iter().enumerate() {
             let o = outs[c + n];
@@ -111,9 +160,7 @@ pub(crate) fn jvp_loop(
         }
         return Ok((outs[..c].iter().map(|v| Atom::Var(*v)).collect(), tans));
     }
-    let (lo, hi) = LoopOp::static_bounds(x).ok_or(
-        "reverse mode through a `for` loop whose bounds are computed when the function runs is not supported yet; give the loop constant bounds",
-    )?;
+    let (lo, hi) = LoopOp::static_bounds(x).ok_or("internal error: a recorded loop has computed bounds")?;
     let n = (hi - lo).max(0.0) as usize;
     // The recording primal loop: inputs [i, carries, tapes, consts].
     let body = &op.body;
@@ -157,7 +204,7 @@ pub(crate) fn jvp_loop(
         args.push(em.zeros(*s));
     }
     args.extend_from_slice(consts);
-    let outs = emit_loop(em, record, 2 * c, args, false);
+    let outs = emit_loop(em, record, None, 2 * c, args, false);
     let (results, recorded) = outs.split_at(c);
     for (k, r) in recorded.iter().enumerate() {
         let name = body.vars[body.inputs[1 + k].index()].name.as_deref().unwrap_or("carry");
@@ -193,12 +240,25 @@ pub(crate) fn jvp_loop(
     args.extend(recorded.iter().map(|v| Atom::Var(*v)));
     args.extend_from_slice(consts);
     args.extend(tangent_consts);
-    let touts = emit_loop(em, linear_body, a, args, true);
+    let touts = emit_loop(em, linear_body, None, a, args, true);
     let mut result_tans = vec![None; c];
     for (n, k) in active.iter().enumerate() {
         result_tans[*k] = Some(Atom::Var(touts[n]));
     }
     Ok((results.iter().map(|v| Atom::Var(*v)).collect(), result_tans))
+}
+
+/// `cond` as a program with the inputs of `like`, of which it reads those at `ins`.
+fn widen(cond: &Program, like: &Program, ins: &[usize]) -> Program {
+    let mut b = Builder::new();
+    let inputs: Vec<Var> = like
+        .inputs
+        .iter()
+        .map(|v| b.new_var(like.var_shape(*v), like.vars[v.index()].name.clone()))
+        .collect();
+    let picked: Vec<Atom> = ins.iter().map(|k| Atom::Var(inputs[*k])).collect();
+    let outs = b.inline(cond, &picked);
+    region_program(&cond.name, b.vars, inputs, b.eqns, outs, cond.span)
 }
 
 /// `i - lo`: the iteration's position in the tape.
@@ -218,6 +278,9 @@ pub(crate) fn transpose_loop(
     lin: &[bool],
     cts: &[Tan],
 ) -> Result<Vec<Tan>, String> {
+    if let Some(primal) = &op.replay {
+        return transpose_replay(em, op, primal, x, lin, cts);
+    }
     let c = op.carries;
     // Every carried value of a linear loop is a tangent; one that starts as a materialised
     // zero is not linear as an operand and receives no contribution.
@@ -279,13 +342,303 @@ pub(crate) fn transpose_loop(
         args.push(em.zeros(const_shape(*j)));
     }
     args.extend(other_consts.iter().map(|j| x[2 + c + j]));
-    let outs = emit_loop(em, reversed, c + lin_consts.len(), args, false);
+    let outs = emit_loop(em, reversed, None, c + lin_consts.len(), args, false);
     let mut contributions: Vec<Tan> = vec![None; x.len()];
     for k in (0..c).filter(|k| lin[2 + k]) {
         contributions[2 + k] = Some(Atom::Var(outs[k]));
     }
     for (n, j) in lin_consts.iter().enumerate() {
         contributions[2 + c + j] = Some(Atom::Var(outs[c + n]));
+    }
+    Ok(contributions)
+}
+
+/// The transpose of a replaying linear loop (operands `[lo, hi, carries.., tangents..,
+/// consts.., const tangents..]`, its body the JVP body of the primal loop with respect to
+/// every carried value and the constants `wrt`): a `ReverseLoop` whose backward step is the
+/// VJP of the JVP body with respect to the tangents.
+fn transpose_replay(
+    em: &mut Emitter,
+    op: &LoopOp,
+    replay: &ad_ir::region::Replay,
+    x: &[Atom],
+    lin: &[bool],
+    cts: &[Tan],
+) -> Result<Vec<Tan>, String> {
+    let (primal, wrt) = (&replay.primal, &replay.wrt);
+    let jp = &op.body;
+    let (c, k, m) = (primal.carries, primal.consts(), replay.wrt.len());
+    // The JVP body's inputs: [i, carries (c), tangents (c), consts (k), const tangents (m)].
+    let tangents: Vec<usize> = (1 + c..1 + 2 * c).chain(1 + 2 * c + k..1 + 2 * c + k + m).collect();
+    let own: Vec<usize> = (1..1 + c).chain(1 + 2 * c..1 + 2 * c + k).collect();
+    let seeded: Vec<usize> = (c..2 * c).collect();
+    let back = back_step(jp, c, &own, &seeded, &tangents, &format!("{}_bar", primal.body.name))?;
+    let rev = ReverseOp { primal: primal.clone(), back, cotangents: c, wrt: wrt.clone(), tangent_of: None };
+    let mut args: Vec<Atom> = x[..2 + c].to_vec();
+    args.extend_from_slice(&x[2 + 2 * c..2 + 2 * c + k]);
+    for j in 0..c {
+        let s = em.shape(x[2 + c + j]);
+        args.push(em.materialize(cts[c + j], s));
+    }
+    let outs = emit_reverse(em, rev, args);
+    let mut contributions: Vec<Tan> = vec![None; x.len()];
+    for j in 0..c {
+        if lin[2 + c + j] {
+            contributions[2 + c + j] = Some(Atom::Var(outs[j]));
+        }
+    }
+    for j in 0..m {
+        if lin[2 + 2 * c + k + j] {
+            contributions[2 + 2 * c + k + j] = Some(Atom::Var(outs[c + j]));
+        }
+    }
+    Ok(contributions)
+}
+
+/// The backward step of a reversal from a loop body `p` (inputs `[i, ..]`): the VJP of `p`
+/// with respect to its inputs `wrt`, as a program with the inputs `[i, own.., cotangents of
+/// the outputs seeded..]` and the outputs `[cotangents of the inputs wrt..]`. `own` are the
+/// inputs the reversal passes in (carried values, then constants); the others are zeros
+/// (tangents: a linear map's transpose does not read them), and so are the cotangents of
+/// the outputs not seeded.
+fn back_step(
+    p: &Program,
+    c: usize,
+    own: &[usize],
+    seeded: &[usize],
+    wrt: &[usize],
+    name: &str,
+) -> Result<Program, String> {
+    let v = crate::first_order::vjp_program(p, wrt, wrt)?;
+    let mut b = Builder::new();
+    let in_name = |j: usize| p.vars[p.inputs[j].index()].name.clone();
+    let zeros = |b: &mut Builder, s: Shape| {
+        if s.is_scalar() {
+            Atom::Lit(0.0)
+        } else {
+            Atom::Var(b.push(Prim::Full(s, ad_ir::prim::F64(0.0)), [], s, p.span))
+        }
+    };
+    let mut ins: Vec<Option<Atom>> = vec![None; p.inputs.len()];
+    let i = b.new_var(Shape::scalar(), in_name(0));
+    ins[0] = Some(Atom::Var(i));
+    let mut inputs = vec![i];
+    for &j in own {
+        let v = b.new_var(p.var_shape(p.inputs[j]), in_name(j));
+        ins[j] = Some(Atom::Var(v));
+        inputs.push(v);
+    }
+    // Cotangents of the outputs, named after the carried values they belong to (the
+    // outputs are the `c` carried values, then perhaps their tangents).
+    let mut seeds: Vec<Option<Atom>> = vec![None; p.outputs.len()];
+    for &j in seeded {
+        let name = in_name(1 + j % c.max(1)).map(|n| format!("{n}_bar").into());
+        let v = b.new_var(p.shape(p.outputs[j]), name);
+        seeds[j] = Some(Atom::Var(v));
+        inputs.push(v);
+    }
+    let mut all: Vec<Atom> = Vec::with_capacity(ins.len() + seeds.len());
+    for (j, a) in ins.into_iter().enumerate() {
+        let s = p.var_shape(p.inputs[j]);
+        all.push(a.unwrap_or_else(|| zeros(&mut b, s)));
+    }
+    for (j, a) in seeds.into_iter().enumerate() {
+        let s = p.shape(p.outputs[j]);
+        all.push(a.unwrap_or_else(|| zeros(&mut b, s)));
+    }
+    let outs = b.inline(&v, &all);
+    let bars = outs[p.outputs.len()..].to_vec();
+    let back = region_program(name, b.vars, inputs, b.eqns, bars, p.span);
+    Ok(crate::simplify::simplify(back))
+}
+
+/// Emits a reversal; its results are cotangents.
+fn emit_reverse(em: &mut Emitter, rev: ReverseOp, args: Vec<Atom>) -> Vec<Var> {
+    let shapes = rev.out_shapes();
+    let outs = em.b.push_multi(Prim::ReverseLoop(Rc::new(rev)), args, &shapes, em.span);
+    for o in &outs {
+        em.mark(*o, false);
+    }
+    outs
+}
+
+/// The JVP of a loop's reversal (forward over reverse, as in a Hessian-vector product): the
+/// reversal of the loop's JVP, whose backward step is the JVP of the backward step. Every
+/// tangent is materialised (a zero where there is none), so that the state, constants and
+/// cotangents of the new reversal are those of the old one followed by their tangents.
+pub(crate) fn jvp_reverse(
+    em: &mut Emitter,
+    op: &Rc<ReverseOp>,
+    x: &[Atom],
+    t: &[Tan],
+    split: bool,
+) -> Result<(Vec<Atom>, Vec<Tan>), String> {
+    let primal = &op.primal;
+    let (c, k, a) = (primal.carries, primal.consts(), op.cotangents);
+    let shapes = op.out_shapes();
+    let m = shapes.len() - a;
+    // The values, by the reversal as it is: on their own when linearizing, so that the
+    // linear part (the reversal of the JVP below) holds only tangents that are read.
+    let mut values = None;
+    if split || t.iter().all(Option::is_none) {
+        let outs =
+            em.b.push_multi(Prim::ReverseLoop(Rc::new(clone_reverse(op))), x.to_vec(), &shapes, em.span);
+        for o in &outs {
+            em.mark(*o, false);
+        }
+        values = Some(outs.into_iter().map(Atom::Var).collect::<Vec<_>>());
+    }
+    if t.iter().all(Option::is_none) {
+        return Ok((values.unwrap_or_default(), vec![None; a + m]));
+    }
+    // The primal loop's JVP with respect to everything it carries and reads.
+    let (jp, _) = body_jvp(primal, &(0..c).collect::<Vec<_>>(), &(0..k).collect::<Vec<_>>(), em.nan_safe);
+    let cond = primal.cond.as_ref().map(|cond| {
+        let ins: Vec<usize> = (0..1 + c).chain(1 + 2 * c..1 + 2 * c + k).collect();
+        widen(cond, &jp, &ins)
+    });
+    let looped = Rc::new(LoopOp { body: jp, carries: 2 * c, cond, replay: None });
+    // The backward step's JVP, its inputs and outputs interleaved as the reversal needs.
+    let back = &op.back;
+    let leaves: Vec<usize> = (1..back.inputs.len()).collect();
+    let j = jvp(back, &leaves, em.nan_safe);
+    let mut em2 = j.em;
+    let mut tans: Vec<Atom> = Vec::new();
+    for (n, o) in j.outputs.iter().enumerate() {
+        let s = em2.shape(*o);
+        tans.push(em2.materialize(j.tangents[n], s));
+    }
+    let (ti, pi) = (&j.tangent_inputs, &j.inputs);
+    let inputs: Vec<Var> =
+        [&pi[..1 + c], &ti[..c], &pi[1 + c..1 + c + k], &ti[c..c + k], &pi[1 + c + k..], &ti[c + k..]]
+            .concat();
+    let outputs: Vec<Atom> = [&j.outputs[..a], &tans[..a], &j.outputs[a..], &tans[a..]].concat();
+    let back2 = region_program(&back.name, em2.b.vars, inputs, em2.b.eqns, outputs, back.span);
+    let wrt: Vec<usize> = op.wrt.iter().copied().chain(op.wrt.iter().map(|j| k + j)).collect();
+    let rev = ReverseOp {
+        primal: looped,
+        back: crate::simplify::simplify(back2),
+        cotangents: 2 * a,
+        wrt,
+        tangent_of: Some(op.clone()),
+    };
+    let tangent = |em: &mut Emitter, n: usize| {
+        let s = em.shape(x[n]);
+        em.materialize(t[n], s)
+    };
+    let mut args: Vec<Atom> = x[..2 + c].to_vec();
+    for n in 2..2 + c {
+        args.push(tangent(em, n));
+    }
+    args.extend_from_slice(&x[2 + c..2 + c + k]);
+    for n in 2 + c..2 + c + k {
+        args.push(tangent(em, n));
+    }
+    args.extend_from_slice(&x[2 + c + k..]);
+    for n in 2 + c + k..x.len() {
+        args.push(tangent(em, n));
+    }
+    let shapes2 = rev.out_shapes();
+    let outs = em.b.push_multi(Prim::ReverseLoop(Rc::new(rev)), args, &shapes2, em.span);
+    for o in &outs {
+        em.mark(*o, false);
+    }
+    let v = |k: usize| Atom::Var(outs[k]);
+    let values: Vec<Atom> =
+        values.unwrap_or_else(|| (0..a).map(v).chain((2 * a..2 * a + m).map(v)).collect());
+    let tangents: Vec<Tan> = (a..2 * a).chain(2 * a + m..2 * a + 2 * m).map(|k| Some(v(k))).collect();
+    for t in &tangents {
+        if let Some(Atom::Var(o)) = t {
+            em.mark(*o, true);
+        }
+    }
+    Ok((values, tangents))
+}
+
+/// A reversal as a new operation (equations are identified by their operation's address).
+fn clone_reverse(op: &ReverseOp) -> ReverseOp {
+    ReverseOp {
+        primal: op.primal.clone(),
+        back: op.back.clone(),
+        cotangents: op.cotangents,
+        wrt: op.wrt.clone(),
+        tangent_of: op.tangent_of.clone(),
+    }
+}
+
+/// The transpose of the JVP of a reversal (reverse over reverse), by the symmetry of second
+/// derivatives. The reversal `R(s0, k, λ)` is the gradient, with respect to the initial
+/// carried values and the constants `wrt`, of `λ · L(s0, k)` where `L` is the loop. Its JVP
+/// is linear in the tangents `(ṡ0, k̇, λ̇)`; given cotangents `μ` of its results, the
+/// cotangent of `λ̇` is `J_L μ` (the loop's JVP in the direction `μ`), and that of `(ṡ0, k̇)`
+/// is the gradient of `λ · J_L μ` with respect to `(s0, k)`: a reversal of the loop's JVP.
+pub(crate) fn transpose_reverse(
+    em: &mut Emitter,
+    op: &ReverseOp,
+    x: &[Atom],
+    lin: &[bool],
+    cts: &[Tan],
+) -> Result<Vec<Tan>, String> {
+    let Some(r) = &op.tangent_of else {
+        return Err("internal error: a loop's reversal is transposed but is not the derivative of one".into());
+    };
+    let primal = &r.primal;
+    let (c, k, m) = (primal.carries, primal.consts(), r.wrt.len());
+    // Operands: [lo, hi, s0 (c), ṡ0 (c), k (K), k̇ (K), λ (c), λ̇ (c)]; results:
+    // [λ0 (c), λ̇0 (c), acc (m), acċ (m)], of which the tangents have cotangents.
+    let at_s0 = 2;
+    let at_k = 2 + 2 * c;
+    let at_l = 2 + 2 * c + 2 * k;
+    let mut mu: Vec<Atom> = Vec::with_capacity(c + k);
+    for j in 0..c {
+        let s = em.shape(x[at_s0 + j]);
+        mu.push(em.materialize(cts[c + j], s));
+    }
+    for j in 0..k {
+        let s = em.shape(x[at_k + j]);
+        let t = r.wrt.iter().position(|w| *w == j).and_then(|q| cts[2 * c + m + q]);
+        mu.push(em.materialize(t, s));
+    }
+    // The loop's JVP with respect to everything, in the direction μ.
+    let all_c: Vec<usize> = (0..c).collect();
+    let all_k: Vec<usize> = (0..k).collect();
+    let (jp, _) = body_jvp(primal, &all_c, &all_k, em.nan_safe);
+    let cond = primal.cond.as_ref().map(|cond| {
+        let ins: Vec<usize> = (0..1 + c).chain(1 + 2 * c..1 + 2 * c + k).collect();
+        widen(cond, &jp, &ins)
+    });
+    let mut args: Vec<Atom> = x[..2 + c].to_vec();
+    args.extend_from_slice(&mu[..c]);
+    args.extend_from_slice(&x[at_k..at_k + k]);
+    args.extend_from_slice(&mu[c..]);
+    let jvp_outs = emit_loop(em, jp.clone(), cond.clone(), 2 * c, args.clone(), false);
+    // The gradient of λ · ṡ_n with respect to (s0, k): the reversal of the JVP loop, seeded
+    // with λ on the tangents.
+    let own: Vec<usize> = (1..1 + 2 * c + 2 * k).collect();
+    let seeded: Vec<usize> = (0..2 * c).collect();
+    let wrt_in: Vec<usize> = (1..1 + 2 * c + k).collect();
+    let back = back_step(&jp, c, &own, &seeded, &wrt_in, &format!("{}_bar", primal.body.name))?;
+    let looped = Rc::new(LoopOp { body: jp, carries: 2 * c, cond, replay: None });
+    let rev = ReverseOp { primal: looped, back, cotangents: 2 * c, wrt: all_k, tangent_of: None };
+    for j in 0..c {
+        let s = em.shape(x[at_l + j]);
+        args.push(em.zeros(s));
+    }
+    args.extend_from_slice(&x[at_l..at_l + c]);
+    let outs = emit_reverse(em, rev, args);
+    let mut contributions: Vec<Tan> = vec![None; x.len()];
+    for j in 0..c {
+        if lin[at_s0 + c + j] {
+            contributions[at_s0 + c + j] = Some(Atom::Var(outs[j]));
+        }
+        if lin[at_l + c + j] {
+            contributions[at_l + c + j] = Some(Atom::Var(jvp_outs[c + j]));
+        }
+    }
+    for j in 0..k {
+        if lin[at_k + k + j] {
+            contributions[at_k + k + j] = Some(Atom::Var(outs[2 * c + j]));
+        }
     }
     Ok(contributions)
 }

@@ -18,7 +18,8 @@ pub struct Linearized {
 pub fn linearize(p: &Program, wrt: &[usize], nan_safe: bool) -> Result<Linearized, String> {
     let mut j = jvp_with(p, wrt, nan_safe, true)?;
     let eqns = std::mem::take(&mut j.em.b.eqns);
-    let (linear, primal): (Vec<Eqn>, Vec<Eqn>) = eqns.into_iter().partition(|e| j.em.linear[e.out.index()]);
+    let (linear, primal): (Vec<Eqn>, Vec<Eqn>) =
+        eqns.into_iter().partition(|e| e.outs().any(|o| j.em.linear[o.index()]));
     j.em.b.eqns = primal;
     Ok(Linearized { jvp: j, linear })
 }
@@ -42,14 +43,20 @@ pub fn transpose(l: &mut Linearized, seeds: &[(Tan, Atom)], wanted: &[Var]) -> R
     }
     for e in l.linear.iter().rev() {
         let linear = |em: &Emitter| -> Vec<bool> { e.args.iter().map(|a| em.is_linear(*a)).collect() };
-        let contributions = if let ad_ir::Prim::Loop(op) = &e.prim {
+        let contributions = if let ad_ir::Prim::Loop(_) | ad_ir::Prim::ReverseLoop(_) = &e.prim {
             // A loop has a cotangent per result and is transposed as a whole.
             let cts: Vec<Tan> = e.outs().map(|o| ct[o.index()].take()).collect();
             if cts.iter().all(Option::is_none) {
                 continue;
             }
             em.span = e.span;
-            crate::loops::transpose_loop(em, op, &e.args, &linear(em), &cts)?
+            match &e.prim {
+                ad_ir::Prim::Loop(op) => crate::loops::transpose_loop(em, op, &e.args, &linear(em), &cts)?,
+                ad_ir::Prim::ReverseLoop(op) => {
+                    crate::loops::transpose_reverse(em, op, &e.args, &linear(em), &cts)?
+                }
+                _ => unreachable!("matched above"),
+            }
         } else {
             let Some(c) = ct[e.out.index()].take() else { continue };
             name_cotangent(em, c, e.out);

@@ -186,7 +186,9 @@ pub(crate) fn batch_rule(
             em.emit(Prim::Permute(perm), [r])
         }
         Prim::DynIndex(_) | Prim::DynUpdate(_) => per_element(em, prim, args, batched, b, out)?,
-        Prim::Loop(_) => return Err("`vmap` of a function with a loop is not supported yet".into()),
+        Prim::Loop(_) | Prim::ReverseLoop(_) => {
+            return Err("`vmap` of a function with a loop is not supported yet".into())
+        }
         Prim::MaxPool2dPick(_) | Prim::MaxPool2dScatter(_) => {
             let (x, t) = (with_batch(em, 0)?, with_batch(em, 1)?);
             let (x, t) = (merge_batch(em, x)?, merge_batch(em, t)?);

@@ -57,6 +57,11 @@ pub fn address_space_limit() -> Option<u64> {
 
 /// Sets the budget: `SIZE` when given, otherwise the machine's.
 pub fn configure(size: Option<u64>) {
+    // A size given is also the budget of reverse mode through loops (whose default is
+    // 512 MiB, not the machine's).
+    if let Some(bytes) = size {
+        ad_ir::shape::set_tape_budget(bytes);
+    }
     if let Some(bytes) = size.or_else(machine_budget) {
         ad_ir::shape::set_memory_budget(bytes);
     }

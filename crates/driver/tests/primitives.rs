@@ -37,6 +37,9 @@ fn collect(p: &ad_ir::Program, names: &mut BTreeSet<String>) {
         names.insert(e.prim.name().to_string());
         if let ad_ir::Prim::Loop(op) = &e.prim {
             collect(&op.body, names);
+            if let Some(c) = &op.cond {
+                collect(c, names);
+            }
         }
     }
 }

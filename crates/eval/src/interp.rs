@@ -36,9 +36,17 @@ struct Step {
     shape: Shape,
     /// Values whose last use is this step but that could not be taken (used twice here).
     drop_after: Vec<usize>,
-    /// A loop's body, prepared once.
-    body: Option<Rc<Compiled>>,
+    /// A loop's programs, prepared once.
+    region: Option<Rc<Region>>,
     span: Span,
+}
+
+/// The programs of a loop equation.
+#[derive(Debug)]
+enum Region {
+    /// A loop's body and, for a `while` loop, its condition.
+    Loop(Compiled, Option<Compiled>),
+    Reverse(crate::reverse::Reversal),
 }
 
 /// A program prepared for repeated execution.
@@ -109,8 +117,20 @@ impl Compiled {
                         }
                     })
                     .collect();
-                let body = match &e.prim {
-                    Prim::Loop(op) => Some(Rc::new(Compiled::new(&op.body))),
+                let region = match &e.prim {
+                    Prim::Loop(op) => Some(Rc::new(Region::Loop(
+                        Compiled::new(&op.body),
+                        op.cond.as_ref().map(Compiled::new),
+                    ))),
+                    Prim::ReverseLoop(op) => Some(Rc::new(Region::Reverse(crate::reverse::Reversal {
+                        body: Compiled::new(&op.primal.body),
+                        cond: op.primal.cond.as_ref().map(Compiled::new),
+                        back: Compiled::new(&op.back),
+                        carries: op.primal.carries,
+                        consts: op.primal.consts(),
+                        cotangents: op.cotangents,
+                        out_shapes: op.out_shapes(),
+                    }))),
                     _ => None,
                 };
                 let mut step = Step {
@@ -120,7 +140,7 @@ impl Compiled {
                     extra: e.extra.iter().map(|v| v.index()).collect(),
                     shape: p.var_shape(e.out),
                     drop_after,
-                    body,
+                    region,
                     span: e.span,
                 };
                 // A result nobody reads is dropped right away.
@@ -169,9 +189,18 @@ impl Compiled {
                 })
                 .map(|a| a.unwrap_or_else(|| missing(s.out)))
                 .collect();
-            match (&s.prim, &s.body) {
-                (Prim::Loop(op), Some(body)) => {
-                    let outs = run_loop(body, op.carries, args, s.span)?;
+            let region = s.region.as_deref();
+            match (&s.prim, region) {
+                (Prim::Loop(op), Some(Region::Loop(body, cond))) => {
+                    let outs = run_loop(body, cond.as_ref(), op.carries, args, s.span)?;
+                    for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
+                        regs[*slot] = Some(a);
+                    }
+                }
+                (_, Some(Region::Reverse(r))) => {
+                    let (lo, hi) = loop_bounds(&args, r.cond.is_some(), s.span)?;
+                    let hi = (hi != i64::MAX).then_some(hi);
+                    let outs = crate::reverse::run(r, lo, hi, args)?;
                     for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
                         regs[*slot] = Some(a);
                     }
@@ -200,10 +229,55 @@ impl Compiled {
     }
 }
 
-/// Runs a loop: `args` are its bounds, carried values and constants.
-fn run_loop(body: &Compiled, carries: usize, args: Vec<Array>, span: Span) -> Result<Vec<Array>, RunError> {
+/// Runs a loop: `args` are its bounds, carried values and constants. A `while` loop (with
+/// `cond`) has the bounds 0 and infinity, and stops at its condition.
+fn run_loop(
+    body: &Compiled,
+    cond: Option<&Compiled>,
+    carries: usize,
+    args: Vec<Array>,
+    span: Span,
+) -> Result<Vec<Array>, RunError> {
+    let (lo, hi) = loop_bounds(&args, cond.is_some(), span)?;
+    let mut it = args.into_iter().skip(2);
+    let mut carried: Vec<Array> = it.by_ref().take(carries).collect();
+    let consts: Vec<Array> = it.collect();
+    let inputs = |i: i64, carried: &mut Vec<Array>, take: bool| {
+        let mut inputs = Vec::with_capacity(1 + carried.len() + consts.len());
+        inputs.push(Array::scalar(i as f64));
+        if take {
+            inputs.append(carried);
+        } else {
+            inputs.extend(carried.iter().cloned());
+        }
+        inputs.extend(consts.iter().cloned());
+        inputs
+    };
+    for i in lo..hi {
+        // A `while` may never end: it checks for Ctrl-C on every iteration (a relaxed
+        // atomic load, cheap next to running the body).
+        if (cond.is_some() || (i - lo) % 1024 == 1023) && interrupted() {
+            return Err(RunError::Interrupted);
+        }
+        if let Some(c) = cond {
+            let go = c.run(inputs(i, &mut carried, false))?;
+            if go.first().and_then(|a| a.data().first().copied()).unwrap_or(0.0) == 0.0 {
+                break;
+            }
+        }
+        carried = body.run(inputs(i, &mut carried, true))?;
+    }
+    Ok(carried)
+}
+
+/// A loop's bounds, the first two of `args`: integers, or for a `while` loop an infinite
+/// upper bound (`i64::MAX`).
+fn loop_bounds(args: &[Array], is_while: bool, span: Span) -> Result<(i64, i64), RunError> {
     let bound = |a: &Array, which: &str| -> Result<i64, RunError> {
         let x = a.data().first().copied().unwrap_or(f64::NAN);
+        if x == f64::INFINITY && is_while {
+            return Ok(i64::MAX);
+        }
         if x != x.trunc() || !x.is_finite() || x.abs() > 9.0e15 {
             return Err(RunError::At(
                 span,
@@ -215,21 +289,7 @@ fn run_loop(body: &Compiled, carries: usize, args: Vec<Array>, span: Span) -> Re
         }
         Ok(x as i64)
     };
-    let (lo, hi) = (bound(&args[0], "lower")?, bound(&args[1], "upper")?);
-    let mut it = args.into_iter().skip(2);
-    let mut carried: Vec<Array> = it.by_ref().take(carries).collect();
-    let consts: Vec<Array> = it.collect();
-    for i in lo..hi {
-        if (i - lo) % 1024 == 1023 && interrupted() {
-            return Err(RunError::Interrupted);
-        }
-        let mut inputs = Vec::with_capacity(1 + carried.len() + consts.len());
-        inputs.push(Array::scalar(i as f64));
-        inputs.append(&mut carried);
-        inputs.extend(consts.iter().cloned());
-        carried = body.run(inputs)?;
-    }
-    Ok(carried)
+    Ok((bound(&args[0], "lower")?, bound(&args[1], "upper")?))
 }
 
 /// A register read before it was written or after it was dropped: a bug in `Compiled::new`

@@ -8,6 +8,7 @@
 pub mod csv;
 pub mod interp;
 pub mod kernels;
+pub mod reverse;
 pub mod rng;
 
 pub use interp::{interrupted, Compiled, RunError, INTERRUPT};

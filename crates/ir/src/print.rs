@@ -168,7 +168,7 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
             (format!("{}[{}]", paren(&args[0], P_POSTFIX), pos.join(", ")), P_POSTFIX)
         }
         // Statements, printed by the block printer.
-        Prim::DynUpdate(_) | Prim::Loop(_) => (String::new(), P_ATOM),
+        Prim::DynUpdate(_) | Prim::Loop(_) | Prim::ReverseLoop(_) => (String::new(), P_ATOM),
     }
 }
 
@@ -218,6 +218,11 @@ struct Namer {
     /// unrolled loop) do not each search from `_2` upwards.
     next_suffix: HashMap<String, usize>,
     temp: usize,
+    /// The printed program's name, and the `def`s of the loop reversals printed so far
+    /// (`reverse_loop` calls them), which come before it.
+    prefix: String,
+    helpers: Vec<String>,
+    reversals: usize,
 }
 
 /// Prints `p` as a `def`. Fails only for programs whose parameters are function values,
@@ -226,8 +231,15 @@ pub fn print_program(p: &Program) -> Result<String, String> {
     if p.out_tree.holds_function() {
         return Err(format!("`{}` returns a function, which cannot be printed as a program", p.name));
     }
-    let mut namer =
-        Namer { taken: HashSet::new(), user_names: HashSet::new(), next_suffix: HashMap::new(), temp: 0 };
+    let mut namer = Namer {
+        taken: HashSet::new(),
+        user_names: HashSet::new(),
+        next_suffix: HashMap::new(),
+        temp: 0,
+        prefix: sanitize(&p.name),
+        helpers: Vec::new(),
+        reversals: 0,
+    };
     collect_user_names(p, &mut namer.user_names);
     for c in &p.captures {
         namer.taken.insert(c.name.to_string());
@@ -301,7 +313,7 @@ pub fn print_program(p: &Program) -> Result<String, String> {
     let mut outs = outs.into_iter().map(|r| r.text);
     let result = render_tree(&p.out_tree, &mut outs);
 
-    let mut s = String::new();
+    let mut s: String = namer.helpers.concat();
     let _ = write!(s, "def {}({})", sanitize(&p.name), header.join(", "));
     if body.is_empty() {
         let _ = writeln!(s, " = {result}");
@@ -320,6 +332,9 @@ fn collect_user_names(p: &Program, out: &mut HashSet<String>) {
     for e in &p.eqns {
         if let Prim::Loop(op) = &e.prim {
             collect_user_names(&op.body, out);
+            if let Some(c) = &op.cond {
+                collect_user_names(c, out);
+            }
         }
     }
 }
@@ -334,12 +349,23 @@ struct Block<'p> {
     holder: HashMap<String, Var>,
     inline: Vec<bool>,
     last_use: Vec<usize>,
+    /// Render every value inline where possible (a `while` loop's condition, which is one
+    /// expression).
+    inline_all: bool,
 }
 
 impl<'p> Block<'p> {
     fn new(p: &'p Program, names: Vec<Option<String>>, holder: HashMap<String, Var>) -> Block<'p> {
         let n = p.vars.len();
-        Block { p, names, given: vec![None; n], holder, inline: vec![false; n], last_use: vec![0; n] }
+        Block {
+            p,
+            names,
+            given: vec![None; n],
+            holder,
+            inline: vec![false; n],
+            last_use: vec![0; n],
+            inline_all: false,
+        }
     }
 
     fn choose(&mut self, namer: &mut Namer, v: Var, at: usize) {
@@ -397,6 +423,7 @@ impl<'p> Block<'p> {
         let mut uses = vec![0usize; n];
         for e in &p.eqns {
             // Operands of loops and updates are named: a loop reads them on every iteration.
+            // (A reversal's operands are read once, by the call.)
             let weight = if matches!(e.prim, Prim::Loop(_)) { 2 } else { 1 };
             for a in &e.args {
                 if let Atom::Var(v) = a {
@@ -417,7 +444,7 @@ impl<'p> Block<'p> {
         let provisional = |v: Var| p.name_of(v).map(sanitize).unwrap_or_else(|| "t00".to_string());
         let mut pre: Vec<Option<Rendered>> = vec![None; n];
         for e in &p.eqns {
-            if !matches!(e.prim, Prim::Loop(_) | Prim::DynUpdate(_)) {
+            if !matches!(e.prim, Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::DynUpdate(_)) {
                 let args: Vec<Rendered> = e
                     .args
                     .iter()
@@ -433,10 +460,15 @@ impl<'p> Block<'p> {
                 let (text, prec) = render_eqn(&e.prim, &args, &shapes);
                 let depth = 1 + args.iter().map(|a| a.depth).max().unwrap_or(0);
                 let o = e.out.index();
-                self.inline[o] = (p.vars[o].name.is_none()
-                    && uses[o] == 1
-                    && depth <= MAX_INLINE_DEPTH
-                    && text.len() <= MAX_INLINE_LEN)
+                // A number is written where it is used, however often (a program read back
+                // from the text has literals there).
+                let number = p.vars[o].name.is_none() && text.parse::<f64>().is_ok();
+                self.inline[o] = self.inline_all
+                    || number
+                    || (p.vars[o].name.is_none()
+                        && uses[o] == 1
+                        && depth <= MAX_INLINE_DEPTH
+                        && text.len() <= MAX_INLINE_LEN)
                     || body_output(e.out);
                 pre[o] = Some(Rendered { text, prec, depth });
             }
@@ -474,6 +506,7 @@ impl<'p> Block<'p> {
                     // its results are bound: their names stay reserved past it.
                     let after = match &e.prim {
                         Prim::Loop(op) => k >= 2 + op.carries,
+                        Prim::ReverseLoop(_) => k >= 2,
                         Prim::DynUpdate(_) => k >= 1,
                         _ => false,
                     };
@@ -508,6 +541,12 @@ impl<'p> Block<'p> {
                     inner.extend(self.names.iter().flatten().cloned());
                     inner.extend(self.holder.keys().cloned());
                     lines.extend(self.print_loop(namer, e, op, &args, inner));
+                }
+                Prim::ReverseLoop(op) => {
+                    let mut inner = outer.clone();
+                    inner.extend(self.names.iter().flatten().cloned());
+                    inner.extend(self.holder.keys().cloned());
+                    lines.extend(self.print_reverse(namer, e, op, &args, inner));
                 }
                 Prim::DynUpdate(_) => {
                     let name = self.names[o].clone().unwrap_or_else(|| "_".into());
@@ -547,6 +586,81 @@ impl<'p> Block<'p> {
         }
     }
 
+    /// `reverse_loop`: the results bound by name, from a call whose blocks are the primal
+    /// loop (its condition and body) and the backward step.
+    fn print_reverse(
+        &self,
+        namer: &mut Namer,
+        e: &crate::program::Eqn,
+        op: &crate::region::ReverseOp,
+        args: &[Rendered],
+        outer: HashSet<String>,
+    ) -> Vec<String> {
+        let _ = outer;
+        let results: Vec<String> =
+            e.outs().map(|o| self.names[o.index()].clone().unwrap_or_else(|| "_".into())).collect();
+        let primal = &op.primal;
+        let (c, k) = (primal.carries, primal.consts());
+        // The loop's programs print as `def`s before this one, named after it.
+        namer.reversals += 1;
+        let base = format!("{}_loop{}", namer.prefix, namer.reversals);
+        let mut helper = |p: &Program, suffix: &str| -> String {
+            let name = format!("{base}_{suffix}");
+            let mut q = p.clone();
+            q.name = name.clone();
+            // Parameters are named after the values they stand for, made distinct.
+            let mut seen = HashSet::new();
+            for d in q.params.iter_mut() {
+                let mut cand = sanitize(&d.name);
+                let mut n = 2;
+                while !seen.insert(cand.clone()) || is_reserved(&cand) {
+                    cand = format!("{}_{n}", sanitize(&d.name));
+                    n += 1;
+                }
+                d.name = cand.into();
+            }
+            match print_program(&q) {
+                Ok(text) => namer.helpers.push(text),
+                Err(m) => namer.helpers.push(format!("# {name} cannot be printed: {m}\n")),
+            }
+            name
+        };
+        let cond = primal.cond.as_ref().map(|c| helper(c, "cond")).unwrap_or_else(|| "none".into());
+        let body = helper(&primal.body, "body");
+        let back = helper(&op.back, "back");
+        let tuple = |xs: &[Rendered]| match xs {
+            [x] => format!("({},)", x.text),
+            _ => format!("({})", xs.iter().map(|x| x.text.clone()).collect::<Vec<_>>().join(", ")),
+        };
+        let pattern = match results.as_slice() {
+            [r] => format!("({r},)"),
+            _ => format!("({})", results.join(", ")),
+        };
+        // Why the loop is reversed here rather than from a tape in the program.
+        let why = if primal.is_while() {
+            "a `while` loop (its trip count is known when it ends)"
+        } else if args[0].text.parse::<f64>().is_ok() && args[1].text.parse::<f64>().is_ok() {
+            "a loop whose tape would pass the memory budget"
+        } else {
+            "a loop whose bounds are computed when it runs"
+        };
+        vec![
+            format!("# Reverse mode through {why}: the loop runs"),
+            "# again keeping its carried values (or checkpoints of them, past the memory budget),"
+                .to_string(),
+            "# then the backward step runs from its last iteration to its first.".to_string(),
+            format!(
+                "let {pattern} = reverse_loop({}, {}, {cond}, {body}, {back}, {}, {}, {}, {})",
+                args[0].text,
+                args[1].text,
+                tuple(&args[2..2 + c]),
+                tuple(&args[2 + c..2 + c + k]),
+                tuple(&args[2 + c + k..]),
+                tuple(&op.wrt.iter().map(|j| lit(*j as f64)).collect::<Vec<_>>())
+            ),
+        ]
+    }
+
     /// `let c = init` for each carried value not already named so, then the `for` with its
     /// body, which ends by assigning the carried values their new values.
     fn print_loop(
@@ -555,54 +669,105 @@ impl<'p> Block<'p> {
         e: &crate::program::Eqn,
         op: &crate::region::LoopOp,
         args: &[Rendered],
-        mut outer: HashSet<String>,
+        outer: HashSet<String>,
     ) -> Vec<String> {
-        let body = &op.body;
-        let mut lines = Vec::new();
         let carried: Vec<String> =
             e.outs().map(|o| self.names[o.index()].clone().unwrap_or_else(|| "_".into())).collect();
-        for (name, init) in carried.iter().zip(&args[2..]) {
-            if init.text != *name {
-                lines.push(format!("let {name} = {}", init.text));
-            }
+        print_loop_named(namer, carried, op, args, outer).0
+    }
+}
+
+/// A loop whose carried values are named `carried`: `let c = init` for each not already
+/// named so, then the `for` or `while` with its body, which ends by assigning the carried
+/// values their new values; and the name of the loop's counter.
+fn print_loop_named(
+    namer: &mut Namer,
+    carried: Vec<String>,
+    op: &crate::region::LoopOp,
+    args: &[Rendered],
+    mut outer: HashSet<String>,
+) -> (Vec<String>, String) {
+    let body = &op.body;
+    let mut lines = Vec::new();
+    for (name, init) in carried.iter().zip(&args[2..]) {
+        if init.text != *name {
+            lines.push(format!("let {name} = {}", init.text));
         }
-        let mut inner = Block::new(body, vec![None; body.vars.len()], HashMap::new());
-        outer.extend(carried.iter().cloned());
-        // The loop counter: the user's name unless an enclosing block uses it.
-        let index = body.inputs[0];
-        inner.choose_avoiding(namer, index, 0, &outer);
-        inner.holder.clear();
-        let index_name = inner.names[index.index()].clone().unwrap_or_else(|| "i".into());
-        outer.insert(index_name.clone());
-        for (k, v) in body.inputs.iter().enumerate().skip(1) {
-            let text = if k <= op.carries { carried[k - 1].clone() } else { args[1 + k].text.clone() };
-            let prec = if text.starts_with('-') { P_PREFIX } else { P_ATOM };
-            inner.given[v.index()] = Some(Rendered { text, prec, depth: 0 });
+    }
+    let mut inner = Block::new(body, vec![None; body.vars.len()], HashMap::new());
+    outer.extend(carried.iter().cloned());
+    // The loop counter: the user's name unless an enclosing block uses it.
+    let index = body.inputs[0];
+    inner.choose_avoiding(namer, index, 0, &outer);
+    inner.holder.clear();
+    let index_name = inner.names[index.index()].clone().unwrap_or_else(|| "i".into());
+    outer.insert(index_name.clone());
+    let given = |k: usize| {
+        let text = if k <= op.carries { carried[k - 1].clone() } else { args[1 + k].text.clone() };
+        let prec = if text.starts_with('-') { P_PREFIX } else { P_ATOM };
+        Rendered { text, prec, depth: 0 }
+    };
+    for (k, v) in body.inputs.iter().enumerate().skip(1) {
+        inner.given[v.index()] = Some(given(k));
+    }
+    // A `while` loop counts its iterations only if its body or condition reads the count.
+    let counter = op.cond.as_ref().is_some_and(|c| reads_input(body, 0) || reads_input(c, 0));
+    let mut test = None;
+    if let Some(c) = &op.cond {
+        let mut cb = Block::new(c, vec![None; c.vars.len()], HashMap::new());
+        cb.inline_all = true;
+        cb.given[c.inputs[0].index()] = Some(Rendered { text: index_name.clone(), prec: P_ATOM, depth: 0 });
+        for (k, v) in c.inputs.iter().enumerate().skip(1) {
+            cb.given[v.index()] = Some(given(k));
         }
-        let (body_lines, outs) = inner.print(namer, &outer);
-        lines.push(format!(
+        let (cond_lines, outs) = cb.print(namer, &outer);
+        test = Some((cond_lines, outs[0].text.clone()));
+    }
+    let (body_lines, outs) = inner.print(namer, &outer);
+    let mut tail = Vec::new();
+    let changed: Vec<(String, String)> = carried
+        .iter()
+        .zip(outs)
+        .filter(|(name, r)| r.text != **name)
+        .map(|(name, r)| (name.clone(), r.text))
+        .collect();
+    match changed.as_slice() {
+        [] => {}
+        [(name, text)] => tail.push(format!("{name} = {text}")),
+        _ => {
+            let (ns, ts): (Vec<String>, Vec<String>) = changed.into_iter().unzip();
+            tail.push(format!("({}) = ({})", ns.join(", "), ts.join(", ")));
+        }
+    }
+    match test {
+        None => lines.push(format!(
             "for {index_name} in {}..{} {{",
             paren(&args[0], P_ADD + 1),
             paren(&args[1], P_ADD + 1)
-        ));
-        lines.extend(body_lines.into_iter().map(|l| format!("  {l}")));
-        let changed: Vec<(String, String)> = carried
-            .iter()
-            .zip(outs)
-            .filter(|(name, r)| r.text != **name)
-            .map(|(name, r)| (name.clone(), r.text))
-            .collect();
-        match changed.as_slice() {
-            [] => {}
-            [(name, text)] => lines.push(format!("  {name} = {text}")),
-            _ => {
-                let (ns, ts): (Vec<String>, Vec<String>) = changed.into_iter().unzip();
-                lines.push(format!("  ({}) = ({})", ns.join(", "), ts.join(", ")));
+        )),
+        Some((cond_lines, cond)) => {
+            if counter {
+                lines.push(format!("let {index_name} = 0"));
+                tail.push(format!("{index_name} = {index_name} + 1"));
+            }
+            if cond_lines.is_empty() {
+                lines.push(format!("while {cond} {{"));
+            } else {
+                // A condition that is not one expression (it holds a loop) is computed
+                // before the loop and again at the end of each iteration.
+                let go = format!("{index_name}_go");
+                lines.extend(cond_lines.iter().cloned());
+                lines.push(format!("let {go} = {cond}"));
+                lines.push(format!("while {go} {{"));
+                tail.extend(cond_lines);
+                tail.push(format!("{go} = {cond}"));
             }
         }
-        lines.push("}".into());
-        lines
     }
+    lines.extend(body_lines.into_iter().map(|l| format!("  {l}")));
+    lines.extend(tail.into_iter().map(|l| format!("  {l}")));
+    lines.push("}".into());
+    (lines, index_name)
 }
 
 fn pattern<'a>(t: &Tree, leaves: &mut impl Iterator<Item = &'a Var>, names: &[Option<String>]) -> String {
@@ -631,4 +796,10 @@ fn render_tree(t: &Tree, outs: &mut impl Iterator<Item = String>) -> String {
         }
         Tree::Leaf | Tree::Opaque(_) => outs.next().unwrap_or_else(|| "()".into()),
     }
+}
+
+/// True when `p` reads its input `k`.
+fn reads_input(p: &Program, k: usize) -> bool {
+    let v = Atom::Var(p.inputs[k]);
+    p.outputs.contains(&v) || p.eqns.iter().any(|e| e.args.contains(&v))
 }

@@ -1,11 +1,16 @@
-//! Structured control flow inside programs (DESIGN §8): a `for` loop is one equation holding
-//! its body as a sub-program, lowered once however many times it runs.
+//! Structured control flow inside programs (DESIGN §8): a `for` or `while` loop is one
+//! equation holding its body as a sub-program, lowered once however many times it runs.
 //!
 //! A [`LoopOp`] equation has the operands `[lo, hi, carries.., consts..]` and one result per
 //! carried value (the equation's `out`, then its `extra` results). Its body is a closed
 //! program with the inputs `[i, carries.., consts..]` and the new carried values as outputs,
 //! of the same shapes. The loop runs the body for `i = lo, lo+1, .., hi-1` (no iteration
 //! when `hi <= lo`); bounds that are not integers are an error when the loop starts.
+//!
+//! A `while` loop is the same equation with a condition: a closed program with the body's
+//! inputs and one scalar output, evaluated before each iteration; the loop stops at the
+//! first iteration whose condition is zero. Its bounds are `0` and infinity, so `i` counts
+//! the iterations done, which the derivatives of the loop use as a position in a tape.
 
 use crate::program::{Atom, ParamDecl, Program, Tree, Var, VarInfo};
 use crate::shape::Shape;
@@ -18,6 +23,67 @@ pub struct LoopOp {
     /// How many of the operands after the bounds are carried (the rest are constants the
     /// body reads).
     pub carries: usize,
+    /// A `while` loop's condition (the body's inputs, one scalar output).
+    pub cond: Option<Program>,
+    /// In reverse mode, a loop whose carried values are not recorded (its trip count is
+    /// known only when it runs, or recording would pass the memory budget) is linearized
+    /// as a loop that recomputes the primal loop alongside the tangents. Transposing it
+    /// gives a [`ReverseOp`].
+    pub replay: Option<Replay>,
+}
+
+/// What a replaying linear loop recomputes: its first `primal.carries` carried values are
+/// `primal`'s, the rest their tangents (one per carried value); its body is `primal`'s JVP
+/// body with respect to every carried value and the constants `wrt`.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub primal: Rc<LoopOp>,
+    pub wrt: Vec<usize>,
+}
+
+/// The transpose of a replaying linear loop (DESIGN §8): runs the primal loop forwards,
+/// keeping what the backward sweep needs (every iteration's carried values when they fit
+/// the memory budget, otherwise binomial checkpoints), then runs `back` from the last
+/// iteration to the first.
+///
+/// Operands: `[lo, hi, carries.., consts.., cotangents..]` (the primal loop's bounds,
+/// initial carried values and constants, then the cotangents of its final carried values).
+/// Results: the cotangents of the initial carried values, then the summed contributions
+/// to the cotangents of the constants `wrt`.
+#[derive(Debug)]
+pub struct ReverseOp {
+    pub primal: Rc<LoopOp>,
+    /// One step backwards: inputs `[i, carries.., consts.., cotangents..]` (the carried
+    /// values before iteration `i`), outputs `[cotangents.., contributions..]`.
+    pub back: Program,
+    /// How many cotangents are carried backwards (one per carried value; the rest of
+    /// `back`'s outputs are contributions summed over the iterations).
+    pub cotangents: usize,
+    /// The constants (positions among the loop's constants) that `back` gives
+    /// contributions to, in order.
+    pub wrt: Vec<usize>,
+    /// Set when this reversal is the JVP of another one (forward over reverse): its carried
+    /// values, constants and cotangents are that one's followed by their tangents. Reverse
+    /// mode transposes it by the symmetry of second derivatives.
+    pub tangent_of: Option<Rc<ReverseOp>>,
+}
+
+impl PartialEq for ReverseOp {
+    fn eq(&self, o: &ReverseOp) -> bool {
+        std::ptr::eq(self, o)
+    }
+}
+impl Eq for ReverseOp {}
+impl Hash for ReverseOp {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self as *const ReverseOp as usize).hash(h)
+    }
+}
+
+impl ReverseOp {
+    pub fn out_shapes(&self) -> Vec<Shape> {
+        self.back.outputs.iter().map(|a| self.back.shape(*a)).collect()
+    }
 }
 
 // A loop is identified by its body: two equations are the same loop only when they share
@@ -37,7 +103,22 @@ impl Hash for LoopOp {
 
 impl LoopOp {
     pub fn new(body: Program, carries: usize) -> Rc<LoopOp> {
-        Rc::new(LoopOp { body, carries })
+        Rc::new(LoopOp { body, carries, cond: None, replay: None })
+    }
+
+    /// A `while` loop: its operands' bounds are `0` and infinity.
+    pub fn new_while(cond: Program, body: Program, carries: usize) -> Rc<LoopOp> {
+        Rc::new(LoopOp { body, carries, cond: Some(cond), replay: None })
+    }
+
+    /// The same loop with its body and condition transformed by `f`.
+    pub fn map(&self, mut f: impl FnMut(&Program) -> Program) -> Rc<LoopOp> {
+        let (body, cond) = (f(&self.body), self.cond.as_ref().map(&mut f));
+        Rc::new(LoopOp { body, carries: self.carries, cond, replay: self.replay.clone() })
+    }
+
+    pub fn is_while(&self) -> bool {
+        self.cond.is_some()
     }
 
     /// The number of constants the body reads.
@@ -55,9 +136,12 @@ impl LoopOp {
         Some((args.first()?.lit()?, args.get(1)?.lit()?))
     }
 
-    /// The trip count when both bounds are literals.
+    /// The trip count when both bounds are literals (not a `while` loop's, whose upper
+    /// bound is infinite).
     pub fn static_trips(args: &[Atom]) -> Option<usize> {
-        LoopOp::static_bounds(args).map(|(lo, hi)| (hi - lo).max(0.0) as usize)
+        LoopOp::static_bounds(args)
+            .filter(|(_, hi)| hi.is_finite())
+            .map(|(lo, hi)| (hi - lo).max(0.0) as usize)
     }
 }
 
@@ -81,4 +165,39 @@ pub fn region_program(
         .collect();
     let out_tree = if outputs.len() == 1 { Tree::Leaf } else { Tree::Tuple(vec![Tree::Leaf; outputs.len()]) };
     Program { name: name.to_string(), vars, inputs, params, captures: vec![], eqns, outputs, out_tree, span }
+}
+
+/// The program made of `p`'s first `n` equations with the outputs `outputs`, keeping only
+/// the equations those outputs need (the same inputs and variables as `p`).
+pub fn restrict(p: &Program, n: usize, outputs: Vec<Atom>, name: &str) -> Program {
+    let mut needed = vec![false; p.vars.len()];
+    for a in &outputs {
+        if let Atom::Var(v) = a {
+            needed[v.index()] = true;
+        }
+    }
+    let mut keep = vec![false; n];
+    for (k, e) in p.eqns[..n].iter().enumerate().rev() {
+        if e.outs().any(|o| needed[o.index()]) {
+            keep[k] = true;
+            for a in &e.args {
+                if let Atom::Var(v) = a {
+                    needed[v.index()] = true;
+                }
+            }
+        }
+    }
+    let eqns = p.eqns[..n].iter().zip(keep).filter(|(_, k)| *k).map(|(e, _)| e.clone()).collect();
+    let out_tree = if outputs.len() == 1 { Tree::Leaf } else { Tree::Tuple(vec![Tree::Leaf; outputs.len()]) };
+    Program {
+        name: name.to_string(),
+        vars: p.vars.clone(),
+        inputs: p.inputs.clone(),
+        params: p.params.clone(),
+        captures: p.captures.clone(),
+        eqns,
+        outputs,
+        out_tree,
+        span: p.span,
+    }
 }

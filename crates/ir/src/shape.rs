@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Arrays are never larger than this many elements (2^31, 16 GiB of f64) unless the memory
 /// budget says otherwise.
@@ -19,6 +19,21 @@ static MAX_ELEMENTS: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_ELEMENTS);
 pub fn set_memory_budget(bytes: u64) {
     let elements = (bytes / 8).clamp(1, usize::MAX as u64 / 2) as usize;
     MAX_ELEMENTS.store(elements, Ordering::Relaxed);
+}
+
+/// What reverse mode through a loop may keep of the loop's carried values, in bytes
+/// (DESIGN §8: 512 MiB unless `--ad-memory` or `:set memory` says otherwise). A loop whose
+/// record would need more is reversed with binomial checkpoints instead.
+static TAPE_BUDGET: AtomicU64 = AtomicU64::new(512 << 20);
+
+/// Sets the memory budget of a loop's reversal, in bytes.
+pub fn set_tape_budget(bytes: u64) {
+    TAPE_BUDGET.store(bytes.max(1), Ordering::Relaxed);
+}
+
+/// The memory budget of a loop's reversal, in bytes.
+pub fn tape_budget() -> u64 {
+    TAPE_BUDGET.load(Ordering::Relaxed)
 }
 
 /// The largest number of elements an array may have.

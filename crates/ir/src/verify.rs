@@ -45,6 +45,21 @@ pub fn verify(p: &Program) -> Result<(), String> {
         let declared: Vec<Shape> = match &e.prim {
             crate::Prim::Loop(op) => {
                 verify(&op.body).map_err(|m| format!("{}: the body of loop {i}: {m}", p.name))?;
+                if let Some(c) = &op.cond {
+                    verify(c).map_err(|m| format!("{}: the condition of loop {i}: {m}", p.name))?;
+                    let ins =
+                        |q: &crate::Program| q.inputs.iter().map(|v| q.var_shape(*v)).collect::<Vec<_>>();
+                    if ins(c) != ins(&op.body) || c.outputs.len() != 1 || !c.shape(c.outputs[0]).is_scalar() {
+                        return Err(format!(
+                            "{}: the condition of loop {i} does not take the body's inputs to a scalar",
+                            p.name
+                        ));
+                    }
+                }
+                op.out_shapes()
+            }
+            crate::Prim::ReverseLoop(op) => {
+                verify(&op.back).map_err(|m| format!("{}: the backward step of loop {i}: {m}", p.name))?;
                 op.out_shapes()
             }
             _ => vec![shape],

@@ -148,7 +148,7 @@ fn stmt<'m>(s: &'m Stmt, offset: usize, frames: &mut Vec<Frame<'m>>) -> Node<'m>
             }
             Node::None
         }
-        StmtKind::Update { target, value } => {
+        StmtKind::Update { target, value, .. } => {
             for e in [target, value] {
                 if contains(e.span, offset) {
                     return expr(e, offset, frames);
@@ -453,7 +453,7 @@ pub fn stmt_mentions(s: &Stmt, name: &str) -> bool {
             mentions(start, name) || mentions(end, name) || block_mentions(body, name)
         }
         StmtKind::While { cond, body } => mentions(cond, name) || block_mentions(body, name),
-        StmtKind::Update { target, value } => mentions(target, name) || mentions(value, name),
+        StmtKind::Update { target, value, .. } => mentions(target, name) || mentions(value, name),
         StmtKind::Expr(e) => mentions(e, name),
         StmtKind::Error => false,
     }

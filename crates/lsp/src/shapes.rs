@@ -232,7 +232,7 @@ fn first_call_in_stmt<'m>(s: &'m Stmt, name: &str, arity: usize) -> Option<&'m E
             first_call(start, name, arity).or_else(|| first_call(end, name, arity)).or_else(|| in_block(body))
         }
         StmtKind::While { cond, body } => first_call(cond, name, arity).or_else(|| in_block(body)),
-        StmtKind::Update { target, value } => {
+        StmtKind::Update { target, value, .. } => {
             first_call(target, name, arity).or_else(|| first_call(value, name, arity))
         }
     }

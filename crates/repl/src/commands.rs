@@ -76,7 +76,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         name: "set",
         args: "NAME VALUE",
-        summary: "`precision P` (digits printed, 1 to 17) or `memory SIZE` (per array)",
+        summary: "`precision P` (digits printed, 1 to 17) or `memory SIZE` (per array and loop reversal)",
         help: "`:set precision P` prints numbers with up to P significant digits (default 6).\n`:set memory SIZE` sets the memory one array may use (e.g. 512MiB, 4GiB; default: the\nmachine's memory).", example: ":set precision 10", run: set_command },
     Command { name: "help", args: "[CMD]", summary: "this list, or the help of one command", help: "`:help` lists the commands; `:help grad` explains one.", example: ":help grad", run: help_command },
     Command { name: "quit", args: "", summary: "leave (Ctrl-D also does)", help: "`:quit` leaves the REPL; so does Ctrl-D on an empty line.", example: ":quit", run: quit_command },
@@ -292,6 +292,7 @@ fn set(repl: &mut Repl, rest: &str, out: &mut dyn Write, err: &mut dyn Write) {
         ("memory", Some(v)) => match ad_driver::memory::parse_size(v) {
             Ok(bytes) => {
                 ad_ir::shape::set_memory_budget(bytes);
+                ad_ir::shape::set_tape_budget(bytes);
                 let _ = writeln!(out, "memory = {}", budget());
             }
             Err(m) => {

@@ -36,8 +36,10 @@ pub enum StmtKind {
     /// `p = e`: rebinding names that already exist.
     Assign { pat: Pattern, value: Expr },
     /// `x[i] = v`, `x[i, :] = v`: rebinds the name `x` to a copy of its array with that part
-    /// replaced. `target` is the index expression (`ExprKind::Index` of a name).
-    Update { target: Expr, value: Expr },
+    /// replaced; `target` is the index expression (`ExprKind::Index` of a name). With an
+    /// operator, a compound assignment `t += v` (`-=`, `*=`, `/=`) means `t = t + v`, and its
+    /// target may also be a name (`ExprKind::Var`).
+    Update { target: Expr, op: Option<BinOp>, value: Expr },
     /// `for i in a..b { ... }`: `i = a, a+1, ..., b-1`.
     For { var: Ident, start: Expr, end: Expr, body: Block },
     /// `while c { ... }`.

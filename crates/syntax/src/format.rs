@@ -343,9 +343,10 @@ impl<'a> Formatter<'a> {
                 self.then_op("=", pat.span().end as usize, value.span.start as usize);
                 self.expr(value, P_LOOSE);
             }
-            StmtKind::Update { target, value } => {
+            StmtKind::Update { target, op, value } => {
                 self.expr(target, P_LOOSE);
-                self.then_op("=", target.span.end as usize, value.span.start as usize);
+                let symbol = op.map(|o| format!("{}=", o.symbol())).unwrap_or_else(|| "=".into());
+                self.then_op(&symbol, target.span.end as usize, value.span.start as usize);
                 self.expr(value, P_LOOSE);
             }
             StmtKind::For { var, start, end, body } => {
@@ -729,8 +730,8 @@ fn same_stmt(a: &Stmt, b: &Stmt) -> bool {
             i.name == j.name && same_expr(s, t) && same_expr(e, f) && same_block(b, c)
         }
         (While { cond: c, body: b }, While { cond: d, body: e }) => same_expr(c, d) && same_block(b, e),
-        (Update { target: t, value: v }, Update { target: u, value: w }) => {
-            same_expr(t, u) && same_expr(v, w)
+        (Update { target: t, op: o, value: v }, Update { target: u, op: p, value: w }) => {
+            o == p && same_expr(t, u) && same_expr(v, w)
         }
         (Expr(x), Expr(y)) => same_expr(x, y),
         (Error, Error) => true,

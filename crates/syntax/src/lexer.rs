@@ -91,6 +91,15 @@ pub enum Token {
     Assign,
     #[token("=>")]
     FatArrow,
+    /// `+=`, `-=`, `*=`, `/=`: compound assignment.
+    #[token("+=")]
+    PlusAssign,
+    #[token("-=")]
+    MinusAssign,
+    #[token("*=")]
+    StarAssign,
+    #[token("/=")]
+    SlashAssign,
     #[token("..")]
     DotDot,
 
@@ -207,7 +216,21 @@ impl Token {
     pub(crate) fn continues_line(&self) -> bool {
         use Token::*;
         self.is_binary_op()
-            || matches!(self, Comma | Assign | FatArrow | LParen | LBracket | LBrace | Colon | DotDot)
+            || matches!(
+                self,
+                Comma
+                    | Assign
+                    | PlusAssign
+                    | MinusAssign
+                    | StarAssign
+                    | SlashAssign
+                    | FatArrow
+                    | LParen
+                    | LBracket
+                    | LBrace
+                    | Colon
+                    | DotDot
+            )
     }
 
     /// The source form of a keyword, punctuation or operator token.
@@ -234,6 +257,10 @@ impl Token {
             Semi => ";",
             Colon => ":",
             Assign => "=",
+            PlusAssign => "+=",
+            MinusAssign => "-=",
+            StarAssign => "*=",
+            SlashAssign => "/=",
             FatArrow => "=>",
             DotDot => "..",
             Plus => "+",

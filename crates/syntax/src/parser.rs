@@ -270,7 +270,8 @@ fn starts_expression(t: &Token) -> bool {
 }
 
 /// How an expected item is named, and where it goes in a list.
-/// After an expression (`after_expr`), `'`, `=` and `=>` count as operators too.
+/// After an expression (`after_expr`), `'`, `=`, `=>` and `+=` (and its kin) count as
+/// operators too.
 fn expected_name(p: &RichPattern<'_, Token>, after_expr: bool) -> Option<(u8, String)> {
     Some(match p {
         RichPattern::Token(t) => {
@@ -280,7 +281,17 @@ fn expected_name(p: &RichPattern<'_, Token>, after_expr: bool) -> Option<(u8, St
                 Token::Comma => (0, t.to_string()),
                 Token::RBrace => (5, t.to_string()),
                 t if t.is_binary_op() => (3, "operator".into()),
-                Token::Quote | Token::Assign | Token::FatArrow if after_expr => (3, "operator".into()),
+                Token::Quote
+                | Token::Assign
+                | Token::FatArrow
+                | Token::PlusAssign
+                | Token::MinusAssign
+                | Token::StarAssign
+                | Token::SlashAssign
+                    if after_expr =>
+                {
+                    (3, "operator".into())
+                }
                 t => (1, t.to_string()),
             }
         }
@@ -611,21 +622,29 @@ fn while_stmt<'t>(expr: P<'t, Expr>, block: P<'t, Block>) -> P<'t, Stmt> {
         .boxed()
 }
 
-/// `expr_stmt ::= expr`
+/// `expr_stmt ::= expr ( ("=" | "+=" | "-=" | "*=" | "/=") expr )?`
 ///
-/// `x[0] = 1` and the like (an expression that is not a pattern, then `=`) are parsed here to
+/// Indexed updates (`x[i] = v`) and compound assignments (`x += v`, `x[i] -= v`) are parsed
+/// here; so are `f(x) = 1` and the like (an expression that is not a pattern, then `=`), to
 /// report them well.
 fn expr_stmt<'t>(expr: P<'t, Expr>) -> P<'t, Stmt> {
+    let op = choice((
+        just(Token::Assign).to(None),
+        just(Token::PlusAssign).to(Some(BinOp::Add)),
+        just(Token::MinusAssign).to(Some(BinOp::Sub)),
+        just(Token::StarAssign).to(Some(BinOp::Mul)),
+        just(Token::SlashAssign).to(Some(BinOp::Div)),
+    ));
     expr.clone()
-        .then(just(Token::Assign).ignore_then(expr).or_not())
+        .then(op.then(expr).or_not())
         .validate(|(target, value), e, emitter| {
             let span: Span = e.span();
+            let indexed =
+                matches!(&target.kind, ExprKind::Index(base, _) if matches!(base.kind, ExprKind::Var(_)));
             match value {
                 None => Stmt { kind: StmtKind::Expr(target), span },
-                Some(value)
-                    if matches!(&target.kind, ExprKind::Index(base, _) if matches!(base.kind, ExprKind::Var(_))) =>
-                {
-                    Stmt { kind: StmtKind::Update { target, value }, span }
+                Some((op, value)) if indexed || (op.is_some() && matches!(target.kind, ExprKind::Var(_))) => {
+                    Stmt { kind: StmtKind::Update { target, op, value }, span }
                 }
                 Some(_) => {
                     let looks_like_def = match &target.kind {

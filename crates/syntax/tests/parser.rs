@@ -181,6 +181,11 @@ fn statements() {
         ("for i in 1..n+1 { s = s + i }", "(for i 1 (+ n 1) {(set s (+ s i))})"),
         ("for i in a..b {}", "(for i a b {})"),
         ("while loss > 1e-3 { loss = loss / 2 }", "(while (> loss 0.001) {(set loss (/ loss 2))})"),
+        ("x[i] = 1", "(update (index x i) 1)"),
+        ("x += 1", "(update+ x 1)"),
+        ("x[i, :] -= v * 2", "(update- (index x i (: _ _)) (* v 2))"),
+        ("s *= 2", "(update* s 2)"),
+        ("s /= n", "(update/ s n)"),
         ("print(\"loss\", l)", "(call print \"loss\" l)"),
         ("x == 1", "(== x 1)"),
     ]);

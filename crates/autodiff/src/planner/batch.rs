@@ -359,6 +359,6 @@ fn batch_eqn(
         | Prim::OneHot(_)
         | Prim::Const(_) => return None,
         // Not batched yet: the plan falls back to one pass per direction.
-        Prim::DynIndex(_) | Prim::DynUpdate(_) | Prim::Loop(_) => return None,
+        Prim::DynIndex(_) | Prim::DynUpdate(_) | Prim::Loop(_) | Prim::ReverseLoop(_) => return None,
     })
 }

@@ -59,6 +59,15 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Sha
             let trips = ad_ir::region::LoopOp::static_trips(args).unwrap_or(1) as f64;
             trips * eqns_madds(&op.body.eqns, &|a| op.body.shape(a))
         }
+        // Forwards and backwards, once each per iteration (recomputation by checkpointing
+        // is decided when it runs).
+        Prim::ReverseLoop(op) => {
+            let trips = ad_ir::region::LoopOp::static_trips(args).unwrap_or(1) as f64;
+            let body = &op.primal.body;
+            trips
+                * (eqns_madds(&body.eqns, &|a| body.shape(a))
+                    + eqns_madds(&op.back.eqns, &|a| op.back.shape(a)))
+        }
     }
 }
 

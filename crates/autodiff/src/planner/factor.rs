@@ -173,7 +173,8 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         | Prim::AvgPool2dTranspose(..)
         | Prim::DynIndex(_)
         | Prim::DynUpdate(_)
-        | Prim::Loop(_) => structured(),
+        | Prim::Loop(_)
+        | Prim::ReverseLoop(_) => structured(),
         // Never linear, so never a step of the linear part.
         Prim::Unary(
             Unary::Exp

@@ -66,6 +66,8 @@ pub struct Plan {
     /// Forward and reverse can push all directions through at once.
     pub batched: bool,
     pub choice: Choice,
+    /// How reverse mode keeps each loop's carried values: (where, what).
+    pub loops: Vec<(Span, String)>,
 }
 
 impl Plan {
@@ -176,6 +178,7 @@ fn plan_of(p: &Program, leaf: usize, l: &Linearized) -> (Plan, Prepared) {
         }
     }
     let plan = Plan {
+        loops: loop_strategies(l),
         name: p.name.clone(),
         in_shape,
         out_shape,
@@ -341,6 +344,43 @@ impl Plan {
         if let Some((c, v, _)) = self.elimination {
             line(format!("elimination of {} values", v.saturating_sub(2)), c, Choice::Elimination);
         }
+        for (span, what) in &self.loops {
+            let place = locate(*span).map(|l| format!(" at {l}")).unwrap_or_default();
+            s.push_str(&format!("# the loop{place}: {what}\n"));
+        }
         s
     }
+}
+
+/// How reverse mode keeps the carried values of each loop of a linearized program, and why.
+fn loop_strategies(l: &Linearized) -> Vec<(Span, String)> {
+    let budget = ad_ir::shape::human_bytes(ad_ir::shape::tape_budget() as f64);
+    let mut notes = Vec::new();
+    for e in &l.linear {
+        let Prim::Loop(op) = &e.prim else { continue };
+        let note = match &op.replay {
+            Some(r) => {
+                let why = if r.primal.is_while() {
+                    "a `while` loop (its trip count is known when it ends)"
+                } else if ad_ir::region::LoopOp::static_trips(&e.args).is_none() {
+                    "its bounds are computed when it runs"
+                } else {
+                    "a tape of every iteration would pass the memory budget"
+                };
+                format!(
+                    "{why}:\n#   reversed by `reverse_loop`, which records its carried values up to the memory budget\n#   ({budget}), then keeps checkpoints of them (two levels, or binomially)"
+                )
+            }
+            None => {
+                let trips = ad_ir::region::LoopOp::static_trips(&e.args).unwrap_or(0);
+                let state: usize = op.out_shapes().iter().map(|s| s.size()).sum();
+                format!(
+                    "{trips} iterations: reverse mode records its carried values in a tape of {} (the memory budget is {budget})",
+                    ad_ir::shape::human_bytes((trips * state * 8) as f64)
+                )
+            }
+        };
+        notes.push((e.span, note));
+    }
+    notes
 }

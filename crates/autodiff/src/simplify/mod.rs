@@ -7,7 +7,6 @@
 mod dce;
 mod rewrite;
 
-use ad_ir::region::LoopOp;
 use ad_ir::{Prim, Program};
 
 /// At most this many rounds; each is linear in the program's size.
@@ -17,7 +16,7 @@ pub fn simplify(mut p: Program) -> Program {
     // Loop bodies first, once each (the rounds below copy loops as they are).
     for e in &mut p.eqns {
         if let Prim::Loop(op) = &e.prim {
-            e.prim = Prim::Loop(LoopOp::new(simplify(op.body.clone()), op.carries));
+            e.prim = Prim::Loop(op.map(|p| simplify(p.clone())));
         }
     }
     let mut cur = dce::dce(&p);

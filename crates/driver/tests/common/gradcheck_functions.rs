@@ -7,6 +7,10 @@ pub const FUNCTIONS: &[&str] = &[
     // A loop equation (more iterations than are unrolled) carrying a vector and an array,
     // with indexing and indexed update at the loop's index.
     "def f(x: [20, 3], y: [20], w: [3]) {\n  let h = w\n  for i in 0..20 {\n    h = tanh(h * x[i]) * 0.9 + w\n    y[i] = sum(h) * y[i]\n  }\n  (h, y)\n}",
+    // A `while` loop whose trip count depends on the values (reversed by `reverse_loop`),
+    // and a `for` loop whose bounds are computed.
+    "def f(x: [3], k: []) {\n  let h = x\n  let n = 0\n  while sum(h * h) < 30 && n < 12 {\n    h = h * (1 + 0.1 * k) + sin(h) * 0.2\n    n += 1\n  }\n  h * k\n}",
+    "def f(x: [6], w: [2]) {\n  let s = w[0]\n  for i in 0..sign(abs(w[0]) + 1) * 4 {\n    s = s * tanh(x[i] * w[1]) + x[i + 1]\n  }\n  s\n}",
     "def f(x: [3]) = exp(x)",
     "def f(x: [3]) = log(x)",
     "def f(x: [3]) = sin(x)",

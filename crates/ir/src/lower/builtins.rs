@@ -21,6 +21,8 @@ const NON_PRIMITIVES: &[&str] = &[
     "stack", "expand_dims", "squeeze", "einsum",
     // differentiation
     "grad", "value_and_grad", "jvp", "vjp", "hvp", "hessian", "jacobian", "jacfwd", "jacrev",
+    // reverse mode through a loop, as derived programs print it (`reverse_loop.rs`)
+    "reverse_loop",
     // batching
     "vmap",
     // effects (top level only)
@@ -181,6 +183,7 @@ pub(crate) fn call(
             let axes = std::rc::Rc::new(super::value::VmapAxes { in_axes, out_axes });
             Ok(LVal::Func(std::rc::Rc::new(super::value::Func::Vmap { f, axes })))
         }
+        "reverse_loop" => lw.reverse_loop(&args, spans, span),
         "hvp" => {
             arity(name, &args, &[3], span)?;
             let f = function_arg(name, &args[0], at(0))?;

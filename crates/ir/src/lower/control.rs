@@ -54,7 +54,7 @@ impl Lowerer<'_> {
         let known = |v: &LVal| matches!(v, LVal::Num(_) | LVal::Arr(Arr::Var { known: Some(_), .. }));
         if !(known(bounds.0) && known(bounds.1)) {
             // Bounds known only when the function runs.
-            self.loop_region(s, var, bounds, spans, body)?;
+            self.loop_region(s, Some(var), bounds, spans, None, body)?;
             return Ok(true);
         }
         let a = self.static_int(bounds.0, "a loop bound", spans.0)?;
@@ -66,7 +66,8 @@ impl Lowerer<'_> {
         // count is known to its derivatives. A body that cannot be one equation (a carried
         // value changes shape) is unrolled as before.
         let mark = self.mark();
-        match self.loop_region(s, var, (&LVal::Num(a as f64), &LVal::Num(b as f64)), spans, body) {
+        match self.loop_region(s, Some(var), (&LVal::Num(a as f64), &LVal::Num(b as f64)), spans, None, body)
+        {
             Ok(()) => Ok(true),
             Err(_) => {
                 self.undo(mark);
@@ -75,13 +76,21 @@ impl Lowerer<'_> {
         }
     }
 
-    /// Lowers `for var in lo..hi { body }` as one loop equation.
+    /// Lowers `while cond { body }` inside a function as one loop equation.
+    pub(crate) fn while_once(&mut self, s: &Stmt, cond: &Expr, body: &Block) -> Result<()> {
+        let (lo, hi) = (LVal::Num(0.0), LVal::Num(f64::INFINITY));
+        self.loop_region(s, None, (&lo, &hi), (s.span, s.span), Some(cond), body)
+    }
+
+    /// Lowers `for var in lo..hi { body }` (or, with a condition and no variable,
+    /// `while cond { body }`) as one loop equation.
     fn loop_region(
         &mut self,
         s: &Stmt,
-        var: &ad_syntax::ast::Ident,
+        var: Option<&ad_syntax::ast::Ident>,
         bounds: (&LVal, &LVal),
         bound_spans: (Span, Span),
+        cond: Option<&Expr>,
         body: &Block,
     ) -> Result<()> {
         // The carried values: names the body assigns that exist before the loop.
@@ -101,7 +110,9 @@ impl Lowerer<'_> {
             }
         }
         let mark = self.b.eqns.len();
-        let index = self.b.new_var(Shape::scalar(), Some(var.name.clone()));
+        // A `while` loop's counter is named `i` in printed programs that read it.
+        let index =
+            self.b.new_var(Shape::scalar(), Some(var.map(|v| v.name.clone()).unwrap_or_else(|| "i".into())));
         let mut inputs = vec![index];
         let mut init_shapes = Vec::new();
         for (name, v) in &carried {
@@ -112,10 +123,32 @@ impl Lowerer<'_> {
             // The name is local (it was found among the locals above), so this rebinds it.
             let _ = self.set_local(name, LVal::Arr(Arr::Var { var: placeholder, shape, known: None }));
         }
-        self.frames.push(vec![(
-            var.name.clone(),
-            LVal::Arr(Arr::Var { var: index, shape: Shape::scalar(), known: None }),
-        )]);
+        // A `while` loop's condition, evaluated on the carried values before each iteration.
+        let mut test = None;
+        if let Some(c) = cond {
+            let v = self.expr(c)?;
+            match self.shape_of(&v) {
+                Some(sh) if sh.is_scalar() => {}
+                Some(sh) => {
+                    return Err(Diagnostic::at(
+                        c.span,
+                        format!("the condition of `while` must be a scalar, found shape {sh}"),
+                    )
+                    .with_hint("reduce it to one number, e.g. `amax(abs(d)) > tol`"))
+                }
+                None => {
+                    return Err(Diagnostic::at(
+                        c.span,
+                        format!("the condition of `while` must be a number, found {}", v.describe()),
+                    ))
+                }
+            }
+            test = Some((self.atom(&v, c.span)?, self.b.eqns.split_off(mark)));
+        }
+        let frame = var.map(|var| {
+            (var.name.clone(), LVal::Arr(Arr::Var { var: index, shape: Shape::scalar(), known: None }))
+        });
+        self.frames.push(frame.into_iter().collect());
         let r = self.block_stmts(body);
         self.frames.pop();
         r?;
@@ -135,8 +168,30 @@ impl Lowerer<'_> {
             }
         }
         let body_eqns = self.b.eqns.split_off(mark);
-        let (program, consts) =
-            self.close_region(&format!("{}_body", var.name), inputs, body_eqns, &finals, s.span);
+        let name = var.map(|v| format!("{}_body", v.name)).unwrap_or_else(|| "while_body".into());
+        // The condition and the body are closed together, so that they read the same
+        // constants; each then keeps the equations it needs.
+        let (n_test, mut eqns, mut outputs) = match test {
+            Some((c, eqns)) => (eqns.len(), eqns, vec![c]),
+            None => (0, Vec::new(), Vec::new()),
+        };
+        eqns.extend(body_eqns);
+        outputs.extend(finals);
+        let (program, consts) = self.close_region(&name, inputs, eqns, &outputs, s.span);
+        let op = |carries| match cond {
+            Some(_) => {
+                let test =
+                    crate::region::restrict(&program, n_test, program.outputs[..1].to_vec(), "while_cond");
+                let body = crate::region::restrict(
+                    &program,
+                    program.eqns.len(),
+                    program.outputs[1..].to_vec(),
+                    &name,
+                );
+                LoopOp::new_while(test, body, carries)
+            }
+            None => LoopOp::new(program.clone(), carries),
+        };
         let lo = self.atom(bounds.0, bound_spans.0)?;
         let hi = self.atom(bounds.1, bound_spans.1)?;
         let mut args = vec![lo, hi];
@@ -149,7 +204,7 @@ impl Lowerer<'_> {
             // A loop that carries nothing computes nothing a function can return.
             return Ok(());
         }
-        let outs = self.b.push_multi(Prim::Loop(LoopOp::new(program, n)), args, &init_shapes, s.span);
+        let outs = self.b.push_multi(Prim::Loop(op(n)), args, &init_shapes, s.span);
         for ((name, _), (out, shape)) in carried.iter().zip(outs.into_iter().zip(init_shapes)) {
             self.b.vars[out.index()].name = Some(name.clone());
             let _ = self.set_local(name, LVal::Arr(Arr::Var { var: out, shape, known: None }));
@@ -228,8 +283,31 @@ impl Lowerer<'_> {
         (p, consts.into_iter().map(Atom::Var).collect())
     }
 
-    /// `x[i, j] = v`: rebinds `x` to its array with that part replaced.
-    pub(crate) fn update(&mut self, target: &Expr, value: &Expr, span: Span) -> Result<()> {
+    /// `x[i, j] = v`: rebinds `x` to its array with that part replaced. With an operator,
+    /// `t op= v` is `t = t op v` (for a name `t` too).
+    pub(crate) fn update(
+        &mut self,
+        target: &Expr,
+        op: Option<ad_syntax::ast::BinOp>,
+        value: &Expr,
+        span: Span,
+    ) -> Result<()> {
+        let combined;
+        let value = match op {
+            Some(op) => {
+                combined = Expr {
+                    kind: ExprKind::Binary(op, Box::new(target.clone()), Box::new(value.clone())),
+                    span: value.span,
+                };
+                &combined
+            }
+            None => value,
+        };
+        if let ExprKind::Var(name) = &target.kind {
+            let v = self.expr(value)?;
+            let pat = Pattern::Name(ad_syntax::ast::Ident { name: name.clone(), span: target.span });
+            return self.bind(&pat, v, false);
+        }
         let ExprKind::Index(base, idx) = &target.kind else {
             return Err(Diagnostic::at(target.span, "cannot assign to this expression"));
         };
@@ -335,11 +413,13 @@ fn assigned_names(b: &Block, out: &mut Vec<Name>) {
         match &s.kind {
             StmtKind::Assign { pat, .. } => pattern(pat, out),
             StmtKind::Update { target, .. } => {
-                if let ExprKind::Index(base, _) = &target.kind {
-                    if let ExprKind::Var(n) = &base.kind {
-                        if !out.contains(n) {
-                            out.push(n.clone());
-                        }
+                let base = match &target.kind {
+                    ExprKind::Index(base, _) => base,
+                    _ => target,
+                };
+                if let ExprKind::Var(n) = &base.kind {
+                    if !out.contains(n) {
+                        out.push(n.clone());
                     }
                 }
             }

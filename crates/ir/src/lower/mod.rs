@@ -21,6 +21,7 @@ mod derived;
 mod einsum;
 mod expr;
 pub mod io_effects;
+mod reverse_loop;
 mod scope;
 pub mod spec;
 mod statics;

@@ -254,7 +254,7 @@ fn free_in_stmt(s: &Stmt, bound: &mut Vec<Name>, out: &mut Vec<Name>, seen: &mut
             free_names(cond, bound, out, seen);
             free_in_block(body, bound, out, seen);
         }
-        StmtKind::Update { target, value } => {
+        StmtKind::Update { target, value, .. } => {
             free_names(target, bound, out, seen);
             free_names(value, bound, out, seen);
         }

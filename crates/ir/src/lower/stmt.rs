@@ -1,6 +1,6 @@
 //! Statements and blocks: `let`, rebinding, indexed update, `def`, `for` (iterated at the
 //! top level; inside functions a loop equation, or unrolled when short and constant),
-//! `while` (top level only).
+//! `while` (iterated at the top level; inside functions a loop equation).
 
 use super::value::{Arr, LVal};
 use super::{Lowerer, Mode, Result};
@@ -33,8 +33,8 @@ impl Lowerer<'_> {
                 self.bind(pat, v, false)?;
                 Ok(None)
             }
-            StmtKind::Update { target, value } => {
-                self.update(target, value, s.span)?;
+            StmtKind::Update { target, op, value } => {
+                self.update(target, *op, value, s.span)?;
                 Ok(None)
             }
             StmtKind::For { var, start, end, body } => {
@@ -84,8 +84,7 @@ impl Lowerer<'_> {
             }
             StmtKind::While { cond, body } => {
                 if self.in_function {
-                    return Err(Diagnostic::at(s.span, "`while` is only allowed at the top level")
-                        .with_hint("inside a function, loop with `for i in a..b` over constant bounds"));
+                    return self.while_once(s, cond, body).map(|()| None);
                 }
                 loop {
                     self.check_interrupt(s.span)?;

@@ -241,8 +241,11 @@ pub enum Prim {
     /// `x[i, j] = v` with computed positions: `x` with the part at those positions on its
     /// first `k` axes replaced by `v` (operands `x, v, i, j`; `v` has the part's shape).
     DynUpdate(usize),
-    /// A `for` loop over a body lowered once (`region.rs`): several results.
+    /// A `for` or `while` loop over a body lowered once (`region.rs`): several results.
     Loop(Rc<crate::region::LoopOp>),
+    /// Reverse mode through a loop whose carried values are not recorded in the program: the
+    /// primal loop forwards, then the transposed body backwards (`region.rs`).
+    ReverseLoop(Rc<crate::region::ReverseOp>),
 }
 
 /// The names scripts call the primitives other than the elementwise ones by. Together with
@@ -289,8 +292,8 @@ pub const STRUCTURAL: &[&str] = &[
 pub const LITERALS: &[&str] = &["stack", "const"];
 
 /// Primitives written as syntax: indexing at computed positions (`x[i]`), indexed update
-/// (`x[i] = v`) and loops (`for`).
-pub const SYNTAX: &[&str] = &["dyn_index", "dyn_update", "for"];
+/// (`x[i] = v`) and loops (`for`, `while`). (`reverse_loop` is made only by reverse mode.)
+pub const SYNTAX: &[&str] = &["dyn_index", "dyn_update", "for", "while"];
 
 /// The names scripts call primitives by, elementwise ones first (operators without a name,
 /// such as `!`, left out).
@@ -358,7 +361,9 @@ impl Prim {
             Prim::AvgPool2dTranspose(..) => "avg_pool2d_transpose",
             Prim::DynIndex(_) => "dyn_index",
             Prim::DynUpdate(_) => "dyn_update",
+            Prim::Loop(op) if op.is_while() => "while",
             Prim::Loop(_) => "for",
+            Prim::ReverseLoop(_) => "reverse_loop",
         }
     }
 
@@ -395,7 +400,7 @@ impl Prim {
             Prim::DynUpdate(_) => Class::LinearIn(&[0, 1]),
             // A loop's derivative is a loop over its body's derivative (`jvp.rs` and
             // `transpose.rs` treat it as a whole, not by a rule per operand).
-            Prim::Loop(_) => Class::Nonlinear,
+            Prim::Loop(_) | Prim::ReverseLoop(_) => Class::Nonlinear,
         }
     }
 
@@ -668,6 +673,21 @@ impl Prim {
                     ));
                 }
                 Ok(x)
+            }
+            Prim::ReverseLoop(op) => {
+                let primal = &op.primal;
+                let (c, k) = (primal.carries, primal.consts());
+                arity(2 + c + k + op.cotangents)?;
+                positions(&args[..2])?;
+                let ins: Vec<Shape> = op.back.inputs.iter().map(|v| op.back.var_shape(*v)).collect();
+                if ins[0] != Shape::scalar() || ins[1..] != args[2..] {
+                    return Err("the operands of `reverse_loop` do not match its body's inputs".into());
+                }
+                let outs = op.out_shapes();
+                if outs.len() < op.cotangents || outs[..op.cotangents] != args[2 + c + k..] {
+                    return Err("the cotangents of `reverse_loop` do not keep their shapes".into());
+                }
+                outs.first().copied().ok_or_else(|| "`reverse_loop` has no result".to_string())
             }
             Prim::Loop(op) => {
                 let carries = op.carries;
