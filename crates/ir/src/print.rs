@@ -423,9 +423,9 @@ impl<'p> Block<'p> {
         let mut uses = vec![0usize; n];
         for e in &p.eqns {
             // Operands of loops and updates are named: a loop reads them on every iteration.
-            // (A reversal's operands are read once, by the call.)
-            let weight = if matches!(e.prim, Prim::Loop(_)) { 2 } else { 1 };
-            for a in &e.args {
+            // (A reversal's operands are read once, by the call, and so are a loop's bounds.)
+            for (k, a) in e.args.iter().enumerate() {
+                let weight = if matches!(e.prim, Prim::Loop(_)) && k >= 2 { 2 } else { 1 };
                 if let Atom::Var(v) = a {
                     uses[v.index()] += weight;
                 }
@@ -673,7 +673,38 @@ impl<'p> Block<'p> {
     ) -> Vec<String> {
         let carried: Vec<String> =
             e.outs().map(|o| self.names[o.index()].clone().unwrap_or_else(|| "_".into())).collect();
-        print_loop_named(namer, carried, op, args, outer).0
+        print_loop_named(namer, carried, op, args, outer, self.branch_condition(e, op, args)).0
+    }
+
+    /// A loop of no or one iteration, `for i in 0..(c != 0)` or `0..(c == 0)`, is how an
+    /// `if` on a computed condition is lowered: it prints as `if c` or `if !c`.
+    fn branch_condition(
+        &self,
+        e: &crate::program::Eqn,
+        op: &crate::region::LoopOp,
+        args: &[Rendered],
+    ) -> Option<String> {
+        if op.cond.is_some() || e.args[0] != Atom::Lit(0.0) || reads_input(&op.body, 0) {
+            return None;
+        }
+        let Atom::Var(hi) = e.args[1] else { return None };
+        let def = self.p.eqns.iter().find(|d| d.out == hi)?;
+        let negated = match (&def.prim, def.args.get(1)) {
+            (Prim::Binary(Binary::Ne), Some(Atom::Lit(z))) if *z == 0.0 => false,
+            (Prim::Binary(Binary::Eq), Some(Atom::Lit(z))) if *z == 0.0 => true,
+            _ => return None,
+        };
+        let text = &args[1].text;
+        let suffix = if negated { " == 0" } else { " != 0" };
+        match text.strip_suffix(suffix) {
+            Some(c) if negated => {
+                let atom = c.chars().all(|ch| ch.is_alphanumeric() || ch == '_');
+                Some(if atom { format!("!{c}") } else { format!("!({c})") })
+            }
+            Some(c) => Some(unparen(c).to_string()),
+            // A named bound holds 0 or 1 already.
+            None => Some(text.clone()),
+        }
     }
 }
 
@@ -686,6 +717,7 @@ fn print_loop_named(
     op: &crate::region::LoopOp,
     args: &[Rendered],
     mut outer: HashSet<String>,
+    branch: Option<String>,
 ) -> (Vec<String>, String) {
     let body = &op.body;
     let mut lines = Vec::new();
@@ -740,11 +772,14 @@ fn print_loop_named(
         }
     }
     match test {
-        None => lines.push(format!(
-            "for {index_name} in {}..{} {{",
-            paren(&args[0], P_ADD + 1),
-            paren(&args[1], P_ADD + 1)
-        )),
+        None => match branch {
+            Some(c) => lines.push(format!("if {c} {{")),
+            None => lines.push(format!(
+                "for {index_name} in {}..{} {{",
+                paren(&args[0], P_ADD + 1),
+                paren(&args[1], P_ADD + 1)
+            )),
+        },
         Some((cond_lines, cond)) => {
             if counter {
                 lines.push(format!("let {index_name} = 0"));
@@ -802,4 +837,21 @@ fn render_tree(t: &Tree, outs: &mut impl Iterator<Item = String>) -> String {
 fn reads_input(p: &Program, k: usize) -> bool {
     let v = Atom::Var(p.inputs[k]);
     p.outputs.contains(&v) || p.eqns.iter().any(|e| e.args.contains(&v))
+}
+
+/// `(e)` without its outer parentheses when they enclose all of it.
+fn unparen(s: &str) -> &str {
+    let Some(inner) = s.strip_prefix('(').and_then(|r| r.strip_suffix(')')) else { return s };
+    let mut depth = 0i32;
+    for ch in inner.chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return s;
+        }
+    }
+    inner
 }

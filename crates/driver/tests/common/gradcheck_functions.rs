@@ -11,6 +11,8 @@ pub const FUNCTIONS: &[&str] = &[
     // and a `for` loop whose bounds are computed.
     "def f(x: [3], k: []) {\n  let h = x\n  let n = 0\n  while sum(h * h) < 30 && n < 12 {\n    h = h * (1 + 0.1 * k) + sin(h) * 0.2\n    n += 1\n  }\n  h * k\n}",
     "def f(x: [6], w: [2]) {\n  let s = w[0]\n  for i in 0..sign(abs(w[0]) + 1) * 4 {\n    s = s * tanh(x[i] * w[1]) + x[i + 1]\n  }\n  s\n}",
+    // `if` on computed conditions: a value chosen, and a name rebound in one branch.
+    "def f(x: [3], k: []) {\n  let s = sum(x * x)\n  let y = if s > k { x * k } else { sin(x) }\n  if y[0] < 0 { y = -y * s }\n  y * s\n}",
     "def f(x: [3]) = exp(x)",
     "def f(x: [3]) = log(x)",
     "def f(x: [3]) = sin(x)",

@@ -54,7 +54,7 @@ impl Lowerer<'_> {
         let known = |v: &LVal| matches!(v, LVal::Num(_) | LVal::Arr(Arr::Var { known: Some(_), .. }));
         if !(known(bounds.0) && known(bounds.1)) {
             // Bounds known only when the function runs.
-            self.loop_region(s, Some(var), bounds, spans, None, body)?;
+            self.loop_region(s.span, Some(var), bounds, spans, None, body, &[])?;
             return Ok(true);
         }
         let a = self.static_int(bounds.0, "a loop bound", spans.0)?;
@@ -66,8 +66,15 @@ impl Lowerer<'_> {
         // count is known to its derivatives. A body that cannot be one equation (a carried
         // value changes shape) is unrolled as before.
         let mark = self.mark();
-        match self.loop_region(s, Some(var), (&LVal::Num(a as f64), &LVal::Num(b as f64)), spans, None, body)
-        {
+        match self.loop_region(
+            s.span,
+            Some(var),
+            (&LVal::Num(a as f64), &LVal::Num(b as f64)),
+            spans,
+            None,
+            body,
+            &[],
+        ) {
             Ok(()) => Ok(true),
             Err(_) => {
                 self.undo(mark);
@@ -79,23 +86,29 @@ impl Lowerer<'_> {
     /// Lowers `while cond { body }` inside a function as one loop equation.
     pub(crate) fn while_once(&mut self, s: &Stmt, cond: &Expr, body: &Block) -> Result<()> {
         let (lo, hi) = (LVal::Num(0.0), LVal::Num(f64::INFINITY));
-        self.loop_region(s, None, (&lo, &hi), (s.span, s.span), Some(cond), body)
+        self.loop_region(s.span, None, (&lo, &hi), (s.span, s.span), Some(cond), body, &[])
     }
 
     /// Lowers `for var in lo..hi { body }` (or, with a condition and no variable,
-    /// `while cond { body }`) as one loop equation.
+    /// `while cond { body }`) as one loop equation. With neither, it is a branch of an `if`
+    /// on a computed condition (a loop of no or one iteration), whose value is assigned to
+    /// the hidden locals `results`.
+    #[allow(clippy::too_many_arguments)]
     fn loop_region(
         &mut self,
-        s: &Stmt,
+        span: Span,
         var: Option<&ad_syntax::ast::Ident>,
         bounds: (&LVal, &LVal),
         bound_spans: (Span, Span),
         cond: Option<&Expr>,
         body: &Block,
+        results: &[Name],
     ) -> Result<()> {
+        let what = if cond.is_none() && var.is_none() { "`if`" } else { "loop" };
         // The carried values: names the body assigns that exist before the loop.
         let mut assigned = Vec::new();
         assigned_names(body, &mut assigned);
+        assigned.extend(results.iter().cloned());
         let mut carried: Vec<(Name, LVal)> = Vec::new();
         for name in assigned {
             let Some(v) = self.local(&name) else { continue };
@@ -103,8 +116,8 @@ impl Lowerer<'_> {
                 LVal::Num(_) | LVal::Arr(_) => carried.push((name, v)),
                 other => {
                     return Err(Diagnostic::at(
-                        s.span,
-                        format!("this loop assigns `{name}`, which holds {}; a loop inside a function can carry only arrays and numbers", other.describe()),
+                        span,
+                        format!("this {what} assigns `{name}`, which holds {}; a loop or `if` inside a function can carry only arrays and numbers", other.describe()),
                     ))
                 }
             }
@@ -151,24 +164,38 @@ impl Lowerer<'_> {
         self.frames.push(frame.into_iter().collect());
         let r = self.block_stmts(body);
         self.frames.pop();
-        r?;
+        let value = r?;
+        let mut leaves = Vec::new();
+        super::spec::for_each_leaf(&value, &mut |x| leaves.push(x.clone()));
+        for (name, leaf) in results.iter().zip(leaves) {
+            let _ = self.set_local(name, leaf);
+        }
         let mut finals = Vec::new();
         for ((name, _), shape) in carried.iter().zip(&init_shapes) {
             let v = self.local(name).unwrap_or(LVal::unit());
             match self.shape_of(&v) {
-                Some(found) if found == *shape => finals.push(self.atom(&v, s.span)?),
+                Some(found) if found == *shape => finals.push(self.atom(&v, span)?),
                 found => {
                     let found = found.map(|f| f.to_string()).unwrap_or_else(|| v.describe());
+                    let hint = if what == "loop" {
+                        "a value carried from one iteration to the next keeps its shape"
+                    } else {
+                        "inside a function, a name that an `if` on a computed condition rebinds keeps its shape"
+                    };
                     return Err(Diagnostic::at(
-                        s.span,
-                        format!("the loop changes the shape of `{name}` from {shape} to {found}"),
+                        span,
+                        format!("the {what} changes the shape of `{name}` from {shape} to {found}"),
                     )
-                    .with_hint("a value carried from one iteration to the next keeps its shape"));
+                    .with_hint(hint));
                 }
             }
         }
         let body_eqns = self.b.eqns.split_off(mark);
-        let name = var.map(|v| format!("{}_body", v.name)).unwrap_or_else(|| "while_body".into());
+        let name = match (var, cond) {
+            (Some(v), _) => format!("{}_body", v.name),
+            (None, Some(_)) => "while_body".into(),
+            (None, None) => "if_branch".into(),
+        };
         // The condition and the body are closed together, so that they read the same
         // constants; each then keeps the equations it needs.
         let (n_test, mut eqns, mut outputs) = match test {
@@ -177,7 +204,7 @@ impl Lowerer<'_> {
         };
         eqns.extend(body_eqns);
         outputs.extend(finals);
-        let (program, consts) = self.close_region(&name, inputs, eqns, &outputs, s.span);
+        let (program, consts) = self.close_region(&name, inputs, eqns, &outputs, span);
         let op = |carries| match cond {
             Some(_) => {
                 let test =
@@ -196,7 +223,7 @@ impl Lowerer<'_> {
         let hi = self.atom(bounds.1, bound_spans.1)?;
         let mut args = vec![lo, hi];
         for (_, v) in &carried {
-            args.push(self.atom(v, s.span)?);
+            args.push(self.atom(v, span)?);
         }
         args.extend(consts);
         let n = carried.len();
@@ -204,12 +231,108 @@ impl Lowerer<'_> {
             // A loop that carries nothing computes nothing a function can return.
             return Ok(());
         }
-        let outs = self.b.push_multi(Prim::Loop(op(n)), args, &init_shapes, s.span);
+        let outs = self.b.push_multi(Prim::Loop(op(n)), args, &init_shapes, span);
         for ((name, _), (out, shape)) in carried.iter().zip(outs.into_iter().zip(init_shapes)) {
             self.b.vars[out.index()].name = Some(name.clone());
             let _ = self.set_local(name, LVal::Arr(Arr::Var { var: out, shape, known: None }));
         }
         Ok(())
+    }
+
+    /// `if c { then } else { els }` inside a function, with `c` computed when the function
+    /// runs: each branch is a loop of one iteration when it is taken and none otherwise, so
+    /// only the chosen branch runs, and the derivatives of loops serve `if` too. Names a
+    /// branch rebinds are carried through both; the branches' values (numbers, arrays, or
+    /// tuples of them) must have the same shapes.
+    pub(crate) fn if_region(
+        &mut self,
+        c: &Expr,
+        cv: &LVal,
+        then: &Block,
+        els: Option<&Block>,
+        span: Span,
+    ) -> Result<LVal> {
+        // The shapes of each branch's value, from lowering it once and undoing that.
+        let mut shapes: Vec<Vec<Shape>> = Vec::new();
+        let mut tuple = Vec::new();
+        for b in [Some(then), els] {
+            let mark = self.mark();
+            let v = match b {
+                Some(b) => self.block(b),
+                None => Ok(LVal::unit()),
+            };
+            self.undo(mark);
+            let v = v?;
+            let mut leaves = Vec::new();
+            super::spec::for_each_leaf(&v, &mut |x| leaves.push(x.clone()));
+            let mut s = Vec::new();
+            for x in &leaves {
+                match self.shape_of(x) {
+                    Some(sh) => s.push(sh),
+                    None => {
+                        return Err(Diagnostic::at(
+                            b.map(|b| b.span).unwrap_or(span),
+                            format!(
+                                "an `if` on a computed condition gives numbers and arrays, not {}",
+                                x.describe()
+                            ),
+                        ))
+                    }
+                }
+            }
+            tuple.push(matches!(v, LVal::Tuple(_)));
+            shapes.push(s);
+        }
+        let describe = |s: &[Shape], t: bool| match (s, t) {
+            ([one], false) => format!("shape {one}"),
+            _ => format!("({})", s.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")),
+        };
+        if shapes[0] != shapes[1] || tuple[0] != tuple[1] {
+            let e = Diagnostic::at(
+                span,
+                format!(
+                    "the branches of this `if` give values of different shapes: {} and {}",
+                    describe(&shapes[0], tuple[0]),
+                    describe(&shapes[1], tuple[1])
+                ),
+            );
+            let e = match els {
+                Some(b) => e.with_label(then.span, "this branch").with_label(b.span, "and this one"),
+                None => e.with_hint("without `else`, the value of `if` is `()`"),
+            };
+            return Err(e);
+        }
+        // Hidden locals (no script can name them) hold the value.
+        let results: Vec<Name> = (0..shapes[0].len()).map(|k| format!("if value {k}").into()).collect();
+        self.frames.push(Vec::new());
+        for (name, sh) in results.iter().zip(&shapes[0]) {
+            let zero = if sh.is_scalar() {
+                LVal::Num(0.0)
+            } else {
+                let v = self.b.push(Prim::Full(*sh, crate::prim::F64(0.0)), [], *sh, span);
+                LVal::Arr(Arr::Var { var: v, shape: *sh, known: None })
+            };
+            self.declare(name.clone(), zero);
+        }
+        let r = (|| {
+            let taken =
+                self.prim(Prim::Binary(crate::prim::Binary::Ne), &[cv.clone(), LVal::Num(0.0)], c.span)?;
+            let zero = LVal::Num(0.0);
+            self.loop_region(span, None, (&zero, &taken), (c.span, c.span), None, then, &results)?;
+            if let Some(els) = els {
+                let other =
+                    self.prim(Prim::Binary(crate::prim::Binary::Eq), &[cv.clone(), zero.clone()], c.span)?;
+                self.loop_region(span, None, (&zero, &other), (c.span, c.span), None, els, &results)?;
+            }
+            let values: Vec<LVal> = results.iter().map(|n| self.local(n).unwrap_or(LVal::unit())).collect();
+            Ok(if tuple[0] {
+                LVal::Tuple(values.into())
+            } else {
+                values.into_iter().next().unwrap_or(LVal::unit())
+            })
+        })();
+        self.frames.pop();
+        r
     }
 
     /// A closed program from equations cut out of the builder: `inputs` first, then every

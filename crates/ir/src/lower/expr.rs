@@ -396,8 +396,7 @@ impl Lowerer<'_> {
             return Ok(t);
         }
         if dynamic {
-            return Err(Diagnostic::at(c.span, "this `if` depends on the function's inputs")
-                .with_hint("inside a function, choose elementwise with `where(c, a, b)`; the condition of `if` must be known when the function is lowered"));
+            return self.if_region(c, &cv, then, els, c.span);
         }
         let cond = self.static_num(&cv, "the condition", c.span)?;
         if cond != 0.0 {
