@@ -481,11 +481,7 @@ pub(crate) fn jvp_reverse(
     // linear part (the reversal of the JVP below) holds only tangents that are read.
     let mut values = None;
     if split || t.iter().all(Option::is_none) {
-        let outs =
-            em.b.push_multi(Prim::ReverseLoop(Rc::new(clone_reverse(op))), x.to_vec(), &shapes, em.span);
-        for o in &outs {
-            em.mark(*o, false);
-        }
+        let outs = emit_reverse(em, clone_reverse(op), x.to_vec());
         values = Some(outs.into_iter().map(Atom::Var).collect::<Vec<_>>());
     }
     if t.iter().all(Option::is_none) {
@@ -538,11 +534,7 @@ pub(crate) fn jvp_reverse(
     for n in 2 + c + k..x.len() {
         args.push(tangent(em, n));
     }
-    let shapes2 = rev.out_shapes();
-    let outs = em.b.push_multi(Prim::ReverseLoop(Rc::new(rev)), args, &shapes2, em.span);
-    for o in &outs {
-        em.mark(*o, false);
-    }
+    let outs = emit_reverse(em, rev, args);
     let v = |k: usize| Atom::Var(outs[k]);
     let values: Vec<Atom> =
         values.unwrap_or_else(|| (0..a).map(v).chain((2 * a..2 * a + m).map(v)).collect());
