@@ -18,8 +18,8 @@ pub enum Frame<'m> {
     Stmt { stmts: &'m [Stmt], index: usize, top: bool },
     /// In a `def`'s body.
     Def(&'m Def),
-    /// In a `for` loop's body.
-    For { var: &'m Ident, start: &'m Expr },
+    /// In a `for` loop's body (`each`: `for x in X`, where `start` is `X`).
+    For { var: &'m Ident, start: &'m Expr, each: bool },
     /// In a lambda's body.
     Lambda(&'m Lambda),
 }
@@ -134,7 +134,7 @@ fn stmt<'m>(s: &'m Stmt, offset: usize, frames: &mut Vec<Frame<'m>>) -> Node<'m>
                 }
             }
             if contains(body.span, offset) {
-                frames.push(Frame::For { var, start });
+                frames.push(Frame::For { var, start, each: false });
                 return block(body, offset, frames);
             }
             Node::None
@@ -144,6 +144,19 @@ fn stmt<'m>(s: &'m Stmt, offset: usize, frames: &mut Vec<Frame<'m>>) -> Node<'m>
                 return expr(cond, offset, frames);
             }
             if contains(body.span, offset) {
+                return block(body, offset, frames);
+            }
+            Node::None
+        }
+        StmtKind::ForEach { var, iter, body } => {
+            if contains(var.span, offset) {
+                return Node::Binder(Binder::For(var));
+            }
+            if contains(iter.span, offset) {
+                return expr(iter, offset, frames);
+            }
+            if contains(body.span, offset) {
+                frames.push(Frame::For { var, start: iter, each: true });
                 return block(body, offset, frames);
             }
             Node::None
@@ -272,7 +285,7 @@ pub fn resolve<'m>(frames: &[Frame<'m>], name: &str) -> Vec<Binding<'m>> {
                     return vec![Binding::LambdaParam(p)];
                 }
             }
-            Frame::For { var, start } => {
+            Frame::For { var, start, .. } => {
                 if &*var.name == name {
                     return vec![Binding::For(var, start)];
                 }
@@ -330,7 +343,7 @@ pub fn visible<'m>(frames: &[Frame<'m>]) -> Vec<(String, Binding<'m>)> {
     for (k, f) in frames.iter().enumerate().rev() {
         match *f {
             Frame::Lambda(l) => l.params.iter().for_each(|p| add(&p.name, Binding::LambdaParam(p), &mut out)),
-            Frame::For { var, start } => add(&var.name, Binding::For(var, start), &mut out),
+            Frame::For { var, start, .. } => add(&var.name, Binding::For(var, start), &mut out),
             Frame::Def(d) => {
                 for (i, p) in d.params.iter().enumerate() {
                     add(&p.name.name, Binding::Param(d, i), &mut out);
@@ -453,6 +466,7 @@ pub fn stmt_mentions(s: &Stmt, name: &str) -> bool {
             mentions(start, name) || mentions(end, name) || block_mentions(body, name)
         }
         StmtKind::While { cond, body } => mentions(cond, name) || block_mentions(body, name),
+        StmtKind::ForEach { iter, body, .. } => mentions(iter, name) || block_mentions(body, name),
         StmtKind::Update { target, value, .. } => mentions(target, name) || mentions(value, name),
         StmtKind::Expr(e) => mentions(e, name),
         StmtKind::Error => false,

@@ -70,7 +70,8 @@ fn context<'m>(frames: &[Frame<'m>]) -> Context<'m> {
                 c.pre.extend(stmts[..index.min(stmts.len())].iter().filter(|s| !is_error(s)).cloned())
             }
             Frame::Def(d) => c.def = Some(d),
-            Frame::For { var, start } => c.pre.push(let_stmt(var, start)),
+            Frame::For { var, start, each: false } => c.pre.push(let_stmt(var, start)),
+            Frame::For { var, start, each: true } => c.pre.push(let_stmt(var, &first_of(start))),
             Frame::Lambda(lam) => c.hidden.extend(lam.params.iter().map(|p| p.name.clone())),
         }
     }
@@ -135,6 +136,7 @@ pub fn type_at(session: &mut Session, module: &Module, loc: &Located<'_>) -> Opt
             Binder::Let(_) | Binder::Assign(_) => c.pre.push(current.clone()),
             Binder::For(var) => match &current.kind {
                 StmtKind::For { start, .. } => c.pre.push(let_stmt(var, start)),
+                StmtKind::ForEach { iter, .. } => c.pre.push(let_stmt(var, &first_of(iter))),
                 _ => return None,
             },
         }
@@ -232,6 +234,7 @@ fn first_call_in_stmt<'m>(s: &'m Stmt, name: &str, arity: usize) -> Option<&'m E
             first_call(start, name, arity).or_else(|| first_call(end, name, arity)).or_else(|| in_block(body))
         }
         StmtKind::While { cond, body } => first_call(cond, name, arity).or_else(|| in_block(body)),
+        StmtKind::ForEach { iter, body, .. } => first_call(iter, name, arity).or_else(|| in_block(body)),
         StmtKind::Update { target, value, .. } => {
             first_call(target, name, arity).or_else(|| first_call(value, name, arity))
         }
@@ -276,6 +279,15 @@ fn first_call<'m>(e: &'m Expr, name: &str, arity: usize) -> Option<&'m Expr> {
 
 fn is_error(s: &Stmt) -> bool {
     matches!(s.kind, StmtKind::Error)
+}
+
+/// `X[0]`: the value `x` has in the first iteration of `for x in X`.
+fn first_of(x: &Expr) -> Expr {
+    let zero = Expr { kind: ExprKind::Num(0.0), span: x.span };
+    Expr {
+        kind: ExprKind::Index(Box::new(x.clone()), vec![ad_syntax::ast::IndexArg::Index(zero)]),
+        span: x.span,
+    }
 }
 
 fn let_stmt(var: &Ident, value: &Expr) -> Stmt {

@@ -42,6 +42,8 @@ pub enum StmtKind {
     Update { target: Expr, op: Option<BinOp>, value: Expr },
     /// `for i in a..b { ... }`: `i = a, a+1, ..., b-1`.
     For { var: Ident, start: Expr, end: Expr, body: Block },
+    /// `for x in X { ... }`: `x = X[0], X[1], ...` (the first axis of `X`).
+    ForEach { var: Ident, iter: Expr, body: Block },
     /// `while c { ... }`.
     While { cond: Expr, body: Block },
     /// An expression evaluated for its value (echoed in the REPL) or effect (`print`).

@@ -359,6 +359,14 @@ impl<'a> Formatter<'a> {
                 self.push(" ");
                 self.block(body);
             }
+            StmtKind::ForEach { var, iter, body } => {
+                self.push("for ");
+                self.push(&var.name);
+                self.push(" in ");
+                self.expr(iter, P_LOOSE + 1);
+                self.push(" ");
+                self.block(body);
+            }
             StmtKind::While { cond, body } => {
                 self.push("while ");
                 self.expr(cond, P_LOOSE + 1);
@@ -730,6 +738,9 @@ fn same_stmt(a: &Stmt, b: &Stmt) -> bool {
             i.name == j.name && same_expr(s, t) && same_expr(e, f) && same_block(b, c)
         }
         (While { cond: c, body: b }, While { cond: d, body: e }) => same_expr(c, d) && same_block(b, e),
+        (ForEach { var: i, iter: x, body: b }, ForEach { var: j, iter: y, body: c }) => {
+            i.name == j.name && same_expr(x, y) && same_block(b, c)
+        }
         (Update { target: t, op: o, value: v }, Update { target: u, op: p, value: w }) => {
             o == p && same_expr(t, u) && same_expr(v, w)
         }

@@ -597,17 +597,19 @@ fn pattern<'t>() -> P<'t, Pattern> {
     .boxed()
 }
 
-/// `for_stmt ::= "for" IDENT "in" expr ".." expr block`
+/// `for_stmt ::= "for" IDENT "in" expr (".." expr)? block`
 fn for_stmt<'t>(expr: P<'t, Expr>, block: P<'t, Block>) -> P<'t, Stmt> {
     just(Token::For)
         .ignore_then(ident())
         .then_ignore(just(Token::In))
         .then(expr.clone())
-        .then_ignore(just(Token::DotDot))
-        .then(expr)
+        .then(just(Token::DotDot).ignore_then(expr).or_not())
         .then(block)
         .map_with(|(((var, start), end), body), e| Stmt {
-            kind: StmtKind::For { var, start, end, body },
+            kind: match end {
+                Some(end) => StmtKind::For { var, start, end, body },
+                None => StmtKind::ForEach { var, iter: start, body },
+            },
             span: e.span(),
         })
         .boxed()

@@ -284,7 +284,7 @@ fn unexpected_tokens_read_well() {
         ("def f(x: [a b]) = x", "unexpected identifier `b`, expected `,` or `]`", "b"),
         ("for 1 in 0..3 {}", "unexpected number, expected identifier", "1"),
         ("for i 0..3 {}", "unexpected number, expected `in`", "0"),
-        ("for i in 0 10 { }", "unexpected number, expected `..` or operator", "10"),
+        ("for i in 0 10 { }", "unexpected number, expected `..`, `{` or operator", "10"),
         ("for i in 0..3 print(i)", "unexpected identifier `print`, expected `{` or operator", "print"),
         ("while x print(x)", "unexpected identifier `print`, expected `{` or operator", "print"),
         ("if c { 1 } else 2", "unexpected number, expected `if` or `{`", "2"),

@@ -180,6 +180,7 @@ fn statements() {
         ("for i in 0..10 { print(i) }", "(for i 0 10 {(call print i)})"),
         ("for i in 1..n+1 { s = s + i }", "(for i 1 (+ n 1) {(set s (+ s i))})"),
         ("for i in a..b {}", "(for i a b {})"),
+        ("for row in X { s = s + row }", "(foreach row X {(set s (+ s row))})"),
         ("while loss > 1e-3 { loss = loss / 2 }", "(while (> loss 0.001) {(set loss (/ loss 2))})"),
         ("x[i] = 1", "(update (index x i) 1)"),
         ("x += 1", "(update+ x 1)"),

@@ -2,8 +2,10 @@
 //! (`x*1`, `x+0`, `x*0`, `--x`), no-op `broadcast_to`/`sum_to`/`reshape`/`transpose`,
 //! broadcasts absorbed by the elementwise operation that uses them, common subexpressions
 //! (`rewrite.rs`), then dead code (`dce.rs`). Repeated until nothing changes. The bodies of
-//! loops are simplified once, before the rounds.
+//! loops are simplified once, before the rounds, and carried values a loop never changes
+//! become constants (`carries.rs`).
 
+mod carries;
 mod dce;
 mod rewrite;
 
@@ -18,6 +20,9 @@ pub fn simplify(mut p: Program) -> Program {
         if let Prim::Loop(op) = &e.prim {
             e.prim = Prim::Loop(op.map(|p| simplify(p.clone())));
         }
+    }
+    if let Some(q) = carries::constant_carries(&p) {
+        p = q;
     }
     let mut cur = dce::dce(&p);
     // The input can be large (a derivative before simplification); free it now.

@@ -124,8 +124,10 @@ impl Lowerer<'_> {
         }
         let mark = self.b.eqns.len();
         // A `while` loop's counter is named `i` in printed programs that read it.
-        let index =
-            self.b.new_var(Shape::scalar(), Some(var.map(|v| v.name.clone()).unwrap_or_else(|| "i".into())));
+        // (So is the hidden counter of `for x in X`, whose name has a space.)
+        let index_name =
+            var.map(|v| v.name.clone()).filter(|n| !n.contains(' ')).unwrap_or_else(|| "i".into());
+        let index = self.b.new_var(Shape::scalar(), Some(index_name));
         let mut inputs = vec![index];
         let mut init_shapes = Vec::new();
         for (name, v) in &carried {
@@ -546,7 +548,9 @@ fn assigned_names(b: &Block, out: &mut Vec<Name>) {
                     }
                 }
             }
-            StmtKind::For { body, .. } | StmtKind::While { body, .. } => assigned_names(body, out),
+            StmtKind::For { body, .. } | StmtKind::While { body, .. } | StmtKind::ForEach { body, .. } => {
+                assigned_names(body, out)
+            }
             StmtKind::Expr(e) => expr(e, out),
             StmtKind::Let { .. } | StmtKind::Def(_) | StmtKind::Error => {}
         }

@@ -254,6 +254,13 @@ fn free_in_stmt(s: &Stmt, bound: &mut Vec<Name>, out: &mut Vec<Name>, seen: &mut
             free_names(cond, bound, out, seen);
             free_in_block(body, bound, out, seen);
         }
+        StmtKind::ForEach { var, iter, body } => {
+            free_names(iter, bound, out, seen);
+            let n = bound.len();
+            bound.push(var.name.clone());
+            free_in_block(body, bound, out, seen);
+            bound.truncate(n);
+        }
         StmtKind::Update { target, value, .. } => {
             free_names(target, bound, out, seen);
             free_names(value, bound, out, seen);

@@ -82,6 +82,7 @@ impl Lowerer<'_> {
                 }
                 r.map(|_| None)
             }
+            StmtKind::ForEach { var, iter, body } => self.for_each(s, var, iter, body),
             StmtKind::While { cond, body } => {
                 if self.in_function {
                     return self.while_once(s, cond, body).map(|()| None);
@@ -111,6 +112,62 @@ impl Lowerer<'_> {
             StmtKind::Expr(e) => Ok(Some(self.expr(e)?)),
             StmtKind::Error => Err(Diagnostic::at(s.span, "this statement could not be parsed")),
         }
+    }
+
+    /// `for x in X { body }` is `for i in 0..n { let x = X[i]; body }` over the first axis
+    /// of `X` (evaluated once), with names no script can write for `X` and `i`.
+    fn for_each(
+        &mut self,
+        s: &Stmt,
+        var: &ad_syntax::ast::Ident,
+        iter: &ad_syntax::ast::Expr,
+        body: &Block,
+    ) -> Result<Option<LVal>> {
+        use ad_syntax::ast::{Expr, ExprKind, Ident, IndexArg, Pattern};
+        let x = self.expr(iter)?;
+        let n = match self.shape_of(&x) {
+            Some(sh) if sh.rank() >= 1 => sh.dims()[0],
+            Some(sh) => {
+                return Err(Diagnostic::at(
+                    iter.span,
+                    format!(
+                        "`for {} in ...` iterates over the first axis of an array, found shape {sh}",
+                        var.name
+                    ),
+                ))
+            }
+            None => {
+                return Err(Diagnostic::at(
+                    iter.span,
+                    format!("`for {} in ...` iterates over an array, found {}", var.name, x.describe()),
+                ))
+            }
+        };
+        let array: ad_syntax::ast::Name = "for each array".into();
+        let index = Ident { name: "for each index".into(), span: var.span };
+        let at = |kind| Expr { kind, span: iter.span };
+        let element = at(ExprKind::Index(
+            Box::new(at(ExprKind::Var(array.clone()))),
+            vec![IndexArg::Index(at(ExprKind::Var(index.name.clone())))],
+        ));
+        let mut stmts = vec![Stmt {
+            kind: StmtKind::Let { pat: Pattern::Name(var.clone()), value: element },
+            span: var.span,
+        }];
+        stmts.extend(body.stmts.iter().cloned());
+        let lowered = Stmt {
+            kind: StmtKind::For {
+                var: index,
+                start: at(ExprKind::Num(0.0)),
+                end: at(ExprKind::Num(n as f64)),
+                body: Block { stmts, span: body.span },
+            },
+            span: s.span,
+        };
+        self.frames.push(vec![(array, x)]);
+        let r = self.stmt(&lowered);
+        self.frames.pop();
+        r
     }
 
     /// A block in its own scope; its value is its last statement's if that is an expression.

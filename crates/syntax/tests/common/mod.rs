@@ -43,6 +43,9 @@ pub fn stmt(s: &Stmt) -> String {
             format!("(for {} {} {} {})", var.name, expr(start), expr(end), block(body))
         }
         StmtKind::While { cond, body } => format!("(while {} {})", expr(cond), block(body)),
+        StmtKind::ForEach { var, iter, body } => {
+            format!("(foreach {} {} {})", var.name, expr(iter), block(body))
+        }
         StmtKind::Update { target, op: None, value } => format!("(update {} {})", expr(target), expr(value)),
         StmtKind::Update { target, op: Some(op), value } => {
             format!("(update{} {} {})", op.symbol(), expr(target), expr(value))
