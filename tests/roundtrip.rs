@@ -102,8 +102,19 @@ fn printed_programs_rerun_to_the_same_values() {
                     leaves[*i] = Array::scalar(*value);
                 }
             }
-            let a = s.run_program(&original.program, leaves.clone()).unwrap();
-            let b = s2.run_program(&reloaded.program, leaves).unwrap();
+            // Random inputs can be refused when the program runs (a computed position that
+            // is not an integer): then both must refuse them.
+            let (a, b) = match (
+                s.run_program(&original.program, leaves.clone()),
+                s2.run_program(&reloaded.program, leaves.clone()),
+            ) {
+                (Some(a), Some(b)) => (a, b),
+                (None, None) => continue,
+                (a, _) => panic!(
+                    "only the {} runs on {leaves:?}\n{context}",
+                    if a.is_some() { "original" } else { "copy" }
+                ),
+            };
             assert_eq!(a.len(), b.len());
             for (x, y) in a.iter().zip(&b) {
                 assert!(same(x, y), "different values: {x:?} vs {y:?}\n{context}");

@@ -450,34 +450,51 @@ impl Lowerer<'_> {
                 format!("cannot assign into `{name}`, which holds {}", x.describe()),
             ));
         };
-        let mut positions = Vec::new();
-        for (axis, arg) in idx.iter().enumerate() {
-            match arg {
-                IndexArg::Index(e) if positions.len() == axis => {
-                    let p = self.expr(e)?;
-                    self.scalar_position(&p, e.span)?;
-                    positions.push(p);
-                }
-                IndexArg::Slice { start: None, end: None, .. } => {}
-                IndexArg::Slice { span, .. } | IndexArg::Index(Expr { span, .. }) => {
-                    return Err(Diagnostic::at(
-                        *span,
-                        "an indexed assignment takes positions first and then only whole axes (`:`)",
-                    )
-                    .with_hint(
-                        "for a range, build the array with `concat`, or choose elementwise with `where`",
-                    ));
-                }
-            }
-        }
         if idx.len() > shape.rank() {
             return Err(Diagnostic::at(
                 target.span,
                 format!("too many indices: an array of shape {shape} takes at most {}", shape.rank()),
             ));
         }
+        let mut positions = Vec::new();
+        // After the positions, a range `a:b` (bounds known while lowering) on each axis.
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        for (axis, arg) in idx.iter().enumerate() {
+            let len = shape.dim(axis);
+            match arg {
+                IndexArg::Index(e) if positions.len() == axis => {
+                    let p = self.expr(e)?;
+                    self.scalar_position(&p, e.span)?;
+                    positions.push(p);
+                }
+                IndexArg::Slice { start, end, .. } => {
+                    let bound = |lw: &mut Self, e: &Option<Expr>, default: usize| -> Result<usize> {
+                        let Some(e) = e else { return Ok(default) };
+                        let b = lw.expr(e)?;
+                        let i = lw.static_int(&b, "the bound of an assigned range", e.span)?;
+                        // Out-of-range bounds clamp, as in NumPy.
+                        let j = if i < 0 { i + len as i64 } else { i };
+                        Ok(j.clamp(0, len as i64) as usize)
+                    };
+                    let a = bound(self, start, 0)?;
+                    let b = bound(self, end, len)?;
+                    ranges.push((a, b.max(a)));
+                }
+                IndexArg::Index(Expr { span, .. }) => {
+                    return Err(Diagnostic::at(
+                        *span,
+                        "an indexed assignment takes positions first and then ranges (`a:b` or `:`)",
+                    ));
+                }
+            }
+        }
         let k = positions.len();
-        let part = Shape::from_dims(&shape.dims()[k..]).unwrap_or_default();
+        for axis in k + ranges.len()..shape.rank() {
+            ranges.push((0, shape.dim(axis)));
+        }
+        let whole = ranges.iter().enumerate().all(|(j, r)| *r == (0, shape.dim(k + j)));
+        let dims: Vec<usize> = ranges.iter().map(|(a, b)| b - a).collect();
+        let part = Shape::from_dims(&dims).unwrap_or_default();
         let v = self.expr(value)?;
         let vs = self
             .shape_of(&v)
@@ -493,6 +510,32 @@ impl Lowerer<'_> {
             )
             .with_label(target.span, format!("this part of `{name}` has shape {part}")));
         };
+        // A range: the row at the positions, with the range replaced by padding the value to
+        // the row's shape and choosing it inside the range.
+        let v = if whole {
+            v
+        } else {
+            let row = if k == 0 {
+                x.clone()
+            } else {
+                let mut args = vec![x.clone()];
+                args.extend(positions.iter().cloned());
+                self.prim(Prim::DynIndex(k), &args, span)?
+            };
+            let widths: Vec<(usize, usize)> =
+                ranges.iter().enumerate().map(|(j, (a, b))| (*a, shape.dim(k + j) - b)).collect();
+            let padded = self.prim(Prim::Pad(widths.clone()), &[v], span)?;
+            let ones = self.prim(Prim::Full(part, crate::prim::F64(1.0)), &[], span)?;
+            let inside = self.prim(Prim::Pad(widths), &[ones], span)?;
+            self.prim(Prim::Where, &[inside, padded, row], span)?
+        };
+        if k == 0 {
+            return self.bind(
+                &Pattern::Name(ad_syntax::ast::Ident { name: name.clone(), span: base.span }),
+                v,
+                false,
+            );
+        }
         let mut args = vec![x, v];
         args.extend(positions);
         let updated = self.prim(Prim::DynUpdate(k), &args, span)?;
