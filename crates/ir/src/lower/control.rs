@@ -468,17 +468,7 @@ impl Lowerer<'_> {
                     positions.push(p);
                 }
                 IndexArg::Slice { start, end, .. } => {
-                    let bound = |lw: &mut Self, e: &Option<Expr>, default: usize| -> Result<usize> {
-                        let Some(e) = e else { return Ok(default) };
-                        let b = lw.expr(e)?;
-                        let i = lw.static_int(&b, "the bound of an assigned range", e.span)?;
-                        // Out-of-range bounds clamp, as in NumPy.
-                        let j = if i < 0 { i + len as i64 } else { i };
-                        Ok(j.clamp(0, len as i64) as usize)
-                    };
-                    let a = bound(self, start, 0)?;
-                    let b = bound(self, end, len)?;
-                    ranges.push((a, b.max(a)));
+                    ranges.push(self.slice_range(start, end, len, "the bound of an assigned range")?);
                 }
                 IndexArg::Index(Expr { span, .. }) => {
                     return Err(Diagnostic::at(

@@ -286,17 +286,8 @@ impl Lowerer<'_> {
                     sels.push(Sel::At(self.static_position(&iv, len, "index", e.span)?));
                 }
                 IndexArg::Slice { start, end, .. } => {
-                    let bound = |lw: &mut Self, e: &Option<Expr>, default: usize| -> Result<usize> {
-                        let Some(e) = e else { return Ok(default) };
-                        let b = lw.expr(e)?;
-                        let i = lw.static_int(&b, "a slice bound", e.span)?;
-                        // Out-of-range slice bounds clamp, as in NumPy.
-                        let j = if i < 0 { i + len as i64 } else { i };
-                        Ok(j.clamp(0, len as i64) as usize)
-                    };
-                    let a = bound(self, start, 0)?;
-                    let b = bound(self, end, len)?;
-                    sels.push(Sel::Range(a, b.max(a)));
+                    let (a, b) = self.slice_range(start, end, len, "a slice bound")?;
+                    sels.push(Sel::Range(a, b));
                 }
             }
         }
@@ -310,6 +301,27 @@ impl Lowerer<'_> {
             return Ok(v);
         }
         self.prim(Prim::Index(sels), &[v], span)
+    }
+
+    /// The range `start:end` of an axis of length `len`, with bounds known while lowering;
+    /// negative bounds count from the end and out-of-range ones clamp, as in NumPy.
+    pub(crate) fn slice_range(
+        &mut self,
+        start: &Option<Expr>,
+        end: &Option<Expr>,
+        len: usize,
+        what: &str,
+    ) -> Result<(usize, usize)> {
+        let mut bound = |e: &Option<Expr>, default: usize| -> Result<usize> {
+            let Some(e) = e else { return Ok(default) };
+            let b = self.expr(e)?;
+            let i = self.static_int(&b, what, e.span)?;
+            let j = if i < 0 { i + len as i64 } else { i };
+            Ok(j.clamp(0, len as i64) as usize)
+        };
+        let a = bound(start, 0)?;
+        let b = bound(end, len)?;
+        Ok((a, b.max(a)))
     }
 
     /// Indexing with computed positions: their axes are moved to the front (if they are not
