@@ -58,6 +58,26 @@ fn active_carries(op: &LoopOp, init: &[bool], wrt_k: &[usize], nan_safe: bool) -
     }
 }
 
+/// A `while` loop's condition for a loop over its JVP body `jp` (inputs `[i, carries..,
+/// a carried tangents.., consts.., ..]`): it reads the values only, at their places there.
+fn jvp_cond(op: &LoopOp, jp: &Program, a: usize) -> Option<Program> {
+    op.cond.as_ref().map(|cond| {
+        let (c, k) = (op.carries, op.consts());
+        let ins: Vec<usize> = (0..1 + c).chain(1 + c + a..1 + c + a + k).collect();
+        widen(cond, jp, &ins)
+    })
+}
+
+/// The loop over the values and tangents of everything `op` carries and reads: carried
+/// `[values.., tangents..]`, constants `[values.., tangents..]`.
+fn full_jvp_loop(op: &LoopOp, nan_safe: bool) -> LoopOp {
+    let all_c: Vec<usize> = (0..op.carries).collect();
+    let all_k: Vec<usize> = (0..op.consts()).collect();
+    let (jp, _) = body_jvp(op, &all_c, &all_k, nan_safe);
+    let cond = jvp_cond(op, &jp, op.carries);
+    LoopOp { body: jp, carries: 2 * op.carries, cond, replay: None }
+}
+
 /// Emits a loop with several results (a `while` loop with a condition), marking them linear
 /// or not.
 fn emit_loop(
@@ -101,7 +121,7 @@ pub(crate) fn jvp_loop(
         return Ok((outs.into_iter().map(Atom::Var).collect(), vec![None; c]));
     }
     // What reverse mode would record: every iteration's carried values.
-    let record_bytes = LoopOp::static_trips(x).filter(|_| !op.is_while()).map(|n| {
+    let record_bytes = LoopOp::static_trips(x).map(|n| {
         let state: usize = op.out_shapes().iter().map(|s| s.size()).sum();
         (n as f64) * (state as f64) * 8.0
     });
@@ -126,13 +146,7 @@ pub(crate) fn jvp_loop(
         args.extend(tangent_init);
         args.extend_from_slice(consts);
         args.extend(tangent_consts);
-        // A `while` loop's condition reads the values only, at their places among the
-        // JVP body's inputs.
-        let cond = op.cond.as_ref().map(|cond| {
-            let n_consts = consts.len();
-            let ins: Vec<usize> = (0..1 + c).chain((0..n_consts).map(|j| 1 + c + a + j)).collect();
-            widen(cond, &jp, &ins)
-        });
+        let cond = jvp_cond(op, &jp, a);
         if replay {
             // Reverse mode without a record in the program: the primal loop, and a linear
             // loop that recomputes it alongside the tangents, whose transpose keeps what it
@@ -488,12 +502,7 @@ pub(crate) fn jvp_reverse(
         return Ok((values.unwrap_or_default(), vec![None; a + m]));
     }
     // The primal loop's JVP with respect to everything it carries and reads.
-    let (jp, _) = body_jvp(primal, &(0..c).collect::<Vec<_>>(), &(0..k).collect::<Vec<_>>(), em.nan_safe);
-    let cond = primal.cond.as_ref().map(|cond| {
-        let ins: Vec<usize> = (0..1 + c).chain(1 + 2 * c..1 + 2 * c + k).collect();
-        widen(cond, &jp, &ins)
-    });
-    let looped = Rc::new(LoopOp { body: jp, carries: 2 * c, cond, replay: None });
+    let looped = Rc::new(full_jvp_loop(primal, em.nan_safe));
     // The backward step's JVP, its inputs and outputs interleaved as the reversal needs.
     let back = &op.back;
     let leaves: Vec<usize> = (1..back.inputs.len()).collect();
@@ -592,26 +601,20 @@ pub(crate) fn transpose_reverse(
         mu.push(em.materialize(t, s));
     }
     // The loop's JVP with respect to everything, in the direction μ.
-    let all_c: Vec<usize> = (0..c).collect();
-    let all_k: Vec<usize> = (0..k).collect();
-    let (jp, _) = body_jvp(primal, &all_c, &all_k, em.nan_safe);
-    let cond = primal.cond.as_ref().map(|cond| {
-        let ins: Vec<usize> = (0..1 + c).chain(1 + 2 * c..1 + 2 * c + k).collect();
-        widen(cond, &jp, &ins)
-    });
+    let looped = full_jvp_loop(primal, em.nan_safe);
     let mut args: Vec<Atom> = x[..2 + c].to_vec();
     args.extend_from_slice(&mu[..c]);
     args.extend_from_slice(&x[at_k..at_k + k]);
     args.extend_from_slice(&mu[c..]);
-    let jvp_outs = emit_loop(em, jp.clone(), cond.clone(), 2 * c, args.clone(), false);
+    let jvp_outs = emit_loop(em, looped.body.clone(), looped.cond.clone(), 2 * c, args.clone(), false);
     // The gradient of λ · ṡ_n with respect to (s0, k): the reversal of the JVP loop, seeded
     // with λ on the tangents.
     let own: Vec<usize> = (1..1 + 2 * c + 2 * k).collect();
     let seeded: Vec<usize> = (0..2 * c).collect();
     let wrt_in: Vec<usize> = (1..1 + 2 * c + k).collect();
-    let back = back_step(&jp, c, &own, &seeded, &wrt_in, &format!("{}_bar", primal.body.name))?;
-    let looped = Rc::new(LoopOp { body: jp, carries: 2 * c, cond, replay: None });
-    let rev = ReverseOp { primal: looped, back, cotangents: 2 * c, wrt: all_k, tangent_of: None };
+    let back = back_step(&looped.body, c, &own, &seeded, &wrt_in, &format!("{}_bar", primal.body.name))?;
+    let all_k: Vec<usize> = (0..k).collect();
+    let rev = ReverseOp { primal: Rc::new(looped), back, cotangents: 2 * c, wrt: all_k, tangent_of: None };
     for j in 0..c {
         let s = em.shape(x[at_l + j]);
         args.push(em.zeros(s));

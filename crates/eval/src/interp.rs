@@ -199,7 +199,6 @@ impl Compiled {
                 }
                 (_, Some(Region::Reverse(r))) => {
                     let (lo, hi) = loop_bounds(&args, r.cond.is_some(), s.span)?;
-                    let hi = (hi != i64::MAX).then_some(hi);
                     let outs = crate::reverse::run(r, lo, hi, args)?;
                     for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
                         regs[*slot] = Some(a);
@@ -239,6 +238,7 @@ fn run_loop(
     span: Span,
 ) -> Result<Vec<Array>, RunError> {
     let (lo, hi) = loop_bounds(&args, cond.is_some(), span)?;
+    let hi = hi.unwrap_or(i64::MAX);
     let mut it = args.into_iter().skip(2);
     let mut carried: Vec<Array> = it.by_ref().take(carries).collect();
     let consts: Vec<Array> = it.collect();
@@ -260,8 +260,7 @@ fn run_loop(
             return Err(RunError::Interrupted);
         }
         if let Some(c) = cond {
-            let go = c.run(inputs(i, &mut carried, false))?;
-            if go.first().and_then(|a| a.data().first().copied()).unwrap_or(0.0) == 0.0 {
+            if !holds(&c.run(inputs(i, &mut carried, false))?) {
                 break;
             }
         }
@@ -270,26 +269,30 @@ fn run_loop(
     Ok(carried)
 }
 
-/// A loop's bounds, the first two of `args`: integers, or for a `while` loop an infinite
-/// upper bound (`i64::MAX`).
-fn loop_bounds(args: &[Array], is_while: bool, span: Span) -> Result<(i64, i64), RunError> {
-    let bound = |a: &Array, which: &str| -> Result<i64, RunError> {
-        let x = a.data().first().copied().unwrap_or(f64::NAN);
-        if x == f64::INFINITY && is_while {
-            return Ok(i64::MAX);
-        }
-        if x != x.trunc() || !x.is_finite() || x.abs() > 9.0e15 {
-            return Err(RunError::At(
-                span,
-                format!(
-                    "the loop's {which} bound must be an integer, found {}",
-                    ad_ir::display::fmt_num(x, 17)
-                ),
-            ));
-        }
-        Ok(x as i64)
-    };
-    Ok((bound(&args[0], "lower")?, bound(&args[1], "upper")?))
+/// Whether a `while` loop's condition, the result of its program, holds (is not zero).
+pub(crate) fn holds(go: &[Array]) -> bool {
+    go.first().and_then(|a| a.data().first().copied()).unwrap_or(0.0) != 0.0
+}
+
+/// A loop's bounds, the first two of `args`: integers, and for a `while` loop no upper bound
+/// (its operand is infinity).
+fn loop_bounds(args: &[Array], is_while: bool, span: Span) -> Result<(i64, Option<i64>), RunError> {
+    if is_while && args[1].data().first() == Some(&f64::INFINITY) {
+        return Ok((bound(&args[0], "lower", span)?, None));
+    }
+    Ok((bound(&args[0], "lower", span)?, Some(bound(&args[1], "upper", span)?)))
+}
+
+/// A loop bound: an integer.
+fn bound(a: &Array, which: &str, span: Span) -> Result<i64, RunError> {
+    let x = a.data().first().copied().unwrap_or(f64::NAN);
+    if x != x.trunc() || !x.is_finite() || x.abs() > 9.0e15 {
+        return Err(RunError::At(
+            span,
+            format!("the loop's {which} bound must be an integer, found {}", ad_ir::display::fmt_num(x, 17)),
+        ));
+    }
+    Ok(x as i64)
 }
 
 /// A register read before it was written or after it was dropped: a bug in `Compiled::new`

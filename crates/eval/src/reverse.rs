@@ -105,10 +105,7 @@ impl Run<'_> {
     fn goes(&self, j: u64, state: &[Array]) -> Result<bool, RunError> {
         match &self.r.cond {
             None => Ok(true),
-            Some(c) => {
-                let go = c.run(self.inputs(j, state, &[]))?;
-                Ok(go.first().and_then(|a| a.data().first().copied()).unwrap_or(0.0) != 0.0)
-            }
+            Some(c) => Ok(crate::interp::holds(&c.run(self.inputs(j, state, &[]))?)),
         }
     }
 

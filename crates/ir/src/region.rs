@@ -68,38 +68,32 @@ pub struct ReverseOp {
     pub tangent_of: Option<Rc<ReverseOp>>,
 }
 
-impl PartialEq for ReverseOp {
-    fn eq(&self, o: &ReverseOp) -> bool {
-        std::ptr::eq(self, o)
-    }
-}
-impl Eq for ReverseOp {}
-impl Hash for ReverseOp {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        (self as *const ReverseOp as usize).hash(h)
-    }
-}
-
 impl ReverseOp {
     pub fn out_shapes(&self) -> Vec<Shape> {
         self.back.outputs.iter().map(|a| self.back.shape(*a)).collect()
     }
 }
 
-// A loop is identified by its body: two equations are the same loop only when they share
-// it (common subexpressions then merge identical loops over identical operands), and
-// hashing a body's address is constant time.
-impl PartialEq for LoopOp {
-    fn eq(&self, o: &LoopOp) -> bool {
-        std::ptr::eq(self, o)
-    }
+// A loop is identified by its operation's address: two equations are the same loop only
+// when they share it (common subexpressions then merge identical loops over identical
+// operands), and hashing an address is constant time.
+macro_rules! identified_by_address {
+    ($t:ty) => {
+        impl PartialEq for $t {
+            fn eq(&self, o: &$t) -> bool {
+                std::ptr::eq(self, o)
+            }
+        }
+        impl Eq for $t {}
+        impl Hash for $t {
+            fn hash<H: Hasher>(&self, h: &mut H) {
+                (self as *const $t as usize).hash(h)
+            }
+        }
+    };
 }
-impl Eq for LoopOp {}
-impl Hash for LoopOp {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        (self as *const LoopOp as usize).hash(h)
-    }
-}
+identified_by_address!(LoopOp);
+identified_by_address!(ReverseOp);
 
 impl LoopOp {
     pub fn new(body: Program, carries: usize) -> Rc<LoopOp> {
