@@ -29,6 +29,10 @@ struct Cli {
     /// memory). Larger arrays, derived Jacobians and Hessians included, are errors.
     #[arg(long = "ad-memory", value_name = "SIZE", global = true, value_parser = ad_driver::memory::parse_size)]
     ad_memory: Option<u64>,
+    /// Run everything in the interpreter, the reference semantics: loops are not planned
+    /// into one buffer.
+    #[arg(long = "no-compile", global = true)]
+    no_compile: bool,
 }
 
 #[derive(Subcommand)]
@@ -135,6 +139,7 @@ fn finish(session: &Session, errors: &[Diagnostic]) -> ExitCode {
 
 fn run(cli: Cli) -> ExitCode {
     ad_driver::memory::configure(cli.ad_memory);
+    ad_eval::set_compile(!cli.no_compile);
     let command = match cli.command {
         None => return ad_repl::main(None),
         Some(Command::Repl { file }) => return ad_repl::main(file),

@@ -6,6 +6,18 @@ use ad_driver::golden;
 use std::path::Path;
 
 fn check(path: &Path, text: String) -> datatest_stable::Result<()> {
+    ad_eval::set_compile(true);
+    run(path, text)
+}
+
+/// Every golden program again with the interpreter alone (`--no-compile`): planned loops
+/// must give the same results bit for bit, so the same expected files hold.
+fn interpreted(path: &Path, text: String) -> datatest_stable::Result<()> {
+    ad_eval::set_compile(false);
+    run(path, text)
+}
+
+fn run(path: &Path, text: String) -> datatest_stable::Result<()> {
     // Expected files beside the tests (`f.vjp.ad`) and files without directives are not
     // tests themselves.
     if !text.lines().any(|l| l.starts_with("#!")) {
@@ -29,4 +41,5 @@ fn check(path: &Path, text: String) -> datatest_stable::Result<()> {
 // programs beside them have more (`sin_mul.vjp.ad`).
 datatest_stable::harness! {
     { test = check, root = "tests/golden", pattern = r"(^|/)[^./]+\.ad$" },
+    { test = interpreted, root = "tests/golden", pattern = r"(^|/)[^./]+\.ad$" },
 }

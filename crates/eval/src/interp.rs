@@ -19,6 +19,21 @@ pub fn interrupted() -> bool {
     INTERRUPT.load(Ordering::Relaxed)
 }
 
+thread_local! {
+    static COMPILE: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Whether programs prepared on this thread from now on may run their loops planned in one
+/// buffer (`planned.rs`). `--no-compile` turns it off, so that the interpreter alone, the
+/// reference semantics, runs everything; the tests run every golden program both ways.
+pub fn set_compile(on: bool) {
+    COMPILE.with(|c| c.set(on));
+}
+
+pub fn compiling() -> bool {
+    COMPILE.with(|c| c.get())
+}
+
 #[derive(Clone, Debug)]
 enum Operand {
     Take(usize),
@@ -44,8 +59,9 @@ struct Step {
 /// The programs of a loop equation.
 #[derive(Debug)]
 enum Region {
-    /// A loop's body and, for a `while` loop, its condition.
-    Loop(Compiled, Option<Compiled>),
+    /// A loop's body and, for a `while` loop, its condition; and the loop planned in one
+    /// buffer when its body allows (`planned.rs`).
+    Loop(Compiled, Option<Compiled>, Option<crate::planned::LoopPlan>),
     Reverse(crate::reverse::Reversal),
 }
 
@@ -121,6 +137,7 @@ impl Compiled {
                     Prim::Loop(op) => Some(Rc::new(Region::Loop(
                         Compiled::new(&op.body),
                         op.cond.as_ref().map(Compiled::new),
+                        compiling().then(|| crate::planned::LoopPlan::new(op)).flatten(),
                     ))),
                     Prim::ReverseLoop(op) => Some(Rc::new(Region::Reverse(crate::reverse::Reversal {
                         body: Compiled::new(&op.primal.body),
@@ -191,8 +208,14 @@ impl Compiled {
                 .collect();
             let region = s.region.as_deref();
             match (&s.prim, region) {
-                (Prim::Loop(op), Some(Region::Loop(body, cond))) => {
-                    let outs = run_loop(body, cond.as_ref(), op.carries, args, s.span)?;
+                (Prim::Loop(op), Some(Region::Loop(body, cond, plan))) => {
+                    let outs = match plan {
+                        Some(plan) => {
+                            let (lo, hi) = loop_bounds(&args, cond.is_some(), s.span)?;
+                            plan.run(lo, hi, args.into_iter().skip(2).collect())?
+                        }
+                        None => run_loop(body, cond.as_ref(), op.carries, args, s.span)?,
+                    };
                     for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
                         regs[*slot] = Some(a);
                     }
@@ -285,7 +308,11 @@ fn loop_bounds(args: &[Array], is_while: bool, span: Span) -> Result<(i64, Optio
 
 /// A loop bound: an integer.
 fn bound(a: &Array, which: &str, span: Span) -> Result<i64, RunError> {
-    let x = a.data().first().copied().unwrap_or(f64::NAN);
+    bound_value(a.data().first().copied().unwrap_or(f64::NAN), which, span)
+}
+
+/// A loop bound given as a number: an integer.
+pub(crate) fn bound_value(x: f64, which: &str, span: Span) -> Result<i64, RunError> {
     if x != x.trunc() || !x.is_finite() || x.abs() > 9.0e15 {
         return Err(RunError::At(
             span,

@@ -8,10 +8,11 @@
 pub mod csv;
 pub mod interp;
 pub mod kernels;
+mod planned;
 pub mod reverse;
 pub mod rng;
 
-pub use interp::{interrupted, Compiled, RunError, INTERRUPT};
+pub use interp::{compiling, interrupted, set_compile, Compiled, RunError, INTERRUPT};
 
 /// Evaluates one primitive on concrete arrays (the top level's path), after checking shapes.
 pub fn apply(prim: &ad_ir::Prim, args: &[ad_ir::Array]) -> Result<ad_ir::Array, String> {

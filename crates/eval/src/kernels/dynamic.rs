@@ -7,11 +7,16 @@ use ad_ir::{Array, Shape};
 /// The element offset of the part at `positions` (on the first axes of `x`) and the part's
 /// size; a negative position counts from the end, as a constant one does.
 pub fn offset(x: Shape, positions: &[Array]) -> Result<(usize, usize), String> {
-    let dims = x.dims();
+    offset_in(x.dims(), positions.iter().map(|p| p.data().first().copied().unwrap_or(f64::NAN)))
+}
+
+/// [`offset`] in an array with axes `dims`, at positions given as numbers.
+pub fn offset_in(dims: &[usize], positions: impl Iterator<Item = f64>) -> Result<(usize, usize), String> {
     let mut offset = 0usize;
-    for (axis, p) in positions.iter().enumerate() {
+    let mut count = 0;
+    for (axis, raw) in positions.enumerate() {
+        count += 1;
         let len = dims[axis];
-        let raw = p.data().first().copied().unwrap_or(f64::NAN);
         if raw != raw.trunc() || !raw.is_finite() {
             return Err(format!("index {} is not an integer", ad_ir::display::fmt_num(raw, 17)));
         }
@@ -21,7 +26,7 @@ pub fn offset(x: Shape, positions: &[Array]) -> Result<(usize, usize), String> {
         }
         offset = offset * len + i as usize;
     }
-    let part: usize = dims[positions.len()..].iter().product();
+    let part: usize = dims[count..].iter().product();
     Ok((offset * part, part))
 }
 

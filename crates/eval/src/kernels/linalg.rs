@@ -12,7 +12,7 @@ const PARALLEL_ABOVE: usize = 4_000_000;
 
 /// The dimensions of a matrix product: `m × k` times `k × n`, vectors read as a row (left
 /// operand) or a column (right operand); leading axes are batch axes.
-fn dims(sa: Shape, sb: Shape) -> (usize, usize, usize) {
+pub(crate) fn dims(sa: Shape, sb: Shape) -> (usize, usize, usize) {
     let (ra, rb) = (sa.rank(), sb.rank());
     let (m, k) = if ra == 1 { (1, sa.dim(0)) } else { (sa.dim(ra - 2), sa.dim(ra - 1)) };
     let n = if rb == 1 { 1 } else { sb.dim(rb - 1) };
@@ -67,20 +67,36 @@ fn matmul_2d(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
         return outer(a, b);
     }
     let mut data = vec![0.0; m * n];
+    matmul_2d_into(a, b, &mut data, m, k, n);
+    data
+}
+
+/// [`matmul_2d`] written into `c` (whatever it holds), with the same arithmetic: planned
+/// loops (`planned.rs`) call it on their buffer.
+pub(crate) fn matmul_2d_into(a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: usize, n: usize) {
+    if k == 1 && m * n > 0 {
+        // The outer product, element by element as `outer` computes it.
+        for (row, &x) in c.chunks_exact_mut(n).zip(a) {
+            for (o, &y) in row.iter_mut().zip(b) {
+                *o = x * y;
+            }
+        }
+        return;
+    }
+    c.fill(0.0);
     if m * n * k == 0 {
-        return data;
+        return;
     }
     if m * n * k <= 64 * 64 || n == 1 || m == 1 {
-        small_matmul(a, b, &mut data, m, k, n);
-        return data;
+        small_matmul(a, b, c, m, k, n);
+        return;
     }
     let lhs = MatRef::from_row_major_slice(a, m, k);
     let rhs = MatRef::from_row_major_slice(b, k, n);
-    let dst = MatMut::from_row_major_slice_mut(&mut data, m, n);
+    let dst = MatMut::from_row_major_slice_mut(c, m, n);
     let par = if m * n * k > PARALLEL_ABOVE { Par::rayon(0) } else { Par::Seq };
     faer_matmul(dst, Accum::Replace, lhs, rhs, 1.0, par);
     clear_upper_avx();
-    data
 }
 
 /// `safe_matmul(a, b)`: the product, except that terms with a factor exactly 0 contribute

@@ -24,7 +24,7 @@ pub fn sum_slice(xs: &[f64]) -> f64 {
     s
 }
 
-fn max_slice(xs: &[f64]) -> f64 {
+pub fn max_slice(xs: &[f64]) -> f64 {
     xs.iter().fold(f64::NEG_INFINITY, |m, &x| scalar::max(m, x))
 }
 
