@@ -63,8 +63,11 @@ def energy(p: [2]) {
 }
 ";
 
-// Four million evaluations of the loop's body: about 25 s in a debug build (the
-// interpreter's crates are optimised in the dev profile), 15 s in release.
+// Four million evaluations of the loop's body: about 4 s in a debug build (the loop runs
+// planned in one buffer, and the interpreter's crates are optimised in the dev profile).
+// `AD_LOOP_BUDGET=1GiB cargo test --release -p ad-driver --test loop_memory -- --nocapture`
+// measures another budget (the book's table of memory against recomputation) and prints
+// what the reversal did; the bounds are checked for the default budget.
 #[test]
 fn a_million_step_loop_is_reversed_within_the_budget() {
     let mut s = Session::new(Box::new(SharedBuf::default()));
@@ -73,16 +76,30 @@ fn a_million_step_loop_is_reversed_within_the_budget() {
     let p = lower_named(&mut s, "energy", &[]).unwrap_or_else(|e| panic!("{}", e.message)).program;
     let req = Request { mode: Mode::Grad { with_value: false }, wrt: vec![0] };
     let g = ad_autodiff::derive(&p, &req).unwrap_or_else(|e| panic!("{e}"));
-    ad_ir::shape::set_tape_budget(64 << 20);
+    let budget = std::env::var("AD_LOOP_BUDGET")
+        .ok()
+        .map(|b| ad_driver::memory::parse_size(&b).unwrap_or_else(|e| panic!("AD_LOOP_BUDGET: {e}")));
+    ad_ir::shape::set_tape_budget(budget.unwrap_or(64 << 20));
     let before = CURRENT.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
+    let t0 = std::time::Instant::now();
     let out =
         s.run_program(&g, vec![Array::new(Shape::vector(2), vec![4.0, 0.5])]).expect("the gradient runs");
+    let time = t0.elapsed();
     let peak = PEAK.load(Ordering::Relaxed) - before;
     let stats = last_reversal();
+    println!(
+        "{:?}, peak {:.1} MB, {:.2} M forward evaluations, {:.2} s",
+        stats.strategy,
+        peak as f64 / 1e6,
+        stats.forward_steps as f64 / 1e6,
+        time.as_secs_f64()
+    );
     assert_eq!(stats.trips, 1_000_000);
-    assert_ne!(stats.strategy, Strategy::Recorded, "the record would not fit: {stats:?}");
-    assert!(peak < 100_000_000, "peak {peak} bytes over the 100 MB bound ({stats:?})");
+    if budget.is_none() {
+        assert_ne!(stats.strategy, Strategy::Recorded, "the record would not fit: {stats:?}");
+        assert!(peak < 100_000_000, "peak {peak} bytes over the 100 MB bound ({stats:?})");
+    }
     // The gradient the same loop gives when reversed from a full record (`ad run` without a
     // budget), to the digits printed.
     let grad = out[0].data();

@@ -147,6 +147,9 @@ impl Compiled {
                         consts: op.primal.consts(),
                         cotangents: op.cotangents,
                         out_shapes: op.out_shapes(),
+                        plan: compiling()
+                            .then(|| crate::planned::ReversalPlan::new(op).map(Box::new))
+                            .flatten(),
                     }))),
                     _ => None,
                 };

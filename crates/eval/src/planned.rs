@@ -743,3 +743,119 @@ fn broadcast_map(from: Shape, at: usize, to: Shape) -> Box<[usize]> {
     let positions = Array::new(from, (0..from.size()).map(|k| (at + k) as f64).collect());
     kernels::structure::broadcast_to(&positions, to).data().iter().map(|&m| m as usize).collect()
 }
+
+/// A reversal's programs (the body, a `while` loop's condition and the backward step)
+/// planned in one slab: they share the places of the index, the carried values and the
+/// constants, so that the constants are written once per run and each step writes only
+/// the state it starts from. `reverse.rs` keeps the tape and the checkpoints as arrays and
+/// calls these in place of the interpreter.
+#[derive(Debug)]
+pub(crate) struct ReversalPlan {
+    len: usize,
+    init: Vec<(usize, Box<[f64]>)>,
+    index: usize,
+    carries: Vec<Slot>,
+    consts: Vec<Slot>,
+    cts: Vec<Slot>,
+    carry_shapes: Vec<Shape>,
+    body: (Vec<Step>, Vec<Out>),
+    cond: Option<(Vec<Step>, Out)>,
+    back: (Vec<Step>, Vec<Out>),
+    back_shapes: Vec<Shape>,
+    slab: std::cell::RefCell<(Vec<f64>, Vec<f64>)>,
+}
+
+impl ReversalPlan {
+    pub(crate) fn new(op: &ad_ir::region::ReverseOp) -> Option<ReversalPlan> {
+        let (body, back) = (&op.primal.body, &op.back);
+        let shapes: Vec<Shape> = back.inputs.iter().map(|v| back.var_shape(*v)).collect();
+        let mut b = Builder::default();
+        let inputs: Vec<Slot> = shapes.iter().map(|s| b.alloc(s.size())).collect();
+        let n = body.inputs.len();
+        let carries = op.primal.carries;
+        let pinned = vec![true; inputs.len()];
+        let cond = match &op.primal.cond {
+            Some(c) => {
+                let (steps, outs) = b.program(c, &inputs[..n], &pinned[..n])?;
+                Some((steps, *outs.first()?))
+            }
+            None => None,
+        };
+        let body_plan = b.program(body, &inputs[..n], &pinned[..n])?;
+        let back_plan = b.program(back, &inputs, &pinned)?;
+        (b.len <= MAX_SLAB).then(|| ReversalPlan {
+            len: b.len,
+            init: b.init,
+            index: inputs[0].at,
+            carries: inputs[1..=carries].to_vec(),
+            consts: inputs[1 + carries..n].to_vec(),
+            cts: inputs[n..].to_vec(),
+            carry_shapes: shapes[1..=carries].to_vec(),
+            body: body_plan,
+            cond,
+            back: back_plan,
+            back_shapes: op.out_shapes(),
+            slab: Default::default(),
+        })
+    }
+
+    /// Prepares the slab for a run with these constants.
+    pub(crate) fn start(&self, consts: &[Array]) {
+        let (s, _) = &mut *self.slab.borrow_mut();
+        s.clear();
+        s.resize(self.len, 0.0);
+        for (at, data) in &self.init {
+            s[*at..*at + data.len()].copy_from_slice(data);
+        }
+        write(s, &self.consts, consts);
+    }
+
+    /// The carried values after iteration `i`, from those before it.
+    pub(crate) fn step(&self, i: i64, state: &[Array]) -> Result<Vec<Array>, RunError> {
+        let (s, scratch) = &mut *self.slab.borrow_mut();
+        s[self.index] = i as f64;
+        write(s, &self.carries, state);
+        exec(&self.body.0, s, scratch)?;
+        Ok(read(s, &self.body.1, &self.carry_shapes))
+    }
+
+    /// Whether a `while` loop's condition holds before iteration `i`.
+    pub(crate) fn goes(&self, i: i64, state: &[Array]) -> Result<bool, RunError> {
+        let Some((steps, go)) = &self.cond else { return Ok(true) };
+        let (s, scratch) = &mut *self.slab.borrow_mut();
+        s[self.index] = i as f64;
+        write(s, &self.carries, state);
+        exec(steps, s, scratch)?;
+        Ok(match go {
+            Out::Slot(g) => s[g.at],
+            Out::Lit(x) => *x,
+        } != 0.0)
+    }
+
+    /// The backward step of iteration `i`: the cotangents before it and the contributions
+    /// to the constants' cotangents.
+    pub(crate) fn back(&self, i: i64, state: &[Array], ct: &[Array]) -> Result<Vec<Array>, RunError> {
+        let (s, scratch) = &mut *self.slab.borrow_mut();
+        s[self.index] = i as f64;
+        write(s, &self.carries, state);
+        write(s, &self.cts, ct);
+        exec(&self.back.0, s, scratch)?;
+        Ok(read(s, &self.back.1, &self.back_shapes))
+    }
+}
+
+fn write(s: &mut [f64], slots: &[Slot], values: &[Array]) {
+    for (slot, a) in slots.iter().zip(values) {
+        s[slot.at..slot.at + slot.len].copy_from_slice(a.data());
+    }
+}
+
+fn read(s: &[f64], outs: &[Out], shapes: &[Shape]) -> Vec<Array> {
+    outs.iter()
+        .zip(shapes)
+        .map(|(o, shape)| match o {
+            Out::Slot(o) => Array::new(*shape, s[o.at..o.at + o.len].to_vec()),
+            Out::Lit(x) => Array::full(*shape, *x),
+        })
+        .collect()
+}

@@ -70,6 +70,8 @@ pub(crate) struct Reversal {
     pub cotangents: usize,
     /// The shapes of the backward step's results (for a loop of no iterations).
     pub out_shapes: Vec<Shape>,
+    /// The three programs planned in one buffer, when they can be (`planned.rs`).
+    pub plan: Option<Box<crate::planned::ReversalPlan>>,
 }
 
 type State = Vec<Array>;
@@ -98,14 +100,18 @@ impl Run<'_> {
             return Err(RunError::Interrupted);
         }
         self.stats.forward_steps += 1;
-        self.r.body.run(self.inputs(j, state, &[]))
+        match &self.r.plan {
+            Some(p) => p.step(self.lo + j as i64, state),
+            None => self.r.body.run(self.inputs(j, state, &[])),
+        }
     }
 
     /// Whether iteration `j` runs (a `while` loop's condition; always for a `for`).
     fn goes(&self, j: u64, state: &[Array]) -> Result<bool, RunError> {
-        match &self.r.cond {
-            None => Ok(true),
-            Some(c) => Ok(crate::interp::holds(&c.run(self.inputs(j, state, &[]))?)),
+        match (&self.r.plan, &self.r.cond) {
+            (Some(p), _) => p.goes(self.lo + j as i64, state),
+            (None, None) => Ok(true),
+            (None, Some(c)) => Ok(crate::interp::holds(&c.run(self.inputs(j, state, &[]))?)),
         }
     }
 
@@ -120,7 +126,10 @@ impl Run<'_> {
 
     /// The backward step of iteration `j`: updates the cotangents and adds to `acc`.
     fn back(&mut self, j: u64, state: &[Array], ct: &mut State, acc: &mut State) -> Result<(), RunError> {
-        let mut outs = self.r.back.run(self.inputs(j, state, ct))?;
+        let mut outs = match &self.r.plan {
+            Some(p) => p.back(self.lo + j as i64, state, ct)?,
+            None => self.r.back.run(self.inputs(j, state, ct))?,
+        };
         let contributions = outs.split_off(self.r.cotangents);
         *ct = outs;
         for (a, c) in acc.iter_mut().zip(contributions) {
@@ -211,6 +220,9 @@ pub(crate) fn run(r: &Reversal, lo: i64, hi: Option<i64>, args: Vec<Array>) -> R
     let consts: Vec<Array> = it.by_ref().take(r.consts).collect();
     let mut ct: State = it.collect();
     let mut acc: State = r.out_shapes[r.cotangents..].iter().map(|s| Array::full(*s, 0.0)).collect();
+    if let Some(p) = &r.plan {
+        p.start(&consts);
+    }
     let mut run = Run { r, consts, lo, stats: ReversalStats::default(), held: 1 };
     let budget = ad_ir::shape::tape_budget();
     let slots = (budget / state_bytes(&init)).max(1);
