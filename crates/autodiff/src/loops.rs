@@ -16,7 +16,7 @@
 
 use crate::emitter::{Emitter, Tan};
 use crate::jvp::jvp;
-use ad_ir::prim::{Binary, Prim};
+use ad_ir::prim::{Binary, DynSel, Prim};
 use ad_ir::region::{region_program, LoopOp, ReverseOp};
 use ad_ir::{Atom, Builder, Program, Shape, Var};
 use std::rc::Rc;
@@ -205,7 +205,12 @@ pub(crate) fn jvp_loop(
     let mut outs = new;
     for (k, tape) in tapes.iter().enumerate() {
         let s = tape_shapes[k];
-        let w = b.push(Prim::DynUpdate(1), [Atom::Var(*tape), Atom::Var(carried[k]), pos], s, body.span);
+        let w = b.push(
+            Prim::DynUpdate(DynSel::picks(1)),
+            [Atom::Var(*tape), Atom::Var(carried[k]), pos],
+            s,
+            body.span,
+        );
         outs.push(Atom::Var(w));
     }
     let mut inputs = vec![i];
@@ -234,7 +239,7 @@ pub(crate) fn jvp_loop(
     let pos = position(&mut b, i, lo, body.span);
     let mut ins: Vec<Atom> = vec![Atom::Var(i)];
     for (k, tape) in tapes.iter().enumerate() {
-        let v = b.push(Prim::DynIndex(1), [Atom::Var(*tape), pos], shapes[k], body.span);
+        let v = b.push(Prim::DynIndex(DynSel::picks(1)), [Atom::Var(*tape), pos], shapes[k], body.span);
         b.vars[v.index()].name = body.vars[body.inputs[1 + k].index()].name.clone();
         ins.push(Atom::Var(v));
     }

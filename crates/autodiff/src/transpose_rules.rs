@@ -194,14 +194,14 @@ pub fn transpose_rule(
         }
         // The adjoint of picking a part is placing it into zeros; of replacing a part, the
         // cotangent with that part cleared (for the array) and the part itself (for the value).
-        Prim::DynIndex(_) => {
+        Prim::DynIndex(sel) => {
             let s0 = shape(e, 0);
             let z = e.zeros(s0);
             let mut args = vec![z, ct];
             args.extend_from_slice(&x[1..]);
-            out[0] = Some(e.emit(Prim::DynUpdate(x.len() - 1), args));
+            out[0] = Some(e.emit(Prim::DynUpdate(sel.clone()), args));
         }
-        Prim::DynUpdate(k) => {
+        Prim::DynUpdate(sel) => {
             if lin[0] {
                 let z = e.zeros(shape(e, 1));
                 let mut args = vec![ct, z];
@@ -211,7 +211,7 @@ pub fn transpose_rule(
             if lin[1] {
                 let mut args = vec![ct];
                 args.extend_from_slice(&x[2..]);
-                out[1] = Some(e.emit(Prim::DynIndex(*k), args));
+                out[1] = Some(e.emit(Prim::DynIndex(sel.clone()), args));
             }
         }
         // `transpose.rs` transposes a linear loop as a whole (a reversed loop).

@@ -165,25 +165,25 @@ pub(crate) fn batch_rule(
             let r = em.emit(merged_prim(prim, b), [x]);
             em.emit(Prim::Reshape(batched_shape(out, b)?), [r])
         }
-        // Positions shared by the batch: the batch axis moves behind the picked axes, which
-        // are then picked for every batch element at once.
-        Prim::DynIndex(k) if !batched[1..].iter().any(|b| *b) => {
-            let x = behind(em, args[0], *k);
+        // Positions shared by the batch: the batch axis moves behind the addressed axes, which
+        // are then selected for every batch element at once; the batch axis comes back to
+        // the front from behind the windows the part keeps.
+        Prim::DynIndex(sel) if !batched[1..].iter().any(|b| *b) => {
+            let x = behind(em, args[0], sel.len());
             let mut xs = vec![x];
             xs.extend_from_slice(&args[1..]);
-            em.emit(prim.clone(), xs)
+            let r = em.emit(prim.clone(), xs);
+            to_front(em, r, sel.windows())
         }
-        Prim::DynUpdate(k) if !batched[2..].iter().any(|b| *b) => {
+        Prim::DynUpdate(sel) if !batched[2..].iter().any(|b| *b) => {
             let x = with_batch(em, 0)?;
             let v = with_batch(em, 1)?;
-            let x = behind(em, x, *k);
+            let x = behind(em, x, sel.len());
+            let v = behind(em, v, sel.windows());
             let mut xs = vec![x, v];
             xs.extend_from_slice(&args[2..]);
             let r = em.emit(prim.clone(), xs);
-            let rank = em.shape(r).rank();
-            let mut perm = vec![*k];
-            perm.extend((0..rank).filter(|a| a != k));
-            em.emit(Prim::Permute(perm), [r])
+            to_front(em, r, sel.len())
         }
         Prim::DynIndex(_) | Prim::DynUpdate(_) => per_element(em, prim, args, batched, b, out)?,
         Prim::Loop(_) | Prim::ReverseLoop(_) => {
@@ -270,11 +270,8 @@ fn as_stack(em: &mut Emitter, a: Atom, batched: bool, core: Shape, stack: usize,
     Ok(if em.shape(a) == target { a } else { em.emit(Prim::Reshape(target), [a]) })
 }
 
-/// A primitive applied to each batch element separately, the results stacked: for the
-/// few primitives whose kernels have no batch of their own (`solve` with a batch of
-/// matrices).
 /// `x` (batch axis first) with the batch axis moved behind its first `k` unbatched axes.
-fn behind(em: &mut Emitter, x: Atom, k: usize) -> Atom {
+pub(crate) fn behind(em: &mut Emitter, x: Atom, k: usize) -> Atom {
     if k == 0 {
         return x;
     }
@@ -285,6 +282,20 @@ fn behind(em: &mut Emitter, x: Atom, k: usize) -> Atom {
     em.emit(Prim::Permute(perm), [x])
 }
 
+/// Moves axis `k` of `x` to the front (the inverse of [`behind`]).
+pub(crate) fn to_front(em: &mut Emitter, x: Atom, k: usize) -> Atom {
+    if k == 0 {
+        return x;
+    }
+    let rank = em.shape(x).rank();
+    let mut perm = vec![k];
+    perm.extend((0..rank).filter(|a| *a != k));
+    em.emit(Prim::Permute(perm), [x])
+}
+
+/// A primitive applied to each batch element separately, the results stacked: for the
+/// few primitives whose kernels have no batch of their own (`solve` with a batch of
+/// matrices).
 fn per_element(em: &mut Emitter, prim: &Prim, args: &[Atom], batched: &[bool], b: usize, out: Shape) -> Rule {
     if b == 0 {
         return Ok(em.zeros(batched_shape(out, 0)?));

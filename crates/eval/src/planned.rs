@@ -106,18 +106,21 @@ enum Step {
     /// A loop inside the body: its carried values are copied in (unless they were left in
     /// place), then it iterates in the same slab; its results stay where it carried them.
     Loop(Box<Nested>),
+    /// The part of `x` (an array with axes `dims`) that `sel` selects at the positions.
     DynIndex {
         x: usize,
         dims: Box<[usize]>,
+        sel: Box<[Option<usize>]>,
         at: Vec<Src>,
         out: Slot,
         span: Span,
     },
-    /// `x` (copied to `out` unless it is already there) with `v` written at the positions.
+    /// `x` (copied to `out` unless it is already there) with `v` written at the part.
     DynUpdate {
         x: usize,
         v: Src,
         dims: Box<[usize]>,
+        sel: Box<[Option<usize>]>,
         at: Vec<Src>,
         out: Slot,
         span: Span,
@@ -318,30 +321,41 @@ fn exec(steps: &[Step], s: &mut [f64], scratch: &mut Vec<f64>) -> Result<(), Run
                 }
                 l.iteration.run(lo, hi, s, scratch)?;
             }
-            Step::DynIndex { x, dims, at, out, span } => {
-                let start = position(dims, at, s, *span)?;
-                s.copy_within(x + start..x + start + out.len, out.at);
+            Step::DynIndex { x, dims, sel, at, out, span } => {
+                let start = position(dims, sel, at, s, *span)?;
+                let mut to = out.at;
+                kernels::dynamic::runs(dims, sel, &start, |o, n| {
+                    s.copy_within(x + o..x + o + n, to);
+                    to += n;
+                });
             }
-            Step::DynUpdate { x, v, dims, at, out, span } => {
-                let start = position(dims, at, s, *span)?;
+            Step::DynUpdate { x, v, dims, sel, at, out, span } => {
+                let start = position(dims, sel, at, s, *span)?;
                 if *x != out.at {
                     s.copy_within(*x..*x + out.len, out.at);
                 }
-                let part: usize = dims[at.len()..].iter().product();
-                for k in 0..part {
-                    s[out.at + start + k] = v.get(s, k);
-                }
+                let mut k = 0;
+                kernels::dynamic::runs(dims, sel, &start, |o, n| {
+                    for j in 0..n {
+                        s[out.at + o + j] = v.get(s, k + j);
+                    }
+                    k += n;
+                });
             }
         }
     }
     Ok(())
 }
 
-/// The offset of the part at computed positions, checked as the interpreter checks them.
-fn position(dims: &[usize], at: &[Src], s: &[f64], span: Span) -> Result<usize, RunError> {
-    kernels::dynamic::offset_in(dims, at.iter().map(|p| p.get(s, 0)))
-        .map(|(start, _)| start)
-        .map_err(|m| RunError::At(span, m))
+/// Where the part at computed positions starts, checked as the interpreter checks it.
+fn position(
+    dims: &[usize],
+    sel: &[Option<usize>],
+    at: &[Src],
+    s: &[f64],
+    span: Span,
+) -> Result<[usize; ad_ir::shape::MAX_RANK], RunError> {
+    kernels::dynamic::starts(dims, sel, at.iter().map(|p| p.get(s, 0))).map_err(|m| RunError::At(span, m))
 }
 
 /// Chooses places and makes steps, one program after another in one slab.
@@ -617,12 +631,13 @@ impl Builder {
                     let value = kernels::apply(&e.prim, Vec::new(), shape);
                     self.constant(value.data())
                 }
-                Prim::DynIndex(k) | Prim::DynUpdate(k) => {
+                Prim::DynIndex(dyn_sel) | Prim::DynUpdate(dyn_sel) => {
                     let update = matches!(e.prim, Prim::DynUpdate(_));
                     let x = place(self, &e.args[0])?;
                     let dims: Box<[usize]> = p.shape(e.args[0]).dims().into();
+                    let sel: Box<[Option<usize>]> = dyn_sel.0.as_slice().into();
                     let skip = if update { 2 } else { 1 };
-                    let mut at = Vec::with_capacity(*k);
+                    let mut at = Vec::with_capacity(dyn_sel.len());
                     for a in &e.args[skip..] {
                         at.push(match a {
                             Atom::Lit(x) => Src::Lit(*x),
@@ -636,11 +651,11 @@ impl Builder {
                             Atom::Var(v) => Src::Run(slot[v.index()]?.at),
                         };
                         let out = dying(&e.args[0]).unwrap_or_else(|| self.alloc(size));
-                        steps.push(Step::DynUpdate { x: x.at, v, dims, at, out, span: e.span });
+                        steps.push(Step::DynUpdate { x: x.at, v, dims, sel, at, out, span: e.span });
                         out
                     } else {
                         let out = self.alloc(size);
-                        steps.push(Step::DynIndex { x: x.at, dims, at, out, span: e.span });
+                        steps.push(Step::DynIndex { x: x.at, dims, sel, at, out, span: e.span });
                         out
                     }
                 }

@@ -163,13 +163,38 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
         Prim::AvgPool2dTranspose(p, s) => {
             call("avg_pool2d_transpose", &[shape_arg(*s), p.size.to_string(), p.stride.to_string()])
         }
-        Prim::DynIndex(_) => {
-            let pos: Vec<String> = args[1..].iter().map(|a| a.text.clone()).collect();
-            (format!("{}[{}]", paren(&args[0], P_POSTFIX), pos.join(", ")), P_POSTFIX)
+        Prim::DynIndex(sel) => {
+            let pos = dyn_positions(sel, &args[1..], shapes[0]);
+            (format!("{}[{pos}]", paren(&args[0], P_POSTFIX)), P_POSTFIX)
         }
         // Statements, printed by the block printer.
         Prim::DynUpdate(_) | Prim::Loop(_) | Prim::ReverseLoop(_) => (String::new(), P_ATOM),
     }
+}
+
+/// The positions of a `dyn_index` or `dyn_update` into an array of shape `x` as a script
+/// writes them: `i` for one position, `i:i + k` for a window at a computed start (the
+/// lowering finds the start again in the end), `a:b` or `:` for a window at a known one.
+fn dyn_positions(sel: &crate::prim::DynSel, pos: &[Rendered], x: crate::shape::Shape) -> String {
+    let parts: Vec<String> = sel
+        .0
+        .iter()
+        .zip(pos)
+        .enumerate()
+        .map(|(axis, (w, p))| {
+            // A number, not a name (a name may read as one: `inf`).
+            let t = p.text.strip_prefix('-').unwrap_or(&p.text);
+            let number =
+                t.starts_with(|c: char| c.is_ascii_digit()).then(|| p.text.parse::<f64>().ok()).flatten();
+            match (w, number) {
+                (None, _) => p.text.clone(),
+                (Some(k), Some(a)) if a == 0.0 && *k == x.dim(axis) => ":".to_string(),
+                (Some(k), Some(a)) => format!("{}:{}", p.text, crate::display::fmt_num(a + *k as f64, 17)),
+                (Some(k), None) => format!("{}:{} + {k}", p.text, paren(p, P_ADD)),
+            }
+        })
+        .collect();
+    parts.join(", ")
 }
 
 /// A convolution's static arguments as a script writes them: `1, "same"`.
@@ -548,13 +573,13 @@ impl<'p> Block<'p> {
                     inner.extend(self.holder.keys().cloned());
                     lines.extend(self.print_reverse(namer, e, op, &args, inner));
                 }
-                Prim::DynUpdate(_) => {
+                Prim::DynUpdate(sel) => {
                     let name = self.names[o].clone().unwrap_or_else(|| "_".into());
                     if args[0].text != name {
                         lines.push(format!("let {name} = {}", args[0].text));
                     }
-                    let pos: Vec<String> = args[2..].iter().map(|a| a.text.clone()).collect();
-                    lines.push(format!("{name}[{}] = {}", pos.join(", "), args[1].text));
+                    let pos = dyn_positions(sel, &args[2..], p.shape(e.args[0]));
+                    lines.push(format!("{name}[{pos}] = {}", args[1].text));
                 }
                 _ => {
                     let shapes: Vec<_> = e.args.iter().map(|a| p.shape(*a)).collect();

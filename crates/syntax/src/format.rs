@@ -762,7 +762,9 @@ fn same_pattern(a: &Pattern, b: &Pattern) -> bool {
     }
 }
 
-fn same_expr(a: &Expr, b: &Expr) -> bool {
+/// Whether two expressions are the same tree, spans aside (lowering reads `x[i:i + k]` by
+/// finding the start again in the end).
+pub fn same_expr(a: &Expr, b: &Expr) -> bool {
     use ExprKind::*;
     match (&a.kind, &b.kind) {
         (Num(x), Num(y)) => x.to_bits() == y.to_bits(),

@@ -358,7 +358,33 @@ fn batch_eqn(
         | Prim::Linspace(..)
         | Prim::OneHot(_)
         | Prim::Const(_) => return None,
+        // The positions are the same for every direction: as in `vmap` with unbatched
+        // positions, the batch axis moves behind the addressed axes and back.
+        Prim::DynIndex(sel) => {
+            let t = crate::vmap_rules::behind(em, lin[0]?, sel.len());
+            let mut args = vec![t];
+            args.extend_from_slice(&x[1..]);
+            let r = em.emit(prim.clone(), args);
+            crate::vmap_rules::to_front(em, r, sel.windows())
+        }
+        Prim::DynUpdate(sel) => {
+            let tx = match lin[0] {
+                Some(t) => t,
+                None => zero_batch(em, x[0], b)?,
+            };
+            let tv = match lin[1] {
+                Some(t) => t,
+                None => zero_batch(em, x[1], b)?,
+            };
+            let mut args = vec![
+                crate::vmap_rules::behind(em, tx, sel.len()),
+                crate::vmap_rules::behind(em, tv, sel.windows()),
+            ];
+            args.extend_from_slice(&x[2..]);
+            let r = em.emit(prim.clone(), args);
+            crate::vmap_rules::to_front(em, r, sel.len())
+        }
         // Not batched yet: the plan falls back to one pass per direction.
-        Prim::DynIndex(_) | Prim::DynUpdate(_) | Prim::Loop(_) | Prim::ReverseLoop(_) => return None,
+        Prim::Loop(_) | Prim::ReverseLoop(_) => return None,
     })
 }

@@ -2,11 +2,13 @@
 //! (`x*1`, `x+0`, `x*0`, `--x`), no-op `broadcast_to`/`sum_to`/`reshape`/`transpose`,
 //! broadcasts absorbed by the elementwise operation that uses them, common subexpressions
 //! (`rewrite.rs`), then dead code (`dce.rs`). Repeated until nothing changes. The bodies of
-//! loops are simplified once, before the rounds, and carried values a loop never changes
-//! become constants (`carries.rs`).
+//! loops are simplified once, before the rounds, carried values a loop never changes
+//! become constants (`carries.rs`), and constants that are numbers become numbers in the
+//! body (`literals.rs`).
 
 mod carries;
 mod dce;
+mod literals;
 mod rewrite;
 
 use ad_ir::{Prim, Program};
@@ -22,6 +24,9 @@ pub fn simplify(mut p: Program) -> Program {
         }
     }
     if let Some(q) = carries::constant_carries(&p) {
+        p = q;
+    }
+    if let Some(q) = literals::literal_consts(&p) {
         p = q;
     }
     let mut cur = dce::dce(&p);

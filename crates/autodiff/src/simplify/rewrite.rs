@@ -208,6 +208,16 @@ impl Rw {
         Some(Out::Emit(px, smallvec::smallvec![inner]))
     }
 
+    /// `c` with a part cleared, plus zeros with that part of `c` put back, is `c`: the
+    /// cotangent of `x[i] += v` before this rule.
+    fn split_part(&self, x: Atom, y: Atom) -> Option<Atom> {
+        let (Prim::DynUpdate(sel), [c, zero, at @ ..]) = self.def_of(x)? else { return None };
+        let (Prim::DynUpdate(sel2), [base, part, at2 @ ..]) = self.def_of(y)? else { return None };
+        let (Prim::DynIndex(sel3), [c3, at3 @ ..]) = self.def_of(*part)? else { return None };
+        let same = sel == sel2 && sel == sel3 && at == at2 && at == at3 && c == c3;
+        (same && self.is(*zero, 0.0) && self.is(*base, 0.0)).then_some(*c)
+    }
+
     /// For `y = (-a) * b` or `a * (-b)`: the product `a * b` without the sign, so that the
     /// caller (a negation, `+` or `-`) can absorb the sign: `x - (-a) * b` is `x + a * b`.
     fn unsigned_product(&mut self, y: Atom) -> Option<Atom> {
@@ -314,6 +324,9 @@ impl Rw {
                         }
                         if let Some(r) = self.fuse_linear(Add, x, y) {
                             return r;
+                        }
+                        if let Some(c) = self.split_part(x, y).or_else(|| self.split_part(y, x)) {
+                            return Out::Same(c);
                         }
                     }
                     Sub => {
@@ -504,6 +517,28 @@ impl Rw {
                 if let Some(c) = self.constant(x) {
                     return self.full(out, c);
                 }
+            }
+            // Positions that are numbers (a range assigned at known bounds, then transposed):
+            // a static index, which the planner batches and the printer writes as the
+            // script would. Positions out of range stay, to be reported when it runs.
+            Prim::DynIndex(sel) => {
+                let xs = self.shape(args[0]);
+                let mut sels = Vec::with_capacity(xs.rank());
+                for (axis, (w, p)) in sel.0.iter().zip(&args[1..]).enumerate() {
+                    let (Atom::Lit(p), len) = (*p, xs.dim(axis)) else { return Out::Keep(args) };
+                    let i = if p < 0.0 && w.is_none() { p + len as f64 } else { p };
+                    let fits = p == p.trunc() && i >= 0.0 && i + w.unwrap_or(1) as f64 <= len as f64;
+                    if !fits {
+                        return Out::Keep(args);
+                    }
+                    let i = i as usize;
+                    sels.push(match w {
+                        None => Sel::At(i),
+                        Some(k) => Sel::Range(i, i + k),
+                    });
+                }
+                sels.extend((sel.len()..xs.rank()).map(|a| Sel::Range(0, xs.dim(a))));
+                return Out::Emit(Prim::Index(sels), smallvec::smallvec![args[0]]);
             }
             Prim::Pad(widths) => {
                 let x = args[0];

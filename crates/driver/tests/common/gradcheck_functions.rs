@@ -11,6 +11,9 @@ pub const FUNCTIONS: &[&str] = &[
     // and a `for` loop whose bounds are computed.
     "def f(x: [3], k: []) {\n  let h = x\n  let n = 0\n  while sum(h * h) < 30 && n < 12 {\n    h = h * (1 + 0.1 * k) + sin(h) * 0.2\n    n += 1\n  }\n  h * k\n}",
     "def f(x: [6], w: [2]) {\n  let s = w[0]\n  for i in 0..sign(abs(w[0]) + 1) * 4 {\n    s = s * tanh(x[i] * w[1]) + x[i + 1]\n  }\n  s\n}",
+    // Windows at computed starts (`x[i:i + 2]`), and parts assigned at computed and known
+    // places (`s[i, i:i + 2] += v`, `s[:, i + 1] = v`), in a loop with a computed bound.
+    "def f(x: [6], M: [3, 4]) {\n  let s = M\n  for i in 0..sign(x[0] + 1) * 3 {\n    s[i, i:i + 2] += x[i:i + 2] * s[0, 1:3]\n    s[:, i + 1] = tanh(s[:, i])\n  }\n  s * sum(x[2:5])\n}",
     // `if` on computed conditions: a value chosen, and a name rebound in one branch.
     "def f(x: [3], k: []) {\n  let s = sum(x * x)\n  let y = if s > k { x * k } else { sin(x) }\n  if y[0] < 0 { y = -y * s }\n  y * s\n}",
     "def f(x: [3]) = exp(x)",

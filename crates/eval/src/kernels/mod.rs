@@ -17,16 +17,12 @@ use ad_ir::{Array, Shape};
 /// indexing and updating at such positions can fail (a position out of range).
 pub fn try_apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Result<Array, String> {
     match prim {
-        Prim::DynIndex(_) => {
-            let (start, size) = dynamic::offset(args[0].shape(), &args[1..])?;
-            Ok(dynamic::dyn_index(&args[0], start, size, out))
-        }
-        Prim::DynUpdate(_) => {
-            let (start, _) = dynamic::offset(args[0].shape(), &args[2..])?;
-            args.truncate(2);
+        Prim::DynIndex(sel) => dynamic::dyn_index(&args[0], sel, &args[1..], out),
+        Prim::DynUpdate(sel) => {
+            let positions = args.split_off(2);
             let v = operand(&mut args, prim);
             let x = operand(&mut args, prim);
-            Ok(dynamic::dyn_update(x, &v, start))
+            dynamic::dyn_update(x, &v, sel, &positions)
         }
         _ => Ok(apply(prim, args, out)),
     }

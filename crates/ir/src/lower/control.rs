@@ -8,7 +8,7 @@ use crate::prim::Prim;
 use crate::program::{Atom, Eqn, Var, VarInfo};
 use crate::region::{region_program, LoopOp};
 use crate::shape::Shape;
-use ad_syntax::ast::{Block, Expr, ExprKind, IndexArg, Pattern, Stmt, StmtKind};
+use ad_syntax::ast::{Block, Expr, ExprKind, Pattern, Stmt, StmtKind};
 use ad_syntax::{Diagnostic, Span};
 
 /// A loop with constant bounds and at most this many iterations is unrolled (its derived
@@ -456,35 +456,11 @@ impl Lowerer<'_> {
                 format!("too many indices: an array of shape {shape} takes at most {}", shape.rank()),
             ));
         }
-        let mut positions = Vec::new();
-        // After the positions, a range `a:b` (bounds known while lowering) on each axis.
-        let mut ranges: Vec<(usize, usize)> = Vec::new();
-        for (axis, arg) in idx.iter().enumerate() {
-            let len = shape.dim(axis);
-            match arg {
-                IndexArg::Index(e) if positions.len() == axis => {
-                    let p = self.expr(e)?;
-                    self.scalar_position(&p, e.span)?;
-                    positions.push(p);
-                }
-                IndexArg::Slice { start, end, .. } => {
-                    ranges.push(self.slice_range(start, end, len, "the bound of an assigned range")?);
-                }
-                IndexArg::Index(Expr { span, .. }) => {
-                    return Err(Diagnostic::at(
-                        *span,
-                        "an indexed assignment takes positions first and then ranges (`a:b` or `:`)",
-                    ));
-                }
-            }
-        }
-        let k = positions.len();
-        for axis in k + ranges.len()..shape.rank() {
-            ranges.push((0, shape.dim(axis)));
-        }
-        let whole = ranges.iter().enumerate().all(|(j, r)| *r == (0, shape.dim(k + j)));
-        let dims: Vec<usize> = ranges.iter().map(|(a, b)| b - a).collect();
-        let part = Shape::from_dims(&dims).unwrap_or_default();
+        // Every selection (positions and ranges, known or computed) becomes one
+        // `dyn_update`, which writes in place when it holds the only reference.
+        let sels = self.axis_sels(idx, shape, "the bound of an assigned range")?;
+        let (sel, positions) = super::expr::dyn_sel(sels, shape);
+        let part = sel.part(shape).map_err(|m| Diagnostic::at(target.span, m))?;
         let v = self.expr(value)?;
         let vs = self
             .shape_of(&v)
@@ -500,40 +476,14 @@ impl Lowerer<'_> {
             )
             .with_label(target.span, format!("this part of `{name}` has shape {part}")));
         };
-        // A range: the row at the positions, with the range replaced by padding the value to
-        // the row's shape and choosing it inside the range.
-        let v = if whole {
-            v
-        } else {
-            let row = if k == 0 {
-                x.clone()
-            } else {
-                let mut args = vec![x.clone()];
-                args.extend(positions.iter().cloned());
-                self.prim(Prim::DynIndex(k), &args, span)?
-            };
-            let widths: Vec<(usize, usize)> =
-                ranges.iter().enumerate().map(|(j, (a, b))| (*a, shape.dim(k + j) - b)).collect();
-            let padded = self.prim(Prim::Pad(widths.clone()), &[v], span)?;
-            let ones = self.prim(Prim::Full(part, crate::prim::F64(1.0)), &[], span)?;
-            let inside = self.prim(Prim::Pad(widths), &[ones], span)?;
-            self.prim(Prim::Where, &[inside, padded, row], span)?
-        };
-        if k == 0 {
-            return self.bind(
-                &Pattern::Name(ad_syntax::ast::Ident { name: name.clone(), span: base.span }),
-                v,
-                false,
-            );
+        let name = Pattern::Name(ad_syntax::ast::Ident { name: name.clone(), span: base.span });
+        if sel.is_empty() {
+            return self.bind(&name, v, false);
         }
         let mut args = vec![x, v];
         args.extend(positions);
-        let updated = self.prim(Prim::DynUpdate(k), &args, span)?;
-        self.bind(
-            &Pattern::Name(ad_syntax::ast::Ident { name: name.clone(), span: base.span }),
-            updated,
-            false,
-        )
+        let updated = self.prim(Prim::DynUpdate(sel), &args, span)?;
+        self.bind(&name, updated, false)
     }
 
     /// Checks that a computed position is a scalar.

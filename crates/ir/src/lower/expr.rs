@@ -4,10 +4,11 @@ use super::scope::free_names;
 use super::value::{Arr, Func, Known, LVal};
 use super::{Lowerer, Mode, Result, MAX_EXPR_DEPTH};
 use crate::array::Array;
-use crate::prim::{Binary, Prim, Sel, Unary};
+use crate::prim::{Binary, DynSel, Prim, Sel, Unary};
 use crate::scalar;
 use crate::shape::{broadcast, Shape};
 use ad_syntax::ast::{BinOp, Block, Expr, ExprKind, IndexArg, UnOp};
+use ad_syntax::format::same_expr;
 use ad_syntax::{Diagnostic, Span};
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -269,38 +270,91 @@ impl Lowerer<'_> {
             )
             .with_label(xspan, format!("this has shape {shape}")));
         }
-        let mut sels = Vec::with_capacity(shape.rank());
-        // Positions known only when the function runs, with their axes.
-        let mut dynamic: Vec<(usize, LVal)> = Vec::new();
-        for (axis, arg) in idx.iter().enumerate() {
-            let len = shape.dim(axis);
-            match arg {
-                IndexArg::Index(e) => {
-                    let iv = self.expr(e)?;
-                    if matches!(iv, LVal::Arr(Arr::Var { known: None, .. })) {
-                        self.scalar_position(&iv, e.span)?;
-                        dynamic.push((axis, iv));
-                        sels.push(Sel::Range(0, len));
-                        continue;
-                    }
-                    sels.push(Sel::At(self.static_position(&iv, len, "index", e.span)?));
-                }
-                IndexArg::Slice { start, end, .. } => {
-                    let (a, b) = self.slice_range(start, end, len, "a slice bound")?;
-                    sels.push(Sel::Range(a, b));
-                }
-            }
+        let sels = self.axis_sels(idx, shape, "a slice bound")?;
+        if sels.iter().any(|s| matches!(s, AxisSel::Pick(_) | AxisSel::Window(..))) {
+            let (sel, mut args) = dyn_sel(sels, shape);
+            args.insert(0, v);
+            return self.prim(Prim::DynIndex(sel), &args, span);
         }
+        let mut sels: Vec<Sel> = sels
+            .into_iter()
+            .map(|s| match s {
+                AxisSel::Static(s) => s,
+                // Computed selections were handled above.
+                AxisSel::Pick(_) | AxisSel::Window(..) => Sel::Range(0, 0),
+            })
+            .collect();
         for axis in idx.len()..shape.rank() {
             sels.push(Sel::Range(0, shape.dim(axis)));
-        }
-        if !dynamic.is_empty() {
-            return self.dynamic_index(v, shape, sels, dynamic, span);
         }
         if sels.iter().enumerate().all(|(i, s)| *s == Sel::Range(0, shape.dim(i))) {
             return Ok(v);
         }
         self.prim(Prim::Index(sels), &[v], span)
+    }
+
+    /// What each index of `x[...]` selects on its axis of an array of shape `shape`: a
+    /// position or a range known while lowering, a computed position, or a window of known
+    /// length at a computed start (`x[i:i + k]`).
+    pub(crate) fn axis_sels(&mut self, idx: &[IndexArg], shape: Shape, what: &str) -> Result<Vec<AxisSel>> {
+        let mut sels = Vec::with_capacity(idx.len());
+        for (axis, arg) in idx.iter().enumerate() {
+            let len = shape.dim(axis);
+            sels.push(match arg {
+                // A computed position stays computed even when its value is known: the
+                // function is then not specialised to it (positions decide nothing static).
+                IndexArg::Index(e) => {
+                    let iv = self.expr(e)?;
+                    if matches!(iv, LVal::Arr(Arr::Var { .. })) {
+                        self.scalar_position(&iv, e.span)?;
+                        AxisSel::Pick(iv)
+                    } else {
+                        AxisSel::Static(Sel::At(self.static_position(&iv, len, "index", e.span)?))
+                    }
+                }
+                IndexArg::Slice { start: Some(start), end, span } => {
+                    let sv = self.expr(start)?;
+                    if matches!(sv, LVal::Arr(Arr::Var { .. })) {
+                        self.scalar_position(&sv, start.span)?;
+                        let k = self.window_length(start, end, *span, len)?;
+                        AxisSel::Window(sv, k)
+                    } else {
+                        let (a, b) = self.slice_range(&Some(start.clone()), end, len, what)?;
+                        AxisSel::Static(Sel::Range(a, b))
+                    }
+                }
+                IndexArg::Slice { start: None, end, .. } => {
+                    let (a, b) = self.slice_range(&None, end, len, what)?;
+                    AxisSel::Static(Sel::Range(a, b))
+                }
+            });
+        }
+        Ok(sels)
+    }
+
+    /// The length `k` of a slice `i:i + k` whose start `i` is computed: the end must be
+    /// written as the start plus a length known while lowering.
+    fn window_length(&mut self, start: &Expr, end: &Option<Expr>, span: Span, len: usize) -> Result<usize> {
+        let length = match end.as_ref().map(|e| &e.kind) {
+            Some(ExprKind::Binary(BinOp::Add, a, b)) if same_expr(a, start) => Some(b),
+            Some(ExprKind::Binary(BinOp::Add, a, b)) if same_expr(b, start) => Some(a),
+            _ => None,
+        };
+        let Some(length) = length else {
+            return Err(Diagnostic::at(
+                span,
+                "a slice with a computed start needs a length known while lowering: write `x[i:i + k]`",
+            ));
+        };
+        let kv = self.expr(length)?;
+        let k = self.static_int(&kv, "the length of a slice", length.span)?;
+        if k < 0 || k as usize > len {
+            return Err(Diagnostic::at(
+                length.span,
+                format!("a slice of length {k} cannot be taken from an axis of length {len}"),
+            ));
+        }
+        Ok(k as usize)
     }
 
     /// The range `start:end` of an axis of length `len`, with bounds known while lowering;
@@ -322,30 +376,6 @@ impl Lowerer<'_> {
         let a = bound(start, 0)?;
         let b = bound(end, len)?;
         Ok((a, b.max(a)))
-    }
-
-    /// Indexing with computed positions: their axes are moved to the front (if they are not
-    /// there already), picked with one `dyn_index`, and the other axes selected as usual.
-    fn dynamic_index(
-        &mut self,
-        v: LVal,
-        shape: Shape,
-        sels: Vec<Sel>,
-        dynamic: Vec<(usize, LVal)>,
-        span: Span,
-    ) -> Result<LVal> {
-        let axes: Vec<usize> = dynamic.iter().map(|(a, _)| *a).collect();
-        let rest: Vec<usize> = (0..shape.rank()).filter(|a| !axes.contains(a)).collect();
-        let perm: Vec<usize> = axes.iter().chain(&rest).copied().collect();
-        let x = if perm.iter().enumerate().all(|(i, p)| i == *p) { v } else { self.permute(&v, perm, span)? };
-        let mut args = vec![x];
-        args.extend(dynamic.into_iter().map(|(_, p)| p));
-        let picked = self.prim(Prim::DynIndex(axes.len()), &args, span)?;
-        let rest_sels: Vec<Sel> = rest.iter().map(|a| sels[*a]).collect();
-        if rest.iter().zip(&rest_sels).all(|(a, s)| *s == Sel::Range(0, shape.dim(*a))) {
-            return Ok(picked);
-        }
-        self.prim(Prim::Index(rest_sels), &[picked], span)
     }
 
     fn array_literal(&mut self, elems: &[Expr], span: Span) -> Result<LVal> {
@@ -489,4 +519,36 @@ fn constant_literal(elems: &[Expr], span: Span) -> Result<Option<(Shape, Vec<f64
     let n = rows.first().map(|r| r.len()).unwrap_or(0);
     let m = rows.len();
     Ok(Some((Shape::matrix(m, n), rows.concat())))
+}
+
+/// One index of `x[...]` as lowering reads it.
+pub(crate) enum AxisSel {
+    Static(Sel),
+    Pick(LVal),
+    Window(LVal, usize),
+}
+
+/// Computed selections on the leading axes as one `dyn_index`/`dyn_update` selector and its
+/// position operands: positions and ranges known while lowering become numbers (a range
+/// `a:b` a window of `b - a` from `a`); ranges over a whole trailing axis are left out.
+pub(crate) fn dyn_sel(mut sels: Vec<AxisSel>, shape: Shape) -> (DynSel, Vec<LVal>) {
+    while let Some(AxisSel::Static(Sel::Range(0, b))) = sels.last() {
+        if *b != shape.dim(sels.len() - 1) {
+            break;
+        }
+        sels.pop();
+    }
+    let mut sel = Vec::with_capacity(sels.len());
+    let mut args = Vec::with_capacity(sels.len());
+    for s in sels {
+        let (w, p) = match s {
+            AxisSel::Static(Sel::At(i)) => (None, LVal::Num(i as f64)),
+            AxisSel::Static(Sel::Range(a, b)) => (Some(b - a), LVal::Num(a as f64)),
+            AxisSel::Pick(p) => (None, p),
+            AxisSel::Window(p, k) => (Some(k), p),
+        };
+        sel.push(w);
+        args.push(p);
+    }
+    (DynSel(sel), args)
 }

@@ -78,6 +78,53 @@ impl Hash for ConstArray {
     }
 }
 
+/// What `dyn_index` and `dyn_update` select on each leading axis their computed positions
+/// address: one position (`None`: `x[i]`, the axis goes away) or a window of a known
+/// length starting there (`Some(k)`: `x[i:i + k]`, the axis stays).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct DynSel(pub Vec<Option<usize>>);
+
+impl DynSel {
+    /// One position on each of the first `k` axes.
+    pub fn picks(k: usize) -> DynSel {
+        DynSel(vec![None; k])
+    }
+
+    /// How many leading axes (and computed positions) it addresses.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many axes stay (windows).
+    pub fn windows(&self) -> usize {
+        self.0.iter().filter(|w| w.is_some()).count()
+    }
+
+    /// The shape of the part of an array of shape `x` it selects: the windows' lengths,
+    /// then `x`'s axes after those addressed.
+    pub fn part(&self, x: Shape) -> Result<Shape, String> {
+        if self.len() > x.rank() {
+            return Err(format!("{} for an array of shape {x}", crate::words::count(self.len(), "index")));
+        }
+        for (w, d) in self.0.iter().zip(x.dims()) {
+            if let Some(k) = w {
+                if k > d {
+                    return Err(format!(
+                        "a slice of {} from an axis of length {d} (array of shape {x})",
+                        crate::words::count(*k, "element")
+                    ));
+                }
+            }
+        }
+        let dims: Vec<usize> = self.0.iter().flatten().chain(&x.dims()[self.len()..]).copied().collect();
+        checked_shape(&dims)
+    }
+}
+
 /// A set of axes of an array, as a bit mask (ranks are at most `MAX_RANK` = 8): the axes a
 /// reduction removes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -234,13 +281,14 @@ pub enum Prim {
     AvgPool2d(Pool),
     /// `avg_pool2d_transpose(ct, shape, ..)`: the adjoint of `avg_pool2d`.
     AvgPool2dTranspose(Pool, Shape),
-    /// `x[i, j]` with computed positions: the operands after `x` pick one position on each
-    /// of its first `k` axes (a negative position counts from the end; one out of range is
-    /// an error when the program runs).
-    DynIndex(usize),
-    /// `x[i, j] = v` with computed positions: `x` with the part at those positions on its
-    /// first `k` axes replaced by `v` (operands `x, v, i, j`; `v` has the part's shape).
-    DynUpdate(usize),
+    /// `x[i, j]` or `x[i:i + k]` with computed positions: the operands after `x` pick one
+    /// position, or start a window of known length, on each of its leading axes (a
+    /// negative position counts from the end; one out of range is an error when the
+    /// program runs).
+    DynIndex(DynSel),
+    /// `x[i, j] = v` or `x[i:i + k] = v` with computed positions: `x` with the part there
+    /// replaced by `v` (operands `x, v, i, j`; `v` has the part's shape).
+    DynUpdate(DynSel),
     /// A `for` or `while` loop over a body lowered once (`region.rs`): several results.
     Loop(Rc<crate::region::LoopOp>),
     /// Reverse mode through a loop whose carried values are not recorded in the program: the
@@ -653,23 +701,19 @@ impl Prim {
                 expect_shape(args[0], out.dims(), self.name())?;
                 Ok(*xs)
             }
-            Prim::DynIndex(k) => {
-                arity(1 + k)?;
-                let x = args[0];
+            Prim::DynIndex(sel) => {
+                arity(1 + sel.len())?;
                 positions(&args[1..])?;
-                if *k > x.rank() {
-                    return Err(format!("{} for an array of shape {x}", crate::words::count(*k, "index")));
-                }
-                ranked(&x.dims()[*k..])
+                sel.part(args[0])
             }
-            Prim::DynUpdate(k) => {
-                arity(2 + k)?;
+            Prim::DynUpdate(sel) => {
+                arity(2 + sel.len())?;
                 let (x, v) = (args[0], args[1]);
                 positions(&args[2..])?;
-                if *k > x.rank() || v.dims() != &x.dims()[*k..] {
+                if sel.part(x)? != v {
                     return Err(format!(
                         "cannot place a value of shape {v} at {} of an array of shape {x}",
-                        crate::words::count(*k, "index")
+                        crate::words::count(sel.len(), "index")
                     ));
                 }
                 Ok(x)
