@@ -19,6 +19,7 @@ mod simplify;
 mod transpose;
 mod transpose_rules;
 mod vmap;
+mod vmap_loops;
 mod vmap_rules;
 
 pub use derive::{derive, jacobian_shape, JacMode, Mode, Request};

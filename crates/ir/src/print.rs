@@ -782,12 +782,17 @@ fn print_loop_named(
     }
     let (body_lines, outs) = inner.print(namer, &outer);
     let mut tail = Vec::new();
-    let changed: Vec<(String, String)> = carried
+    let mut changed: Vec<(String, String)> = carried
         .iter()
         .zip(outs)
         .filter(|(name, r)| r.text != **name)
         .map(|(name, r)| (name.clone(), r.text))
         .collect();
+    // The counter of a `while` loop is printed as one more carried value (which is what
+    // the printed loop is when read back), so that printing is a fixed point.
+    if counter {
+        changed.push((index_name.clone(), format!("{index_name} + 1")));
+    }
     match changed.as_slice() {
         [] => {}
         [(name, text)] => tail.push(format!("{name} = {text}")),
@@ -808,7 +813,6 @@ fn print_loop_named(
         Some((cond_lines, cond)) => {
             if counter {
                 lines.push(format!("let {index_name} = 0"));
-                tail.push(format!("{index_name} = {index_name} + 1"));
             }
             if cond_lines.is_empty() {
                 lines.push(format!("while {cond} {{"));

@@ -48,9 +48,26 @@ pub fn batch_linear(
     outputs: &[Var],
 ) -> Option<Vec<Option<Atom>>> {
     let mut map: HashMap<Var, Atom> = seeds.iter().copied().collect();
-    for e in eqns {
+    for (n, e) in eqns.iter().enumerate() {
         let lin: Vec<Option<Atom>> =
             e.args.iter().map(|a| a.var().and_then(|v| map.get(&v).copied())).collect();
+        if let (Prim::Loop(op), true) = (&e.prim, lin.iter().any(Option::is_some)) {
+            // One loop over all directions, batched as `vmap` batches it. Its results that
+            // do not depend on the directions (a primal value a replayed loop recomputes)
+            // are not kept: if a later equation reads one, the caller unrolls instead.
+            let args: Vec<Atom> = e.args.iter().zip(&lin).map(|(a, l)| l.unwrap_or(*a)).collect();
+            let flags: Vec<bool> = lin.iter().map(Option::is_some).collect();
+            em.span = e.span;
+            let (outs, batched) = crate::vmap_loops::vmap_loop(em, op, &args, &flags, b).ok()?;
+            for ((o, r), f) in e.outs().zip(outs).zip(batched) {
+                if f {
+                    map.insert(o, r);
+                } else if reads(&eqns[n + 1..], outputs, o) {
+                    return None;
+                }
+            }
+            continue;
+        }
         if lin.iter().all(Option::is_none) {
             // No linear operand: a coefficient computed on the way (`W'` in a transposed
             // program) or a constant zero. It is the same for every direction.
@@ -66,6 +83,11 @@ pub fn batch_linear(
         map.insert(e.out, r);
     }
     Some(outputs.iter().map(|v| map.get(v).copied()).collect())
+}
+
+/// Whether an equation of `eqns` or `outputs` reads `v`.
+fn reads(eqns: &[Eqn], outputs: &[Var], v: Var) -> bool {
+    outputs.contains(&v) || eqns.iter().any(|e| e.args.contains(&Atom::Var(v)))
 }
 
 /// A batched value `[B, *s]` with size-1 axes inserted after the batch axis up to rank

@@ -14,6 +14,10 @@ pub const FUNCTIONS: &[&str] = &[
     // Windows at computed starts (`x[i:i + 2]`), and parts assigned at computed and known
     // places (`s[i, i:i + 2] += v`, `s[:, i + 1] = v`), in a loop with a computed bound.
     "def f(x: [6], M: [3, 4]) {\n  let s = M\n  for i in 0..sign(x[0] + 1) * 3 {\n    s[i, i:i + 2] += x[i:i + 2] * s[0, 1:3]\n    s[:, i + 1] = tanh(s[:, i])\n  }\n  s * sum(x[2:5])\n}",
+    // `vmap` of loops: a `for` over the batch, and a `while` whose trip count differs
+    // between batch elements (the loop runs until all stop, each keeping its values).
+    "def g(a, k) {\n  let y = a\n  for i in 0..20 { y = y + 0.05 * sin(y * k) }\n  y\n}\ndef f(x: [3], k: []) = vmap(a => g(a, k))(x)",
+    "def step(a, k) {\n  let x = a\n  let n = 0\n  while n < 3 + sign(a) {\n    x = x - 0.1 * sin(x * k)\n    n += 1\n  }\n  x\n}\ndef f(x: [3], k: []) = vmap(a => step(a, k))(x * [1, -1, 1])",
     // `if` on computed conditions: a value chosen, and a name rebound in one branch.
     "def f(x: [3], k: []) {\n  let s = sum(x * x)\n  let y = if s > k { x * k } else { sin(x) }\n  if y[0] < 0 { y = -y * s }\n  y * s\n}",
     "def f(x: [3]) = exp(x)",
