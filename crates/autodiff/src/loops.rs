@@ -588,6 +588,16 @@ pub(crate) fn transpose_reverse(
     let Some(r) = &op.tangent_of else {
         return Err("internal error: a loop's reversal is transposed but is not the derivative of one".into());
     };
+    // The symmetry below holds for the derivative of a plain reversal. A reversal that is
+    // itself a derivative (`jvp` of a gradient) pairs its cotangents with the carried values
+    // the other way round, which this construction does not follow yet: refuse rather than
+    // give a wrong number.
+    if r.tangent_of.is_some() {
+        return Err("reverse mode over forward mode over reverse mode through a reversed loop (`grad` of a `jvp` of a `grad` \
+             through a `while` loop or a loop with computed bounds) is not supported yet; take this \
+             third derivative as `jvp` of `grad` of `grad`, or `grad` of `grad` of `grad`"
+            .into());
+    }
     let primal = &r.primal;
     let (c, k, m) = (primal.carries, primal.consts(), r.wrt.len());
     // Operands: [lo, hi, s0 (c), ṡ0 (c), k (K), k̇ (K), λ (c), λ̇ (c)]; results:

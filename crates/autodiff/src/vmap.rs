@@ -110,12 +110,19 @@ fn batch_program(
         em.span = e.span;
         let args: Vec<Atom> = e.args.iter().map(|a| map.get(*a)).collect();
         let flags: Vec<bool> = e.args.iter().map(|a| a.var().is_some_and(|v| batched[v.index()])).collect();
-        if let Prim::Loop(op) = &e.prim {
-            let (outs, out_flags) = if flags.iter().any(|f| *f) {
-                crate::vmap_loops::vmap_loop(em, op, &args, &flags, b)?
-            } else {
-                let outs = em.b.copy_eqn(p, e, args.into_iter().collect());
-                (outs.into_iter().map(Atom::Var).collect(), vec![false; op.carries])
+        if let Prim::Loop(_) | Prim::ReverseLoop(_) = &e.prim {
+            let (outs, out_flags) = match &e.prim {
+                Prim::Loop(op) if flags.iter().any(|f| *f) => {
+                    crate::vmap_loops::vmap_loop(em, op, &args, &flags, b)?
+                }
+                Prim::ReverseLoop(rev) if flags.iter().any(|f| *f) => {
+                    crate::vmap_loops::vmap_reverse(em, rev, &args, &flags, b)?
+                }
+                _ => {
+                    let outs = em.b.copy_eqn(p, e, args.into_iter().collect());
+                    let n = outs.len();
+                    (outs.into_iter().map(Atom::Var).collect(), vec![false; n])
+                }
             };
             for ((o, r), f) in e.outs().zip(outs).zip(out_flags) {
                 map.set(o, r);

@@ -186,10 +186,9 @@ pub(crate) fn batch_rule(
             to_front(em, r, sel.len())
         }
         Prim::DynIndex(_) | Prim::DynUpdate(_) => per_element(em, prim, args, batched, b, out)?,
-        // `vmap.rs` batches a loop as a whole (`vmap_loops.rs`).
-        Prim::Loop(_) => return Err("internal error: a loop reached the per-primitive batching rules".into()),
-        Prim::ReverseLoop(_) => {
-            return Err("`vmap` of a loop reversed by `reverse_loop` (reverse mode through a `while` loop or a loop with computed bounds) is not supported yet".into())
+        // `vmap.rs` batches loops and reversals as a whole (`vmap_loops.rs`).
+        Prim::Loop(_) | Prim::ReverseLoop(_) => {
+            return Err("internal error: a loop reached the per-primitive batching rules".into())
         }
         Prim::MaxPool2dPick(_) | Prim::MaxPool2dScatter(_) => {
             let (x, t) = (with_batch(em, 0)?, with_batch(em, 1)?);

@@ -142,3 +142,36 @@ fn hessian_vector_products_agree_four_ways() {
         }
     }
 }
+
+/// `jacobian` (whatever strategy the planner picks: a mode, a bracketed chain, an
+/// elimination) agrees with `jacfwd` and `jacrev` on every function, per output and per
+/// parameter, and on the sum of the outputs.
+#[test]
+fn jacobians_agree_three_ways() {
+    use ad_ir::transform::JacMode;
+    for src in FUNCTIONS {
+        let (s, p) = setup(src);
+        let mut programs: Vec<Program> = (0..p.outputs.len()).map(|k| only_output(&p, k)).collect();
+        programs.push(summed(&p));
+        for q in &programs {
+            let mut rng = Rng::new(5);
+            let x = random_point(q, &mut rng);
+            for param in 0..q.params.len() {
+                let run = |mode: JacMode| {
+                    let req = Request { mode: Mode::Jacobian(mode), wrt: vec![param] };
+                    let j = ad_autodiff::derive(q, &req).unwrap_or_else(|e| panic!("{src}: {e}"));
+                    s.run_program(&j, x.clone()).unwrap_or_else(|| panic!("{src}: the Jacobian does not run"))
+                };
+                let (auto, fwd, rev) = (run(JacMode::Auto), run(JacMode::Forward), run(JacMode::Reverse));
+                assert!(
+                    close(&auto, &fwd, 1e-9, 1e-12),
+                    "{src}: jacobian and jacfwd differ for parameter {param}"
+                );
+                assert!(
+                    close(&auto, &rev, 1e-9, 1e-12),
+                    "{src}: jacobian and jacrev differ for parameter {param}"
+                );
+            }
+        }
+    }
+}

@@ -51,14 +51,20 @@ pub fn batch_linear(
     for (n, e) in eqns.iter().enumerate() {
         let lin: Vec<Option<Atom>> =
             e.args.iter().map(|a| a.var().and_then(|v| map.get(&v).copied())).collect();
-        if let (Prim::Loop(op), true) = (&e.prim, lin.iter().any(Option::is_some)) {
-            // One loop over all directions, batched as `vmap` batches it. Its results that
-            // do not depend on the directions (a primal value a replayed loop recomputes)
-            // are not kept: if a later equation reads one, the caller unrolls instead.
+        if matches!(e.prim, Prim::Loop(_) | Prim::ReverseLoop(_)) && lin.iter().any(Option::is_some) {
+            // One loop (or reversal) over all directions, batched as `vmap` batches it. Its
+            // results that do not depend on the directions (a primal value a replayed loop
+            // recomputes) are not kept: if a later equation reads one, the caller unrolls
+            // instead.
             let args: Vec<Atom> = e.args.iter().zip(&lin).map(|(a, l)| l.unwrap_or(*a)).collect();
             let flags: Vec<bool> = lin.iter().map(Option::is_some).collect();
             em.span = e.span;
-            let (outs, batched) = crate::vmap_loops::vmap_loop(em, op, &args, &flags, b).ok()?;
+            let batched_loop = match &e.prim {
+                Prim::Loop(op) => crate::vmap_loops::vmap_loop(em, op, &args, &flags, b),
+                Prim::ReverseLoop(rev) => crate::vmap_loops::vmap_reverse(em, rev, &args, &flags, b),
+                _ => return None,
+            };
+            let (outs, batched) = batched_loop.ok()?;
             for ((o, r), f) in e.outs().zip(outs).zip(batched) {
                 if f {
                     map.insert(o, r);
@@ -406,7 +412,7 @@ fn batch_eqn(
             let r = em.emit(prim.clone(), args);
             crate::vmap_rules::to_front(em, r, sel.len())
         }
-        // Not batched yet: the plan falls back to one pass per direction.
+        // `batch_linear` batches loops and reversals as a whole.
         Prim::Loop(_) | Prim::ReverseLoop(_) => return None,
     })
 }

@@ -37,7 +37,8 @@ pub fn chain(l: &Linearized) -> Option<Vec<Factor>> {
     while cur != output {
         let (1, i) = uses.get(&cur).copied()? else { return None };
         let e = &l.linear[i];
-        if e.args.iter().filter(|a| em.is_linear(**a)).count() != 1 {
+        // A step with several results (a loop) is no factor of a chain.
+        if !e.extra.is_empty() || e.args.iter().filter(|a| em.is_linear(**a)).count() != 1 {
             return None;
         }
         let (sin, sout) = (em.shape(Atom::Var(cur)), em.shape(Atom::Var(e.out)));

@@ -53,6 +53,11 @@ pub fn graph(l: &Linearized) -> Option<Graph> {
     let input_v = vertex(input, &mut sizes)?;
     let mut edges = Vec::new();
     for (i, e) in l.linear.iter().enumerate() {
+        // A step with several results (a loop) is not one edge per operand: forward or
+        // reverse mode takes it whole.
+        if !e.extra.is_empty() {
+            return None;
+        }
         let w = vertex(e.out, &mut sizes)?;
         for (k, a) in e.args.iter().enumerate() {
             let Atom::Var(u) = a else { continue };
