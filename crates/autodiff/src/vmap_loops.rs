@@ -71,13 +71,8 @@ pub(crate) fn vmap_reverse(
     let consts: Vec<bool> = flags[2 + c..2 + c + k].to_vec();
     // The cotangents that depend on the batch, to a fixed point over the backward step.
     let mut cts: Vec<bool> = if masked { vec![true; n] } else { flags[2 + c + k..].to_vec() };
-    let back_in = |cts: &[bool]| -> Vec<bool> {
-        std::iter::once(bounds)
-            .chain(carried.iter().copied())
-            .chain(consts.iter().copied())
-            .chain(cts.iter().copied())
-            .collect()
-    };
+    let back_in =
+        |cts: &[bool]| -> Vec<bool> { [body_inputs(bounds, &carried, &consts), cts.to_vec()].concat() };
     let contributions = loop {
         let (_, outs) = vmap_body(&rev.back, &back_in(&cts), b, None)?;
         let grown: Vec<bool> = (0..n).map(|j| cts[j] || outs[j]).collect();
@@ -92,16 +87,7 @@ pub(crate) fn vmap_reverse(
     let (body, cond) = batched_primal(op, bounds, &carried, &consts, b)?;
     // Operands: the primal loop's, then the cotangents.
     let mut operands = batched_operands(em, &args[..2 + c + k], &flags[..2 + c + k], &carried, b)?;
-    let mut ct_operands = Vec::with_capacity(n);
-    for j in 0..n {
-        let a = args[2 + c + k + j];
-        ct_operands.push(if cts[j] && !flags[2 + c + k + j] {
-            let target = with_batch(em.shape(a), b)?;
-            em.broadcast_to(a, target)
-        } else {
-            a
-        });
-    }
+    let ct_operands = widen(em, &args[2 + c + k..], &flags[2 + c + k..], &cts, b)?;
     let new = if masked {
         let m = Masked::new(em, &body, cond, &mut operands, bounds, c, b);
         let primal = LoopOp { body: m.body()?, carries: c, cond: Some(m.cond()?), replay: None };
@@ -134,8 +120,7 @@ fn carried_flags(op: &LoopOp, flags: &[bool], b: usize) -> Result<(Vec<bool>, bo
     let consts = &flags[2 + c..];
     let mut carried: Vec<bool> = flags[2..2 + c].to_vec();
     loop {
-        let ins: Vec<bool> =
-            std::iter::once(bounds).chain(carried.iter().copied()).chain(consts.iter().copied()).collect();
+        let ins = body_inputs(bounds, &carried, consts);
         let (_, outs) = vmap_body(&op.body, &ins, b, None)?;
         let cond = match &op.cond {
             Some(cp) => vmap_body(cp, &ins, b, None)?.1[0],
@@ -150,6 +135,12 @@ fn carried_flags(op: &LoopOp, flags: &[bool], b: usize) -> Result<(Vec<bool>, bo
     }
 }
 
+/// Which of a loop body's inputs `[i, carries.., consts..]` are batched: the index when the
+/// bounds are.
+fn body_inputs(bounds: bool, carried: &[bool], consts: &[bool]) -> Vec<bool> {
+    [&[bounds][..], carried, consts].concat()
+}
+
 /// The body (its carried values batched as `carried`) and condition of `op` batched.
 fn batched_primal(
     op: &LoopOp,
@@ -158,8 +149,7 @@ fn batched_primal(
     consts: &[bool],
     b: usize,
 ) -> Result<(Program, Option<Program>), String> {
-    let ins: Vec<bool> =
-        std::iter::once(bounds).chain(carried.iter().copied()).chain(consts.iter().copied()).collect();
+    let ins = body_inputs(bounds, carried, consts);
     let (body, _) = vmap_body(&op.body, &ins, b, Some(carried))?;
     let cond = match &op.cond {
         Some(cp) => Some(vmap_body(cp, &ins, b, None)?.0),
@@ -179,17 +169,29 @@ fn batched_operands(
 ) -> Result<Vec<Atom>, String> {
     let c = carried.len();
     let mut operands: Vec<Atom> = args[..2].to_vec();
-    for j in 0..c {
-        let a = args[2 + j];
-        operands.push(if carried[j] && !flags[2 + j] {
-            let target = with_batch(em.shape(a), b)?;
-            em.broadcast_to(a, target)
-        } else {
-            a
-        });
-    }
+    operands.extend(widen(em, &args[2..2 + c], &flags[2..2 + c], carried, b)?);
     operands.extend_from_slice(&args[2 + c..]);
     Ok(operands)
+}
+
+/// `args` (batched as `flags`), those that must be batched (`want`) broadcast along it.
+fn widen(
+    em: &mut Emitter,
+    args: &[Atom],
+    flags: &[bool],
+    want: &[bool],
+    b: usize,
+) -> Result<Vec<Atom>, String> {
+    let mut out = Vec::with_capacity(args.len());
+    for ((a, f), w) in args.iter().zip(flags).zip(want) {
+        out.push(if *w && !*f {
+            let target = with_batch(em.shape(*a), b)?;
+            em.broadcast_to(*a, target)
+        } else {
+            *a
+        });
+    }
+    Ok(out)
 }
 
 /// The programs of a masked loop: a `while` over the iteration count `k` whose inputs are
