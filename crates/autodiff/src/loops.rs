@@ -588,31 +588,37 @@ pub(crate) fn transpose_reverse(
     let Some(r) = &op.tangent_of else {
         return Err("internal error: a loop's reversal is transposed but is not the derivative of one".into());
     };
-    // The symmetry below holds for the derivative of a plain reversal. A reversal that is
-    // itself a derivative (`jvp` of a gradient) pairs its cotangents with the carried values
-    // the other way round, which this construction does not follow yet: refuse rather than
-    // give a wrong number.
-    if r.tangent_of.is_some() {
-        return Err("reverse mode over forward mode over reverse mode through a reversed loop (`grad` of a `jvp` of a `grad` \
-             through a `while` loop or a loop with computed bounds) is not supported yet; take this \
-             third derivative as `jvp` of `grad` of `grad`, or `grad` of `grad` of `grad`"
-            .into());
-    }
     let primal = &r.primal;
     let (c, k, m) = (primal.carries, primal.consts(), r.wrt.len());
+    // A plain reversal `r` is the VJP of its primal loop: its cotangent `j` belongs to the
+    // carried value `j`, and its result `j` is that value's cotangent. A reversal that is
+    // itself a JVP (`r.tangent_of` set) is the VJP of its primal loop (a JVP loop, carrying
+    // values then tangents) with the halves exchanged: `λ` belongs to the tangents and `λ̇`
+    // to the values, and likewise for its results and for the constants it differentiates.
+    // `carry(i)` and `konst(j)` give the position in `r`'s own order of the natural one;
+    // one level of this is followed, deeper ones are refused rather than given wrong.
+    let swapped = r.tangent_of.is_some();
+    if r.tangent_of.as_ref().is_some_and(|q| q.tangent_of.is_some()) {
+        return Err("reverse mode over a loop reversal differentiated twice in forward mode (`grad` of \
+             `jvp` of `jvp` of `grad` through a `while` loop or a loop with computed bounds) is not \
+             supported yet"
+            .into());
+    }
+    let carry = |i: usize| if swapped { (i + c / 2) % c } else { i };
+    let konst = |j: usize| if swapped { (j + k / 2) % k } else { j };
     // Operands: [lo, hi, s0 (c), ṡ0 (c), k (K), k̇ (K), λ (c), λ̇ (c)]; results:
     // [λ0 (c), λ̇0 (c), acc (m), acċ (m)], of which the tangents have cotangents.
     let at_s0 = 2;
     let at_k = 2 + 2 * c;
     let at_l = 2 + 2 * c + 2 * k;
     let mut mu: Vec<Atom> = Vec::with_capacity(c + k);
-    for j in 0..c {
-        let s = em.shape(x[at_s0 + j]);
-        mu.push(em.materialize(cts[c + j], s));
+    for i in 0..c {
+        let s = em.shape(x[at_s0 + i]);
+        mu.push(em.materialize(cts[c + carry(i)], s));
     }
     for j in 0..k {
         let s = em.shape(x[at_k + j]);
-        let t = r.wrt.iter().position(|w| *w == j).and_then(|q| cts[2 * c + m + q]);
+        let t = r.wrt.iter().position(|w| *w == konst(j)).and_then(|q| cts[2 * c + m + q]);
         mu.push(em.materialize(t, s));
     }
     // The loop's JVP with respect to everything, in the direction μ.
@@ -634,15 +640,15 @@ pub(crate) fn transpose_reverse(
         let s = em.shape(x[at_l + j]);
         args.push(em.zeros(s));
     }
-    args.extend_from_slice(&x[at_l..at_l + c]);
+    args.extend((0..c).map(|i| x[at_l + carry(i)]));
     let outs = emit_reverse(em, rev, args);
     let mut contributions: Vec<Tan> = vec![None; x.len()];
-    for j in 0..c {
-        if lin[at_s0 + c + j] {
-            contributions[at_s0 + c + j] = Some(Atom::Var(outs[j]));
+    for i in 0..c {
+        if lin[at_s0 + c + i] {
+            contributions[at_s0 + c + i] = Some(Atom::Var(outs[i]));
         }
-        if lin[at_l + c + j] {
-            contributions[at_l + c + j] = Some(Atom::Var(jvp_outs[c + j]));
+        if lin[at_l + c + carry(i)] {
+            contributions[at_l + c + carry(i)] = Some(Atom::Var(jvp_outs[c + i]));
         }
     }
     for j in 0..k {

@@ -18,6 +18,10 @@ pub const FUNCTIONS: &[&str] = &[
     // between batch elements (the loop runs until all stop, each keeping its values).
     "def g(a, k) {\n  let y = a\n  for i in 0..20 { y = y + 0.05 * sin(y * k) }\n  y\n}\ndef f(x: [3], k: []) = vmap(a => g(a, k))(x)",
     "def step(a, k) {\n  let x = a\n  let n = 0\n  while n < 3 + sign(a) {\n    x = x - 0.1 * sin(x * k)\n    n += 1\n  }\n  x\n}\ndef f(x: [3], k: []) = vmap(a => step(a, k))(x * [1, -1, 1])",
+    // `vmap` of a gradient through a `while` loop: the reversal batched, masked where the
+    // elements' trip counts differ. Its second derivatives here are third derivatives of
+    // the loop, among them reverse over forward over reverse.
+    "def step(a, k) {\n  let x = a\n  let n = 0\n  while n < 3 + sign(a) {\n    x = x - 0.1 * sin(x * k)\n    n += 1\n  }\n  x\n}\ndef f(x: [3], k: []) = vmap(a => grad(a => step(a, k))(a))(x * [1, -1, 1])",
     // `if` on computed conditions: a value chosen, and a name rebound in one branch.
     "def f(x: [3], k: []) {\n  let s = sum(x * x)\n  let y = if s > k { x * k } else { sin(x) }\n  if y[0] < 0 { y = -y * s }\n  y * s\n}",
     "def f(x: [3]) = exp(x)",
