@@ -224,24 +224,18 @@ impl Builder {
                     });
                     out
                 }
-                Prim::Reshape(_) | Prim::StopGradient => match dying(&e.args[0]) {
-                    Some(s) => s,
-                    None => {
-                        let from = place(self, &e.args[0])?;
-                        let out = self.alloc(size);
-                        steps.push(Step::Copy(from.at, out));
-                        out
+                // The same elements: the operand's place when it dies here, else a copy.
+                Prim::Reshape(_) | Prim::StopGradient | Prim::SumTo(_) if !matches!(&e.prim, Prim::SumTo(s) if *s != p.shape(e.args[0])) => {
+                    match dying(&e.args[0]) {
+                        Some(s) => s,
+                        None => {
+                            let from = place(self, &e.args[0])?;
+                            let out = self.alloc(size);
+                            steps.push(Step::Copy(from.at, out));
+                            out
+                        }
                     }
-                },
-                Prim::SumTo(s) if *s == p.shape(e.args[0]) => match dying(&e.args[0]) {
-                    Some(s) => s,
-                    None => {
-                        let from = place(self, &e.args[0])?;
-                        let out = self.alloc(size);
-                        steps.push(Step::Copy(from.at, out));
-                        out
-                    }
-                },
+                }
                 Prim::Index(_)
                 | Prim::Pad(_)
                 | Prim::BroadcastTo(_)
