@@ -80,7 +80,7 @@ fn full_jvp_loop(op: &LoopOp, nan_safe: bool) -> LoopOp {
 
 /// Emits a loop with several results (a `while` loop with a condition), marking them linear
 /// or not.
-fn emit_loop(
+pub(crate) fn emit_loop(
     em: &mut Emitter,
     body: Program,
     cond: Option<Program>,
@@ -472,7 +472,7 @@ fn back_step(
 }
 
 /// Emits a reversal; its results are cotangents.
-fn emit_reverse(em: &mut Emitter, rev: ReverseOp, args: Vec<Atom>) -> Vec<Var> {
+pub(crate) fn emit_reverse(em: &mut Emitter, rev: ReverseOp, args: Vec<Atom>) -> Vec<Var> {
     let shapes = rev.out_shapes();
     let outs = em.b.push_multi(Prim::ReverseLoop(Rc::new(rev)), args, &shapes, em.span);
     for o in &outs {

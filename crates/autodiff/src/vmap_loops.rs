@@ -20,6 +20,7 @@
 //! values).
 
 use crate::emitter::Emitter;
+use crate::loops::{emit_loop, emit_reverse};
 use crate::vmap::{vmap_body, with_batch};
 use ad_ir::prim::{Axes, Binary, Prim};
 use ad_ir::region::{region_program, LoopOp, ReverseOp};
@@ -40,17 +41,13 @@ pub(crate) fn vmap_loop(
     let (carried, masked) = carried_flags(op, flags, b)?;
     let (body, cond) = batched_primal(op, bounds, &carried, &flags[2 + c..], b)?;
     let mut operands = batched_operands(em, &args[..2 + c + op.consts()], flags, &carried, b)?;
-    let op = if masked {
+    let (body, cond) = if masked {
         let m = Masked::new(em, &body, cond, &mut operands, bounds, c, b);
-        LoopOp { body: m.body()?, carries: c, cond: Some(m.cond()?), replay: None }
+        (m.body()?, Some(m.cond()?))
     } else {
-        LoopOp { body, carries: c, cond, replay: None }
+        (body, cond)
     };
-    let shapes: Vec<Shape> = op.out_shapes();
-    let outs = em.b.push_multi(Prim::Loop(Rc::new(op)), operands, &shapes, em.span);
-    for o in &outs {
-        em.mark(*o, false);
-    }
+    let outs = emit_loop(em, body, cond, c, operands, false);
     Ok((outs.into_iter().map(Atom::Var).collect(), carried))
 }
 
@@ -103,11 +100,7 @@ pub(crate) fn vmap_reverse(
         ReverseOp { primal: Rc::new(primal), back, cotangents: n, wrt: rev.wrt.clone(), tangent_of: None }
     };
     operands.extend(ct_operands);
-    let shapes = new.out_shapes();
-    let outs = em.b.push_multi(Prim::ReverseLoop(Rc::new(new)), operands, &shapes, em.span);
-    for o in &outs {
-        em.mark(*o, false);
-    }
+    let outs = emit_reverse(em, new, operands);
     Ok((outs.into_iter().map(Atom::Var).collect(), want))
 }
 
