@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod assemble;
+mod conds;
 mod derive;
 mod emitter;
 mod first_order;

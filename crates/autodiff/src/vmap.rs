@@ -93,7 +93,7 @@ fn broadcast_outputs(
 
 /// Copies `p`'s equations into `em` on the inputs `inputs` (those in `flags` batched),
 /// batching each equation with a batched operand: the outputs and which are batched.
-fn batch_program(
+pub(crate) fn batch_program(
     em: &mut Emitter,
     p: &Program,
     inputs: &[Atom],
@@ -110,8 +110,11 @@ fn batch_program(
         em.span = e.span;
         let args: Vec<Atom> = e.args.iter().map(|a| map.get(*a)).collect();
         let flags: Vec<bool> = e.args.iter().map(|a| a.var().is_some_and(|v| batched[v.index()])).collect();
-        if let Prim::Loop(_) | Prim::ReverseLoop(_) = &e.prim {
+        if let Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) = &e.prim {
             let (outs, out_flags) = match &e.prim {
+                Prim::Cond(op) if flags.iter().any(|f| *f) => {
+                    crate::conds::vmap_cond(em, op, &args, &flags, b)?
+                }
                 Prim::Loop(op) if flags.iter().any(|f| *f) => {
                     crate::vmap_loops::vmap_loop(em, op, &args, &flags, b)?
                 }

@@ -187,8 +187,8 @@ pub(crate) fn batch_rule(
         }
         Prim::DynIndex(_) | Prim::DynUpdate(_) => per_element(em, prim, args, batched, b, out)?,
         // `vmap.rs` batches loops and reversals as a whole (`vmap_loops.rs`).
-        Prim::Loop(_) | Prim::ReverseLoop(_) => {
-            return Err("internal error: a loop reached the per-primitive batching rules".into())
+        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) => {
+            return Err("internal error: a loop or `if` reached the per-primitive batching rules".into())
         }
         Prim::MaxPool2dPick(_) | Prim::MaxPool2dScatter(_) => {
             let (x, t) = (with_batch(em, 0)?, with_batch(em, 1)?);

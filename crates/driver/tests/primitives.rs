@@ -31,15 +31,23 @@ fn primitives_of(
     names
 }
 
-/// The primitives of a program and of the bodies of its loops.
+/// The primitives of a program and of the bodies of its loops and branches.
 fn collect(p: &ad_ir::Program, names: &mut BTreeSet<String>) {
     for e in &p.eqns {
         names.insert(e.prim.name().to_string());
-        if let ad_ir::Prim::Loop(op) = &e.prim {
-            collect(&op.body, names);
-            if let Some(c) = &op.cond {
-                collect(c, names);
+        match &e.prim {
+            ad_ir::Prim::Loop(op) => {
+                collect(&op.body, names);
+                if let Some(c) = &op.cond {
+                    collect(c, names);
+                }
             }
+            ad_ir::Prim::Cond(op) => {
+                for b in op.branches() {
+                    collect(b, names);
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -63,6 +63,8 @@ enum Region {
     /// buffer when its body allows (`planned.rs`).
     Loop(Compiled, Option<Compiled>, Option<crate::planned::LoopPlan>),
     Reverse(crate::reverse::Reversal),
+    /// An `if`'s two branches.
+    Cond(Compiled, Compiled),
 }
 
 /// A program prepared for repeated execution.
@@ -139,6 +141,9 @@ impl Compiled {
                         op.cond.as_ref().map(Compiled::new),
                         compiling().then(|| crate::planned::LoopPlan::new(op)).flatten(),
                     ))),
+                    Prim::Cond(op) => {
+                        Some(Rc::new(Region::Cond(Compiled::new(&op.then), Compiled::new(&op.els))))
+                    }
                     Prim::ReverseLoop(op) => Some(Rc::new(Region::Reverse(crate::reverse::Reversal {
                         body: Compiled::new(&op.primal.body),
                         cond: op.primal.cond.as_ref().map(Compiled::new),
@@ -219,6 +224,14 @@ impl Compiled {
                         }
                         None => run_loop(body, cond.as_ref(), op.carries, args, s.span)?,
                     };
+                    for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
+                        regs[*slot] = Some(a);
+                    }
+                }
+                (_, Some(Region::Cond(then, els))) => {
+                    let mut args = args.into_iter();
+                    let c = args.next().map(|a| holds(&[a])).unwrap_or(false);
+                    let outs = if c { then.run(args.collect())? } else { els.run(args.collect())? };
                     for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
                         regs[*slot] = Some(a);
                     }

@@ -168,7 +168,7 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
             (format!("{}[{pos}]", paren(&args[0], P_POSTFIX)), P_POSTFIX)
         }
         // Statements, printed by the block printer.
-        Prim::DynUpdate(_) | Prim::Loop(_) | Prim::ReverseLoop(_) => (String::new(), P_ATOM),
+        Prim::DynUpdate(_) | Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) => (String::new(), P_ATOM),
     }
 }
 
@@ -355,11 +355,19 @@ pub fn print_program(p: &Program) -> Result<String, String> {
 fn collect_user_names(p: &Program, out: &mut HashSet<String>) {
     out.extend(p.vars.iter().filter_map(|v| v.name.as_deref().map(sanitize)));
     for e in &p.eqns {
-        if let Prim::Loop(op) = &e.prim {
-            collect_user_names(&op.body, out);
-            if let Some(c) = &op.cond {
-                collect_user_names(c, out);
+        match &e.prim {
+            Prim::Loop(op) => {
+                collect_user_names(&op.body, out);
+                if let Some(c) = &op.cond {
+                    collect_user_names(c, out);
+                }
             }
+            Prim::Cond(op) => {
+                for b in op.branches() {
+                    collect_user_names(b, out);
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -449,8 +457,14 @@ impl<'p> Block<'p> {
         for e in &p.eqns {
             // Operands of loops and updates are named: a loop reads them on every iteration.
             // (A reversal's operands are read once, by the call, and so are a loop's bounds.)
+            // The operands of an `if`'s branches are named too, so that a branch does not
+            // repeat an expression; its condition may be written in place.
             for (k, a) in e.args.iter().enumerate() {
-                let weight = if matches!(e.prim, Prim::Loop(_)) && k >= 2 { 2 } else { 1 };
+                let weight = match e.prim {
+                    Prim::Loop(_) if k >= 2 => 2,
+                    Prim::Cond(_) if k >= 1 => 2,
+                    _ => 1,
+                };
                 if let Atom::Var(v) = a {
                     uses[v.index()] += weight;
                 }
@@ -469,7 +483,7 @@ impl<'p> Block<'p> {
         let provisional = |v: Var| p.name_of(v).map(sanitize).unwrap_or_else(|| "t00".to_string());
         let mut pre: Vec<Option<Rendered>> = vec![None; n];
         for e in &p.eqns {
-            if !matches!(e.prim, Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::DynUpdate(_)) {
+            if !matches!(e.prim, Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::DynUpdate(_)) {
                 let args: Vec<Rendered> = e
                     .args
                     .iter()
@@ -572,6 +586,12 @@ impl<'p> Block<'p> {
                     inner.extend(self.names.iter().flatten().cloned());
                     inner.extend(self.holder.keys().cloned());
                     lines.extend(self.print_reverse(namer, e, op, &args, inner));
+                }
+                Prim::Cond(op) => {
+                    let mut inner = outer.clone();
+                    inner.extend(self.names.iter().flatten().cloned());
+                    inner.extend(self.holder.keys().cloned());
+                    lines.extend(self.print_cond(namer, e, op, &args, &inner));
                 }
                 Prim::DynUpdate(sel) => {
                     let name = self.names[o].clone().unwrap_or_else(|| "_".into());
@@ -684,6 +704,51 @@ impl<'p> Block<'p> {
                 tuple(&op.wrt.iter().map(|j| lit(*j as f64)).collect::<Vec<_>>())
             ),
         ]
+    }
+
+    /// `let (a, b) = if c { .. } else { .. }`: each branch a block ending in its value, its
+    /// inputs written as the operands they stand for.
+    fn print_cond(
+        &self,
+        namer: &mut Namer,
+        e: &crate::program::Eqn,
+        op: &crate::region::CondOp,
+        args: &[Rendered],
+        outer: &HashSet<String>,
+    ) -> Vec<String> {
+        let results: Vec<String> =
+            e.outs().map(|o| self.names[o.index()].clone().unwrap_or_else(|| "_".into())).collect();
+        let mut branch = |p: &Program| -> (Vec<String>, String) {
+            let mut blk = Block::new(p, vec![None; p.vars.len()], HashMap::new());
+            for (k, v) in p.inputs.iter().enumerate() {
+                blk.given[v.index()] = Some(args[1 + k].clone());
+            }
+            let (lines, outs) = blk.print(namer, outer);
+            let value = match outs.as_slice() {
+                [one] => unparen(&one.text).to_string(),
+                many => format!("({})", many.iter().map(|r| r.text.clone()).collect::<Vec<_>>().join(", ")),
+            };
+            (lines, value)
+        };
+        let (then_lines, then_value) = branch(&op.then);
+        let (else_lines, else_value) = branch(&op.els);
+        let pattern = match results.as_slice() {
+            [one] => one.clone(),
+            many => format!("({})", many.join(", ")),
+        };
+        let c = unparen(&args[0].text);
+        if then_lines.is_empty() && else_lines.is_empty() {
+            let line = format!("let {pattern} = if {c} {{ {then_value} }} else {{ {else_value} }}");
+            if line.len() <= 96 {
+                return vec![line];
+            }
+        }
+        let mut lines = vec![format!("let {pattern} = if {c} {{")];
+        lines.extend(then_lines.into_iter().chain([then_value]).map(|l| format!("  {l}")));
+        lines.push("} else {".into());
+        lines.extend(else_lines.into_iter().chain([else_value]).map(|l| format!("  {l}")));
+        lines.push("}".into());
+        lines
     }
 
     /// `let c = init` for each carried value not already named so, then the `for` with its

@@ -11,6 +11,9 @@
 //! inputs and one scalar output, evaluated before each iteration; the loop stops at the
 //! first iteration whose condition is zero. Its bounds are `0` and infinity, so `i` counts
 //! the iterations done, which the derivatives of the loop use as a position in a tape.
+//!
+//! An `if` on a computed condition is a [`CondOp`]: two closed branches of the same inputs
+//! and output shapes, of which one runs.
 
 use crate::program::{Atom, ParamDecl, Program, Tree, Var, VarInfo};
 use crate::shape::Shape;
@@ -94,6 +97,40 @@ macro_rules! identified_by_address {
 }
 identified_by_address!(LoopOp);
 identified_by_address!(ReverseOp);
+identified_by_address!(CondOp);
+
+/// `if c { .. } else { .. }` on a condition computed when the program runs (DESIGN §8):
+/// only the chosen branch runs.
+///
+/// A [`CondOp`] equation has the operands `[c, args..]` and one result per output of its
+/// branches. Both branches are closed programs with the inputs `args` and outputs of the
+/// same shapes; `then` runs when `c` is nonzero, `els` otherwise.
+#[derive(Debug)]
+pub struct CondOp {
+    pub then: Program,
+    pub els: Program,
+}
+
+impl CondOp {
+    pub fn new(then: Program, els: Program) -> Rc<CondOp> {
+        Rc::new(CondOp { then, els })
+    }
+
+    /// The same `if` with both branches transformed by `f` (which is told which branch it
+    /// transforms: `true` for `then`).
+    pub fn map(&self, mut f: impl FnMut(&Program, bool) -> Program) -> Rc<CondOp> {
+        CondOp::new(f(&self.then, true), f(&self.els, false))
+    }
+
+    pub fn branches(&self) -> [&Program; 2] {
+        [&self.then, &self.els]
+    }
+
+    /// The shapes of the results.
+    pub fn out_shapes(&self) -> Vec<Shape> {
+        self.then.outputs.iter().map(|a| self.then.shape(*a)).collect()
+    }
+}
 
 impl LoopOp {
     pub fn new(body: Program, carries: usize) -> Rc<LoopOp> {

@@ -58,6 +58,11 @@ pub fn verify(p: &Program) -> Result<(), String> {
                 }
                 op.out_shapes()
             }
+            crate::Prim::Cond(op) => {
+                verify(&op.then).map_err(|m| format!("{}: the first branch of `if` {i}: {m}", p.name))?;
+                verify(&op.els).map_err(|m| format!("{}: the second branch of `if` {i}: {m}", p.name))?;
+                op.out_shapes()
+            }
             crate::Prim::ReverseLoop(op) => {
                 verify(&op.back).map_err(|m| format!("{}: the backward step of loop {i}: {m}", p.name))?;
                 op.out_shapes()

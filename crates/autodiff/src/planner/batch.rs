@@ -51,17 +51,34 @@ pub fn batch_linear(
     for (n, e) in eqns.iter().enumerate() {
         let lin: Vec<Option<Atom>> =
             e.args.iter().map(|a| a.var().and_then(|v| map.get(&v).copied())).collect();
-        if matches!(e.prim, Prim::Loop(_) | Prim::ReverseLoop(_)) && lin.iter().any(Option::is_some) {
+        if matches!(e.prim, Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_))
+            && lin.iter().any(Option::is_some)
+        {
             // One loop (or reversal) over all directions, batched as `vmap` batches it. Its
             // results that do not depend on the directions (a primal value a replayed loop
             // recomputes) are not kept: if a later equation reads one, the caller unrolls
             // instead.
-            let args: Vec<Atom> = e.args.iter().zip(&lin).map(|(a, l)| l.unwrap_or(*a)).collect();
+            // A linear operand that does not depend on the directions is zero (as the
+            // per-primitive rules take it).
+            let args: Vec<Atom> = e
+                .args
+                .iter()
+                .zip(&lin)
+                .map(|(a, l)| match l {
+                    Some(l) => *l,
+                    None if em.is_linear(*a) => {
+                        let s = em.shape(*a);
+                        em.zeros(s)
+                    }
+                    None => *a,
+                })
+                .collect();
             let flags: Vec<bool> = lin.iter().map(Option::is_some).collect();
             em.span = e.span;
             let batched_loop = match &e.prim {
                 Prim::Loop(op) => crate::vmap_loops::vmap_loop(em, op, &args, &flags, b),
                 Prim::ReverseLoop(rev) => crate::vmap_loops::vmap_reverse(em, rev, &args, &flags, b),
+                Prim::Cond(op) => crate::conds::vmap_cond(em, op, &args, &flags, b),
                 _ => return None,
             };
             let (outs, batched) = batched_loop.ok()?;
@@ -413,6 +430,6 @@ fn batch_eqn(
             crate::vmap_rules::to_front(em, r, sel.len())
         }
         // `batch_linear` batches loops and reversals as a whole.
-        Prim::Loop(_) | Prim::ReverseLoop(_) => return None,
+        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) => return None,
     })
 }

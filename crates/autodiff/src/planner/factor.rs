@@ -174,7 +174,8 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         | Prim::DynIndex(_)
         | Prim::DynUpdate(_)
         | Prim::Loop(_)
-        | Prim::ReverseLoop(_) => structured(),
+        | Prim::ReverseLoop(_)
+        | Prim::Cond(_) => structured(),
         // Never linear, so never a step of the linear part.
         Prim::Unary(
             Unary::Exp

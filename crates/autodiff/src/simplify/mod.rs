@@ -4,9 +4,10 @@
 //! (`rewrite.rs`), then dead code (`dce.rs`). Repeated until nothing changes. The bodies of
 //! loops are simplified once, before the rounds, carried values a loop never changes
 //! become constants (`carries.rs`), and constants that are numbers become numbers in the
-//! body (`literals.rs`).
+//! body (`literals.rs`). `if` equations are simplified as a whole first (`conds.rs`).
 
 mod carries;
+mod conds;
 mod dce;
 mod literals;
 mod rewrite;
@@ -17,6 +18,9 @@ use ad_ir::{Prim, Program};
 const MAX_ROUNDS: usize = 6;
 
 pub fn simplify(mut p: Program) -> Program {
+    if let Some(q) = conds::simplify_conds(&p) {
+        p = q;
+    }
     // Loop bodies first, once each (the rounds below copy loops as they are).
     for e in &mut p.eqns {
         if let Prim::Loop(op) = &e.prim {

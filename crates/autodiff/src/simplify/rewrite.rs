@@ -62,8 +62,8 @@ pub fn rewrite(p: &Program) -> Program {
     }
     for e in &p.eqns {
         let args: Args = e.args.iter().map(|a| map.get(*a)).collect();
-        if matches!(e.prim, Prim::Loop(_) | Prim::ReverseLoop(_)) {
-            // A loop is kept as it is (`simplify` has simplified its body), with its operands
+        if matches!(e.prim, Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_)) {
+            // A loop or `if` is kept as it is (`simplify` has simplified its body or branches), with its operands
             // rewritten.
             let outs = rw.b.copy_eqn(p, e, args);
             rw.chain.push(NONE);

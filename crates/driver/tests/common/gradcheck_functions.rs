@@ -24,6 +24,13 @@ pub const FUNCTIONS: &[&str] = &[
     "def step(a, k) {\n  let x = a\n  let n = 0\n  while n < 3 + sign(a) {\n    x = x - 0.1 * sin(x * k)\n    n += 1\n  }\n  x\n}\ndef f(x: [3], k: []) = vmap(a => grad(a => step(a, k))(a))(x * [1, -1, 1])",
     // `if` on computed conditions: a value chosen, and a name rebound in one branch.
     "def f(x: [3], k: []) {\n  let s = sum(x * x)\n  let y = if s > k { x * k } else { sin(x) }\n  if y[0] < 0 { y = -y * s }\n  y * s\n}",
+    // `if` with a tuple value, branches that rebind a name or read a value the other does
+    // not, and an `if` inside a loop.
+    "def f(x: [2, 3], k: []) {\n  let n = sum(x * x)\n  let (a, b) = if n > k { (x * k, n) } else { (sin(x), 1) }\n  let m = x\n  if b > 2 { m = m * b } else {\n    let t = a[0]\n    m = m + t * t\n  }\n  if k < 0 { a = -a }\n  a + m\n}",
+    "def f(x: [3], k: []) {\n  let h = x\n  for i in 0..20 {\n    h = if sum(h) > k * 3 { h * 0.9 } else { tanh(h) + x }\n  }\n  h\n}",
+    // `vmap` of `if`: a condition that differs between elements (both branches run, each
+    // element keeps its own) and one that does not (one `if` over batched branches).
+    "def h(a, k) = if a > 0.9 { a * a * k } else { sin(a) * k }\ndef u(a, k) = if k > 1 { a * k } else { tanh(a) }\ndef f(x: [3], k: []) = vmap(a => h(a, k) + u(a, k))(x)",
     "def f(x: [3]) = exp(x)",
     "def f(x: [3]) = log(x)",
     "def f(x: [3]) = sin(x)",

@@ -1,10 +1,10 @@
 //! Choosing places in the slab and making steps, one program after another.
 
-use super::steps::{Nested, Src, Step, NONE};
+use super::steps::{Branches, Nested, Src, Step, NONE};
 use super::{Iteration, Out, Slot, MAX_STEP};
 use crate::kernels;
 use ad_ir::prim::{Axes, Prim};
-use ad_ir::region::LoopOp;
+use ad_ir::region::{CondOp, LoopOp};
 use ad_ir::{Array, Atom, Program, Shape};
 use std::collections::HashMap;
 
@@ -117,6 +117,42 @@ impl Builder {
         Some(results)
     }
 
+    /// Plans an `if` equation `e` inside a planned body: each branch reads the operands
+    /// where they are and leaves its values in the same new places, the results.
+    fn branches(
+        &mut self,
+        steps: &mut Vec<Step>,
+        e: &ad_ir::program::Eqn,
+        op: &CondOp,
+        slot: &[Option<Slot>],
+    ) -> Option<Vec<Slot>> {
+        let c = match &e.args[0] {
+            Atom::Lit(x) => Src::Lit(*x),
+            Atom::Var(v) => Src::One(slot[v.index()]?.at),
+        };
+        let mut inputs = Vec::with_capacity(e.args.len() - 1);
+        for a in &e.args[1..] {
+            inputs.push(match a {
+                Atom::Var(v) => slot[v.index()]?,
+                Atom::Lit(x) => self.constant(&[*x]),
+            });
+        }
+        // Both branches read the operands in place and leave them as they were. Places one
+        // branch frees may serve the other, since only one runs. Their results are not given
+        // back (one may be a constant's place, written once per run).
+        let pinned = vec![true; inputs.len()];
+        let (then_steps, then_outs) = self.program(&op.then, &inputs, &pinned)?;
+        let (else_steps, else_outs) = self.program(&op.els, &inputs, &pinned)?;
+        let results: Vec<Slot> = op.out_shapes().iter().map(|s| self.alloc(s.size())).collect();
+        let moves = |outs: Vec<Out>| outs.into_iter().zip(results.iter().copied()).collect();
+        steps.push(Step::Cond(Box::new(Branches {
+            c,
+            then: (then_steps, moves(then_outs)),
+            els: (else_steps, moves(else_outs)),
+        })));
+        Some(results)
+    }
+
     /// A place written once per run, never reused.
     fn constant(&mut self, data: &[f64]) -> Slot {
         let slot = Slot { at: self.len, len: data.len() };
@@ -168,8 +204,13 @@ impl Builder {
                     _ => None,
                 })
                 .collect();
-            if let Prim::Loop(op) = &e.prim {
-                let results = self.nested(&mut steps, e, op, &slot, &dies)?;
+            let region = match &e.prim {
+                Prim::Loop(op) => Some(self.nested(&mut steps, e, op, &slot, &dies)),
+                Prim::Cond(op) => Some(self.branches(&mut steps, e, op, &slot)),
+                _ => None,
+            };
+            if let Some(results) = region {
+                let results = results?;
                 for (v, r) in e.outs().zip(&results) {
                     slot[v.index()] = Some(*r);
                 }

@@ -1,6 +1,6 @@
 //! The steps of a planned program and how they run on the slab.
 
-use super::{Iteration, Slot};
+use super::{put, Iteration, Out, Slot};
 use crate::interp::RunError;
 use crate::kernels;
 use ad_ir::prim::{Binary, Unary};
@@ -63,6 +63,8 @@ pub(super) enum Step {
     /// A loop inside the body: its carried values are copied in (unless they were left in
     /// place), then it iterates in the same slab; its results stay where it carried them.
     Loop(Box<Nested>),
+    /// An `if`: the chosen branch's steps, then its values moved to the results' places.
+    Cond(Box<Branches>),
     /// The part of `x` (an array with axes `dims`) that `sel` selects at the positions.
     DynIndex {
         x: usize,
@@ -92,6 +94,13 @@ pub(super) struct Nested {
     pub(super) enter: Vec<(usize, Slot)>,
     pub(super) iteration: Iteration,
     pub(super) span: Span,
+}
+
+#[derive(Debug)]
+pub(super) struct Branches {
+    pub(super) c: Src,
+    pub(super) then: (Vec<Step>, Vec<(Out, Slot)>),
+    pub(super) els: (Vec<Step>, Vec<(Out, Slot)>),
 }
 
 /// A gather map's mark for "no element": padding reads zero.
@@ -159,6 +168,13 @@ pub(super) fn exec(steps: &[Step], s: &mut [f64], scratch: &mut Vec<f64>) -> Res
                     s.copy_within(*from..*from + to.len, to.at);
                 }
                 l.iteration.run(lo, hi, s, scratch)?;
+            }
+            Step::Cond(b) => {
+                let (steps, moves) = if b.c.get(s, 0) != 0.0 { &b.then } else { &b.els };
+                exec(steps, s, scratch)?;
+                for (from, to) in moves {
+                    put(s, *from, *to);
+                }
             }
             Step::DynIndex { x, dims, sel, at, out, span } => {
                 let start = position(dims, sel, at, s, *span)?;

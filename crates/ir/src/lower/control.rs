@@ -6,7 +6,7 @@ use super::value::{Arr, LVal, Name};
 use super::{Lowerer, Result};
 use crate::prim::Prim;
 use crate::program::{Atom, Eqn, Var, VarInfo};
-use crate::region::{region_program, LoopOp};
+use crate::region::{region_program, CondOp, LoopOp};
 use crate::shape::Shape;
 use ad_syntax::ast::{Block, Expr, ExprKind, Pattern, Stmt, StmtKind};
 use ad_syntax::{Diagnostic, Span};
@@ -15,6 +15,10 @@ use ad_syntax::{Diagnostic, Span};
 /// programs are then straight-line code, as short as a person would write them); longer
 /// ones become loop equations.
 const UNROLL_SHORT: i64 = 16;
+
+/// A lowered branch of an `if`: its program, the values it reads, and the shapes of its
+/// value's leaves with whether the value is a tuple.
+type Branch = (crate::Program, Vec<Atom>, (Vec<Shape>, bool));
 
 /// What lowering a loop body can be undone to, when a constant loop that cannot be a loop
 /// equation (a carried value changes shape) is unrolled instead.
@@ -54,7 +58,7 @@ impl Lowerer<'_> {
         let known = |v: &LVal| matches!(v, LVal::Num(_) | LVal::Arr(Arr::Var { known: Some(_), .. }));
         if !(known(bounds.0) && known(bounds.1)) {
             // Bounds known only when the function runs.
-            self.loop_region(s.span, Some(var), bounds, spans, None, body, &[])?;
+            self.loop_region(s.span, Some(var), bounds, spans, None, body)?;
             return Ok(true);
         }
         let a = self.static_int(bounds.0, "a loop bound", spans.0)?;
@@ -73,7 +77,6 @@ impl Lowerer<'_> {
             spans,
             None,
             body,
-            &[],
         ) {
             Ok(()) => Ok(true),
             Err(_) => {
@@ -86,14 +89,11 @@ impl Lowerer<'_> {
     /// Lowers `while cond { body }` inside a function as one loop equation.
     pub(crate) fn while_once(&mut self, s: &Stmt, cond: &Expr, body: &Block) -> Result<()> {
         let (lo, hi) = (LVal::Num(0.0), LVal::Num(f64::INFINITY));
-        self.loop_region(s.span, None, (&lo, &hi), (s.span, s.span), Some(cond), body, &[])
+        self.loop_region(s.span, None, (&lo, &hi), (s.span, s.span), Some(cond), body)
     }
 
     /// Lowers `for var in lo..hi { body }` (or, with a condition and no variable,
-    /// `while cond { body }`) as one loop equation. With neither, it is a branch of an `if`
-    /// on a computed condition (a loop of no or one iteration), whose value is assigned to
-    /// the hidden locals `results`.
-    #[allow(clippy::too_many_arguments)]
+    /// `while cond { body }`) as one loop equation.
     fn loop_region(
         &mut self,
         span: Span,
@@ -102,13 +102,10 @@ impl Lowerer<'_> {
         bound_spans: (Span, Span),
         cond: Option<&Expr>,
         body: &Block,
-        results: &[Name],
     ) -> Result<()> {
-        let what = if cond.is_none() && var.is_none() { "`if`" } else { "loop" };
         // The carried values: names the body assigns that exist before the loop.
         let mut assigned = Vec::new();
         assigned_names(body, &mut assigned);
-        assigned.extend(results.iter().cloned());
         let mut carried: Vec<(Name, LVal)> = Vec::new();
         for name in assigned {
             let Some(v) = self.local(&name) else { continue };
@@ -117,7 +114,7 @@ impl Lowerer<'_> {
                 other => {
                     return Err(Diagnostic::at(
                         span,
-                        format!("this {what} assigns `{name}`, which holds {}; a loop or `if` inside a function can carry only arrays and numbers", other.describe()),
+                        format!("this loop assigns `{name}`, which holds {}; a loop inside a function can carry only arrays and numbers", other.describe()),
                     ))
                 }
             }
@@ -166,12 +163,7 @@ impl Lowerer<'_> {
         self.frames.push(frame.into_iter().collect());
         let r = self.block_stmts(body);
         self.frames.pop();
-        let value = r?;
-        let mut leaves = Vec::new();
-        super::spec::for_each_leaf(&value, &mut |x| leaves.push(x.clone()));
-        for (name, leaf) in results.iter().zip(leaves) {
-            let _ = self.set_local(name, leaf);
-        }
+        r?;
         let mut finals = Vec::new();
         for ((name, _), shape) in carried.iter().zip(&init_shapes) {
             let v = self.local(name).unwrap_or(LVal::unit());
@@ -179,24 +171,18 @@ impl Lowerer<'_> {
                 Some(found) if found == *shape => finals.push(self.atom(&v, span)?),
                 found => {
                     let found = found.map(|f| f.to_string()).unwrap_or_else(|| v.describe());
-                    let hint = if what == "loop" {
-                        "a value carried from one iteration to the next keeps its shape"
-                    } else {
-                        "inside a function, a name that an `if` on a computed condition rebinds keeps its shape"
-                    };
                     return Err(Diagnostic::at(
                         span,
-                        format!("the {what} changes the shape of `{name}` from {shape} to {found}"),
+                        format!("the loop changes the shape of `{name}` from {shape} to {found}"),
                     )
-                    .with_hint(hint));
+                    .with_hint("a value carried from one iteration to the next keeps its shape"));
                 }
             }
         }
         let body_eqns = self.b.eqns.split_off(mark);
         let name = match (var, cond) {
             (Some(v), _) => format!("{}_body", v.name),
-            (None, Some(_)) => "while_body".into(),
-            (None, None) => "if_branch".into(),
+            (None, _) => "while_body".into(),
         };
         // The condition and the body are closed together, so that they read the same
         // constants; each then keeps the equations it needs.
@@ -242,10 +228,10 @@ impl Lowerer<'_> {
     }
 
     /// `if c { then } else { els }` inside a function, with `c` computed when the function
-    /// runs: each branch is a loop of one iteration when it is taken and none otherwise, so
-    /// only the chosen branch runs, and the derivatives of loops serve `if` too. Names a
-    /// branch rebinds are carried through both; the branches' values (numbers, arrays, or
-    /// tuples of them) must have the same shapes.
+    /// runs: one `if` equation (`region.rs`) whose branches are lowered once each, so only
+    /// the chosen branch runs. Names a branch rebinds (that exist before the `if`) are
+    /// results of both (a branch that does not rebind one passes it through); the
+    /// branches' values (numbers, arrays, or tuples of them) must have the same shapes.
     pub(crate) fn if_region(
         &mut self,
         c: &Expr,
@@ -254,48 +240,54 @@ impl Lowerer<'_> {
         els: Option<&Block>,
         span: Span,
     ) -> Result<LVal> {
-        // The shapes of each branch's value, from lowering it once and undoing that.
-        let mut shapes: Vec<Vec<Shape>> = Vec::new();
-        let mut tuple = Vec::new();
-        for b in [Some(then), els] {
-            let mark = self.mark();
-            let v = match b {
-                Some(b) => self.block(b),
-                None => Ok(LVal::unit()),
-            };
-            self.undo(mark);
-            let v = v?;
-            let mut leaves = Vec::new();
-            super::spec::for_each_leaf(&v, &mut |x| leaves.push(x.clone()));
-            let mut s = Vec::new();
-            for x in &leaves {
-                match self.shape_of(x) {
-                    Some(sh) => s.push(sh),
-                    None => {
-                        return Err(Diagnostic::at(
-                            b.map(|b| b.span).unwrap_or(span),
-                            format!(
-                                "an `if` on a computed condition gives numbers and arrays, not {}",
-                                x.describe()
-                            ),
-                        ))
-                    }
+        let mut assigned = Vec::new();
+        assigned_names(then, &mut assigned);
+        if let Some(e) = els {
+            assigned_names(e, &mut assigned);
+        }
+        let mut carried: Vec<(Name, LVal)> = Vec::new();
+        for name in assigned {
+            if carried.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let Some(v) = self.local(&name) else { continue };
+            match &v {
+                LVal::Num(_) | LVal::Arr(_) => carried.push((name, v)),
+                other => {
+                    return Err(Diagnostic::at(
+                        span,
+                        format!("this `if` assigns `{name}`, which holds {}; an `if` on a computed condition can rebind only arrays and numbers", other.describe()),
+                    ))
                 }
             }
-            tuple.push(matches!(v, LVal::Tuple(_)));
-            shapes.push(s);
         }
-        let describe = |s: &[Shape], t: bool| match (s, t) {
+        let init_shapes: Vec<Shape> =
+            carried.iter().map(|(_, v)| self.shape_of(v).unwrap_or_default()).collect();
+        let pred = self.atom(cv, c.span)?;
+        let mut branches = Vec::new();
+        for b in [Some(then), els] {
+            let frames = self.frames.clone();
+            let r = self.branch(b, &carried, &init_shapes, span);
+            // The rebound names go back to their values before the `if` (for the other
+            // branch, and then for the results).
+            self.frames = frames;
+            branches.push(r?);
+        }
+        let [(then_p, then_k, then_v), (else_p, else_k, else_v)]: [Branch; 2] = match branches.try_into() {
+            Ok(b) => b,
+            Err(_) => unreachable!("two branches were lowered"),
+        };
+        let describe = |(s, t): &(Vec<Shape>, bool)| match (s.as_slice(), t) {
             ([one], false) => format!("shape {one}"),
             _ => format!("({})", s.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")),
         };
-        if shapes[0] != shapes[1] || tuple[0] != tuple[1] {
+        if then_v != else_v {
             let e = Diagnostic::at(
                 span,
                 format!(
                     "the branches of this `if` give values of different shapes: {} and {}",
-                    describe(&shapes[0], tuple[0]),
-                    describe(&shapes[1], tuple[1])
+                    describe(&then_v),
+                    describe(&else_v)
                 ),
             );
             let e = match els {
@@ -304,37 +296,120 @@ impl Lowerer<'_> {
             };
             return Err(e);
         }
-        // Hidden locals (no script can name them) hold the value.
-        let results: Vec<Name> = (0..shapes[0].len()).map(|k| format!("if value {k}").into()).collect();
-        self.frames.push(Vec::new());
-        for (name, sh) in results.iter().zip(&shapes[0]) {
-            let zero = if sh.is_scalar() {
-                LVal::Num(0.0)
-            } else {
-                let v = self.b.push(Prim::Full(*sh, crate::prim::F64(0.0)), [], *sh, span);
-                LVal::Arr(Arr::Var { var: v, shape: *sh, known: None })
-            };
-            self.declare(name.clone(), zero);
-        }
-        let r = (|| {
-            let taken =
-                self.prim(Prim::Binary(crate::prim::Binary::Ne), &[cv.clone(), LVal::Num(0.0)], c.span)?;
-            let zero = LVal::Num(0.0);
-            self.loop_region(span, None, (&zero, &taken), (c.span, c.span), None, then, &results)?;
-            if let Some(els) = els {
-                let other =
-                    self.prim(Prim::Binary(crate::prim::Binary::Eq), &[cv.clone(), zero.clone()], c.span)?;
-                self.loop_region(span, None, (&zero, &other), (c.span, c.span), None, els, &results)?;
+        // Both branches read the values either reads.
+        let mut consts: Vec<Atom> = then_k.clone();
+        for k in &else_k {
+            if !consts.contains(k) {
+                consts.push(*k);
             }
-            let values: Vec<LVal> = results.iter().map(|n| self.local(n).unwrap_or(LVal::unit())).collect();
-            Ok(if tuple[0] {
-                LVal::Tuple(values.into())
-            } else {
-                values.into_iter().next().unwrap_or(LVal::unit())
-            })
-        })();
-        self.frames.pop();
-        r
+        }
+        let then_p = self.widen(then_p, carried.len(), &then_k, &consts);
+        let else_p = self.widen(else_p, carried.len(), &else_k, &consts);
+        let mut shapes = init_shapes.clone();
+        shapes.extend(then_v.0.iter().copied());
+        if shapes.is_empty() {
+            return Ok(LVal::unit());
+        }
+        let mut args = vec![pred];
+        for (_, v) in &carried {
+            args.push(self.atom(v, span)?);
+        }
+        args.extend(consts);
+        let outs = self.b.push_multi(Prim::Cond(CondOp::new(then_p, else_p)), args, &shapes, span);
+        for ((name, _), (out, shape)) in carried.iter().zip(outs.iter().zip(&init_shapes)) {
+            self.b.vars[out.index()].name = Some(name.clone());
+            let _ = self.set_local(name, LVal::Arr(Arr::Var { var: *out, shape: *shape, known: None }));
+        }
+        let values: Vec<LVal> = outs[carried.len()..]
+            .iter()
+            .zip(&then_v.0)
+            .map(|(v, s)| LVal::Arr(Arr::Var { var: *v, shape: *s, known: None }))
+            .collect();
+        Ok(if then_v.1 {
+            LVal::Tuple(values.into())
+        } else {
+            values.into_iter().next().unwrap_or(LVal::unit())
+        })
+    }
+
+    /// One branch of an `if` on a computed condition, lowered as a closed program whose
+    /// inputs are the rebound names `carried` and then the values it reads (returned), and
+    /// whose outputs are the rebound names' new values and then the leaves of its value
+    /// (whose shapes, and whether it is a tuple, are returned).
+    fn branch(
+        &mut self,
+        b: Option<&Block>,
+        carried: &[(Name, LVal)],
+        init: &[Shape],
+        span: Span,
+    ) -> Result<Branch> {
+        let mark = self.b.eqns.len();
+        let mut inputs = Vec::new();
+        for ((name, _), shape) in carried.iter().zip(init) {
+            let placeholder = self.b.new_var(*shape, Some(name.clone()));
+            inputs.push(placeholder);
+            // The name is local (it was found among the locals), so this rebinds it.
+            let _ =
+                self.set_local(name, LVal::Arr(Arr::Var { var: placeholder, shape: *shape, known: None }));
+        }
+        let value = match b {
+            Some(b) => self.block(b)?,
+            None => LVal::unit(),
+        };
+        let mut outputs = Vec::new();
+        for ((name, _), shape) in carried.iter().zip(init) {
+            let v = self.local(name).unwrap_or(LVal::unit());
+            match self.shape_of(&v) {
+                Some(found) if found == *shape => outputs.push(self.atom(&v, span)?),
+                found => {
+                    let found = found.map(|f| f.to_string()).unwrap_or_else(|| v.describe());
+                    return Err(Diagnostic::at(
+                        span,
+                        format!("the `if` changes the shape of `{name}` from {shape} to {found}"),
+                    )
+                    .with_hint("inside a function, a name that an `if` on a computed condition rebinds keeps its shape"));
+                }
+            }
+        }
+        let mut leaves = Vec::new();
+        super::spec::for_each_leaf(&value, &mut |x| leaves.push(x.clone()));
+        let mut shapes = Vec::new();
+        for x in &leaves {
+            match self.shape_of(x) {
+                Some(sh) => shapes.push(sh),
+                None => {
+                    return Err(Diagnostic::at(
+                        b.map(|b| b.span).unwrap_or(span),
+                        format!(
+                            "an `if` on a computed condition gives numbers and arrays, not {}",
+                            x.describe()
+                        ),
+                    ))
+                }
+            }
+            outputs.push(self.atom(x, span)?);
+        }
+        let eqns = self.b.eqns.split_off(mark);
+        let (program, consts) = self.close_region("if_branch", inputs, eqns, &outputs, span);
+        Ok((program, consts, (shapes, matches!(value, LVal::Tuple(_)))))
+    }
+
+    /// A branch program (inputs: `carried` rebound names, then the values `own`) taking the
+    /// values `all` instead, of which it reads its own.
+    fn widen(&self, p: crate::Program, carried: usize, own: &[Atom], all: &[Atom]) -> crate::Program {
+        let mut vars = p.vars;
+        let mut inputs: Vec<Var> = p.inputs[..carried].to_vec();
+        for a in all {
+            match own.iter().position(|o| o == a) {
+                Some(k) => inputs.push(p.inputs[carried + k]),
+                None => {
+                    let Atom::Var(v) = a else { continue };
+                    inputs.push(Var(vars.len() as u32));
+                    vars.push(self.b.vars[v.index()].clone());
+                }
+            }
+        }
+        region_program(&p.name, vars, inputs, p.eqns, p.outputs, p.span)
     }
 
     /// A closed program from equations cut out of the builder: `inputs` first, then every

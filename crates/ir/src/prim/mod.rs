@@ -294,6 +294,8 @@ pub enum Prim {
     /// Reverse mode through a loop whose carried values are not recorded in the program: the
     /// primal loop forwards, then the transposed body backwards (`region.rs`).
     ReverseLoop(Rc<crate::region::ReverseOp>),
+    /// `if c { .. } else { .. }` on a computed condition (`region.rs`): several results.
+    Cond(Rc<crate::region::CondOp>),
 }
 
 /// The names scripts call the primitives other than the elementwise ones by. Together with
@@ -340,8 +342,9 @@ pub const STRUCTURAL: &[&str] = &[
 pub const LITERALS: &[&str] = &["stack", "const"];
 
 /// Primitives written as syntax: indexing at computed positions (`x[i]`), indexed update
-/// (`x[i] = v`) and loops (`for`, `while`). (`reverse_loop` is made only by reverse mode.)
-pub const SYNTAX: &[&str] = &["dyn_index", "dyn_update", "for", "while"];
+/// (`x[i] = v`), loops (`for`, `while`) and `if` on a computed condition. (`reverse_loop` is
+/// made only by reverse mode.)
+pub const SYNTAX: &[&str] = &["dyn_index", "dyn_update", "for", "while", "if"];
 
 /// The names scripts call primitives by, elementwise ones first (operators without a name,
 /// such as `!`, left out).
@@ -412,6 +415,7 @@ impl Prim {
             Prim::Loop(op) if op.is_while() => "while",
             Prim::Loop(_) => "for",
             Prim::ReverseLoop(_) => "reverse_loop",
+            Prim::Cond(_) => "if",
         }
     }
 
@@ -448,7 +452,7 @@ impl Prim {
             Prim::DynUpdate(_) => Class::LinearIn(&[0, 1]),
             // A loop's derivative is a loop over its body's derivative (`jvp.rs` and
             // `transpose.rs` treat it as a whole, not by a rule per operand).
-            Prim::Loop(_) | Prim::ReverseLoop(_) => Class::Nonlinear,
+            Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) => Class::Nonlinear,
         }
     }
 
@@ -747,6 +751,22 @@ impl Prim {
                 }
                 // The first result; `verify` checks the others.
                 outs.first().copied().ok_or_else(|| "a loop carries no value".to_string())
+            }
+            Prim::Cond(op) => {
+                arity(1 + op.then.inputs.len())?;
+                positions(&args[..1])?;
+                for p in op.branches() {
+                    let ins: Vec<Shape> = p.inputs.iter().map(|v| p.var_shape(*v)).collect();
+                    if ins[..] != args[1..] {
+                        return Err("the operands of `if` do not match its branches' inputs".into());
+                    }
+                }
+                let (a, b) =
+                    (op.out_shapes(), op.els.outputs.iter().map(|x| op.els.shape(*x)).collect::<Vec<_>>());
+                if a != b {
+                    return Err("the branches of `if` give results of different shapes".into());
+                }
+                a.first().copied().ok_or_else(|| "an `if` gives no value".to_string())
             }
         }
     }
