@@ -19,6 +19,8 @@ struct Rw {
     chain: Vec<u32>,
     is_input: Vec<bool>,
     inputs: Vec<Var>,
+    /// The span of the equation being rewritten, for the equations a rewrite adds.
+    span: ad_syntax::Span,
 }
 
 enum Out {
@@ -49,6 +51,7 @@ pub fn rewrite(p: &Program) -> Program {
         chain: Vec::with_capacity(p.eqns.len()),
         is_input: Vec::with_capacity(p.vars.len()),
         inputs: Vec::new(),
+        span: p.span,
     };
     let mut map = Subst::new(p);
     for v in &p.inputs {
@@ -77,6 +80,7 @@ pub fn rewrite(p: &Program) -> Program {
         }
         let info = &p.vars[e.out.index()];
         let mut prim = std::borrow::Cow::Borrowed(&e.prim);
+        rw.span = e.span;
         let mut r = rw.simplify(&prim, args, info.shape);
         // A rewritten equation is simplified again until it settles (each rewrite makes it
         // smaller or cheaper, so this stops).
@@ -218,6 +222,26 @@ impl Rw {
         (same && self.is(*zero, 0.0) && self.is(*base, 0.0)).then_some(*c)
     }
 
+    /// `acc + z` where `z` is zeros with a part `v` put in (`z[i] = v`, the cotangent of
+    /// `x[i]`) is `acc` with `v` added to that part: `acc[i] += v`. In a loop that sums
+    /// the cotangents of the rows it reads, this costs the part per iteration, not the
+    /// whole array (the update is in place when `acc` dies there).
+    fn scatter_add(&mut self, acc: Atom, z: Atom, out: Shape) -> Option<Out> {
+        let (Prim::DynUpdate(sel), [zero, v, at @ ..]) = self.def_of(z)? else { return None };
+        if !self.is(*zero, 0.0) || self.shape(acc) != out || self.shape(z) != out {
+            return None;
+        }
+        let (sel, v, at): (_, Atom, Vec<Atom>) = (sel.clone(), *v, at.to_vec());
+        let part_shape = self.shape(v);
+        let mut index_args: Args = smallvec::smallvec![acc];
+        index_args.extend(at.iter().copied());
+        let part = self.emit(Prim::DynIndex(sel.clone()), index_args, part_shape, self.span);
+        let sum = self.emit(Prim::Binary(Binary::Add), smallvec::smallvec![part, v], part_shape, self.span);
+        let mut args: Args = smallvec::smallvec![acc, sum];
+        args.extend(at);
+        Some(Out::Emit(Prim::DynUpdate(sel), args))
+    }
+
     /// For `y = (-a) * b` or `a * (-b)`: the product `a * b` without the sign, so that the
     /// caller (a negation, `+` or `-`) can absorb the sign: `x - (-a) * b` is `x + a * b`.
     fn unsigned_product(&mut self, y: Atom) -> Option<Atom> {
@@ -327,6 +351,9 @@ impl Rw {
                         }
                         if let Some(c) = self.split_part(x, y).or_else(|| self.split_part(y, x)) {
                             return Out::Same(c);
+                        }
+                        if let Some(r) = self.scatter_add(x, y, out).or_else(|| self.scatter_add(y, x, out)) {
+                            return r;
                         }
                     }
                     Sub => {
@@ -522,6 +549,12 @@ impl Rw {
             // a static index, which the planner batches and the printer writes as the
             // script would. Positions out of range stay, to be reported when it runs.
             Prim::DynIndex(sel) => {
+                // The part just written is what was written.
+                if let Some((Prim::DynUpdate(s2), [_, v, at @ ..])) = self.def_of(args[0]) {
+                    if s2 == sel && at == &args[1..] {
+                        return Out::Same(*v);
+                    }
+                }
                 let xs = self.shape(args[0]);
                 let mut sels = Vec::with_capacity(xs.rank());
                 for (axis, (w, p)) in sel.0.iter().zip(&args[1..]).enumerate() {
@@ -539,6 +572,16 @@ impl Rw {
                 }
                 sels.extend((sel.len()..xs.rank()).map(|a| Sel::Range(0, xs.dim(a))));
                 return Out::Emit(Prim::Index(sels), smallvec::smallvec![args[0]]);
+            }
+            // A part written twice keeps the second value.
+            Prim::DynUpdate(sel) => {
+                if let Some((Prim::DynUpdate(s2), [c, _, at @ ..])) = self.def_of(args[0]) {
+                    if s2 == sel && at == &args[2..] {
+                        let mut a: Args = smallvec::smallvec![*c, args[1]];
+                        a.extend(args[2..].iter().copied());
+                        return Out::Emit(prim.clone(), a);
+                    }
+                }
             }
             Prim::Pad(widths) => {
                 let x = args[0];
