@@ -120,9 +120,12 @@ pub(crate) fn jvp_loop(
         let outs = emit_loop(em, op.body.clone(), op.cond.clone(), c, x.to_vec(), false);
         return Ok((outs.into_iter().map(Atom::Var).collect(), vec![None; c]));
     }
-    // What reverse mode would record: every iteration's carried values.
+    // What reverse mode would record: of every iteration's carried values, those the
+    // linear loop reads (or the parts of them it reads).
+    let shapes: Vec<Shape> = op.out_shapes();
+    let (lin, recs) = if split { tape_reads(&jp, c, &shapes) } else { (jp.clone(), vec![Rec::Whole; c]) };
     let record_bytes = LoopOp::static_trips(x).map(|n| {
-        let state: usize = op.out_shapes().iter().map(|s| s.size()).sum();
+        let state: usize = recs.iter().zip(&shapes).map(|(r, s)| r.shape(*s).map_or(0, |p| p.size())).sum();
         (n as f64) * (state as f64) * 8.0
     });
     let replay = split && record_bytes.is_none_or(|b| b > ad_ir::shape::tape_budget() as f64);
@@ -178,10 +181,12 @@ pub(crate) fn jvp_loop(
     let n = (hi - lo).max(0.0) as usize;
     // The recording primal loop: inputs [i, carries, tapes, consts].
     let body = &op.body;
-    let shapes: Vec<Shape> = body.outputs.iter().map(|a| body.shape(*a)).collect();
-    let tape_shapes: Vec<Shape> = shapes
+    // The carried values recorded (all of them, or a part), and the tapes' shapes.
+    let recorded_k: Vec<usize> = (0..c).filter(|k| !matches!(recs[*k], Rec::Unread)).collect();
+    let tape_shapes: Vec<Shape> = recorded_k
         .iter()
-        .map(|s| {
+        .map(|k| {
+            let s = recs[*k].shape(shapes[*k]).unwrap_or(shapes[*k]);
             s.insert_axis(0, n)
                 .ok_or_else(|| format!("a loop carries an array of rank {}, too many to record", s.rank()))
         })
@@ -203,14 +208,17 @@ pub(crate) fn jvp_loop(
     let new = b.inline(body, &ins);
     let pos = position(&mut b, i, lo, body.span);
     let mut outs = new;
-    for (k, tape) in tapes.iter().enumerate() {
-        let s = tape_shapes[k];
-        let w = b.push(
-            Prim::DynUpdate(DynSel::picks(1)),
-            [Atom::Var(*tape), Atom::Var(carried[k]), pos],
-            s,
-            body.span,
-        );
+    for (n_tape, (tape, k)) in tapes.iter().zip(&recorded_k).enumerate() {
+        let s = tape_shapes[n_tape];
+        let value = match &recs[*k] {
+            Rec::Part(sel, part) => {
+                let mut args = vec![Atom::Var(carried[*k])];
+                args.extend(std::iter::repeat_n(Atom::Var(i), sel.len()));
+                Atom::Var(b.push(Prim::DynIndex(sel.clone()), args, *part, body.span))
+            }
+            _ => Atom::Var(carried[*k]),
+        };
+        let w = b.push(Prim::DynUpdate(DynSel::picks(1)), [Atom::Var(*tape), value, pos], s, body.span);
         outs.push(Atom::Var(w));
     }
     let mut inputs = vec![i];
@@ -223,9 +231,9 @@ pub(crate) fn jvp_loop(
         args.push(em.zeros(*s));
     }
     args.extend_from_slice(consts);
-    let outs = emit_loop(em, record, None, 2 * c, args, false);
+    let outs = emit_loop(em, record, None, c + recorded_k.len(), args, false);
     let (results, recorded) = outs.split_at(c);
-    for (k, r) in recorded.iter().enumerate() {
+    for (r, k) in recorded.iter().zip(&recorded_k) {
         let name = body.vars[body.inputs[1 + k].index()].name.as_deref().unwrap_or("carry");
         em.b.vars[r.index()].name = Some(format!("{name}_tape").into());
     }
@@ -237,17 +245,41 @@ pub(crate) fn jvp_loop(
     let cvars: Vec<Var> = consts.iter().map(|a| b.new_var(em.shape(*a), None)).collect();
     let ctans: Vec<Var> = tangent_consts.iter().map(|a| b.new_var(em.shape(*a), None)).collect();
     let pos = position(&mut b, i, lo, body.span);
-    let mut ins: Vec<Atom> = vec![Atom::Var(i)];
-    for (k, tape) in tapes.iter().enumerate() {
-        let v = b.push(Prim::DynIndex(DynSel::picks(1)), [Atom::Var(*tape), pos], shapes[k], body.span);
+    // The linear body `lin` on the tapes' rows: a carried value recorded whole is its row;
+    // the parts of one recorded in part are the row.
+    let mut map = ad_ir::Subst::new(&lin);
+    map.set(lin.inputs[0], Atom::Var(i));
+    let mut rows: Vec<Option<Atom>> = vec![None; c];
+    for (tape, k) in tapes.iter().zip(&recorded_k) {
+        let s = recs[*k].shape(shapes[*k]).unwrap_or(shapes[*k]);
+        let v = b.push(Prim::DynIndex(DynSel::picks(1)), [Atom::Var(*tape), pos], s, body.span);
         b.vars[v.index()].name = body.vars[body.inputs[1 + k].index()].name.clone();
-        ins.push(Atom::Var(v));
+        match recs[*k] {
+            Rec::Whole => map.set(lin.inputs[1 + k], Atom::Var(v)),
+            _ => rows[*k] = Some(Atom::Var(v)),
+        }
     }
-    ins.extend(tans.iter().map(|v| Atom::Var(*v)));
-    ins.extend(cvars.iter().map(|v| Atom::Var(*v)));
-    ins.extend(ctans.iter().map(|v| Atom::Var(*v)));
-    let all = b.inline(&jp, &ins);
-    let outs_t = all[c..].to_vec();
+    let rest = tans.iter().chain(&cvars).chain(&ctans);
+    for (input, v) in lin.inputs[1 + c..].iter().zip(rest) {
+        map.set(*input, Atom::Var(*v));
+    }
+    for e in &lin.eqns {
+        let row = match (&e.prim, e.args.first()) {
+            (Prim::DynIndex(_), Some(Atom::Var(x))) => {
+                lin.inputs[1..=c].iter().position(|v| v == x).and_then(|k| rows[k])
+            }
+            _ => None,
+        };
+        if let Some(row) = row {
+            map.set(e.out, row);
+            continue;
+        }
+        let args = e.args.iter().map(|a| map.get(*a)).collect();
+        for (v, o) in e.outs().zip(b.copy_eqn(&lin, e, args)) {
+            map.set(v, Atom::Var(o));
+        }
+    }
+    let outs_t: Vec<Atom> = lin.outputs.iter().map(|a| map.get(*a)).collect();
     let mut inputs = vec![i];
     inputs.extend(&tans);
     inputs.extend(&tapes);
@@ -265,6 +297,63 @@ pub(crate) fn jvp_loop(
         result_tans[*k] = Some(Atom::Var(touts[n]));
     }
     Ok((results.iter().map(|v| Atom::Var(*v)).collect(), result_tans))
+}
+
+/// What the linear loop reads of a carried value, and so what the primal loop records of
+/// it each iteration.
+#[derive(Clone, Debug)]
+enum Rec {
+    /// The whole value.
+    Whole,
+    /// Only the part at the loop's index (`ys[i]`, typically a row the loop writes), of
+    /// this shape.
+    Part(DynSel, Shape),
+    /// Nothing (a value the derivative does not need, such as an array the loop only
+    /// writes).
+    Unread,
+}
+
+impl Rec {
+    /// The shape recorded for a carried value of shape `s`, if any.
+    fn shape(&self, s: Shape) -> Option<Shape> {
+        match self {
+            Rec::Whole => Some(s),
+            Rec::Part(_, p) => Some(*p),
+            Rec::Unread => None,
+        }
+    }
+}
+
+/// The tangent half of the JVP body `jp` (inputs `[i, carries (c).., tangents..,
+/// consts.., const tangents..]`), simplified, and what it reads of each carried value.
+fn tape_reads(jp: &Program, c: usize, shapes: &[Shape]) -> (Program, Vec<Rec>) {
+    let tangents = jp.outputs[c..].to_vec();
+    let lin = crate::simplify::simplify(ad_ir::region::restrict(jp, jp.eqns.len(), tangents, &jp.name));
+    let index = Atom::Var(lin.inputs[0]);
+    let recs = (0..c)
+        .map(|k| {
+            let v = Atom::Var(lin.inputs[1 + k]);
+            let mut rec = Rec::Unread;
+            if lin.outputs.contains(&v) {
+                return Rec::Whole;
+            }
+            for e in lin.eqns.iter().filter(|e| e.args.contains(&v)) {
+                let part = match &e.prim {
+                    Prim::DynIndex(sel) if e.args[0] == v && e.args[1..].iter().all(|p| *p == index) => {
+                        sel.part(shapes[k]).ok().map(|s| (sel.clone(), s))
+                    }
+                    _ => None,
+                };
+                rec = match (rec, part) {
+                    (Rec::Unread, Some((sel, s))) => Rec::Part(sel, s),
+                    (Rec::Part(a, s), Some((b, _))) if a == b => Rec::Part(a, s),
+                    _ => return Rec::Whole,
+                };
+            }
+            rec
+        })
+        .collect();
+    (lin, recs)
 }
 
 /// `cond` as a program with the inputs of `like`, of which it reads those at `ins`.
