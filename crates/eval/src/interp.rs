@@ -59,9 +59,10 @@ struct Step {
 /// The programs of a loop equation.
 #[derive(Debug)]
 enum Region {
-    /// A loop's body and, for a `while` loop, its condition; and the loop planned in one
-    /// buffer when its body allows (`planned.rs`).
-    Loop(Compiled, Option<Compiled>, Option<crate::planned::LoopPlan>),
+    /// A loop planned in one buffer, when its body allows (`planned/`).
+    Planned(crate::planned::LoopPlan),
+    /// A loop's body and, for a `while` loop, its condition, for the interpreter.
+    Loop(Compiled, Option<Compiled>),
     Reverse(crate::reverse::Reversal),
     /// An `if`'s two branches.
     Cond(Compiled, Compiled),
@@ -136,11 +137,14 @@ impl Compiled {
                     })
                     .collect();
                 let region = match &e.prim {
-                    Prim::Loop(op) => Some(Rc::new(Region::Loop(
-                        Compiled::new(&op.body),
-                        op.cond.as_ref().map(Compiled::new),
-                        compiling().then(|| crate::planned::LoopPlan::new(op)).flatten(),
-                    ))),
+                    Prim::Loop(op) => Some(Rc::new(
+                        match compiling().then(|| crate::planned::LoopPlan::new(op)).flatten() {
+                            Some(plan) => Region::Planned(plan),
+                            None => {
+                                Region::Loop(Compiled::new(&op.body), op.cond.as_ref().map(Compiled::new))
+                            }
+                        },
+                    )),
                     Prim::Cond(op) => {
                         Some(Rc::new(Region::Cond(Compiled::new(&op.then), Compiled::new(&op.els))))
                     }
@@ -216,13 +220,14 @@ impl Compiled {
                 .collect();
             let region = s.region.as_deref();
             match (&s.prim, region) {
-                (Prim::Loop(op), Some(Region::Loop(body, cond, plan))) => {
-                    let outs = match plan {
-                        Some(plan) => {
-                            let (lo, hi) = loop_bounds(&args, cond.is_some(), s.span)?;
+                (Prim::Loop(op), Some(region @ (Region::Planned(_) | Region::Loop(..)))) => {
+                    let outs = match region {
+                        Region::Planned(plan) => {
+                            let (lo, hi) = loop_bounds(&args, op.is_while(), s.span)?;
                             plan.run(lo, hi, args.into_iter().skip(2).collect())?
                         }
-                        None => run_loop(body, cond.as_ref(), op.carries, args, s.span)?,
+                        Region::Loop(body, cond) => run_loop(body, cond.as_ref(), op.carries, args, s.span)?,
+                        _ => unreachable!("matched above"),
                     };
                     for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
                         regs[*slot] = Some(a);

@@ -102,19 +102,19 @@ pub fn describe(split: &[Vec<usize>], i: usize, j: usize) -> String {
 }
 
 /// Emits the chain's product in the bracketing `split` (from [`bracket`]); the result is
-/// `[n_out, n_in]`.
-pub fn emit_chain(l: &mut Linearized, f: &[Factor], split: &[Vec<usize>]) -> Atom {
-    let v = emit_range(l, f, split, 0, f.len() - 1);
-    dense(&mut l.jvp.em, v)
+/// `[n_out, n_in]` (`None` when a factor cannot be made).
+pub fn emit_chain(l: &mut Linearized, f: &[Factor], split: &[Vec<usize>]) -> Option<Atom> {
+    let v = emit_range(l, f, split, 0, f.len() - 1)?;
+    Some(dense(&mut l.jvp.em, v))
 }
 
-fn emit_range(l: &mut Linearized, f: &[Factor], split: &[Vec<usize>], i: usize, j: usize) -> Val {
+fn emit_range(l: &mut Linearized, f: &[Factor], split: &[Vec<usize>], i: usize, j: usize) -> Option<Val> {
     if i == j {
         return materialize(l, &f[i]);
     }
     let s = split[i][j];
-    let left = emit_range(l, f, split, s + 1, j);
-    let right = emit_range(l, f, split, i, s);
+    let left = emit_range(l, f, split, s + 1, j)?;
+    let right = emit_range(l, f, split, i, s)?;
     let safe = f[i..=j].iter().any(|x| x.safe);
-    mul(&mut l.jvp.em, left, right, safe)
+    Some(mul(&mut l.jvp.em, left, right, safe))
 }

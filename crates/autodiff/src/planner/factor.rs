@@ -235,13 +235,13 @@ pub fn identity(em: &mut Emitter, n: usize) -> Atom {
     }
 }
 
-/// Emits a factor's value.
-pub fn materialize(l: &mut Linearized, f: &Factor) -> Val {
+/// Emits a factor's value, or `None` when a step's factor cannot be made by batching.
+pub fn materialize(l: &mut Linearized, f: &Factor) -> Option<Val> {
     let em = &mut l.jvp.em;
     em.span = f.span;
     let (m, n) = (f.rows, f.cols);
     let val = |atom: Atom, kind: Kind| Val { atom, kind, rows: m, cols: n };
-    match &f.source {
+    Some(match &f.source {
         Source::Matrix(w, false) => val(*w, Kind::Dense),
         Source::Matrix(w, true) => val(em.emit(Prim::Transpose, [*w]), Kind::Dense),
         Source::Row(w) => val(em.emit(Prim::Reshape(Shape::matrix(1, n)), [*w]), Kind::Dense),
@@ -269,17 +269,22 @@ pub fn materialize(l: &mut Linearized, f: &Factor) -> Val {
                     e.args[j] = em.zeros(s);
                 }
             }
-            let rows = t
-                .and_then(|t| {
+            // A step that cannot be batched gives no factor: the caller computes the
+            // Jacobian another way (never a zero in place of a factor it could not make).
+            let batched = match t {
+                Some(t) => {
                     let seed = batch::seed(em, em.shape(Atom::Var(t)))?;
-                    batch_linear(em, std::slice::from_ref(&e), &[(t, seed)], n, &[e.out])
-                })
-                .and_then(|r| r[0])
-                .map(|r| batch::flat(em, r))
-                .unwrap_or_else(|| em.zeros(Shape::matrix(n, m)));
+                    batch_linear(em, std::slice::from_ref(&e), &[(t, seed)], n, &[e.out])?[0]
+                }
+                None => None,
+            };
+            let rows = match batched {
+                Some(r) => batch::flat(em, r),
+                None => em.zeros(Shape::matrix(n, m)),
+            };
             val(em.emit(Prim::Transpose, [rows]), Kind::Dense)
         }
-    }
+    })
 }
 
 /// Multiply-adds of multiplying A (`r×c`, kind `ka`) by B (`c×q`, kind `kb`), and the kind

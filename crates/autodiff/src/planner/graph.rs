@@ -185,12 +185,13 @@ pub fn plan(g: &Graph) -> Elimination {
     Elimination { cost, order }
 }
 
-/// Emits the Jacobian by eliminating vertices in `order`; the result is `[n_out, n_in]`.
-pub fn emit(l: &mut Linearized, g: &Graph, order: &[usize]) -> Atom {
+/// Emits the Jacobian by eliminating vertices in `order`; the result is `[n_out, n_in]`
+/// (`None` when a factor cannot be made).
+pub fn emit(l: &mut Linearized, g: &Graph, order: &[usize]) -> Option<Atom> {
     let safe = g.edges.iter().any(|(_, _, f)| f.safe);
     let mut adj: Adjacency<Val> = Adjacency::new(g.vertices());
     for (u, w, f) in &g.edges {
-        let v = materialize(l, f);
+        let v = materialize(l, f)?;
         let v = match adj.get(*u, *w) {
             Some(existing) => add(&mut l.jvp.em, existing, v),
             None => v,
@@ -214,8 +215,8 @@ pub fn emit(l: &mut Linearized, g: &Graph, order: &[usize]) -> Atom {
         }
     }
     let em = &mut l.jvp.em;
-    match adj.get(g.input, g.output) {
+    Some(match adj.get(g.input, g.output) {
         Some(v) => dense(em, v),
         None => em.zeros(ad_ir::Shape::matrix(g.sizes[g.output], g.sizes[g.input])),
-    }
+    })
 }

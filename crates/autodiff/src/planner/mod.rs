@@ -225,11 +225,11 @@ fn jacobian(p: &Program, param: usize, mode: JacMode) -> Result<(Program, Plan),
     let flat: Option<Atom> = match (choice, out_var) {
         (_, None) => Some(l.jvp.em.zeros(Shape::matrix(n_out, n_in))),
         (Choice::Chain, Some(_)) => match (&plan.factors, &prepared.split) {
-            (Some(f), Some(split)) => Some(chain::emit_chain(&mut l, f, split)),
+            (Some(f), Some(split)) => chain::emit_chain(&mut l, f, split),
             _ => None,
         },
         (Choice::Elimination, Some(_)) => {
-            prepared.graph.as_ref().map(|(g, e)| graph::emit(&mut l, g, &e.order))
+            prepared.graph.as_ref().and_then(|(g, e)| graph::emit(&mut l, g, &e.order))
         }
         (Choice::Forward, Some(out)) if plan.batched => {
             let eqns = std::mem::take(&mut l.linear);
