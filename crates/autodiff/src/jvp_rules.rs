@@ -52,8 +52,81 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
                     let m = e.bin(Gt, x, Atom::Lit(0.0));
                     e.scale(t, m)
                 }
+                Unary::Tan => {
+                    let sq = e.bin(Mul, o, o);
+                    let c = e.bin(Add, one, sq);
+                    e.scale(t, c)
+                }
+                Unary::Asin | Unary::Acos => {
+                    let sq = e.bin(Mul, x, x);
+                    let r = e.bin(Sub, one, sq);
+                    let r = e.un(Unary::Sqrt, r);
+                    let d = e.div(t, r);
+                    if *u == Unary::Acos {
+                        e.neg(d)
+                    } else {
+                        d
+                    }
+                }
+                Unary::Atan => {
+                    let sq = e.bin(Mul, x, x);
+                    let r = e.bin(Add, one, sq);
+                    e.div(t, r)
+                }
+                Unary::Sinh => {
+                    let c = e.un(Unary::Cosh, x);
+                    e.scale(t, c)
+                }
+                Unary::Cosh => {
+                    let c = e.un(Unary::Sinh, x);
+                    e.scale(t, c)
+                }
+                Unary::Asinh | Unary::Acosh => {
+                    let sq = e.bin(Mul, x, x);
+                    let r = e.bin(if *u == Unary::Asinh { Add } else { Sub }, sq, one);
+                    let r = e.un(Unary::Sqrt, r);
+                    e.div(t, r)
+                }
+                Unary::Atanh => {
+                    let sq = e.bin(Mul, x, x);
+                    let r = e.bin(Sub, one, sq);
+                    e.div(t, r)
+                }
+                Unary::Log1p => {
+                    let r = e.bin(Add, one, x);
+                    e.div(t, r)
+                }
+                Unary::Expm1 => {
+                    let c = e.bin(Add, o, one);
+                    e.scale(t, c)
+                }
+                Unary::Log2 | Unary::Log10 => {
+                    let ln_base =
+                        if *u == Unary::Log2 { std::f64::consts::LN_2 } else { std::f64::consts::LN_10 };
+                    let r = e.bin(Mul, x, Atom::Lit(ln_base));
+                    e.div(t, r)
+                }
+                Unary::Exp2 => {
+                    let c = e.bin(Mul, o, Atom::Lit(std::f64::consts::LN_2));
+                    e.scale(t, c)
+                }
+                // erf'(x) = 2/√π e^(-x²), and erfc = 1 - erf.
+                Unary::Erf | Unary::Erfc => {
+                    let sq = e.bin(Mul, x, x);
+                    let n = e.un(Unary::Neg, sq);
+                    let g = e.un(Unary::Exp, n);
+                    let k = std::f64::consts::FRAC_2_SQRT_PI * if *u == Unary::Erf { 1.0 } else { -1.0 };
+                    let c = e.bin(Mul, Atom::Lit(k), g);
+                    e.scale(t, c)
+                }
+                // cbrt'(x) = 1 / (3 cbrt(x)²): infinite at 0, as in JAX.
+                Unary::Cbrt => {
+                    let sq = e.bin(Mul, o, o);
+                    let r = e.bin(Mul, Atom::Lit(3.0), sq);
+                    e.div(t, r)
+                }
                 // Class zero: `jvp` never asks for these.
-                Unary::Sign | Unary::Not => None,
+                Unary::Sign | Unary::Not | Unary::Floor | Unary::Ceil | Unary::Round | Unary::Trunc => None,
             }
         }
         Prim::Binary(b) => {
@@ -146,6 +219,58 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
                             e.scale(t[1], w)
                         }
                     };
+                    e.add(da, dc, out)
+                }
+                // d hypot(a, c) = (a da + c dc) / hypot(a, c). At the origin JAX's
+                // composite gives the derivative of max(|a|, |c|) there: ±1/2 each (the
+                // tie shared, |v|' = 1 at +0 and -0), which this follows.
+                Hypot => {
+                    let zero = e.bin(Eq, o, Atom::Lit(0.0));
+                    let safe = e.emit(Prim::Where, [zero, one, o]);
+                    let part = |e: &mut Emitter, v: Atom, tv: Tan| {
+                        tv?;
+                        let w = e.bin(Div, v, safe);
+                        let nonneg = e.bin(Ge, v, Atom::Lit(0.0));
+                        let at_zero = e.emit(Prim::Where, [nonneg, Atom::Lit(0.5), Atom::Lit(-0.5)]);
+                        let w = e.emit(Prim::Where, [zero, at_zero, w]);
+                        e.scale(tv, w)
+                    };
+                    let da = part(e, a, t[0]);
+                    let dc = part(e, c, t[1]);
+                    e.add(da, dc, out)
+                }
+                // mod(a, c) = a - floor(a / c) c, the floor held constant (JAX's convention).
+                Mod => {
+                    let dc = match t[1] {
+                        None => None,
+                        Some(_) => {
+                            let q = e.bin(Div, a, c);
+                            let f = e.un(Unary::Floor, q);
+                            let w = e.un(Unary::Neg, f);
+                            e.scale(t[1], w)
+                        }
+                    };
+                    let da = t[0].map(|ta| e.broadcast_to(ta, out));
+                    e.add(da, dc, out)
+                }
+                // d logaddexp(a, c) = e^(a - o) da + e^(c - o) dc, with infinities read as 0
+                // in the exponents (as JAX does, so that both -inf gives finite weights).
+                Logaddexp => {
+                    let finite = |e: &mut Emitter, v: Atom| {
+                        let m = e.un(Unary::Abs, v);
+                        let inf = e.bin(Eq, m, Atom::Lit(f64::INFINITY));
+                        e.emit(Prim::Where, [inf, Atom::Lit(0.0), v])
+                    };
+                    let of = finite(e, o);
+                    let part = |e: &mut Emitter, v: Atom, tv: Tan| {
+                        tv?;
+                        let vf = finite(e, v);
+                        let d = e.bin(Sub, vf, of);
+                        let w = e.un(Unary::Exp, d);
+                        e.scale(tv, w)
+                    };
+                    let da = part(e, a, t[0]);
+                    let dc = part(e, c, t[1]);
                     e.add(da, dc, out)
                 }
                 SafeMul => {

@@ -42,13 +42,37 @@ pub fn transpose_rule(
             | Unary::Sigmoid
             | Unary::Relu
             | Unary::Sign
-            | Unary::Not => return Err(not_linear()),
+            | Unary::Not
+            | Unary::Tan
+            | Unary::Asin
+            | Unary::Acos
+            | Unary::Atan
+            | Unary::Sinh
+            | Unary::Cosh
+            | Unary::Asinh
+            | Unary::Acosh
+            | Unary::Atanh
+            | Unary::Log1p
+            | Unary::Expm1
+            | Unary::Log2
+            | Unary::Log10
+            | Unary::Exp2
+            | Unary::Erf
+            | Unary::Erfc
+            | Unary::Cbrt
+            | Unary::Floor
+            | Unary::Ceil
+            | Unary::Round
+            | Unary::Trunc => return Err(not_linear()),
         },
         Prim::Binary(
             Binary::Pow
             | Binary::Max
             | Binary::Min
             | Binary::Atan2
+            | Binary::Hypot
+            | Binary::Mod
+            | Binary::Logaddexp
             | Binary::Lt
             | Binary::Le
             | Binary::Gt

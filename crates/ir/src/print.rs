@@ -81,7 +81,13 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
             Binary::Ne => infix("!=", P_CMP, P_CMP + 1, P_CMP + 1),
             Binary::And => infix("&&", P_AND, P_AND, P_AND + 1),
             Binary::Or => infix("||", P_OR, P_OR, P_OR + 1),
-            Binary::Max | Binary::Min | Binary::Atan2 | Binary::SafeMul => call(b.name(), &[]),
+            Binary::Max
+            | Binary::Min
+            | Binary::Atan2
+            | Binary::SafeMul
+            | Binary::Hypot
+            | Binary::Mod
+            | Binary::Logaddexp => call(b.name(), &[]),
         },
         Prim::MatMul => infix("@", P_MUL, P_MUL, P_MUL + 1),
         Prim::Transpose => (format!("{}'", paren(&args[0], P_POSTFIX)), P_POSTFIX),

@@ -148,6 +148,40 @@ pub fn min(x: f64, y: f64) -> f64 {
     }
 }
 
+/// The remainder of `x / y` with the sign of `y` (NumPy's `mod`, Python's `%`); a zero
+/// remainder takes the sign of `y` too, and `y = 0` gives NaN.
+#[inline]
+pub fn remainder(x: f64, y: f64) -> f64 {
+    let r = libm::fmod(x, y);
+    if y == 0.0 || r.is_nan() {
+        r
+    } else if r == 0.0 {
+        0.0f64.copysign(y)
+    } else if (r < 0.0) != (y < 0.0) {
+        r + y
+    } else {
+        r
+    }
+}
+
+/// `log(exp(x) + exp(y))`, computed as NumPy's `logaddexp`: the larger plus
+/// `log1p(exp(-|x - y|))`, and `x + log 2` when they are equal (so that infinities of one
+/// sign give themselves).
+#[inline]
+pub fn logaddexp(x: f64, y: f64) -> f64 {
+    if x == y {
+        return x + std::f64::consts::LN_2;
+    }
+    let d = x - y;
+    if d > 0.0 {
+        x + libm::log1p(exp(-d))
+    } else if d <= 0.0 {
+        y + libm::log1p(exp(d))
+    } else {
+        d
+    }
+}
+
 /// 1 for true, 0 for false: the numbers comparisons give.
 #[inline]
 pub fn truth(c: bool) -> f64 {

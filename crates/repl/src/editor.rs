@@ -129,7 +129,8 @@ mod tests {
         let names = vec!["my_loss".to_string(), "my_model".to_string(), "_private".to_string()];
         assert_eq!(complete_word(":he", 3, &names), Some((1, vec!["hessian".into(), "help".into()])));
         assert_eq!(complete_word("print(my_l", 10, &names), Some((6, vec!["my_loss".into()])));
-        assert_eq!(complete_word("ta", 2, &names), Some((0, vec!["tanh".into()])));
+        assert_eq!(complete_word("tanh", 4, &names), Some((0, vec!["tanh".into()])));
+        assert_eq!(complete_word("ta", 2, &names), Some((0, vec!["tan".into(), "tanh".into()])));
         assert_eq!(complete_word("whi", 3, &names), Some((0, vec!["while".into()])));
         assert_eq!(complete_word("_pr", 3, &names), Some((0, vec![])));
         assert_eq!(complete_word(":load exa", 9, &names), None);

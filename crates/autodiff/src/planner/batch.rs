@@ -378,13 +378,37 @@ fn batch_eqn(
             | Unary::Sigmoid
             | Unary::Relu
             | Unary::Sign
-            | Unary::Not,
+            | Unary::Not
+            | Unary::Tan
+            | Unary::Asin
+            | Unary::Acos
+            | Unary::Atan
+            | Unary::Sinh
+            | Unary::Cosh
+            | Unary::Asinh
+            | Unary::Acosh
+            | Unary::Atanh
+            | Unary::Log1p
+            | Unary::Expm1
+            | Unary::Log2
+            | Unary::Log10
+            | Unary::Exp2
+            | Unary::Erf
+            | Unary::Erfc
+            | Unary::Cbrt
+            | Unary::Floor
+            | Unary::Ceil
+            | Unary::Round
+            | Unary::Trunc,
         )
         | Prim::Binary(
             Binary::Pow
             | Binary::Max
             | Binary::Min
             | Binary::Atan2
+            | Binary::Hypot
+            | Binary::Mod
+            | Binary::Logaddexp
             | Binary::Lt
             | Binary::Le
             | Binary::Gt

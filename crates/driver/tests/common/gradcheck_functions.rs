@@ -32,6 +32,14 @@ pub const FUNCTIONS: &[&str] = &[
     // element keeps its own) and one that does not (one `if` over batched branches).
     "def h(a, k) = if a > 0.9 { a * a * k } else { sin(a) * k }\ndef u(a, k) = if k > 1 { a * k } else { tanh(a) }\ndef f(x: [3], k: []) = vmap(a => h(a, k) + u(a, k))(x)",
     "def f(x: [3]) = exp(x)",
+    // The library's elementwise functions (inputs in [0.5, 1.5): scaled into each domain).
+    "def f(x: [2, 3]) = tan(x) + asin(x * 0.5) * acos(x * 0.5) + atan(x)",
+    "def f(x: [2, 3]) = (sinh(x) * cosh(x), asinh(x) + acosh(x + 1) * atanh(x * 0.5))",
+    "def f(x: [2, 3]) = (log1p(x) + expm1(x) * log2(x), log10(x) * exp2(x), erf(x) - erfc(x) * cbrt(x))",
+    "def f(x: [2, 3], y: [3]) = (floor(x * 3) * x + ceil(x) * x + round(x * 3) * x + trunc(x * 3) * x, mod(x * 3, y) * x)",
+    "def f(x: [2, 3], y: [3]) = (hypot(x, y - 1), logaddexp(x, y * 2))",
+    "def f(x: [2, 3]) = (square(x) + softplus(x) + clip(x, 0.7, 1.2) + logit(x * 0.5), gelu(x) * silu(x))",
+    "def f(x: [2, 3]) = (amin(x) + amin(x, 0) * var(x) + std(x, 1)[0] + var(x, (0, 1)), trace(x @ x') * diag(x[:, 0:2]))",
     "def f(x: [3]) = log(x)",
     "def f(x: [3]) = sin(x)",
     "def f(x: [3]) = cos(x)",

@@ -20,7 +20,8 @@ pub fn unary(op: Unary, a: Array) -> Array {
         Unary::Sigmoid => map(a, scalar::sigmoid),
         Unary::Relu => map(a, scalar::relu),
         Unary::Sign => map(a, scalar::sign),
-        Unary::Not => map(a, |x| scalar::unary(Unary::Not, x)),
+        // The rest through their scalar definitions (libm's portable implementations).
+        op => map(a, move |x| scalar::unary(op, x)),
     }
 }
 

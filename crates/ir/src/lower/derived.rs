@@ -51,17 +51,24 @@ impl Lowerer<'_> {
                         }
                     }
                 }
-                let (outs, out_spec) = self.derived(mode, f, primals, argnums, extra, span, arg_spans)?;
-                if mode == Mode::Vjp {
-                    if let Some(ct) = extra.first() {
-                        if Spec::of(ct) != out_spec {
-                            return Err(Diagnostic::at(
-                                at(n),
-                                format!("the cotangent must have the structure of the function's result; it is {}", ct.describe()),
-                            ));
+                if let (Mode::Vjp, Some(ct)) = (mode, extra.first()) {
+                    // A cotangent holds numbers and arrays only; its structure is checked
+                    // against the result's below.
+                    fn arrays(v: &LVal) -> bool {
+                        match v {
+                            LVal::Num(_) | LVal::Arr(_) => true,
+                            LVal::Tuple(t) => t.iter().all(arrays),
+                            _ => false,
                         }
                     }
+                    if !arrays(ct) {
+                        return Err(Diagnostic::at(
+                            at(n),
+                            format!("the cotangent must have the structure of the function's result, numbers and arrays; it is {}", ct.describe()),
+                        ));
+                    }
                 }
+                let (outs, out_spec) = self.derived(mode, f, primals, argnums, extra, span, arg_spans)?;
                 let mut it = outs.into_iter();
                 Ok(match mode {
                     Mode::Hvp => self.rebuild(&Spec::of(&primals[0]), &mut it),
@@ -159,6 +166,17 @@ impl Lowerer<'_> {
         let specs: Vec<Spec> = args.iter().map(Spec::of).collect();
         let known = call_known_scalars(f, args);
         let lowered = lower_function(&mut *self.host, f, &specs, &known, span, arg_spans)?;
+        if let (Mode::Vjp, Some(ct)) = (mode, extra.first()) {
+            if Spec::of(ct) != lowered.out_spec {
+                return Err(Diagnostic::at(
+                    arg_spans.get(args.len()).copied().unwrap_or(span),
+                    format!(
+                        "the cotangent must have the structure of the function's result; it is {}",
+                        ct.describe()
+                    ),
+                ));
+            }
+        }
         let offset = usize::from(Spec::of(f).leaves() > 0);
         let req = Request { mode, wrt: argnums.iter().map(|i| i + offset).collect() };
         let derived = self.host.derive(&lowered.program, &req).map_err(|m| Diagnostic::at(span, m))?;

@@ -128,14 +128,17 @@ impl Lowerer<'_> {
 }
 
 /// The closest candidate to a misspelt name, if one is close enough to be a likely typo.
+/// Among equally close ones, a candidate of the name's length wins (swapped or mistyped
+/// letters are likelier than a missing one: `tahn` is `tanh`, not `tan`).
 pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
-    let limit = (name.chars().count() / 3).clamp(1, 3);
+    let len = name.chars().count();
+    let limit = (len / 3).clamp(1, 3);
     candidates
         .filter(|c| *c != name && !c.starts_with('_'))
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)))
-        .map(|(_, c)| c.to_string())
+        .map(|c| (edit_distance(name, c), c.chars().count().abs_diff(len), c))
+        .filter(|(d, _, _)| *d <= limit)
+        .min()
+        .map(|(_, _, c)| c.to_string())
 }
 
 /// Edit distance where swapping two neighbouring letters counts as one edit (the most

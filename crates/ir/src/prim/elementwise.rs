@@ -5,7 +5,7 @@
 //! `eval`, so a number means the same thing wherever it is computed.
 
 use super::Class;
-use crate::scalar::{exp, max, min, pow, relu, safe_mul, sigmoid, sign, tanh, truth};
+use crate::scalar::{exp, logaddexp, max, min, pow, relu, remainder, safe_mul, sigmoid, sign, tanh, truth};
 
 /// Declares an enum of elementwise operations from a table with one row per operation:
 /// `Variant "name" callable class => value`, where `value` computes the result from the
@@ -73,6 +73,30 @@ declare_ops! {
         Sigmoid "sigmoid" true Class::Nonlinear => sigmoid(x);
         Relu "relu" true Class::Nonlinear => relu(x);
         Sign "sign" true Class::Zero => sign(x);
+        Tan "tan" true Class::Nonlinear => libm::tan(x);
+        Asin "asin" true Class::Nonlinear => libm::asin(x);
+        Acos "acos" true Class::Nonlinear => libm::acos(x);
+        Atan "atan" true Class::Nonlinear => libm::atan(x);
+        Sinh "sinh" true Class::Nonlinear => libm::sinh(x);
+        Cosh "cosh" true Class::Nonlinear => libm::cosh(x);
+        Asinh "asinh" true Class::Nonlinear => libm::asinh(x);
+        Acosh "acosh" true Class::Nonlinear => libm::acosh(x);
+        Atanh "atanh" true Class::Nonlinear => libm::atanh(x);
+        /// `log(1 + x)`, accurate for small `x`.
+        Log1p "log1p" true Class::Nonlinear => libm::log1p(x);
+        /// `exp(x) - 1`, accurate for small `x`.
+        Expm1 "expm1" true Class::Nonlinear => libm::expm1(x);
+        Log2 "log2" true Class::Nonlinear => libm::log2(x);
+        Log10 "log10" true Class::Nonlinear => libm::log10(x);
+        Exp2 "exp2" true Class::Nonlinear => libm::exp2(x);
+        Erf "erf" true Class::Nonlinear => libm::erf(x);
+        Erfc "erfc" true Class::Nonlinear => libm::erfc(x);
+        Cbrt "cbrt" true Class::Nonlinear => libm::cbrt(x);
+        Floor "floor" true Class::Zero => x.floor();
+        Ceil "ceil" true Class::Zero => x.ceil();
+        /// Halves to even, as NumPy's `round`.
+        Round "round" true Class::Zero => x.round_ties_even();
+        Trunc "trunc" true Class::Zero => x.trunc();
         /// `!x`: 1 where x is 0, else 0.
         Not "not" false Class::Zero => truth(x == 0.0);
     }
@@ -90,6 +114,12 @@ declare_ops! {
         Min "min" true Class::Nonlinear => min(x, y);
         /// `atan2(y, x)`: the angle of the point (x, y), in (-π, π], as NumPy's `arctan2`.
         Atan2 "atan2" true Class::Nonlinear => x.atan2(y);
+        /// `sqrt(x² + y²)` without overflow or underflow on the way.
+        Hypot "hypot" true Class::Nonlinear => libm::hypot(x, y);
+        /// The remainder with the divisor's sign, as NumPy's `mod`: `x - floor(x / y) * y`.
+        Mod "mod" true Class::Nonlinear => remainder(x, y);
+        /// `log(exp(x) + exp(y))` without overflow.
+        Logaddexp "logaddexp" true Class::Nonlinear => logaddexp(x, y);
         Lt "lt" true Class::Zero => truth(x < y);
         Le "le" true Class::Zero => truth(x <= y);
         Gt "gt" true Class::Zero => truth(x > y);
