@@ -318,6 +318,63 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             let inner = e.sub(t[1], da_x, e.shape(x[1]))?;
             Some(e.solve(x[0], inner, strong))
         }
+        // The product's JVP by pairwise products, as JAX's: the reduced elements are laid
+        // out as the rows of `[n, rest]`, and halves are multiplied together (x = a b,
+        // t = t_a b + a t_b) until one row is left. No division, so zeros need no special
+        // case, and the derivative of this JVP is exact again at every order.
+        Prim::Prod(axes) => {
+            let t0 = t[0]?;
+            let xs = e.shape(x[0]);
+            let reduced: Vec<usize> = axes.iter().collect();
+            let n: usize = reduced.iter().map(|&a| xs.dim(a)).product();
+            if n == 0 {
+                return None;
+            }
+            let rest = xs.size() / n;
+            let perm: Vec<usize> =
+                reduced.iter().copied().chain((0..xs.rank()).filter(|a| !axes.contains(*a))).collect();
+            let rows = |e: &mut Emitter, v: Atom| -> Atom {
+                let v = e.broadcast_to(v, xs);
+                let v = if perm.iter().enumerate().all(|(i, p)| i == *p) {
+                    v
+                } else {
+                    e.emit(Prim::Permute(perm.clone()), [v])
+                };
+                e.emit(Prim::Reshape(ad_ir::Shape::matrix(n, rest)), [v])
+            };
+            let part = |e: &mut Emitter, v: Atom, lo: usize, hi: usize| {
+                e.emit(
+                    Prim::Index(vec![ad_ir::prim::Sel::Range(lo, hi), ad_ir::prim::Sel::Range(0, rest)]),
+                    [v],
+                )
+            };
+            let (mut p, mut q) = (rows(e, x[0]), rows(e, t0));
+            let mut m = n;
+            let mut odd = Vec::new();
+            while m > 1 {
+                if m % 2 == 1 {
+                    odd.push((part(e, p, m - 1, m), part(e, q, m - 1, m)));
+                    p = part(e, p, 0, m - 1);
+                    q = part(e, q, 0, m - 1);
+                    m -= 1;
+                }
+                let h = m / 2;
+                let (a, b) = (part(e, p, 0, h), part(e, p, h, m));
+                let (ta, tb) = (part(e, q, 0, h), part(e, q, h, m));
+                let tab = e.bin(Mul, ta, b);
+                let atb = e.bin(Mul, a, tb);
+                q = e.bin(Add, tab, atb);
+                p = e.bin(Mul, a, b);
+                m = h;
+            }
+            for (a, ta) in odd.into_iter().rev() {
+                let qa = e.bin(Mul, q, a);
+                let pta = e.bin(Mul, p, ta);
+                q = e.bin(Add, qa, pta);
+                p = e.bin(Mul, p, a);
+            }
+            Some(e.emit(Prim::Reshape(out), [q]))
+        }
         Prim::Amax(axes) => {
             // The derivative goes to the maximal entries, shared equally between ties.
             let t0 = t[0]?;
@@ -332,6 +389,7 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
         }
         Prim::Transpose
         | Prim::Permute(_)
+        | Prim::Cumsum(..)
         | Prim::Sum(_)
         | Prim::Reshape(_)
         | Prim::BroadcastTo(_)

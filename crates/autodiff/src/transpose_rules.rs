@@ -174,6 +174,8 @@ pub fn transpose_rule(
             let s = shape(e, 0);
             out[0] = Some(e.expand(ct, s, *axes));
         }
+        // Each element is summed into every later one: the transpose sums from the end.
+        Prim::Cumsum(axis, reverse) => out[0] = Some(e.emit(Prim::Cumsum(*axis, !*reverse), [ct])),
         Prim::Permute(perm) => {
             let mut inverse = vec![0; perm.len()];
             for (i, &p) in perm.iter().enumerate() {
@@ -279,6 +281,7 @@ pub fn transpose_rule(
             }
         }
         Prim::Amax(_)
+        | Prim::Prod(_)
         | Prim::MaxPool2d(_)
         | Prim::Argmax(_)
         | Prim::StopGradient

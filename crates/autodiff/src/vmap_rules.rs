@@ -96,6 +96,8 @@ pub(crate) fn batch_rule(
         }
         Prim::Sum(axes) => em.emit(Prim::Sum(axes.shift(1)), [args[0]]),
         Prim::Amax(axes) => em.emit(Prim::Amax(axes.shift(1)), [args[0]]),
+        Prim::Prod(axes) => em.emit(Prim::Prod(axes.shift(1)), [args[0]]),
+        Prim::Cumsum(axis, reverse) => em.emit(Prim::Cumsum(axis + 1, *reverse), [args[0]]),
         Prim::Argmax(Some(axis)) => em.emit(Prim::Argmax(Some(axis + 1)), [args[0]]),
         Prim::Argmax(None) => {
             // The flat index within each batch element.

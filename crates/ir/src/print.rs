@@ -97,7 +97,14 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
                 if axes.len() == 1 { format!("({},)", axes[0]) } else { format!("({})", axes.join(", ")) };
             call("transpose", &[tuple])
         }
-        Prim::Sum(axes) | Prim::Amax(axes) => {
+        Prim::Cumsum(axis, reverse) => {
+            let mut extra = vec![axis.to_string()];
+            if *reverse {
+                extra.push("1".into());
+            }
+            call(prim.name(), &extra)
+        }
+        Prim::Sum(axes) | Prim::Amax(axes) | Prim::Prod(axes) => {
             let rank = shapes.first().map(|s| s.rank()).unwrap_or(0);
             let extra = match (axes.single(), axes.count()) {
                 _ if *axes == Axes::all(rank) => vec![],

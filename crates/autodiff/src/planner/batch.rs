@@ -287,6 +287,7 @@ fn batch_eqn(
             solve_batch(em, x[0], lin[1]?, b, *prim == Prim::SafeSolve)?
         }
         Prim::Sum(axes) => em.emit(Prim::Sum(axes.shift(1)), [lin[0]?]),
+        Prim::Cumsum(axis, reverse) => em.emit(Prim::Cumsum(axis + 1, *reverse), [lin[0]?]),
         Prim::SumTo(s) => sum_to_batch(em, lin[0]?, *s, b)?,
         Prim::BroadcastTo(s) => {
             let t = lift(em, lin[0]?, s.rank())?;
@@ -419,6 +420,7 @@ fn batch_eqn(
             | Binary::Or,
         )
         | Prim::Amax(_)
+        | Prim::Prod(_)
         | Prim::MaxPool2d(_)
         | Prim::Argmax(_)
         | Prim::Full(..)

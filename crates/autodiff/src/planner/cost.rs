@@ -34,7 +34,12 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Sha
             let k = if b.rank() == 1 { 1.0 } else { b.dim(1) as f64 };
             n * n * n / 3.0 + n * n * k
         }
-        Prim::Sum(_) | Prim::Amax(_) | Prim::Argmax(_) | Prim::SumTo(_) => shape(args[0]).size() as f64,
+        Prim::Sum(_)
+        | Prim::Amax(_)
+        | Prim::Prod(_)
+        | Prim::Cumsum(..)
+        | Prim::Argmax(_)
+        | Prim::SumTo(_) => shape(args[0]).size() as f64,
         // Data movement and constants: no arithmetic.
         Prim::Transpose
         | Prim::Permute(_)

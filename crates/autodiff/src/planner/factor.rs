@@ -158,6 +158,7 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         | Prim::Solve
         | Prim::SafeSolve
         | Prim::Sum(_)
+        | Prim::Cumsum(..)
         | Prim::BroadcastTo(_)
         | Prim::SumTo(_)
         | Prim::Index(_)
@@ -229,6 +230,7 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
             | Binary::Or,
         )
         | Prim::Amax(_)
+        | Prim::Prod(_)
         | Prim::MaxPool2d(_)
         | Prim::Argmax(_)
         | Prim::Full(..)

@@ -49,6 +49,8 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         Prim::Permute(perm) => structure::permute(&args[0], perm, out),
         Prim::Sum(axis) => reduce::sum(&args[0], *axis, out),
         Prim::Amax(axis) => reduce::amax(&args[0], *axis, out),
+        Prim::Prod(axes) => reduce::prod(&args[0], *axes, out),
+        Prim::Cumsum(axis, reverse) => reduce::cumsum(&args[0], *axis, *reverse),
         Prim::Argmax(axis) => reduce::argmax(&args[0], *axis, out),
         Prim::Reshape(s) => args[0].reshaped(*s),
         Prim::BroadcastTo(s) => structure::broadcast_to(&args[0], *s),

@@ -92,6 +92,32 @@ pub fn amax(a: &Array, axes: Axes, out: Shape) -> Array {
     reduce(a, axes, out, f64::NEG_INFINITY, max_slice, scalar::max)
 }
 
+pub fn prod(a: &Array, axes: Axes, out: Shape) -> Array {
+    reduce(a, axes, out, 1.0, |xs| xs.iter().product(), |x, y| x * y)
+}
+
+/// Running sums along `axis`, from its start (or from its end when `reverse`).
+pub fn cumsum(a: &Array, axis: usize, reverse: bool) -> Array {
+    let s = a.shape();
+    let len = s.dim(axis);
+    let inner: usize = s.dims()[axis + 1..].iter().product();
+    let outer: usize = s.dims()[..axis].iter().product();
+    let mut d = a.data().to_vec();
+    for o in 0..outer {
+        let base = o * len * inner;
+        for k in 0..inner {
+            let mut acc = 0.0;
+            for j in 0..len {
+                let i = if reverse { len - 1 - j } else { j };
+                let at = base + i * inner + k;
+                acc += d[at];
+                d[at] = acc;
+            }
+        }
+    }
+    Array::new(s, d)
+}
+
 /// The first position of the largest element (of the first NaN, if any), over everything
 /// or along one axis.
 pub fn argmax(a: &Array, axis: Option<usize>, out: Shape) -> Array {

@@ -217,15 +217,39 @@ pub(crate) fn call(
             arity(name, &args, &[1], span)?;
             lw.operator(Prim::StopGradient, name, &args, spans, span)
         }
-        "sum" | "amax" => {
+        "sum" | "amax" | "prod" => {
             arity(name, &args, &[1, 2], span)?;
             let x = shape_arg(lw, 0)?;
             let axes = match args.get(1) {
                 Some(a) => lw.static_axes(a, x.rank(), at(1))?,
                 None => Axes::all(x.rank()),
             };
-            let prim = if name == "sum" { Prim::Sum(axes) } else { Prim::Amax(axes) };
+            let prim = match name {
+                "sum" => Prim::Sum(axes),
+                "amax" => Prim::Amax(axes),
+                _ => Prim::Prod(axes),
+            };
             lw.prim(prim, &args[..1], span)
+        }
+        // `cumsum(x)` runs over the elements in order (of the flattened array, as NumPy);
+        // `cumsum(x, axis)` along an axis; `cumsum(x, axis, 1)` from the end of it.
+        "cumsum" => {
+            arity(name, &args, &[1, 2, 3], span)?;
+            let x = shape_arg(lw, 0)?;
+            let reverse = match args.get(2) {
+                Some(r) => lw.static_num(r, "`reverse`", at(2))? != 0.0,
+                None => false,
+            };
+            match args.get(1) {
+                Some(a) => {
+                    let axis = lw.static_axis(a, x.rank(), at(1))?;
+                    lw.prim(Prim::Cumsum(axis, reverse), &args[..1], span)
+                }
+                None => {
+                    let flat = lw.prim(Prim::Reshape(crate::Shape::vector(x.size())), &args[..1], span)?;
+                    lw.prim(Prim::Cumsum(0, reverse), &[flat], span)
+                }
+            }
         }
         "argmax" => {
             arity(name, &args, &[1, 2], span)?;

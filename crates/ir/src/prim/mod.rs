@@ -239,6 +239,10 @@ pub enum Prim {
     /// `sum(x)` (all axes), `sum(x, axis)` or `sum(x, (a, b))`: the axes are removed.
     Sum(Axes),
     Amax(Axes),
+    /// The product over axes (all of them, or some).
+    Prod(Axes),
+    /// Running sums along an axis (from the end when `reverse`, which is the transpose).
+    Cumsum(usize, bool),
     Argmax(Option<usize>),
     Reshape(Shape),
     BroadcastTo(Shape),
@@ -311,6 +315,8 @@ pub const STRUCTURAL: &[&str] = &[
     "safe_solve",
     "sum",
     "amax",
+    "prod",
+    "cumsum",
     "argmax",
     "reshape",
     "broadcast_to",
@@ -379,6 +385,8 @@ impl Prim {
             Prim::SafeSolve => "safe_solve",
             Prim::Sum(_) => "sum",
             Prim::Amax(_) => "amax",
+            Prim::Prod(_) => "prod",
+            Prim::Cumsum(..) => "cumsum",
             Prim::Argmax(_) => "argmax",
             Prim::Reshape(_) => "reshape",
             Prim::BroadcastTo(_) => "broadcast_to",
@@ -437,7 +445,8 @@ impl Prim {
             | Prim::Pad(_)
             | Prim::Concat(_)
             | Prim::Stack => Class::Linear,
-            Prim::Amax(_) => Class::Nonlinear,
+            Prim::Amax(_) | Prim::Prod(_) => Class::Nonlinear,
+            Prim::Cumsum(..) => Class::Linear,
             Prim::Argmax(_) | Prim::StopGradient | Prim::OneHot(_) => Class::Zero,
             Prim::Full(..) | Prim::Eye(_) | Prim::Arange(_) | Prim::Linspace(..) | Prim::Const(_) => {
                 Class::Zero
@@ -537,7 +546,15 @@ impl Prim {
                 }
                 ranked(&perm.iter().map(|&p| x.dim(p)).collect::<Vec<_>>())
             }
-            Prim::Sum(axes) | Prim::Amax(axes) => {
+            Prim::Cumsum(axis, _) => {
+                arity(1)?;
+                if *axis < args[0].rank() {
+                    Ok(args[0])
+                } else {
+                    Err(format!("axis {axis} is out of range for an array of shape {}", args[0]))
+                }
+            }
+            Prim::Sum(axes) | Prim::Amax(axes) | Prim::Prod(axes) => {
                 arity(1)?;
                 let x = args[0];
                 if axes.fits(x.rank()) {
