@@ -311,6 +311,45 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             let db = t[1].map(|tb| e.matmul(x[0], tb, strong));
             e.add(da, db, out)
         }
+        // d log|det A| = tr(A⁻¹ dA).
+        Prim::LogAbsDet => {
+            let t0 = t[0]?;
+            let n = e.shape(x[0]).dim(0);
+            let s = e.solve(x[0], t0, false);
+            let i = e.emit(Prim::Eye(n), []);
+            let d = e.bin(Mul, s, i);
+            Some(e.emit(Prim::Sum(ad_ir::prim::Axes::all(2)), [d]))
+        }
+        // dX = solve_triangular(T, dB - tri(dT) X): only the triangle read counts.
+        Prim::SolveTriangular(lower) => {
+            let n = e.shape(x[0]).dim(0);
+            let dt_x = match t[0] {
+                Some(tt) => {
+                    let m = triangle(e, n, *lower, 1.0);
+                    let masked = e.bin(Mul, tt, m);
+                    Some(e.matmul(masked, o, false))
+                }
+                None => None,
+            };
+            let inner = e.sub(t[1], dt_x, e.shape(x[1]))?;
+            Some(e.emit(prim.clone(), [x[0], inner]))
+        }
+        // dL = L Φ(L⁻¹ S L⁻ᵀ) with S = (dA + dAᵀ) / 2 (symmetrised, as JAX's) and Φ the lower
+        // triangle with its diagonal halved (Murray, "Differentiation of the Cholesky
+        // decomposition", 2016).
+        Prim::Cholesky => {
+            let t0 = t[0]?;
+            let n = e.shape(x[0]).dim(0);
+            let tt = e.emit(Prim::Transpose, [t0]);
+            let s = e.bin(Add, t0, tt);
+            let s = e.bin(Mul, s, Atom::Lit(0.5));
+            let y = e.emit(Prim::SolveTriangular(true), [o, s]);
+            let yt = e.emit(Prim::Transpose, [y]);
+            let z = e.emit(Prim::SolveTriangular(true), [o, yt]);
+            let m = triangle(e, n, true, 0.5);
+            let phi = e.bin(Mul, z, m);
+            Some(e.matmul(o, phi, false))
+        }
         // dX = solve(A, dB - dA X)
         Prim::Solve | Prim::SafeSolve => {
             let strong = *prim == Prim::SafeSolve;
@@ -432,7 +471,26 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             panic!("internal error: a loop or `if` reached the per-primitive JVP rules")
         }
         // Class zero: `jvp` never asks for these.
-        Prim::StopGradient | Prim::Argmax(_) | Prim::OneHot(_) => None,
+        Prim::StopGradient | Prim::Argmax(_) | Prim::OneHot(_) | Prim::SignDet => None,
         Prim::Full(..) | Prim::Eye(_) | Prim::Arange(_) | Prim::Linspace(..) | Prim::Const(_) => None,
     }
+}
+
+/// The `n × n` mask of the lower (or upper) triangle: ones there, `diagonal` on the
+/// diagonal, zeros elsewhere.
+fn triangle(e: &mut Emitter, n: usize, lower: bool, diagonal: f64) -> Atom {
+    let data = (0..n * n)
+        .map(|k| {
+            let (i, j) = (k / n, k % n);
+            if i == j {
+                diagonal
+            } else if (i > j) == lower {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let a = ad_ir::Array::new(ad_ir::Shape::matrix(n, n), data);
+    e.emit(Prim::Const(ad_ir::prim::ConstArray(std::rc::Rc::new(a))), [])
 }

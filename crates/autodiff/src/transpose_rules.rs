@@ -165,6 +165,11 @@ pub fn transpose_rule(
             out[0] = Some(e.emit(Prim::AvgPool2dTranspose(*p, s), [ct]));
         }
         Prim::AvgPool2dTranspose(p, _) => out[0] = Some(e.emit(Prim::AvgPool2d(*p), [ct])),
+        // The transpose of solving with a triangle is solving with the transposed triangle.
+        Prim::SolveTriangular(lower) => {
+            let tt = e.emit(Prim::Transpose, [x[0]]);
+            out[1] = Some(e.emit(Prim::SolveTriangular(!*lower), [tt, ct]));
+        }
         Prim::Solve | Prim::SafeSolve => {
             let at = e.emit(Prim::Transpose, [x[0]]);
             out[1] = Some(e.solve(at, ct, *prim == Prim::SafeSolve));
@@ -282,6 +287,9 @@ pub fn transpose_rule(
         }
         Prim::Amax(_)
         | Prim::Prod(_)
+        | Prim::Cholesky
+        | Prim::LogAbsDet
+        | Prim::SignDet
         | Prim::MaxPool2d(_)
         | Prim::Argmax(_)
         | Prim::StopGradient

@@ -85,13 +85,13 @@ pub(crate) fn batch_rule(
             let target = out.insert_axis(0, b).ok_or_else(|| too_deep(out.rank()))?;
             em.emit(Prim::Reshape(target), [product])
         }
-        Prim::Solve | Prim::SafeSolve => {
+        Prim::Cholesky | Prim::LogAbsDet | Prim::SignDet => per_element(em, prim, args, batched, b, out)?,
+        Prim::Solve | Prim::SafeSolve | Prim::SolveTriangular(_) => {
             if batched[0] {
                 // One system per batch element (each its own factorisation).
                 per_element(em, prim, args, batched, b, out)?
             } else {
-                solve_batch(em, args[0], args[1], b, *prim == Prim::SafeSolve)
-                    .ok_or_else(|| too_deep(out.rank()))?
+                solve_batch(em, prim, args[0], args[1], b).ok_or_else(|| too_deep(out.rank()))?
             }
         }
         Prim::Sum(axes) => em.emit(Prim::Sum(axes.shift(1)), [args[0]]),

@@ -477,7 +477,7 @@ fn hint_for(bad: &str) -> Option<&'static str> {
         "&" => Some("logical and is written `&&`"),
         "|" => Some("logical or is written `||`"),
         "." => Some("write numbers with a digit before the point (`0.5`); ranges are `a..b`"),
-        "%" => Some("there is no remainder operator"),
+        "%" => Some("there is no remainder operator: use `mod(a, b)`, the remainder with the sign of b"),
         _ => None,
     }
 }

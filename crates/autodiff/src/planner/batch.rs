@@ -134,7 +134,7 @@ pub(crate) fn lift(em: &mut Emitter, t: Atom, rank: usize) -> Option<Atom> {
 
 /// `solve(a, t)` for a batch of right-hand sides `t` (`[B, n]` or `[B, n, k]`) and one
 /// matrix: the right-hand sides side by side, `[n, B * k]`, so that `a` is factorised once.
-pub(crate) fn solve_batch(em: &mut Emitter, a: Atom, t: Atom, b: usize, strong: bool) -> Option<Atom> {
+pub(crate) fn solve_batch(em: &mut Emitter, prim: &Prim, a: Atom, t: Atom, b: usize) -> Option<Atom> {
     let ts = em.shape(t);
     let (n, k) = (ts.dim(1), ts.size() / (b * ts.dim(1)).max(1));
     let moved = if ts.rank() == 2 {
@@ -143,7 +143,10 @@ pub(crate) fn solve_batch(em: &mut Emitter, a: Atom, t: Atom, b: usize, strong: 
         let p = em.emit(Prim::Permute(vec![1, 0, 2]), [t]);
         em.emit(Prim::Reshape(Shape::matrix(n, b * k)), [p])
     };
-    let solved = em.solve(a, moved, strong);
+    let solved = match prim {
+        Prim::SolveTriangular(_) => em.emit(prim.clone(), [a, moved]),
+        _ => em.solve(a, moved, *prim == Prim::SafeSolve),
+    };
     Some(if ts.rank() == 2 {
         em.emit(Prim::Transpose, [solved])
     } else {
@@ -280,11 +283,11 @@ fn batch_eqn(
                 em.emit(Prim::Reshape(target), [result])
             }
         }
-        Prim::Solve | Prim::SafeSolve => {
+        Prim::Solve | Prim::SafeSolve | Prim::SolveTriangular(_) => {
             if lin[0].is_some() {
                 return None;
             }
-            solve_batch(em, x[0], lin[1]?, b, *prim == Prim::SafeSolve)?
+            solve_batch(em, prim, x[0], lin[1]?, b)?
         }
         Prim::Sum(axes) => em.emit(Prim::Sum(axes.shift(1)), [lin[0]?]),
         Prim::Cumsum(axis, reverse) => em.emit(Prim::Cumsum(axis + 1, *reverse), [lin[0]?]),
@@ -421,6 +424,9 @@ fn batch_eqn(
         )
         | Prim::Amax(_)
         | Prim::Prod(_)
+        | Prim::Cholesky
+        | Prim::LogAbsDet
+        | Prim::SignDet
         | Prim::MaxPool2d(_)
         | Prim::Argmax(_)
         | Prim::Full(..)

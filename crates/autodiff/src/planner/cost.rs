@@ -28,6 +28,14 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Sha
         | Prim::MaxPool2dScatter(_)
         | Prim::AvgPool2d(_)
         | Prim::AvgPool2dTranspose(..) => shape(args[0]).size() as f64,
+        Prim::Cholesky => (shape(args[0]).dim(0) as f64).powi(3) / 3.0,
+        Prim::LogAbsDet | Prim::SignDet => 2.0 * (shape(args[0]).dim(0) as f64).powi(3) / 3.0,
+        Prim::SolveTriangular(_) => {
+            let b = shape(args[1]);
+            let n = b.dim(0) as f64;
+            let k = if b.rank() == 1 { 1.0 } else { b.dim(1) as f64 };
+            n * n * k / 2.0
+        }
         Prim::Solve | Prim::SafeSolve => {
             let n = shape(args[0]).dim(0) as f64;
             let b = shape(args[1]);

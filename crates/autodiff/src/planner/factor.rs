@@ -157,6 +157,7 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         | Prim::Permute(_)
         | Prim::Solve
         | Prim::SafeSolve
+        | Prim::SolveTriangular(_)
         | Prim::Sum(_)
         | Prim::Cumsum(..)
         | Prim::BroadcastTo(_)
@@ -231,6 +232,9 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         )
         | Prim::Amax(_)
         | Prim::Prod(_)
+        | Prim::Cholesky
+        | Prim::LogAbsDet
+        | Prim::SignDet
         | Prim::MaxPool2d(_)
         | Prim::Argmax(_)
         | Prim::Full(..)

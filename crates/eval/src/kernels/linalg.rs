@@ -224,6 +224,87 @@ pub fn solve(a: &Array, b: &Array, out: Shape) -> Array {
     Array::new(out, x)
 }
 
+/// The lower Cholesky factor of `A` (its lower triangle read), or NaNs where `A` is not
+/// positive definite (as JAX and NumPy's `cholesky` without an error).
+pub fn cholesky(a: &Array) -> Array {
+    let n = a.shape().dim(0);
+    let mut out = vec![0.0; n * n];
+    match MatRef::from_row_major_slice(a.data(), n, n).llt(faer::Side::Lower) {
+        Ok(llt) => {
+            let l = llt.L();
+            for i in 0..n {
+                for j in 0..=i {
+                    out[i * n + j] = l[(i, j)];
+                }
+            }
+        }
+        Err(_) => out.fill(f64::NAN),
+    }
+    clear_upper_avx();
+    Array::new(a.shape(), out)
+}
+
+/// Solves `T X = B` with the lower (or upper) triangle of `T`; a zero on the diagonal
+/// gives infinities or NaNs, as in SciPy.
+pub fn solve_triangular(t: &Array, b: &Array, lower: bool, out: Shape) -> Array {
+    let n = t.shape().dim(0);
+    let k = if b.shape().rank() == 1 { 1 } else { b.shape().dim(1) };
+    let mut x = b.data().to_vec();
+    if n == 0 {
+        return Array::new(out, x);
+    }
+    let tm = MatRef::from_row_major_slice(t.data(), n, n);
+    let rhs = MatMut::from_row_major_slice_mut(&mut x, n, k);
+    if lower {
+        tm.solve_lower_triangular_in_place(rhs);
+    } else {
+        tm.solve_upper_triangular_in_place(rhs);
+    }
+    clear_upper_avx();
+    Array::new(out, x)
+}
+
+/// `(sign, log |det A|)` by LU with partial pivoting: the sign of the pivots' product and
+/// of the row permutation, and the sum of the pivots' logarithms. A singular `A` gives
+/// `(0, -inf)`.
+pub fn slogdet(a: &Array) -> (f64, f64) {
+    let n = a.shape().dim(0);
+    if n == 0 {
+        return (1.0, 0.0);
+    }
+    let lu = MatRef::from_row_major_slice(a.data(), n, n).partial_piv_lu();
+    let u = lu.U();
+    let (mut sign, mut log) = (1.0, 0.0);
+    for i in 0..n {
+        let p = u[(i, i)];
+        if p == 0.0 {
+            return (0.0, f64::NEG_INFINITY);
+        }
+        if p.is_nan() {
+            return (f64::NAN, f64::NAN);
+        }
+        sign *= p.signum();
+        log += p.abs().ln();
+    }
+    // The permutation's parity: each cycle of length c is c - 1 transpositions.
+    let (fwd, _) = lu.P().arrays();
+    let mut seen = vec![false; n];
+    for start in 0..n {
+        let mut len = 0;
+        let mut i = start;
+        while !seen[i] {
+            seen[i] = true;
+            i = fwd[i];
+            len += 1;
+        }
+        if len > 0 && len % 2 == 0 {
+            sign = -sign;
+        }
+    }
+    clear_upper_avx();
+    (sign, log)
+}
+
 /// `safe_solve(A, B)`: `solve(A, B)`, with exact zeros for the columns of B that are all
 /// zero, whatever A holds (a singular or non-finite A would otherwise make them NaN).
 pub fn safe_solve(a: &Array, b: &Array, out: Shape) -> Array {

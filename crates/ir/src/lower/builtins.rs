@@ -207,6 +207,20 @@ pub(crate) fn call(
             };
             lw.operator(prim, name, &args, spans, span)
         }
+        "cholesky" | "logabsdet" | "signdet" => {
+            arity(name, &args, &[1], span)?;
+            let prim = match name {
+                "cholesky" => Prim::Cholesky,
+                "logabsdet" => Prim::LogAbsDet,
+                _ => Prim::SignDet,
+            };
+            lw.prim(prim, &args, span)
+        }
+        "solve_triangular" => {
+            arity(name, &args, &[3], span)?;
+            let lower = lw.static_num(&args[2], "`lower`", at(2))? != 0.0;
+            lw.prim(Prim::SolveTriangular(lower), &args[..2], span)
+        }
         "transpose" => lw.transpose_builtin(&args, span, &all_spans),
         "stack" => lw.stack_builtin(&args, span, &all_spans),
         "expand_dims" => lw.expand_dims_builtin(&args, span, &all_spans),

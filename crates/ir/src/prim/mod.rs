@@ -239,6 +239,16 @@ pub enum Prim {
     /// `sum(x)` (all axes), `sum(x, axis)` or `sum(x, (a, b))`: the axes are removed.
     Sum(Axes),
     Amax(Axes),
+    /// The lower Cholesky factor `L` of a symmetric positive definite matrix (`A = L Lᵀ`;
+    /// only the lower triangle of `A` is read; NaN where `A` is not positive definite).
+    Cholesky,
+    /// `solve_triangular(T, B, lower)`: solves `T X = B` reading only the lower (or upper)
+    /// triangle of `T`.
+    SolveTriangular(bool),
+    /// `log |det A|`, by LU with partial pivoting (`-inf` for a singular `A`).
+    LogAbsDet,
+    /// The sign of `det A`: 1, -1, or 0 for a singular `A`.
+    SignDet,
     /// The product over axes (all of them, or some).
     Prod(Axes),
     /// Running sums along an axis (from the end when `reverse`, which is the transpose).
@@ -316,6 +326,10 @@ pub const STRUCTURAL: &[&str] = &[
     "sum",
     "amax",
     "prod",
+    "cholesky",
+    "solve_triangular",
+    "logabsdet",
+    "signdet",
     "cumsum",
     "argmax",
     "reshape",
@@ -386,6 +400,10 @@ impl Prim {
             Prim::Sum(_) => "sum",
             Prim::Amax(_) => "amax",
             Prim::Prod(_) => "prod",
+            Prim::Cholesky => "cholesky",
+            Prim::SolveTriangular(_) => "solve_triangular",
+            Prim::LogAbsDet => "logabsdet",
+            Prim::SignDet => "signdet",
             Prim::Cumsum(..) => "cumsum",
             Prim::Argmax(_) => "argmax",
             Prim::Reshape(_) => "reshape",
@@ -434,7 +452,9 @@ impl Prim {
             Prim::Binary(b) => b.class(),
             Prim::Where => Class::LinearIn(&[1, 2]),
             Prim::MatMul | Prim::SafeMatMul => Class::Bilinear,
-            Prim::Solve | Prim::SafeSolve => Class::LinearIn(&[1]),
+            Prim::Solve | Prim::SafeSolve | Prim::SolveTriangular(_) => Class::LinearIn(&[1]),
+            Prim::Cholesky | Prim::LogAbsDet => Class::Nonlinear,
+            Prim::SignDet => Class::Zero,
             Prim::Transpose
             | Prim::Permute(_)
             | Prim::Sum(_)
@@ -512,6 +532,23 @@ impl Prim {
             Prim::MatMul | Prim::SafeMatMul => {
                 arity(2)?;
                 matmul_shape(args[0], args[1])
+            }
+            Prim::Cholesky | Prim::LogAbsDet | Prim::SignDet => {
+                arity(1)?;
+                match args[0].dims() {
+                    [m, n] if m == n => Ok(if *self == Prim::Cholesky { args[0] } else { Shape::scalar() }),
+                    _ => Err(format!("`{}` needs a square matrix; got shape {}", self.name(), args[0])),
+                }
+            }
+            Prim::SolveTriangular(_) => {
+                arity(2)?;
+                let (a, b) = (args[0], args[1]);
+                match (a.dims(), b.dims()) {
+                    ([m, n], [k]) | ([m, n], [k, _]) if m == n && n == k => Ok(b),
+                    _ => Err(format!(
+                        "`solve_triangular(T, B, lower)` needs a square T and B with as many rows; got {a} and {b}"
+                    )),
+                }
             }
             Prim::Solve | Prim::SafeSolve => {
                 arity(2)?;
