@@ -58,12 +58,19 @@ pub fn jvp_with(p: &Program, wrt: &[usize], nan_safe: bool, split: bool) -> Resu
     for e in &p.eqns {
         em.span = e.span;
         let args: ad_ir::Args = e.args.iter().map(|a| map.get(*a)).collect();
-        if matches!(e.prim, ad_ir::Prim::Loop(_) | ad_ir::Prim::ReverseLoop(_) | ad_ir::Prim::Cond(_)) {
+        if matches!(
+            e.prim,
+            ad_ir::Prim::Loop(_)
+                | ad_ir::Prim::ReverseLoop(_)
+                | ad_ir::Prim::Cond(_)
+                | ad_ir::Prim::CustomJvp(_)
+        ) {
             let ts: Vec<Tan> = e.args.iter().map(|a| a.var().and_then(|v| tan[v.index()])).collect();
             let (outs, tans) = match &e.prim {
                 ad_ir::Prim::Loop(op) => crate::loops::jvp_loop(&mut em, op, &args, &ts, split)?,
                 ad_ir::Prim::ReverseLoop(op) => crate::loops::jvp_reverse(&mut em, op, &args, &ts, split)?,
                 ad_ir::Prim::Cond(op) => crate::conds::jvp_cond(&mut em, op, &args, &ts, split),
+                ad_ir::Prim::CustomJvp(op) => crate::custom::jvp_custom(&mut em, op, &args, &ts, split)?,
                 _ => unreachable!("matched above"),
             };
             for ((v, o), t) in e.outs().zip(outs).zip(tans) {

@@ -467,7 +467,7 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             Some(e.emit(prim.clone(), args))
         }
         // `jvp.rs` differentiates a loop as a whole (a loop over its body's JVP).
-        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) => {
+        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_) => {
             panic!("internal error: a loop or `if` reached the per-primitive JVP rules")
         }
         // Class zero: `jvp` never asks for these.

@@ -8,6 +8,7 @@
 
 mod assemble;
 mod conds;
+mod custom;
 mod derive;
 mod emitter;
 mod first_order;

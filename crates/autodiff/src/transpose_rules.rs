@@ -246,7 +246,7 @@ pub fn transpose_rule(
             }
         }
         // `transpose.rs` transposes a linear loop as a whole (a reversed loop).
-        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) => return Err(not_linear()),
+        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_) => return Err(not_linear()),
         Prim::Pad(widths) => {
             let s = shape(e, 0);
             let sels = widths.iter().zip(s.dims()).map(|((lo, _), d)| Sel::Range(*lo, lo + d)).collect();

@@ -189,7 +189,7 @@ pub(crate) fn batch_rule(
         }
         Prim::DynIndex(_) | Prim::DynUpdate(_) => per_element(em, prim, args, batched, b, out)?,
         // `vmap.rs` batches loops and reversals as a whole (`vmap_loops.rs`).
-        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) => {
+        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_) => {
             return Err("internal error: a loop or `if` reached the per-primitive batching rules".into())
         }
         Prim::MaxPool2dPick(_) | Prim::MaxPool2dScatter(_) => {

@@ -66,6 +66,8 @@ enum Region {
     Reverse(crate::reverse::Reversal),
     /// An `if`'s two branches.
     Cond(Compiled, Compiled),
+    /// The function of a `custom_jvp` call (its rule is for differentiation only).
+    Call(Compiled),
 }
 
 /// A program prepared for repeated execution.
@@ -148,6 +150,7 @@ impl Compiled {
                     Prim::Cond(op) => {
                         Some(Rc::new(Region::Cond(Compiled::new(&op.then), Compiled::new(&op.els))))
                     }
+                    Prim::CustomJvp(op) => Some(Rc::new(Region::Call(Compiled::new(&op.primal)))),
                     Prim::ReverseLoop(op) => Some(Rc::new(Region::Reverse(crate::reverse::Reversal {
                         body: Compiled::new(&op.primal.body),
                         cond: op.primal.cond.as_ref().map(Compiled::new),
@@ -237,6 +240,12 @@ impl Compiled {
                     let mut args = args.into_iter();
                     let c = args.next().map(|a| holds(&[a])).unwrap_or(false);
                     let outs = if c { then.run(args.collect())? } else { els.run(args.collect())? };
+                    for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
+                        regs[*slot] = Some(a);
+                    }
+                }
+                (_, Some(Region::Call(f))) => {
+                    let outs = f.run(args)?;
                     for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
                         regs[*slot] = Some(a);
                     }

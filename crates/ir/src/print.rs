@@ -183,7 +183,9 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
             (format!("{}[{pos}]", paren(&args[0], P_POSTFIX)), P_POSTFIX)
         }
         // Statements, printed by the block printer.
-        Prim::DynUpdate(_) | Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) => (String::new(), P_ATOM),
+        Prim::DynUpdate(_) | Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_) => {
+            (String::new(), P_ATOM)
+        }
     }
 }
 
@@ -297,17 +299,30 @@ pub fn print_program(p: &Program) -> Result<String, String> {
     let mut tuple_leaves: Vec<Var> = Vec::new();
     let mut input = p.inputs.iter();
     let mut pending: Vec<(Tree, Vec<Var>, String)> = Vec::new();
+    // Parameters get distinct names (the JVP of a function with a parameter `x_dot` has
+    // two parameters named so): a later one gets a suffix.
+    let mut param_names: HashSet<String> = HashSet::new();
+    let mut distinct = |name: &str| -> String {
+        let base = sanitize(name);
+        let mut cand = base.clone();
+        let mut k = 2;
+        while !param_names.insert(cand.clone()) {
+            cand = format!("{base}_{k}");
+            k += 1;
+        }
+        cand
+    };
     for param in &p.params {
         match &param.tree {
             Tree::Leaf => {
                 let v = *input.next().ok_or("inputs do not match parameters")?;
-                let pname = sanitize(&param.name);
+                let pname = distinct(&param.name);
                 holder.insert(pname.clone(), v);
                 names[v.index()] = Some(pname.clone());
                 header.push(format!("{pname}: {}", p.var_shape(v)));
             }
             Tree::Tuple(_) => {
-                let pname = sanitize(&param.name);
+                let pname = distinct(&param.name);
                 header.push(pname.clone());
                 let leaves: Vec<Var> = input.by_ref().take(param.tree.leaves()).copied().collect();
                 tuple_leaves.extend(&leaves);
@@ -321,6 +336,7 @@ pub fn print_program(p: &Program) -> Result<String, String> {
             }
         }
     }
+    namer.taken.extend(param_names);
     for c in &p.captures {
         let leaves: Vec<Var> = input.by_ref().take(c.tree.leaves()).copied().collect();
         match &c.tree {
@@ -498,7 +514,14 @@ impl<'p> Block<'p> {
         let provisional = |v: Var| p.name_of(v).map(sanitize).unwrap_or_else(|| "t00".to_string());
         let mut pre: Vec<Option<Rendered>> = vec![None; n];
         for e in &p.eqns {
-            if !matches!(e.prim, Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::DynUpdate(_)) {
+            if !matches!(
+                e.prim,
+                Prim::Loop(_)
+                    | Prim::ReverseLoop(_)
+                    | Prim::Cond(_)
+                    | Prim::CustomJvp(_)
+                    | Prim::DynUpdate(_)
+            ) {
                 let args: Vec<Rendered> = e
                     .args
                     .iter()
@@ -602,6 +625,7 @@ impl<'p> Block<'p> {
                     inner.extend(self.holder.keys().cloned());
                     lines.extend(self.print_reverse(namer, e, op, &args, inner));
                 }
+                Prim::CustomJvp(op) => lines.push(self.print_custom(namer, e, op, &args)),
                 Prim::Cond(op) => {
                     let mut inner = outer.clone();
                     inner.extend(self.names.iter().flatten().cloned());
@@ -719,6 +743,60 @@ impl<'p> Block<'p> {
                 tuple(&op.wrt.iter().map(|j| lit(*j as f64)).collect::<Vec<_>>())
             ),
         ]
+    }
+
+    /// `let r = custom_jvp(f, rule)(args..)`, with the function and its rule printed as
+    /// `def`s before this one. The values the call reads from outside its arguments become
+    /// arguments too (the rule ignores their tangents).
+    fn print_custom(
+        &self,
+        namer: &mut Namer,
+        e: &crate::program::Eqn,
+        op: &crate::region::CustomJvpOp,
+        args: &[Rendered],
+    ) -> String {
+        let results: Vec<String> =
+            e.outs().map(|o| self.names[o.index()].clone().unwrap_or_else(|| "_".into())).collect();
+        namer.reversals += 1;
+        let base = format!("{}_custom{}", namer.prefix, namer.reversals);
+        let (n, m) = (op.args, op.primal.inputs.len());
+        let n_out = op.primal.outputs.len();
+        let out_tree = if n_out == 1 { Tree::Leaf } else { Tree::Tuple(vec![Tree::Leaf; n_out]) };
+        let mut f = op.primal.clone();
+        f.name = format!("{base}_f");
+        f.out_tree = out_tree.clone();
+        for (k, d) in f.params.iter_mut().enumerate() {
+            d.name = format!("x{k}").into();
+        }
+        // The rule takes `(primals, tangents)`: the constants' tangents are unused inputs.
+        let mut r = op.rule.clone();
+        r.name = format!("{base}_rule");
+        let mut inputs: Vec<Var> = r.inputs[..n].to_vec();
+        inputs.extend_from_slice(&r.inputs[2 * n..]);
+        inputs.extend_from_slice(&r.inputs[n..2 * n]);
+        for k in 2 * n..r.inputs.len() {
+            let shape = r.var_shape(r.inputs[k]);
+            inputs.push(Var(r.vars.len() as u32));
+            r.vars.push(crate::program::VarInfo { shape, name: None });
+        }
+        r.inputs = inputs;
+        r.params = vec![
+            crate::program::ParamDecl { name: "primals".into(), tree: Tree::Tuple(vec![Tree::Leaf; m]) },
+            crate::program::ParamDecl { name: "tangents".into(), tree: Tree::Tuple(vec![Tree::Leaf; m]) },
+        ];
+        r.out_tree = Tree::Tuple(vec![out_tree.clone(), out_tree]);
+        for (p, label) in [(&f, "f"), (&r, "rule")] {
+            match print_program(p) {
+                Ok(text) => namer.helpers.push(text),
+                Err(msg) => namer.helpers.push(format!("# {base}_{label} cannot be printed: {msg}\n")),
+            }
+        }
+        let pattern = match results.as_slice() {
+            [one] => one.clone(),
+            many => format!("({})", many.join(", ")),
+        };
+        let call_args: Vec<String> = args.iter().map(|a| unparen(&a.text).to_string()).collect();
+        format!("let {pattern} = custom_jvp({}, {})({})", f.name, r.name, call_args.join(", "))
     }
 
     /// `let (a, b) = if c { .. } else { .. }`: each branch a block ending in its value, its

@@ -98,6 +98,26 @@ macro_rules! identified_by_address {
 identified_by_address!(LoopOp);
 identified_by_address!(ReverseOp);
 identified_by_address!(CondOp);
+identified_by_address!(CustomJvpOp);
+
+/// A call of a function with its own derivative rule, `custom_jvp(f, rule)(args..)`
+/// (DESIGN §10). Operands `[args.., consts..]` (the arguments' leaves, then values the
+/// function or the rule read from outside them); results: the function's result leaves.
+/// `primal` has the inputs `[args.., consts..]`; `rule` has the inputs `[args..,
+/// tangents of args.., consts..]` and the outputs `[result.., tangents of result..]`.
+#[derive(Debug)]
+pub struct CustomJvpOp {
+    pub primal: Program,
+    pub rule: Program,
+    /// How many operands are arguments (the rest are constants).
+    pub args: usize,
+}
+
+impl CustomJvpOp {
+    pub fn out_shapes(&self) -> Vec<Shape> {
+        self.primal.outputs.iter().map(|a| self.primal.shape(*a)).collect()
+    }
+}
 
 /// `if c { .. } else { .. }` on a condition computed when the program runs (DESIGN §8):
 /// only the chosen branch runs.

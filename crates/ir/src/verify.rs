@@ -58,6 +58,12 @@ pub fn verify(p: &Program) -> Result<(), String> {
                 }
                 op.out_shapes()
             }
+            crate::Prim::CustomJvp(op) => {
+                verify(&op.primal)
+                    .map_err(|m| format!("{}: the function of `custom_jvp` {i}: {m}", p.name))?;
+                verify(&op.rule).map_err(|m| format!("{}: the rule of `custom_jvp` {i}: {m}", p.name))?;
+                op.out_shapes()
+            }
             crate::Prim::Cond(op) => {
                 verify(&op.then).map_err(|m| format!("{}: the first branch of `if` {i}: {m}", p.name))?;
                 verify(&op.els).map_err(|m| format!("{}: the second branch of `if` {i}: {m}", p.name))?;

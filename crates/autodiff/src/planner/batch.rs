@@ -462,6 +462,6 @@ fn batch_eqn(
             crate::vmap_rules::to_front(em, r, sel.len())
         }
         // `batch_linear` batches loops and reversals as a whole.
-        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) => return None,
+        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_) => return None,
     })
 }

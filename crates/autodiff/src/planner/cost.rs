@@ -81,6 +81,7 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Sha
                 * (eqns_madds(&body.eqns, &|a| body.shape(a))
                     + eqns_madds(&op.back.eqns, &|a| op.back.shape(a)))
         }
+        Prim::CustomJvp(op) => eqns_madds(&op.primal.eqns, &|a| op.primal.shape(a)),
         // The dearer branch: which one runs is known only when it runs.
         Prim::Cond(op) => {
             op.branches().iter().map(|p| eqns_madds(&p.eqns, &|a| p.shape(a))).fold(0.0, f64::max)

@@ -232,6 +232,7 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         )
         | Prim::Amax(_)
         | Prim::Prod(_)
+        | Prim::CustomJvp(_)
         | Prim::Cholesky
         | Prim::LogAbsDet
         | Prim::SignDet

@@ -41,6 +41,9 @@ pub const FUNCTIONS: &[&str] = &[
     "def f(x: [2, 3]) = (square(x) + softplus(x) + clip(x, 0.7, 1.2) + logit(x * 0.5), gelu(x) * silu(x))",
     "def f(x: [2, 3]) = (amin(x) + amin(x, 0) * var(x) + std(x, 1)[0] + var(x, (0, 1)), trace(x @ x') * diag(x[:, 0:2]))",
     "def f(x: [2, 5, 3]) = (prod(x), prod(x, 1) * prod(x - 1, (0, 2))[1:4])",
+    // A function with its own derivative rule (here the true derivative, by another
+    // formula), called on a computed argument, with a closure reading a top-level value.
+    "def g(x, k) = log(1 + exp(x * k))\ndef rule(p, t) {\n  let (x, k) = p\n  let (dx, dk) = t\n  let s = sigmoid(x * k)\n  (g(x, k), s * (dx * k + x * dk))\n}\ndef f(x: [2, 3], k: [3]) = custom_jvp(g, rule)(x * x, k) * x",
     // Decompositions, on well-conditioned matrices made from the inputs.
     "def f(X: [3, 3], b: [3, 2]) {\n  let A = X @ X' + eye(3)\n  let L = cholesky(A)\n  (L, solve_triangular(L, b, 1) + solve_triangular(X + 2 * eye(3), b, 0))\n}",
     "def f(X: [3, 3]) = (logabsdet(X + 2 * eye(3)) * signdet(X - 3 * eye(3)), det(X @ X' + eye(3)), slogdet(-X - eye(3))[1])",

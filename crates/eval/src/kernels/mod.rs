@@ -84,7 +84,12 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         Prim::AvgPool2dTranspose(p, s) => window::avg_pool2d_transpose(&args[0], p.size, p.stride, *s),
         // Positions are checked by `try_apply`, and loops run in the interpreter, which calls
         // neither of these here.
-        Prim::DynIndex(_) | Prim::DynUpdate(_) | Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) => {
+        Prim::DynIndex(_)
+        | Prim::DynUpdate(_)
+        | Prim::Loop(_)
+        | Prim::ReverseLoop(_)
+        | Prim::Cond(_)
+        | Prim::CustomJvp(_) => {
             panic!("internal error: `{}` reached the infallible kernel table", prim.name())
         }
     }

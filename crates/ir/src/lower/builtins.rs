@@ -25,6 +25,8 @@ const NON_PRIMITIVES: &[&str] = &[
     "reverse_loop",
     // batching
     "vmap",
+    // custom derivatives (`custom.rs`)
+    "custom_jvp",
     // effects (top level only)
     "print", "seed", "randn", "rand", "now", "read_csv", "write_csv",
     "load", "save",
@@ -184,6 +186,12 @@ pub(crate) fn call(
             Ok(LVal::Func(std::rc::Rc::new(super::value::Func::Vmap { f, axes })))
         }
         "reverse_loop" => lw.reverse_loop(&args, spans, span),
+        "custom_jvp" => {
+            arity(name, &args, &[2], span)?;
+            let f = function_arg(name, &args[0], at(0))?;
+            let rule = function_arg(name, &args[1], at(1))?;
+            Ok(LVal::Func(std::rc::Rc::new(super::value::Func::CustomJvp { f, rule })))
+        }
         "hvp" => {
             arity(name, &args, &[3], span)?;
             let f = function_arg(name, &args[0], at(0))?;

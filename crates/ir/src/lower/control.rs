@@ -396,7 +396,13 @@ impl Lowerer<'_> {
 
     /// A branch program (inputs: `carried` rebound names, then the values `own`) taking the
     /// values `all` instead, of which it reads its own.
-    fn widen(&self, p: crate::Program, carried: usize, own: &[Atom], all: &[Atom]) -> crate::Program {
+    pub(crate) fn widen(
+        &self,
+        p: crate::Program,
+        carried: usize,
+        own: &[Atom],
+        all: &[Atom],
+    ) -> crate::Program {
         let mut vars = p.vars;
         let mut inputs: Vec<Var> = p.inputs[..carried].to_vec();
         for a in all {
@@ -415,7 +421,7 @@ impl Lowerer<'_> {
     /// A closed program from equations cut out of the builder: `inputs` first, then every
     /// variable the equations read from outside (returned, in order of first use, as the
     /// operands the region needs), renumbered densely.
-    fn close_region(
+    pub(crate) fn close_region(
         &mut self,
         name: &str,
         inputs: Vec<Var>,

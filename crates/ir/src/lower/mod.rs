@@ -17,6 +17,7 @@ mod axes;
 pub mod builtins;
 mod call;
 mod control;
+mod custom;
 mod derived;
 mod einsum;
 mod expr;
@@ -203,6 +204,11 @@ impl<'h> Lowerer<'h> {
                 let f = self.abstract_value(f, known, None);
                 LVal::Func(Rc::new(Func::Vmap { f, axes: axes.clone() }))
             }
+            Spec::Func(FuncSpec::CustomJvp(f, r)) => {
+                let f = self.abstract_value(f, known, None);
+                let rule = self.abstract_value(r, known, None);
+                LVal::Func(Rc::new(Func::CustomJvp { f, rule }))
+            }
             Spec::Str(s) => LVal::Str(s.clone()),
             Spec::None => LVal::None,
         }
@@ -248,6 +254,10 @@ impl<'h> Lowerer<'h> {
                     }
                     Func::Transform { f, .. } | Func::Vmap { f, .. } => {
                         self.flatten_output(f, outs, span)?;
+                    }
+                    Func::CustomJvp { f, rule } => {
+                        self.flatten_output(f, outs, span)?;
+                        self.flatten_output(rule, outs, span)?;
                     }
                     _ => {}
                 }
@@ -387,7 +397,7 @@ pub fn lower_function(
                 ("lambda".into(), lam.params.iter().map(|p| p.name.clone()).collect())
             }
             Func::Builtin(b) => (b.to_string(), vec![]),
-            Func::Transform { .. } | Func::Vmap { .. } => (func.name(), vec![]),
+            Func::Transform { .. } | Func::Vmap { .. } | Func::CustomJvp { .. } => (func.name(), vec![]),
         },
         _ => ("f".into(), vec![]),
     };
@@ -416,7 +426,7 @@ pub fn lower_function(
             Func::Def(d) => d.span,
             Func::Overloads(ds) => ds.first().map(|d| d.span).unwrap_or(span),
             Func::Closure { lam, .. } => lam.span,
-            Func::Builtin(_) | Func::Transform { .. } | Func::Vmap { .. } => span,
+            Func::Builtin(_) | Func::Transform { .. } | Func::Vmap { .. } | Func::CustomJvp { .. } => span,
         },
         _ => span,
     };

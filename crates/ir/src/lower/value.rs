@@ -65,6 +65,8 @@ pub enum Func {
     Transform { mode: crate::transform::Mode, f: LVal, argnums: Vec<usize>, tuple: bool },
     /// `vmap(f, in_axes, out_axes)`.
     Vmap { f: LVal, axes: Rc<VmapAxes> },
+    /// `custom_jvp(f, rule)`: `f`, differentiated by `rule(primals, tangents)`.
+    CustomJvp { f: LVal, rule: LVal },
 }
 
 /// Which axis of each argument `vmap` maps over, and where the batch axis goes in each
@@ -111,6 +113,13 @@ impl Func {
                     _ => "?".into(),
                 };
                 format!("vmap({inner})")
+            }
+            Func::CustomJvp { f, .. } => {
+                let inner = match f {
+                    LVal::Func(g) => g.name(),
+                    _ => "?".into(),
+                };
+                format!("custom_jvp({inner})")
             }
         }
     }

@@ -310,6 +310,8 @@ pub enum Prim {
     ReverseLoop(Rc<crate::region::ReverseOp>),
     /// `if c { .. } else { .. }` on a computed condition (`region.rs`): several results.
     Cond(Rc<crate::region::CondOp>),
+    /// A function with its own derivative rule (`region.rs`): several results.
+    CustomJvp(Rc<crate::region::CustomJvpOp>),
 }
 
 /// The names scripts call the primitives other than the elementwise ones by. Together with
@@ -364,7 +366,7 @@ pub const LITERALS: &[&str] = &["stack", "const"];
 /// Primitives written as syntax: indexing at computed positions (`x[i]`), indexed update
 /// (`x[i] = v`), loops (`for`, `while`) and `if` on a computed condition. (`reverse_loop` is
 /// made only by reverse mode.)
-pub const SYNTAX: &[&str] = &["dyn_index", "dyn_update", "for", "while", "if"];
+pub const SYNTAX: &[&str] = &["dyn_index", "dyn_update", "for", "while", "if", "custom_jvp"];
 
 /// The names scripts call primitives by, elementwise ones first (operators without a name,
 /// such as `!`, left out).
@@ -442,6 +444,7 @@ impl Prim {
             Prim::Loop(_) => "for",
             Prim::ReverseLoop(_) => "reverse_loop",
             Prim::Cond(_) => "if",
+            Prim::CustomJvp(_) => "custom_jvp",
         }
     }
 
@@ -481,7 +484,7 @@ impl Prim {
             Prim::DynUpdate(_) => Class::LinearIn(&[0, 1]),
             // A loop's derivative is a loop over its body's derivative (`jvp.rs` and
             // `transpose.rs` treat it as a whole, not by a rule per operand).
-            Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) => Class::Nonlinear,
+            Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_) => Class::Nonlinear,
         }
     }
 
@@ -805,6 +808,17 @@ impl Prim {
                 }
                 // The first result; `verify` checks the others.
                 outs.first().copied().ok_or_else(|| "a loop carries no value".to_string())
+            }
+            Prim::CustomJvp(op) => {
+                arity(op.primal.inputs.len())?;
+                let ins: Vec<Shape> = op.primal.inputs.iter().map(|v| op.primal.var_shape(*v)).collect();
+                if ins[..] != args[..] {
+                    return Err("the operands of `custom_jvp` do not match its function's inputs".into());
+                }
+                op.out_shapes()
+                    .first()
+                    .copied()
+                    .ok_or_else(|| "a `custom_jvp` function gives no value".to_string())
             }
             Prim::Cond(op) => {
                 arity(1 + op.then.inputs.len())?;
