@@ -371,40 +371,9 @@ fn batch_eqn(
             em.emit(Prim::Reshape(batched(b, out)?), [r])
         }
         // Never linear (their class is zero or nonlinear), so never met here.
-        Prim::Unary(
-            Unary::Exp
-            | Unary::Log
-            | Unary::Sin
-            | Unary::Cos
-            | Unary::Tanh
-            | Unary::Sqrt
-            | Unary::Abs
-            | Unary::Sigmoid
-            | Unary::Relu
-            | Unary::Sign
-            | Unary::Not
-            | Unary::Tan
-            | Unary::Asin
-            | Unary::Acos
-            | Unary::Atan
-            | Unary::Sinh
-            | Unary::Cosh
-            | Unary::Asinh
-            | Unary::Acosh
-            | Unary::Atanh
-            | Unary::Log1p
-            | Unary::Expm1
-            | Unary::Log2
-            | Unary::Log10
-            | Unary::Exp2
-            | Unary::Erf
-            | Unary::Erfc
-            | Unary::Cbrt
-            | Unary::Floor
-            | Unary::Ceil
-            | Unary::Round
-            | Unary::Trunc,
-        )
+        // Every operation of one operand but `neg` is declared nonlinear or of class zero
+        // (`elementwise.rs`).
+        Prim::Unary(_)
         | Prim::Binary(
             Binary::Pow
             | Binary::Max

@@ -102,20 +102,8 @@ fn branch(q: &Program, outs: &[usize], args: &[Atom]) -> Program {
     q.outputs = outs.iter().map(|k| q.outputs[*k]).collect();
     let numbers: Vec<(Var, Atom)> =
         q.inputs.iter().zip(args).filter(|(_, a)| matches!(a, Atom::Lit(_))).map(|(v, a)| (*v, *a)).collect();
-    let get = |a: &mut Atom| {
-        if let Atom::Var(v) = a {
-            if let Some((_, n)) = numbers.iter().find(|(w, _)| w == v) {
-                *a = *n;
-            }
-        }
-    };
-    for e in &mut q.eqns {
-        e.args.iter_mut().for_each(get);
-    }
-    q.outputs.iter_mut().for_each(get);
-    let keep: Vec<bool> = args.iter().map(|a| !matches!(a, Atom::Lit(_))).collect();
-    let q = keep_inputs(q, &keep);
-    super::simplify(q)
+    let keep = vec![true; q.inputs.len() - numbers.len()];
+    super::simplify(keep_inputs(super::literals::numbers_into(&q, &numbers), &keep))
 }
 
 /// `q` with only the inputs `keep` (the others are read nowhere in it).

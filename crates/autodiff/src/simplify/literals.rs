@@ -31,24 +31,7 @@ pub(crate) fn literal_consts(p: &Program) -> Option<Program> {
         let first = 1 + op.carries;
         let subst: Vec<(Var, Atom)> =
             ks.iter().map(|k| (op.body.inputs[first + k], e.args[1 + first + k])).collect();
-        let strip = |body: &Program| {
-            let mut b = body.clone();
-            let get = |a: &mut Atom| {
-                if let Atom::Var(v) = a {
-                    if let Some((_, n)) = subst.iter().find(|(w, _)| w == v) {
-                        *a = *n;
-                    }
-                }
-            };
-            for eq in &mut b.eqns {
-                eq.args.iter_mut().for_each(get);
-            }
-            b.outputs.iter_mut().for_each(get);
-            let keep: Vec<bool> = (0..b.inputs.len()).map(|i| !ks.iter().any(|k| first + k == i)).collect();
-            b.inputs = b.inputs.iter().zip(&keep).filter(|(_, k)| **k).map(|(v, _)| *v).collect();
-            b.params = b.params.iter().zip(&keep).filter(|(_, k)| **k).map(|(d, _)| d.clone()).collect();
-            super::simplify(b)
-        };
+        let strip = |body: &Program| super::simplify(numbers_into(body, &subst));
         let body = strip(&op.body);
         let cond = op.cond.as_ref().map(&strip);
         e.prim = Prim::Loop(Rc::new(LoopOp { body, carries: op.carries, cond, replay: None }));
@@ -60,4 +43,24 @@ pub(crate) fn literal_consts(p: &Program) -> Option<Program> {
         });
     }
     Some(q)
+}
+
+/// `p` with the inputs of `subst` replaced by their numbers and removed from its inputs.
+pub(crate) fn numbers_into(p: &Program, subst: &[(Var, Atom)]) -> Program {
+    let mut q = p.clone();
+    let get = |a: &mut Atom| {
+        if let Atom::Var(v) = a {
+            if let Some((_, n)) = subst.iter().find(|(w, _)| w == v) {
+                *a = *n;
+            }
+        }
+    };
+    for eq in &mut q.eqns {
+        eq.args.iter_mut().for_each(get);
+    }
+    q.outputs.iter_mut().for_each(get);
+    let keep: Vec<bool> = q.inputs.iter().map(|v| !subst.iter().any(|(w, _)| w == v)).collect();
+    q.inputs = q.inputs.iter().zip(&keep).filter(|(_, k)| **k).map(|(v, _)| *v).collect();
+    q.params = q.params.iter().zip(&keep).filter(|(_, k)| **k).map(|(d, _)| d.clone()).collect();
+    q
 }

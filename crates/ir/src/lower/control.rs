@@ -104,21 +104,12 @@ impl Lowerer<'_> {
         body: &Block,
     ) -> Result<()> {
         // The carried values: names the body assigns that exist before the loop.
-        let mut assigned = Vec::new();
-        assigned_names(body, &mut assigned);
-        let mut carried: Vec<(Name, LVal)> = Vec::new();
-        for name in assigned {
-            let Some(v) = self.local(&name) else { continue };
-            match &v {
-                LVal::Num(_) | LVal::Arr(_) => carried.push((name, v)),
-                other => {
-                    return Err(Diagnostic::at(
-                        span,
-                        format!("this loop assigns `{name}`, which holds {}; a loop inside a function can carry only arrays and numbers", other.describe()),
-                    ))
-                }
-            }
-        }
+        let carried = self.rebound(
+            &[body],
+            span,
+            "loop",
+            "a loop inside a function can carry only arrays and numbers",
+        )?;
         let mark = self.b.eqns.len();
         // A `while` loop's counter is named `i` in printed programs that read it.
         // (So is the hidden counter of `for x in X`, whose name has a space.)
@@ -164,21 +155,8 @@ impl Lowerer<'_> {
         let r = self.block_stmts(body);
         self.frames.pop();
         r?;
-        let mut finals = Vec::new();
-        for ((name, _), shape) in carried.iter().zip(&init_shapes) {
-            let v = self.local(name).unwrap_or(LVal::unit());
-            match self.shape_of(&v) {
-                Some(found) if found == *shape => finals.push(self.atom(&v, span)?),
-                found => {
-                    let found = found.map(|f| f.to_string()).unwrap_or_else(|| v.describe());
-                    return Err(Diagnostic::at(
-                        span,
-                        format!("the loop changes the shape of `{name}` from {shape} to {found}"),
-                    )
-                    .with_hint("a value carried from one iteration to the next keeps its shape"));
-                }
-            }
-        }
+        let hint = "a value carried from one iteration to the next keeps its shape";
+        let finals = self.carried_values(&carried, &init_shapes, span, "the loop", hint)?;
         let body_eqns = self.b.eqns.split_off(mark);
         let name = match (var, cond) {
             (Some(v), _) => format!("{}_body", v.name),
@@ -240,27 +218,9 @@ impl Lowerer<'_> {
         els: Option<&Block>,
         span: Span,
     ) -> Result<LVal> {
-        let mut assigned = Vec::new();
-        assigned_names(then, &mut assigned);
-        if let Some(e) = els {
-            assigned_names(e, &mut assigned);
-        }
-        let mut carried: Vec<(Name, LVal)> = Vec::new();
-        for name in assigned {
-            if carried.iter().any(|(n, _)| *n == name) {
-                continue;
-            }
-            let Some(v) = self.local(&name) else { continue };
-            match &v {
-                LVal::Num(_) | LVal::Arr(_) => carried.push((name, v)),
-                other => {
-                    return Err(Diagnostic::at(
-                        span,
-                        format!("this `if` assigns `{name}`, which holds {}; an `if` on a computed condition can rebind only arrays and numbers", other.describe()),
-                    ))
-                }
-            }
-        }
+        let blocks: Vec<&Block> = std::iter::once(then).chain(els).collect();
+        let rule = "an `if` on a computed condition can rebind only arrays and numbers";
+        let carried = self.rebound(&blocks, span, "`if`", rule)?;
         let init_shapes: Vec<Shape> =
             carried.iter().map(|(_, v)| self.shape_of(v).unwrap_or_default()).collect();
         let pred = self.atom(cv, c.span)?;
@@ -356,21 +316,8 @@ impl Lowerer<'_> {
             Some(b) => self.block(b)?,
             None => LVal::unit(),
         };
-        let mut outputs = Vec::new();
-        for ((name, _), shape) in carried.iter().zip(init) {
-            let v = self.local(name).unwrap_or(LVal::unit());
-            match self.shape_of(&v) {
-                Some(found) if found == *shape => outputs.push(self.atom(&v, span)?),
-                found => {
-                    let found = found.map(|f| f.to_string()).unwrap_or_else(|| v.describe());
-                    return Err(Diagnostic::at(
-                        span,
-                        format!("the `if` changes the shape of `{name}` from {shape} to {found}"),
-                    )
-                    .with_hint("inside a function, a name that an `if` on a computed condition rebinds keeps its shape"));
-                }
-            }
-        }
+        let hint = "inside a function, a name that an `if` on a computed condition rebinds keeps its shape";
+        let mut outputs = self.carried_values(carried, init, span, "the `if`", hint)?;
         let mut leaves = Vec::new();
         super::spec::for_each_leaf(&value, &mut |x| leaves.push(x.clone()));
         let mut shapes = Vec::new();
@@ -392,6 +339,60 @@ impl Lowerer<'_> {
         let eqns = self.b.eqns.split_off(mark);
         let (program, consts) = self.close_region("if_branch", inputs, eqns, &outputs, span);
         Ok((program, consts, (shapes, matches!(value, LVal::Tuple(_)))))
+    }
+
+    /// The names `blocks` assign that exist before them, with their values: what a loop
+    /// carries or an `if` rebinds. Each must hold an array or a number (`rule` says so).
+    fn rebound(&self, blocks: &[&Block], span: Span, what: &str, rule: &str) -> Result<Vec<(Name, LVal)>> {
+        let mut assigned = Vec::new();
+        for b in blocks {
+            assigned_names(b, &mut assigned);
+        }
+        let mut carried: Vec<(Name, LVal)> = Vec::new();
+        for name in assigned {
+            if carried.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let Some(v) = self.local(&name) else { continue };
+            match &v {
+                LVal::Num(_) | LVal::Arr(_) => carried.push((name, v)),
+                other => {
+                    return Err(Diagnostic::at(
+                        span,
+                        format!("this {what} assigns `{name}`, which holds {}; {rule}", other.describe()),
+                    ))
+                }
+            }
+        }
+        Ok(carried)
+    }
+
+    /// The values of the names `carried` now, each of the shape it had before (`init`): a
+    /// name whose shape changed is an error naming `what` changed it.
+    fn carried_values(
+        &mut self,
+        carried: &[(Name, LVal)],
+        init: &[Shape],
+        span: Span,
+        what: &str,
+        hint: &str,
+    ) -> Result<Vec<Atom>> {
+        let mut values = Vec::with_capacity(carried.len());
+        for ((name, _), shape) in carried.iter().zip(init) {
+            let v = self.local(name).unwrap_or(LVal::unit());
+            match self.shape_of(&v) {
+                Some(found) if found == *shape => values.push(self.atom(&v, span)?),
+                found => {
+                    let found = found.map(|f| f.to_string()).unwrap_or_else(|| v.describe());
+                    return Err(Diagnostic::at(
+                        span,
+                        format!("{what} changes the shape of `{name}` from {shape} to {found}"),
+                    )
+                    .with_hint(hint));
+                }
+            }
+        }
+        Ok(values)
     }
 
     /// A branch program (inputs: `carried` rebound names, then the values `own`) taking the
