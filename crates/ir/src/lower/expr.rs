@@ -77,7 +77,13 @@ impl Lowerer<'_> {
                 self.operator(Prim::Transpose, "'", &[v], &[x.span], span)
             }
             ExprKind::Call(f, args) => {
-                let fv = self.expr(f)?;
+                // A misspelt function's suggestion is a function.
+                let fv = match &f.kind {
+                    ExprKind::Var(name) if self.is_unknown(name) => {
+                        return Err(self.unknown_function(name, f.span))
+                    }
+                    _ => self.expr(f)?,
+                };
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
                     vals.push(self.expr(a)?);

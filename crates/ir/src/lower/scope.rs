@@ -22,6 +22,32 @@ impl Lowerer<'_> {
         Err(self.unknown_name(name, span))
     }
 
+    /// Whether `name` means nothing here.
+    pub(crate) fn is_unknown(&self, name: &str) -> bool {
+        self.local(name).is_none() && self.host.global(name).is_none() && builtins::lookup(name).is_none()
+    }
+
+    /// `name(..)` called where no function has that name: the suggestion is a function.
+    pub(crate) fn unknown_function(&self, name: &str, span: Span) -> Diagnostic {
+        let is_function = |v: &LVal| matches!(v, LVal::Func(_));
+        let mut candidates: Vec<String> = self
+            .frames
+            .iter()
+            .flat_map(|f| f.iter().filter(|(_, v)| is_function(v)).map(|(n, _)| n.to_string()))
+            .collect();
+        for n in self.host.global_names() {
+            if self.host.global(&n).is_some_and(|v| is_function(&v)) {
+                candidates.push(n.to_string());
+            }
+        }
+        candidates.extend(builtins::names().iter().map(|s| s.to_string()));
+        let d = Diagnostic::at(span, format!("unknown function `{name}`"));
+        match suggest(name, candidates.iter().map(|s| s.as_str())) {
+            Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+            None => d,
+        }
+    }
+
     pub(crate) fn unknown_name(&self, name: &str, span: Span) -> Diagnostic {
         let mut candidates: Vec<String> =
             self.frames.iter().flat_map(|f| f.iter().map(|(n, _)| n.to_string())).collect();
