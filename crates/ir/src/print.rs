@@ -856,38 +856,7 @@ impl<'p> Block<'p> {
     ) -> Vec<String> {
         let carried: Vec<String> =
             e.outs().map(|o| self.names[o.index()].clone().unwrap_or_else(|| "_".into())).collect();
-        print_loop_named(namer, carried, op, args, outer, self.branch_condition(e, op, args)).0
-    }
-
-    /// A loop of no or one iteration, `for i in 0..(c != 0)` or `0..(c == 0)`, is how an
-    /// `if` on a computed condition is lowered: it prints as `if c` or `if !c`.
-    fn branch_condition(
-        &self,
-        e: &crate::program::Eqn,
-        op: &crate::region::LoopOp,
-        args: &[Rendered],
-    ) -> Option<String> {
-        if op.cond.is_some() || e.args[0] != Atom::Lit(0.0) || reads_input(&op.body, 0) {
-            return None;
-        }
-        let Atom::Var(hi) = e.args[1] else { return None };
-        let def = self.p.eqns.iter().find(|d| d.out == hi)?;
-        let negated = match (&def.prim, def.args.get(1)) {
-            (Prim::Binary(Binary::Ne), Some(Atom::Lit(z))) if *z == 0.0 => false,
-            (Prim::Binary(Binary::Eq), Some(Atom::Lit(z))) if *z == 0.0 => true,
-            _ => return None,
-        };
-        let text = &args[1].text;
-        let suffix = if negated { " == 0" } else { " != 0" };
-        match text.strip_suffix(suffix) {
-            Some(c) if negated => {
-                let atom = c.chars().all(|ch| ch.is_alphanumeric() || ch == '_');
-                Some(if atom { format!("!{c}") } else { format!("!({c})") })
-            }
-            Some(c) => Some(unparen(c).to_string()),
-            // A named bound holds 0 or 1 already.
-            None => Some(text.clone()),
-        }
+        print_loop_named(namer, carried, op, args, outer).0
     }
 }
 
@@ -900,7 +869,6 @@ fn print_loop_named(
     op: &crate::region::LoopOp,
     args: &[Rendered],
     mut outer: HashSet<String>,
-    branch: Option<String>,
 ) -> (Vec<String>, String) {
     let body = &op.body;
     let mut lines = Vec::new();
@@ -960,14 +928,11 @@ fn print_loop_named(
         }
     }
     match test {
-        None => match branch {
-            Some(c) => lines.push(format!("if {c} {{")),
-            None => lines.push(format!(
-                "for {index_name} in {}..{} {{",
-                paren(&args[0], P_ADD + 1),
-                paren(&args[1], P_ADD + 1)
-            )),
-        },
+        None => lines.push(format!(
+            "for {index_name} in {}..{} {{",
+            paren(&args[0], P_ADD + 1),
+            paren(&args[1], P_ADD + 1)
+        )),
         Some((cond_lines, cond)) => {
             if counter {
                 lines.push(format!("let {index_name} = 0"));
