@@ -325,8 +325,10 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             let n = e.shape(x[0]).dim(0);
             let dt_x = match t[0] {
                 Some(tt) => {
+                    // Selected rather than multiplied by the mask, so that the other
+                    // triangle's derivative is +0 (as JAX's), not -0.
                     let m = triangle(e, n, *lower, 1.0);
-                    let masked = e.bin(Mul, tt, m);
+                    let masked = e.emit(Prim::Where, [m, tt, Atom::Lit(0.0)]);
                     Some(e.matmul(masked, o, false))
                 }
                 None => None,
