@@ -99,11 +99,7 @@ pub(crate) fn jvp_cond(
 /// Emits an `if` equation, its results marked linear or not.
 fn emit_cond(em: &mut Emitter, op: Rc<CondOp>, args: Vec<Atom>, linear: bool) -> Vec<Var> {
     let shapes = op.out_shapes();
-    let outs = em.b.push_multi(Prim::Cond(op), args, &shapes, em.span);
-    for o in &outs {
-        em.mark(*o, linear);
-    }
-    outs
+    em.emit_multi(Prim::Cond(op), args, &shapes, linear)
 }
 
 /// The transpose of a linear `if` equation (operands `x`, of which `lin` are linear) given

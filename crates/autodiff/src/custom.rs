@@ -34,10 +34,7 @@ pub(crate) fn jvp_custom(
     }
     if t[..n].iter().all(Option::is_none) {
         let shapes = op.out_shapes();
-        let outs = em.b.push_multi(Prim::CustomJvp(op.clone()), x.iter().copied(), &shapes, em.span);
-        for o in &outs {
-            em.mark(*o, false);
-        }
+        let outs = em.emit_multi(Prim::CustomJvp(op.clone()), x.iter().copied(), &shapes, false);
         return Ok((outs.into_iter().map(Atom::Var).collect(), vec![None; n_out]));
     }
     let mut ins: Vec<Atom> = x[..n].to_vec();
@@ -111,9 +108,6 @@ pub(crate) fn vmap_custom(
     let (rule, _) = crate::vmap::vmap_body(&op.rule, &rule_flags, b, Some(&vec![true; 2 * n_out]))?;
     let batched = Rc::new(CustomJvpOp { primal, rule, args: n });
     let shapes = batched.out_shapes();
-    let outs = em.b.push_multi(Prim::CustomJvp(batched), args.iter().copied(), &shapes, em.span);
-    for o in &outs {
-        em.mark(*o, false);
-    }
+    let outs = em.emit_multi(Prim::CustomJvp(batched), args.iter().copied(), &shapes, false);
     Ok((outs.into_iter().map(Atom::Var).collect(), vec![true; n_out]))
 }

@@ -64,6 +64,22 @@ impl Emitter {
         a
     }
 
+    /// Emits an equation with several results (a loop, an `if`, a call with its own rule),
+    /// of the given shapes, its results marked linear or not.
+    pub fn emit_multi(
+        &mut self,
+        prim: Prim,
+        args: impl IntoIterator<Item = Atom>,
+        shapes: &[Shape],
+        linear: bool,
+    ) -> Vec<Var> {
+        let outs = self.b.push_multi(prim, args, shapes, self.span);
+        for o in &outs {
+            self.mark(*o, linear);
+        }
+        outs
+    }
+
     pub fn un(&mut self, u: Unary, x: Atom) -> Atom {
         self.emit(Prim::Unary(u), vec![x])
     }

@@ -93,11 +93,7 @@ pub(crate) fn emit_loop(
         Some(c) => LoopOp::new_while(c, body, carries),
         None => LoopOp::new(body, carries),
     };
-    let outs = em.b.push_multi(Prim::Loop(op), args, &shapes, em.span);
-    for o in &outs {
-        em.mark(*o, linear);
-    }
-    outs
+    em.emit_multi(Prim::Loop(op), args, &shapes, linear)
 }
 
 /// The JVP of a loop equation with operands `x` and their tangents `t`: the primal results
@@ -563,11 +559,7 @@ fn back_step(
 /// Emits a reversal; its results are cotangents.
 pub(crate) fn emit_reverse(em: &mut Emitter, rev: ReverseOp, args: Vec<Atom>) -> Vec<Var> {
     let shapes = rev.out_shapes();
-    let outs = em.b.push_multi(Prim::ReverseLoop(Rc::new(rev)), args, &shapes, em.span);
-    for o in &outs {
-        em.mark(*o, false);
-    }
-    outs
+    em.emit_multi(Prim::ReverseLoop(Rc::new(rev)), args, &shapes, false)
 }
 
 /// The JVP of a loop's reversal (forward over reverse, as in a Hessian-vector product): the

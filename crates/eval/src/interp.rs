@@ -221,43 +221,15 @@ impl Compiled {
                 })
                 .map(|a| a.unwrap_or_else(|| missing(s.out)))
                 .collect();
-            let region = s.region.as_deref();
-            match (&s.prim, region) {
-                (Prim::Loop(op), Some(region @ (Region::Planned(_) | Region::Loop(..)))) => {
-                    let outs = match region {
-                        Region::Planned(plan) => {
-                            let (lo, hi) = loop_bounds(&args, op.is_while(), s.span)?;
-                            plan.run(lo, hi, args.into_iter().skip(2).collect())?
-                        }
-                        Region::Loop(body, cond) => run_loop(body, cond.as_ref(), op.carries, args, s.span)?,
-                        _ => unreachable!("matched above"),
-                    };
+            match s.region.as_deref() {
+                // An equation holding programs gives one result per output of theirs.
+                Some(region) => {
+                    let outs = run_region(&s.prim, region, args, s.span)?;
                     for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
                         regs[*slot] = Some(a);
                     }
                 }
-                (_, Some(Region::Cond(then, els))) => {
-                    let mut args = args.into_iter();
-                    let c = args.next().map(|a| holds(&[a])).unwrap_or(false);
-                    let outs = if c { then.run(args.collect())? } else { els.run(args.collect())? };
-                    for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
-                        regs[*slot] = Some(a);
-                    }
-                }
-                (_, Some(Region::Call(f))) => {
-                    let outs = f.run(args)?;
-                    for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
-                        regs[*slot] = Some(a);
-                    }
-                }
-                (_, Some(Region::Reverse(r))) => {
-                    let (lo, hi) = loop_bounds(&args, r.cond.is_some(), s.span)?;
-                    let outs = crate::reverse::run(r, lo, hi, args)?;
-                    for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
-                        regs[*slot] = Some(a);
-                    }
-                }
-                _ => {
+                None => {
                     let a =
                         kernels::try_apply(&s.prim, args, s.shape).map_err(|m| RunError::At(s.span, m))?;
                     regs[s.out] = Some(a);
@@ -278,6 +250,36 @@ impl Compiled {
         regs.clear();
         *self.spare.borrow_mut() = regs;
         Ok(outputs)
+    }
+}
+
+/// Runs an equation that holds programs (a loop, a reversal, an `if`, a call with its own
+/// derivative rule) on its operands.
+fn run_region(prim: &Prim, region: &Region, args: Vec<Array>, span: Span) -> Result<Vec<Array>, RunError> {
+    match (prim, region) {
+        (Prim::Loop(op), Region::Planned(plan)) => {
+            let (lo, hi) = loop_bounds(&args, op.is_while(), span)?;
+            plan.run(lo, hi, args.into_iter().skip(2).collect())
+        }
+        (Prim::Loop(op), Region::Loop(body, cond)) => run_loop(body, cond.as_ref(), op.carries, args, span),
+        (_, Region::Cond(then, els)) => {
+            let mut args = args.into_iter();
+            let c = args.next().map(|a| holds(&[a])).unwrap_or(false);
+            if c {
+                then.run(args.collect())
+            } else {
+                els.run(args.collect())
+            }
+        }
+        (_, Region::Call(f)) => f.run(args),
+        (_, Region::Reverse(r)) => {
+            let (lo, hi) = loop_bounds(&args, r.cond.is_some(), span)?;
+            crate::reverse::run(r, lo, hi, args)
+        }
+        // `Compiled::new` prepares loop programs only for loop equations.
+        (_, Region::Planned(_) | Region::Loop(..)) => {
+            panic!("internal error: loop programs prepared for `{}`", prim.name())
+        }
     }
 }
 

@@ -761,7 +761,7 @@ impl<'p> Block<'p> {
         let base = format!("{}_custom{}", namer.prefix, namer.reversals);
         let (n, m) = (op.args, op.primal.inputs.len());
         let n_out = op.primal.outputs.len();
-        let out_tree = if n_out == 1 { Tree::Leaf } else { Tree::Tuple(vec![Tree::Leaf; n_out]) };
+        let out_tree = crate::region::flat_tree(n_out);
         let mut f = op.primal.clone();
         f.name = format!("{base}_f");
         f.out_tree = out_tree.clone();

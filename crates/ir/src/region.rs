@@ -214,7 +214,7 @@ pub fn region_program(
             tree: Tree::Leaf,
         })
         .collect();
-    let out_tree = if outputs.len() == 1 { Tree::Leaf } else { Tree::Tuple(vec![Tree::Leaf; outputs.len()]) };
+    let out_tree = flat_tree(outputs.len());
     Program { name: name.to_string(), vars, inputs, params, captures: vec![], eqns, outputs, out_tree, span }
 }
 
@@ -239,7 +239,7 @@ pub fn restrict(p: &Program, n: usize, outputs: Vec<Atom>, name: &str) -> Progra
         }
     }
     let eqns = p.eqns[..n].iter().zip(keep).filter(|(_, k)| *k).map(|(e, _)| e.clone()).collect();
-    let out_tree = if outputs.len() == 1 { Tree::Leaf } else { Tree::Tuple(vec![Tree::Leaf; outputs.len()]) };
+    let out_tree = flat_tree(outputs.len());
     Program {
         name: name.to_string(),
         vars: p.vars.clone(),
@@ -250,5 +250,14 @@ pub fn restrict(p: &Program, n: usize, outputs: Vec<Atom>, name: &str) -> Progra
         outputs,
         out_tree,
         span: p.span,
+    }
+}
+
+/// The structure of a region's flat outputs: a leaf for one, else a tuple of leaves.
+pub fn flat_tree(n: usize) -> Tree {
+    if n == 1 {
+        Tree::Leaf
+    } else {
+        Tree::Tuple(vec![Tree::Leaf; n])
     }
 }

@@ -102,17 +102,14 @@ fn branch(q: &Program, outs: &[usize], args: &[Atom]) -> Program {
     q.outputs = outs.iter().map(|k| q.outputs[*k]).collect();
     let numbers: Vec<(Var, Atom)> =
         q.inputs.iter().zip(args).filter(|(_, a)| matches!(a, Atom::Lit(_))).map(|(v, a)| (*v, *a)).collect();
-    let keep = vec![true; q.inputs.len() - numbers.len()];
-    super::simplify(keep_inputs(super::literals::numbers_into(&q, &numbers), &keep))
+    let mut q = super::literals::numbers_into(&q, &numbers);
+    q.out_tree = ad_ir::region::flat_tree(q.outputs.len());
+    super::simplify(q)
 }
 
 /// `q` with only the inputs `keep` (the others are read nowhere in it).
 fn keep_inputs(mut q: Program, keep: &[bool]) -> Program {
     q.inputs = q.inputs.iter().zip(keep).filter(|(_, k)| **k).map(|(v, _)| *v).collect();
     q.params = q.params.iter().zip(keep).filter(|(_, k)| **k).map(|(d, _)| d.clone()).collect();
-    q.out_tree = match q.outputs.len() {
-        1 => ad_ir::Tree::Leaf,
-        n => ad_ir::Tree::Tuple(vec![ad_ir::Tree::Leaf; n]),
-    };
     q
 }

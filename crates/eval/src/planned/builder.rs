@@ -73,11 +73,7 @@ impl Builder {
         slot: &[Option<Slot>],
         dies: &[Option<Slot>],
     ) -> Option<Vec<Slot>> {
-        let src = |a: &Atom| match a {
-            Atom::Lit(x) => Some(Src::Lit(*x)),
-            Atom::Var(v) => Some(Src::One(slot[v.index()]?.at)),
-        };
-        let (lo, hi) = (src(&e.args[0])?, src(&e.args[1])?);
+        let (lo, hi) = (scalar(&e.args[0], slot)?, scalar(&e.args[1], slot)?);
         let mut inputs = vec![self.alloc(1)];
         let mut enter = Vec::new();
         for (k, a) in e.args.iter().enumerate().skip(2) {
@@ -126,10 +122,7 @@ impl Builder {
         op: &CondOp,
         slot: &[Option<Slot>],
     ) -> Option<Vec<Slot>> {
-        let c = match &e.args[0] {
-            Atom::Lit(x) => Src::Lit(*x),
-            Atom::Var(v) => Src::One(slot[v.index()]?.at),
-        };
+        let c = scalar(&e.args[0], slot)?;
         let mut inputs = Vec::with_capacity(e.args.len() - 1);
         for a in &e.args[1..] {
             inputs.push(match a {
@@ -329,10 +322,7 @@ impl Builder {
                     let skip = if update { 2 } else { 1 };
                     let mut at = Vec::with_capacity(dyn_sel.len());
                     for a in &e.args[skip..] {
-                        at.push(match a {
-                            Atom::Lit(x) => Src::Lit(*x),
-                            Atom::Var(v) => Src::One(slot[v.index()]?.at),
-                        });
+                        at.push(scalar(a, &slot)?);
                     }
                     if update {
                         let v = match e.args[1] {
@@ -441,6 +431,15 @@ impl Builder {
         steps.push(Step::Reduce { max, x: at, row, map, out: slot });
         Some(slot)
     }
+}
+
+/// A scalar operand (a loop bound, a condition, a position) where it is read: a number, or
+/// the one element at its place.
+fn scalar(a: &Atom, slot: &[Option<Slot>]) -> Option<Src> {
+    Some(match a {
+        Atom::Lit(x) => Src::Lit(*x),
+        Atom::Var(v) => Src::One(slot[v.index()]?.at),
+    })
 }
 
 /// The offset in the slab of each element of `from` (at `at`) broadcast to `to`.
