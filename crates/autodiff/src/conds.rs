@@ -135,7 +135,7 @@ pub(crate) fn transpose_cond(
 /// The transpose of a branch that is linear in its inputs `wrt`, for cotangents of its
 /// outputs `seeded`: a program with the inputs `[other inputs.., cotangents..]` and the
 /// cotangents of the inputs `wrt` as outputs.
-fn branch_transpose(p: &Program, wrt: &[usize], seeded: &[usize]) -> Result<Program, String> {
+pub(crate) fn branch_transpose(p: &Program, wrt: &[usize], seeded: &[usize]) -> Result<Program, String> {
     let outputs = seeded.iter().map(|k| p.outputs[*k]).collect();
     let q = restrict(p, p.eqns.len(), outputs, &p.name);
     let v = crate::first_order::vjp_program(&q, wrt, wrt)?;

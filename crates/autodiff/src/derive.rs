@@ -22,15 +22,17 @@ pub fn derive(p: &Program, req: &Request) -> Result<Program, String> {
         return Err(format!("cannot differentiate `{}`: its result holds a function", p.name));
     }
     let out = match req.mode {
-        Mode::Hessian => hessian_program(p, &req.wrt)?,
-        Mode::Vmap(b) => return crate::vmap::vmap_program(p, req, b),
+        Mode::Hessian => finish(p, req, hessian_program(p, &req.wrt)?)?,
+        Mode::Vmap(b) => crate::vmap::vmap_program(p, req, b)?,
         Mode::Jacobian(m) => {
             let i = single_array_param(p, &req.wrt, "`jacobian`")?;
-            return Ok(planner::plan(p, i, m)?.program);
+            planner::plan(p, i, m)?.program
         }
-        _ => first_order(p, req)?,
+        _ => finish(p, req, first_order(p, req)?)?,
     };
-    finish(p, req, out)
+    // A `custom_vjp` derivative left to run forwards needs its `bwd` transposed.
+    crate::custom::check_derived(&out)?;
+    Ok(out)
 }
 
 /// The Hessian: forward over reverse, all directions at once where the program allows.

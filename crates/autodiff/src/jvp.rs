@@ -63,14 +63,16 @@ pub fn jvp_with(p: &Program, wrt: &[usize], nan_safe: bool, split: bool) -> Resu
             ad_ir::Prim::Loop(_)
                 | ad_ir::Prim::ReverseLoop(_)
                 | ad_ir::Prim::Cond(_)
-                | ad_ir::Prim::CustomJvp(_)
+                | ad_ir::Prim::Custom(_)
+                | ad_ir::Prim::CustomLin(_)
         ) {
             let ts: Vec<Tan> = e.args.iter().map(|a| a.var().and_then(|v| tan[v.index()])).collect();
             let (outs, tans) = match &e.prim {
                 ad_ir::Prim::Loop(op) => crate::loops::jvp_loop(&mut em, op, &args, &ts, split)?,
                 ad_ir::Prim::ReverseLoop(op) => crate::loops::jvp_reverse(&mut em, op, &args, &ts, split)?,
                 ad_ir::Prim::Cond(op) => crate::conds::jvp_cond(&mut em, op, &args, &ts, split),
-                ad_ir::Prim::CustomJvp(op) => crate::custom::jvp_custom(&mut em, op, &args, &ts, split)?,
+                ad_ir::Prim::Custom(op) => crate::custom::jvp_custom(&mut em, op, &args, &ts, split)?,
+                ad_ir::Prim::CustomLin(op) => crate::custom::jvp_custom_lin(&mut em, op, &args, &ts)?,
                 _ => unreachable!("matched above"),
             };
             for ((v, o), t) in e.outs().zip(outs).zip(tans) {

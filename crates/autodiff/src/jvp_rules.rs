@@ -469,11 +469,13 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             Some(e.emit(prim.clone(), args))
         }
         // `jvp.rs` differentiates a loop as a whole (a loop over its body's JVP).
-        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_) => {
+        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::Custom(_) | Prim::CustomLin(_) => {
             panic!("internal error: a loop or `if` reached the per-primitive JVP rules")
         }
         // Class zero: `jvp` never asks for these.
         Prim::StopGradient | Prim::Argmax(_) | Prim::OneHot(_) | Prim::SignDet => None,
+        // The identity: the check stays with the primal value.
+        Prim::Check(_) => t[0],
         Prim::Full(..) | Prim::Eye(_) | Prim::Arange(_) | Prim::Linspace(..) | Prim::Const(_) => None,
     }
 }

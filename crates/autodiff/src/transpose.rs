@@ -43,10 +43,13 @@ pub fn transpose(l: &mut Linearized, seeds: &[(Tan, Atom)], wanted: &[Var]) -> R
     }
     for e in l.linear.iter().rev() {
         let linear = |em: &Emitter| -> Vec<bool> { e.args.iter().map(|a| em.is_linear(*a)).collect() };
-        let contributions = if let ad_ir::Prim::Loop(_) | ad_ir::Prim::ReverseLoop(_) | ad_ir::Prim::Cond(_) =
-            &e.prim
+        let contributions = if let ad_ir::Prim::Loop(_)
+        | ad_ir::Prim::ReverseLoop(_)
+        | ad_ir::Prim::Cond(_)
+        | ad_ir::Prim::CustomLin(_) = &e.prim
         {
-            // A loop or `if` has a cotangent per result and is transposed as a whole.
+            // A loop, an `if` or a `custom_vjp` derivative has a cotangent per result and
+            // is transposed as a whole.
             let cts: Vec<Tan> = e.outs().map(|o| ct[o.index()].take()).collect();
             if cts.iter().all(Option::is_none) {
                 continue;
@@ -58,6 +61,9 @@ pub fn transpose(l: &mut Linearized, seeds: &[(Tan, Atom)], wanted: &[Var]) -> R
                     crate::loops::transpose_reverse(em, op, &e.args, &linear(em), &cts)?
                 }
                 ad_ir::Prim::Cond(op) => crate::conds::transpose_cond(em, op, &e.args, &linear(em), &cts)?,
+                ad_ir::Prim::CustomLin(op) => {
+                    crate::custom::transpose_custom_lin(em, op, &e.args, &linear(em), &cts)?
+                }
                 _ => unreachable!("matched above"),
             }
         } else {

@@ -193,6 +193,8 @@ pub fn transpose_rule(
         }
         // The adjoint of picking a part is placing it into zeros; of replacing a part, the
         // cotangent with that part cleared (for the array) and the part itself (for the value).
+        // The identity in `x`: its cotangent passes through.
+        Prim::Check(_) => out[0] = Some(ct),
         Prim::DynIndex(sel) => {
             let s0 = shape(e, 0);
             let z = e.zeros(s0);
@@ -214,7 +216,9 @@ pub fn transpose_rule(
             }
         }
         // `transpose.rs` transposes a linear loop as a whole (a reversed loop).
-        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_) => return Err(not_linear()),
+        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::Custom(_) | Prim::CustomLin(_) => {
+            return Err(not_linear())
+        }
         Prim::Pad(widths) => {
             let s = shape(e, 0);
             let sels = widths.iter().zip(s.dims()).map(|((lo, _), d)| Sel::Range(*lo, lo + d)).collect();

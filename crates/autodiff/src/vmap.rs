@@ -110,10 +110,15 @@ pub(crate) fn batch_program(
         em.span = e.span;
         let args: Vec<Atom> = e.args.iter().map(|a| map.get(*a)).collect();
         let flags: Vec<bool> = e.args.iter().map(|a| a.var().is_some_and(|v| batched[v.index()])).collect();
-        if let Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_) = &e.prim {
+        if let Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::Custom(_) | Prim::CustomLin(_) =
+            &e.prim
+        {
             let (outs, out_flags) = match &e.prim {
-                Prim::CustomJvp(op) if flags.iter().any(|f| *f) => {
+                Prim::Custom(op) if flags.iter().any(|f| *f) => {
                     crate::custom::vmap_custom(em, op, &args, &flags, b)?
+                }
+                Prim::CustomLin(_) if flags.iter().any(|f| *f) => {
+                    return Err("a `custom_vjp` derivative is not batched".into());
                 }
                 Prim::Cond(op) if flags.iter().any(|f| *f) => {
                     crate::conds::vmap_cond(em, op, &args, &flags, b)?

@@ -124,6 +124,11 @@ pub(crate) fn batch_rule(
             em.emit(Prim::Permute(perm), [args[0]])
         }
         Prim::StopGradient => em.emit(Prim::StopGradient, [args[0]]),
+        // Checked over every element of the batch.
+        Prim::Check(m) => {
+            let x = with_batch(em, 0)?;
+            em.emit(Prim::Check(m.clone()), [x, args[1], args[2]])
+        }
         Prim::Index(sels) => {
             let sels: Vec<Sel> = std::iter::once(Sel::Range(0, b)).chain(sels.iter().copied()).collect();
             em.emit(Prim::Index(sels), [args[0]])
@@ -189,7 +194,7 @@ pub(crate) fn batch_rule(
         }
         Prim::DynIndex(_) | Prim::DynUpdate(_) => per_element(em, prim, args, batched, b, out)?,
         // `vmap.rs` batches loops and reversals as a whole (`vmap_loops.rs`).
-        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_) => {
+        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::Custom(_) | Prim::CustomLin(_) => {
             return Err("internal error: a loop or `if` reached the per-primitive batching rules".into())
         }
         Prim::MaxPool2dPick(_) | Prim::MaxPool2dScatter(_) => {

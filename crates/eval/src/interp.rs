@@ -150,7 +150,19 @@ impl Compiled {
                     Prim::Cond(op) => {
                         Some(Rc::new(Region::Cond(Compiled::new(&op.then), Compiled::new(&op.els))))
                     }
-                    Prim::CustomJvp(op) => Some(Rc::new(Region::Call(Compiled::new(&op.primal)))),
+                    Prim::Custom(op) => Some(Rc::new(Region::Call(Compiled::new(&op.primal)))),
+                    // Differentiation leaves this equation in a program only when `bwd`
+                    // has a transpose (`ad-autodiff`'s `custom.rs` checks every derived
+                    // program), which it has cached here.
+                    Prim::CustomLin(op) => match &op.rule {
+                        ad_ir::region::CustomRule::Vjp { forward, .. } => match forward.get() {
+                            Some(Ok(p)) => Some(Rc::new(Region::Call(Compiled::new(p)))),
+                            _ => panic!("internal error: a `custom_vjp` derivative without its forward map"),
+                        },
+                        ad_ir::region::CustomRule::Jvp(_) => {
+                            panic!("internal error: a `custom_jvp` as a `custom_vjp` derivative")
+                        }
+                    },
                     Prim::ReverseLoop(op) => Some(Rc::new(Region::Reverse(crate::reverse::Reversal {
                         body: Compiled::new(&op.primal.body),
                         cond: op.primal.cond.as_ref().map(Compiled::new),

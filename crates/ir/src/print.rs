@@ -150,6 +150,11 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
             (format!("[{}]", args.iter().map(|a| a.text.clone()).collect::<Vec<_>>().join(", ")), P_ATOM)
         }
         Prim::StopGradient => call("stop_gradient", &[]),
+        Prim::Check(message) => {
+            let text: Vec<String> = args.iter().map(|a| unparen(&a.text).to_string()).collect();
+            let quoted = format!("{message:?}");
+            (format!("check({}, {}, {quoted}, {})", text[0], text[1], text[2]), P_POSTFIX)
+        }
         Prim::Full(s, v) => match v.0 {
             0.0 => call("zeros", &[shape_arg(*s)]),
             1.0 => call("ones", &[shape_arg(*s)]),
@@ -183,9 +188,12 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
             (format!("{}[{pos}]", paren(&args[0], P_POSTFIX)), P_POSTFIX)
         }
         // Statements, printed by the block printer.
-        Prim::DynUpdate(_) | Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_) => {
-            (String::new(), P_ATOM)
-        }
+        Prim::DynUpdate(_)
+        | Prim::Loop(_)
+        | Prim::ReverseLoop(_)
+        | Prim::Cond(_)
+        | Prim::Custom(_)
+        | Prim::CustomLin(_) => (String::new(), P_ATOM),
     }
 }
 
@@ -519,7 +527,8 @@ impl<'p> Block<'p> {
                 Prim::Loop(_)
                     | Prim::ReverseLoop(_)
                     | Prim::Cond(_)
-                    | Prim::CustomJvp(_)
+                    | Prim::Custom(_)
+                    | Prim::CustomLin(_)
                     | Prim::DynUpdate(_)
             ) {
                 let args: Vec<Rendered> = e
@@ -625,7 +634,7 @@ impl<'p> Block<'p> {
                     inner.extend(self.holder.keys().cloned());
                     lines.extend(self.print_reverse(namer, e, op, &args, inner));
                 }
-                Prim::CustomJvp(op) => lines.push(self.print_custom(namer, e, op, &args)),
+                Prim::Custom(op) | Prim::CustomLin(op) => lines.push(self.print_custom(namer, e, op, &args)),
                 Prim::Cond(op) => {
                     let mut inner = outer.clone();
                     inner.extend(self.names.iter().flatten().cloned());
@@ -745,58 +754,113 @@ impl<'p> Block<'p> {
         ]
     }
 
-    /// `let r = custom_jvp(f, rule)(args..)`, with the function and its rule printed as
-    /// `def`s before this one. The values the call reads from outside its arguments become
-    /// arguments too (the rule ignores their tangents).
+    /// `let r = custom_jvp(f, rule)(args..)` or `custom_vjp(f, fwd, bwd)(args..)`, with the
+    /// function and its rules printed as `def`s before this one. The values the call reads
+    /// from outside its arguments become arguments too: a `custom_jvp` rule ignores their
+    /// tangents; a `custom_vjp`'s `fwd` passes them to `bwd` as residuals, and `bwd` gives
+    /// them zero cotangents. (A `custom_vjp` derivative, which derived programs never hold,
+    /// prints as a call of its name.)
     fn print_custom(
         &self,
         namer: &mut Namer,
         e: &crate::program::Eqn,
-        op: &crate::region::CustomJvpOp,
+        op: &crate::region::CustomOp,
         args: &[Rendered],
     ) -> String {
+        use crate::program::{ParamDecl, VarInfo};
         let results: Vec<String> =
             e.outs().map(|o| self.names[o.index()].clone().unwrap_or_else(|| "_".into())).collect();
-        namer.reversals += 1;
-        let base = format!("{}_custom{}", namer.prefix, namer.reversals);
-        let (n, m) = (op.args, op.primal.inputs.len());
-        let n_out = op.primal.outputs.len();
-        let out_tree = crate::region::flat_tree(n_out);
-        let mut f = op.primal.clone();
-        f.name = format!("{base}_f");
-        f.out_tree = out_tree.clone();
-        for (k, d) in f.params.iter_mut().enumerate() {
-            d.name = format!("x{k}").into();
-        }
-        // The rule takes `(primals, tangents)`: the constants' tangents are unused inputs.
-        let mut r = op.rule.clone();
-        r.name = format!("{base}_rule");
-        let mut inputs: Vec<Var> = r.inputs[..n].to_vec();
-        inputs.extend_from_slice(&r.inputs[2 * n..]);
-        inputs.extend_from_slice(&r.inputs[n..2 * n]);
-        for k in 2 * n..r.inputs.len() {
-            let shape = r.var_shape(r.inputs[k]);
-            inputs.push(Var(r.vars.len() as u32));
-            r.vars.push(crate::program::VarInfo { shape, name: None });
-        }
-        r.inputs = inputs;
-        r.params = vec![
-            crate::program::ParamDecl { name: "primals".into(), tree: Tree::Tuple(vec![Tree::Leaf; m]) },
-            crate::program::ParamDecl { name: "tangents".into(), tree: Tree::Tuple(vec![Tree::Leaf; m]) },
-        ];
-        r.out_tree = Tree::Tuple(vec![out_tree.clone(), out_tree]);
-        for (p, label) in [(&f, "f"), (&r, "rule")] {
-            match print_program(p) {
-                Ok(text) => namer.helpers.push(text),
-                Err(msg) => namer.helpers.push(format!("# {base}_{label} cannot be printed: {msg}\n")),
-            }
-        }
         let pattern = match results.as_slice() {
             [one] => one.clone(),
             many => format!("({})", many.join(", ")),
         };
         let call_args: Vec<String> = args.iter().map(|a| unparen(&a.text).to_string()).collect();
-        format!("let {pattern} = custom_jvp({}, {})({})", f.name, r.name, call_args.join(", "))
+        if let Prim::CustomLin(_) = &e.prim {
+            return format!("let {pattern} = {}({})", e.prim.name(), call_args.join(", "));
+        }
+        namer.reversals += 1;
+        let base = format!("{}_custom{}", namer.prefix, namer.reversals);
+        let (n, m) = (op.args, op.primal.inputs.len());
+        let n_out = op.primal.outputs.len();
+        let out_tree = crate::region::flat_tree(n_out);
+        let leaves = |k: usize| Tree::Tuple(vec![Tree::Leaf; k]);
+        let named = |p: &Program, label: &str| {
+            let mut q = p.clone();
+            q.name = format!("{base}_{label}");
+            q
+        };
+        let mut f = named(&op.primal, "f");
+        f.out_tree = out_tree.clone();
+        for (k, d) in f.params.iter_mut().enumerate() {
+            d.name = format!("x{k}").into();
+        }
+        let mut helpers = vec![f];
+        match &op.rule {
+            crate::region::CustomRule::Jvp(rule) => {
+                // The rule takes `(primals, tangents)`: the constants' tangents are unused
+                // inputs.
+                let mut r = named(rule, "rule");
+                let mut inputs: Vec<Var> = r.inputs[..n].to_vec();
+                inputs.extend_from_slice(&r.inputs[2 * n..]);
+                inputs.extend_from_slice(&r.inputs[n..2 * n]);
+                for k in 2 * n..r.inputs.len() {
+                    let shape = r.var_shape(r.inputs[k]);
+                    inputs.push(Var(r.vars.len() as u32));
+                    r.vars.push(VarInfo { shape, name: None });
+                }
+                r.inputs = inputs;
+                r.params = vec![
+                    ParamDecl { name: "primals".into(), tree: leaves(m) },
+                    ParamDecl { name: "tangents".into(), tree: leaves(m) },
+                ];
+                r.out_tree = Tree::Tuple(vec![out_tree.clone(), out_tree]);
+                helpers.push(r);
+            }
+            crate::region::CustomRule::Vjp { fwd, bwd, .. } => {
+                let res = op.residuals() + m - n;
+                let mut fw = named(fwd, "fwd");
+                for (k, d) in fw.params.iter_mut().enumerate() {
+                    d.name = format!("x{k}").into();
+                }
+                let consts: Vec<Atom> = fw.inputs[n..].iter().map(|v| Atom::Var(*v)).collect();
+                fw.outputs.extend(consts);
+                fw.out_tree = Tree::Tuple(vec![out_tree.clone(), leaves(res)]);
+                let mut bw = named(bwd, "bwd");
+                let r = op.residuals();
+                let mut inputs: Vec<Var> = bw.inputs[..r].to_vec();
+                inputs.extend_from_slice(&bw.inputs[r + n_out..]);
+                inputs.extend_from_slice(&bw.inputs[r..r + n_out]);
+                for v in &bw.inputs[r + n_out..] {
+                    let shape = bw.var_shape(*v);
+                    let z = Var(bw.vars.len() as u32);
+                    bw.vars.push(VarInfo { shape, name: None });
+                    bw.eqns.push(crate::program::Eqn {
+                        out: z,
+                        prim: Prim::Full(shape, crate::prim::F64(0.0)),
+                        args: Default::default(),
+                        span: bw.span,
+                        extra: Vec::new(),
+                    });
+                    bw.outputs.push(Atom::Var(z));
+                }
+                bw.inputs = inputs;
+                bw.params = vec![
+                    ParamDecl { name: "res".into(), tree: leaves(res) },
+                    ParamDecl { name: "ct".into(), tree: out_tree },
+                ];
+                bw.out_tree = leaves(m);
+                helpers.push(fw);
+                helpers.push(bw);
+            }
+        }
+        for p in &helpers {
+            match print_program(p) {
+                Ok(text) => namer.helpers.push(text),
+                Err(msg) => namer.helpers.push(format!("# {} cannot be printed: {msg}\n", p.name)),
+            }
+        }
+        let names: Vec<&str> = helpers.iter().map(|p| p.name.as_str()).collect();
+        format!("let {pattern} = {}({})({})", op.keyword(), names.join(", "), call_args.join(", "))
     }
 
     /// `let (a, b) = if c { .. } else { .. }`: each branch a block ending in its value, its

@@ -14,6 +14,9 @@
 //!
 //! An `if` on a computed condition is a [`CondOp`]: two closed branches of the same inputs
 //! and output shapes, of which one runs.
+//!
+//! A function with its own derivative rule is a [`CustomOp`]: the function and its rule
+//! (`custom_jvp`) or its forward and backward halves (`custom_vjp`), all closed programs.
 
 use crate::program::{Atom, ParamDecl, Program, Tree, Var, VarInfo};
 use crate::shape::Shape;
@@ -98,24 +101,74 @@ macro_rules! identified_by_address {
 identified_by_address!(LoopOp);
 identified_by_address!(ReverseOp);
 identified_by_address!(CondOp);
-identified_by_address!(CustomJvpOp);
+identified_by_address!(CustomOp);
 
-/// A call of a function with its own derivative rule, `custom_jvp(f, rule)(args..)`
-/// (DESIGN §10). Operands `[args.., consts..]` (the arguments' leaves, then values the
-/// function or the rule read from outside them); results: the function's result leaves.
-/// `primal` has the inputs `[args.., consts..]`; `rule` has the inputs `[args..,
-/// tangents of args.., consts..]` and the outputs `[result.., tangents of result..]`.
+/// A call of a function with its own derivative rule (DESIGN §10):
+/// `custom_jvp(f, rule)(args..)` or `custom_vjp(f, fwd, bwd)(args..)`. Operands `[args..,
+/// consts..]` (the arguments' leaves, then values the function or its rules read from
+/// outside them); results: the function's result leaves. `primal` has the inputs `[args..,
+/// consts..]`; running the equation runs it.
 #[derive(Debug)]
-pub struct CustomJvpOp {
+pub struct CustomOp {
     pub primal: Program,
-    pub rule: Program,
+    pub rule: CustomRule,
     /// How many operands are arguments (the rest are constants).
     pub args: usize,
 }
 
-impl CustomJvpOp {
+// Held once per call site behind the operation's `Rc`: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum CustomRule {
+    /// `custom_jvp`: the rule, with the inputs `[args.., tangents of args.., consts..]` and
+    /// the outputs `[result.., tangents of result..]`.
+    Jvp(Program),
+    /// `custom_vjp`: `fwd` has the function's inputs and the outputs `[result..,
+    /// residuals..]`; `bwd` the inputs `[residuals.., cotangents of result.., consts..]` and
+    /// one cotangent per argument leaf as outputs. `forward` caches the transpose of `bwd`
+    /// in the result's cotangents, which forward mode uses (or why there is none: `bwd` is
+    /// not linear in them).
+    Vjp { fwd: Program, bwd: Program, forward: std::cell::OnceCell<Result<Program, String>> },
+}
+
+impl CustomOp {
     pub fn out_shapes(&self) -> Vec<Shape> {
         self.primal.outputs.iter().map(|a| self.primal.shape(*a)).collect()
+    }
+
+    /// How many residuals a `custom_vjp`'s `fwd` passes to its `bwd` (0 for `custom_jvp`).
+    pub fn residuals(&self) -> usize {
+        match &self.rule {
+            CustomRule::Jvp(_) => 0,
+            CustomRule::Vjp { fwd, .. } => fwd.outputs.len() - self.primal.outputs.len(),
+        }
+    }
+
+    /// The name scripts write: `custom_jvp` or `custom_vjp`.
+    pub fn keyword(&self) -> &'static str {
+        match &self.rule {
+            CustomRule::Jvp(_) => "custom_jvp",
+            CustomRule::Vjp { .. } => "custom_vjp",
+        }
+    }
+
+    /// The programs it holds: the function, then its rule (or `fwd` and `bwd`).
+    pub fn programs(&self) -> Vec<&Program> {
+        match &self.rule {
+            CustomRule::Jvp(r) => vec![&self.primal, r],
+            CustomRule::Vjp { fwd, bwd, .. } => vec![&self.primal, fwd, bwd],
+        }
+    }
+
+    /// The same operation with every program transformed by `f`.
+    pub fn map(&self, mut f: impl FnMut(&Program) -> Program) -> Rc<CustomOp> {
+        let rule = match &self.rule {
+            CustomRule::Jvp(r) => CustomRule::Jvp(f(r)),
+            CustomRule::Vjp { fwd, bwd, .. } => {
+                CustomRule::Vjp { fwd: f(fwd), bwd: f(bwd), forward: Default::default() }
+            }
+        };
+        Rc::new(CustomOp { primal: f(&self.primal), rule, args: self.args })
     }
 }
 

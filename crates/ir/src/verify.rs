@@ -58,10 +58,11 @@ pub fn verify(p: &Program) -> Result<(), String> {
                 }
                 op.out_shapes()
             }
-            crate::Prim::CustomJvp(op) => {
-                verify(&op.primal)
-                    .map_err(|m| format!("{}: the function of `custom_jvp` {i}: {m}", p.name))?;
-                verify(&op.rule).map_err(|m| format!("{}: the rule of `custom_jvp` {i}: {m}", p.name))?;
+            crate::Prim::Custom(op) | crate::Prim::CustomLin(op) => {
+                for q in op.programs() {
+                    verify(q)
+                        .map_err(|m| format!("{}: `{}` of `{}` {i}: {m}", p.name, q.name, op.keyword()))?;
+                }
                 op.out_shapes()
             }
             crate::Prim::Cond(op) => {

@@ -338,7 +338,7 @@ pub fn describe(v: &LVal, names: &[(usize, String)]) -> String {
             Func::Builtin(b) => builtin(b),
             Func::Transform { .. } => format!("{}: a derived function", f.name()),
             Func::Vmap { .. } => format!("{}: a batched function", f.name()),
-            Func::CustomJvp { .. } => format!("{}: a function with its own derivative rule", f.name()),
+            Func::Custom { .. } => format!("{}: a function with its own derivative rule", f.name()),
         },
     }
 }
@@ -356,7 +356,7 @@ fn describe_spec(s: &Spec, names: &[(usize, String)]) -> String {
             FuncSpec::Builtin(b) => builtin(b),
             FuncSpec::Transform(..) => "a derived function".to_string(),
             FuncSpec::Vmap(..) => "a batched function".to_string(),
-            FuncSpec::CustomJvp(..) => "a function with its own derivative rule".to_string(),
+            FuncSpec::Custom(..) => "a function with its own derivative rule".to_string(),
         },
     }
 }

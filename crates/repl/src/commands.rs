@@ -356,7 +356,7 @@ pub fn describe_type(v: &LVal) -> String {
             Func::Builtin(b) => format!("{b}: builtin"),
             Func::Transform { .. } => format!("{}: a derived function", f.name()),
             Func::Vmap { .. } => format!("{}: a batched function", f.name()),
-            Func::CustomJvp { .. } => format!("{}: a function with its own derivative rule", f.name()),
+            Func::Custom { .. } => format!("{}: a function with its own derivative rule", f.name()),
         },
     }
 }

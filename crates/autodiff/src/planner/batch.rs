@@ -311,6 +311,8 @@ fn batch_eqn(
             em.emit(Prim::Permute(perm), [lin[0]?])
         }
         Prim::StopGradient => lin[0]?,
+        // Linear values never pass through a check (its JVP is the tangent itself).
+        Prim::Check(_) => return None,
         Prim::Index(sels) => {
             let sels: Vec<Sel> = std::iter::once(Sel::Range(0, b)).chain(sels.iter().copied()).collect();
             em.emit(Prim::Index(sels), [lin[0]?])
@@ -431,6 +433,8 @@ fn batch_eqn(
             crate::vmap_rules::to_front(em, r, sel.len())
         }
         // `batch_linear` batches loops and reversals as a whole.
-        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_) => return None,
+        Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::Custom(_) | Prim::CustomLin(_) => {
+            return None
+        }
     })
 }

@@ -58,6 +58,7 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Sha
         | Prim::Concat(_)
         | Prim::Stack
         | Prim::StopGradient
+        | Prim::Check(_)
         | Prim::Full(..)
         | Prim::Eye(_)
         | Prim::Arange(_)
@@ -81,7 +82,10 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Sha
                 * (eqns_madds(&body.eqns, &|a| body.shape(a))
                     + eqns_madds(&op.back.eqns, &|a| op.back.shape(a)))
         }
-        Prim::CustomJvp(op) => eqns_madds(&op.primal.eqns, &|a| op.primal.shape(a)),
+        Prim::Custom(op) => eqns_madds(&op.primal.eqns, &|a| op.primal.shape(a)),
+        Prim::CustomLin(op) => {
+            op.programs().iter().map(|p| eqns_madds(&p.eqns, &|a| p.shape(a))).fold(0.0, f64::max)
+        }
         // The dearer branch: which one runs is known only when it runs.
         Prim::Cond(op) => {
             op.branches().iter().map(|p| eqns_madds(&p.eqns, &|a| p.shape(a))).fold(0.0, f64::max)

@@ -92,7 +92,7 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
     let structured = || make(Kind::Dense, Source::Structured(index, k));
     let one = Source::Scalar(Atom::Lit(1.0));
     match &e.prim {
-        Prim::Reshape(_) | Prim::Transpose | Prim::StopGradient => {
+        Prim::Reshape(_) | Prim::Transpose | Prim::StopGradient | Prim::Check(_) => {
             if n == m {
                 make(Kind::Scalar, one)
             } else {
@@ -201,7 +201,8 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         )
         | Prim::Amax(_)
         | Prim::Prod(_)
-        | Prim::CustomJvp(_)
+        | Prim::Custom(_)
+        | Prim::CustomLin(_)
         | Prim::Cholesky
         | Prim::LogAbsDet
         | Prim::SignDet

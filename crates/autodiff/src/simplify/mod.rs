@@ -26,10 +26,8 @@ pub fn simplify(mut p: Program) -> Program {
         if let Prim::Loop(op) = &e.prim {
             e.prim = Prim::Loop(op.map(|p| simplify(p.clone())));
         }
-        if let Prim::CustomJvp(op) = &e.prim {
-            let (primal, rule) = (simplify(op.primal.clone()), simplify(op.rule.clone()));
-            e.prim =
-                Prim::CustomJvp(std::rc::Rc::new(ad_ir::region::CustomJvpOp { primal, rule, args: op.args }));
+        if let Prim::Custom(op) = &e.prim {
+            e.prim = Prim::Custom(op.map(|p| simplify(p.clone())));
         }
     }
     if let Some(q) = carries::constant_carries(&p) {

@@ -65,7 +65,10 @@ pub fn rewrite(p: &Program) -> Program {
     }
     for e in &p.eqns {
         let args: Args = e.args.iter().map(|a| map.get(*a)).collect();
-        if matches!(e.prim, Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_)) {
+        if matches!(
+            e.prim,
+            Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::Custom(_) | Prim::CustomLin(_)
+        ) {
             // A loop or `if` is kept as it is (`simplify` has simplified its body or branches), with its operands
             // rewritten.
             let outs = rw.b.copy_eqn(p, e, args);

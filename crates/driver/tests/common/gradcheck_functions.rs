@@ -43,6 +43,14 @@ pub const FUNCTIONS: &[&str] = &[
     "def f(x: [2, 5, 3]) = (prod(x), prod(x, 1) * prod(x - 1, (0, 2))[1:4])",
     // A function with its own derivative rule (here the true derivative, by another
     // formula), called on a computed argument, with a closure reading a top-level value.
+    // `check` (the identity for derivatives), and `fixed_point`'s implicit derivative
+    // (reverse mode only: its `bwd` iterates, which forward mode cannot transpose).
+    "def f(x: [2, 3], k: [3]) = check(sin(x) * k, sum(x) < 100, \"too large: {}\", sum(x)) * x",
+    // `custom_vjp`: reverse mode runs `bwd`, forward mode its transpose; with a value the
+    // rules read from outside their arguments, in a loop, and batched by `vmap`.
+    "def g(a, b) = tanh(a @ b) * 2\ndef g_fwd(a, b) {\n  let y = tanh(a @ b)\n  (y * 2, (a, b, y))\n}\ndef g_bwd(res, out_bar) {\n  let (a, b, y) = res\n  let c = out_bar * 2 * (1 - y * y)\n  (c @ b', a' @ c)\n}\ndef f(x: [2, 3], w: [3, 4]) = custom_vjp(g, g_fwd, g_bwd)(sin(x), w * w)",
+    "def g(a, w) = sin(a) * w\ndef g_fwd(a, w) = (sin(a) * w, (a, w))\ndef g_bwd(r, c) {\n  let (a, w) = r\n  (c * cos(a) * w, c * sin(a))\n}\ndef f(x: [4, 3], w: [3]) = vmap(r => custom_vjp(g, g_fwd, g_bwd)(r, w))(x * x)",
+    "def h(a) = a * a * 0.5\ndef f(x: [3], k: []) {\n  let s = custom_vjp(h, a => (h(a), a), (a, g) => (a * g,))\n  let y = x\n  for i in 0..20 {\n    y = s(sin(y) * k) + x\n  }\n  y + vmap(s)(x * k)\n}",
     "def g(x, k) = log(1 + exp(x * k))\ndef rule(p, t) {\n  let (x, k) = p\n  let (dx, dk) = t\n  let s = sigmoid(x * k)\n  (g(x, k), s * (dx * k + x * dk))\n}\ndef f(x: [2, 3], k: [3]) = custom_jvp(g, rule)(x * x, k) * x",
     // Decompositions, on well-conditioned matrices made from the inputs.
     "def f(X: [3, 3], b: [3, 2]) {\n  let A = X @ X' + eye(3)\n  let L = cholesky(A)\n  (L, solve_triangular(L, b, 1) + solve_triangular(X + 2 * eye(3), b, 0))\n}",

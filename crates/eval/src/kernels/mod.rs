@@ -24,6 +24,18 @@ pub fn try_apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Result<Array,
             let x = operand(&mut args, prim);
             dynamic::dyn_update(x, &v, sel, &positions)
         }
+        Prim::Check(message) => {
+            let failed = args[1].data().iter().position(|ok| *ok == 0.0);
+            match failed {
+                None => Ok(args.swap_remove(0)),
+                Some(k) => {
+                    let shown = &args[2];
+                    let value = shown.data().get(k).or(shown.data().first()).copied().unwrap_or(f64::NAN);
+                    Err(message
+                        .replace("{}", &ad_ir::display::fmt_num(value, ad_ir::display::DEFAULT_PRECISION)))
+                }
+            }
+        }
         _ => Ok(apply(prim, args, out)),
     }
 }
@@ -86,10 +98,12 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         // neither of these here.
         Prim::DynIndex(_)
         | Prim::DynUpdate(_)
+        | Prim::Check(_)
         | Prim::Loop(_)
         | Prim::ReverseLoop(_)
         | Prim::Cond(_)
-        | Prim::CustomJvp(_) => {
+        | Prim::Custom(_)
+        | Prim::CustomLin(_) => {
             panic!("internal error: `{}` reached the infallible kernel table", prim.name())
         }
     }

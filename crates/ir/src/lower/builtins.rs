@@ -4,7 +4,7 @@
 //! Library functions (`mean`, `softmax`, ...) are not here: they are written in `.ad` in the
 //! prelude, so their derivatives come from the primitives.
 
-use super::value::LVal;
+use super::value::{CustomKind, LVal};
 use super::{Lowerer, Mode, Result};
 use crate::prim::{Axes, Binary, Prim, Sel, Unary, F64};
 use crate::shape::Shape;
@@ -26,7 +26,7 @@ const NON_PRIMITIVES: &[&str] = &[
     // batching
     "vmap",
     // custom derivatives (`custom.rs`)
-    "custom_jvp",
+    "custom_jvp", "custom_vjp",
     // effects (top level only)
     "print", "seed", "randn", "rand", "now", "read_csv", "write_csv",
     "load", "save",
@@ -186,11 +186,13 @@ pub(crate) fn call(
             Ok(LVal::Func(std::rc::Rc::new(super::value::Func::Vmap { f, axes })))
         }
         "reverse_loop" => lw.reverse_loop(&args, spans, span),
-        "custom_jvp" => {
-            arity(name, &args, &[2], span)?;
+        "custom_jvp" | "custom_vjp" => {
+            let kind = if name == "custom_jvp" { CustomKind::Jvp } else { CustomKind::Vjp };
+            arity(name, &args, &[if kind == CustomKind::Jvp { 2 } else { 3 }], span)?;
             let f = function_arg(name, &args[0], at(0))?;
-            let rule = function_arg(name, &args[1], at(1))?;
-            Ok(LVal::Func(std::rc::Rc::new(super::value::Func::CustomJvp { f, rule })))
+            let rules =
+                (1..args.len()).map(|k| function_arg(name, &args[k], at(k))).collect::<Result<_>>()?;
+            Ok(LVal::Func(std::rc::Rc::new(super::value::Func::Custom { kind, f, rules })))
         }
         "hvp" => {
             arity(name, &args, &[3], span)?;
@@ -235,6 +237,20 @@ pub(crate) fn call(
         "squeeze" => lw.squeeze_builtin(&args, span, &all_spans),
         "einsum" => lw.einsum(&args, span, &all_spans),
         "concat" if matches!(args.first(), Some(LVal::Tuple(_))) => lw.concat_tuple(&args, span, &all_spans),
+        "check" => {
+            arity(name, &args, &[4], span)?;
+            let message = match &args[2] {
+                LVal::Str(m) => m.clone(),
+                other => {
+                    return Err(Diagnostic::at(
+                        at(2),
+                        format!("the message of `check` is a string, not {}", other.describe()),
+                    ))
+                }
+            };
+            let operands = [args[0].clone(), args[1].clone(), args[3].clone()];
+            lw.prim(Prim::Check(message), &operands, span)
+        }
         "stop_gradient" => {
             arity(name, &args, &[1], span)?;
             lw.operator(Prim::StopGradient, name, &args, spans, span)

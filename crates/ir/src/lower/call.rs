@@ -27,7 +27,7 @@ impl Lowerer<'_> {
             | Func::Closure { .. }
             | Func::Transform { .. }
             | Func::Vmap { .. }
-            | Func::CustomJvp { .. }
+            | Func::Custom { .. }
                 if self.mode == Mode::Eager =>
             {
                 self.host.call(&f, args, span, arg_spans)
@@ -35,7 +35,7 @@ impl Lowerer<'_> {
             Func::Def(d) => self.inline_def(d, args, span, arg_spans),
             Func::Transform { .. } => self.call_transform(func, args, span, arg_spans),
             Func::Vmap { f, axes } => self.call_vmap(f, axes, args, span, arg_spans),
-            Func::CustomJvp { f, rule } => self.call_custom_jvp(f, rule, args, span, arg_spans),
+            Func::Custom { kind, f, rules } => self.call_custom(*kind, f, rules, args, span, arg_spans),
             Func::Overloads(ds) => match ds.iter().find(|d| d.params.len() == args.len()) {
                 Some(d) => self.inline_def(d, args, span, arg_spans),
                 None => {

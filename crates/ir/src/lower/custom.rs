@@ -1,34 +1,37 @@
 //! Calls of functions with their own derivative rules (DESIGN §10): `custom_jvp(f, rule)`
-//! called on arguments is one equation holding `f` and `rule` as closed programs, lowered
-//! once each at the arguments' shapes. Running it runs `f`; differentiating it runs
-//! `rule` (`ad-autodiff`'s `custom.rs`).
+//! or `custom_vjp(f, fwd, bwd)` called on arguments is one equation holding `f` and its
+//! rules as closed programs, lowered once each at the arguments' shapes. Running it runs
+//! `f`; differentiating it runs the rules (`ad-autodiff`'s `custom.rs`).
 
-use super::spec::for_each_leaf;
-use super::value::{Arr, LVal};
+use super::spec::{for_each_leaf, Spec};
+use super::value::{Arr, CustomKind, LVal};
 use super::{Lowerer, Result};
 use crate::prim::Prim;
 use crate::program::{Atom, Var};
-use crate::region::CustomJvpOp;
+use crate::region::{CustomOp, CustomRule};
 use crate::shape::Shape;
 use ad_syntax::{Diagnostic, Span};
 use std::rc::Rc;
 
 impl Lowerer<'_> {
-    pub(crate) fn call_custom_jvp(
+    /// A call of `custom_jvp(f, rule)` or `custom_vjp(f, fwd, bwd)` (`rules`) on `args`.
+    pub(crate) fn call_custom(
         &mut self,
+        kind: CustomKind,
         f: &LVal,
-        rule: &LVal,
+        rules: &[LVal],
         args: Vec<LVal>,
         span: Span,
         arg_spans: &[Span],
     ) -> Result<LVal> {
+        let kw = kind.keyword();
         let mut operands = Vec::new();
         for (i, a) in args.iter().enumerate() {
             if !arrays_only(a) {
                 return Err(Diagnostic::at(
                     arg_spans.get(i).copied().unwrap_or(span),
                     format!(
-                        "a `custom_jvp` function takes numbers and arrays (or tuples of them), not {}",
+                        "a `{kw}` function takes numbers and arrays (or tuples of them), not {}",
                         a.describe()
                     ),
                 ));
@@ -48,58 +51,146 @@ impl Lowerer<'_> {
         let mut inputs = Vec::new();
         let placeholders: Vec<LVal> = args.iter().map(|a| self.placeholder(a, &mut inputs, "")).collect();
         let out = self.call_value(f.clone(), placeholders, span, arg_spans)?;
-        let out_leaves = self.result_leaves(&out, "function", span)?;
+        let out_leaves = self.result_leaves(&out, kw, "function", span)?;
         let eqns = self.b.eqns.split_off(mark);
-        let (primal, own_p) = self.close_region("custom_jvp_f", inputs, eqns, &out_leaves, span);
-        // The rule, on placeholders of the primals and their tangents.
-        let mark = self.b.eqns.len();
-        let mut inputs = Vec::new();
-        let primals: Vec<LVal> = args.iter().map(|a| self.placeholder(a, &mut inputs, "")).collect();
-        let tangents: Vec<LVal> = args.iter().map(|a| self.placeholder(a, &mut inputs, "_dot")).collect();
-        let r = self.call_value(
-            rule.clone(),
-            vec![LVal::Tuple(primals.into()), LVal::Tuple(tangents.into())],
-            span,
-            arg_spans,
-        )?;
-        let pair = match &r {
-            LVal::Tuple(t) if t.len() == 2 => Some((t[0].clone(), t[1].clone())),
-            _ => None,
-        };
-        let same = |v: &LVal| super::spec::Spec::of(v) == super::spec::Spec::of(&out);
-        let Some((value, dot)) = pair.clone().filter(|(v, d)| same(v) && same(d)) else {
-            let found = match &pair {
-                Some((v, _)) if !same(v) => format!("its `out` is {}", v.describe()),
-                Some((_, d)) => format!("its `out_dot` is {}", d.describe()),
-                None => format!("it returns {}", r.describe()),
-            };
-            return Err(Diagnostic::at(
-                span,
-                format!(
-                    "a `custom_jvp` rule returns `(out, out_dot)`, both with the structure of the function's result ({}); {found}",
-                    out.describe(),
-                ),
-            ));
-        };
-        let mut rule_leaves = self.result_leaves(&value, "rule", span)?;
-        rule_leaves.extend(self.result_leaves(&dot, "rule", span)?);
-        let eqns = self.b.eqns.split_off(mark);
-        let (rule_p, own_r) = self.close_region("custom_jvp_rule", inputs, eqns, &rule_leaves, span);
-        // Both programs read the values either reads from outside.
+        let (primal, own_p) = self.close_region(&format!("{kw}_f"), inputs, eqns, &out_leaves, span);
+        // The rules, each a closed program with the values it reads from outside (`own`)
+        // and how many of its inputs come before the constants.
+        let mut closed = Vec::new();
+        match kind {
+            CustomKind::Jvp => {
+                // The rule, on placeholders of the primals and their tangents.
+                let mark = self.b.eqns.len();
+                let mut inputs = Vec::new();
+                let primals: Vec<LVal> = args.iter().map(|a| self.placeholder(a, &mut inputs, "")).collect();
+                let tangents: Vec<LVal> =
+                    args.iter().map(|a| self.placeholder(a, &mut inputs, "_dot")).collect();
+                let pair = vec![LVal::Tuple(primals.into()), LVal::Tuple(tangents.into())];
+                let r = self.call_value(rules[0].clone(), pair, span, arg_spans)?;
+                let (value, dot) =
+                    self.pair_like(&r, &out, &["`out`", "`out_dot`"], "a `custom_jvp` rule", span)?;
+                let mut leaves = self.result_leaves(&value, kw, "rule", span)?;
+                leaves.extend(self.result_leaves(&dot, kw, "rule", span)?);
+                let eqns = self.b.eqns.split_off(mark);
+                closed.push((self.close_region("custom_jvp_rule", inputs, eqns, &leaves, span), 2 * n));
+            }
+            CustomKind::Vjp => {
+                // `fwd`, on placeholders of the arguments: `(out, residuals)`.
+                let mark = self.b.eqns.len();
+                let mut inputs = Vec::new();
+                let placeholders: Vec<LVal> =
+                    args.iter().map(|a| self.placeholder(a, &mut inputs, "")).collect();
+                let r = self.call_value(rules[0].clone(), placeholders, span, arg_spans)?;
+                let (value, res) = match &r {
+                    LVal::Tuple(t) if t.len() == 2 && Spec::of(&t[0]) == Spec::of(&out) => (t[0].clone(), t[1].clone()),
+                    _ => {
+                        return Err(Diagnostic::at(
+                            span,
+                            format!(
+                                "a `custom_vjp` forward function returns `(out, residuals)` with `out` of the structure of the function's result ({}); it returns {}",
+                                out.describe(),
+                                r.describe()
+                            ),
+                        ))
+                    }
+                };
+                let mut leaves = self.result_leaves(&value, kw, "forward function", span)?;
+                let res_leaves = self.result_leaves(&res, kw, "forward function's residuals", span)?;
+                let n_res = res_leaves.len();
+                leaves.extend(res_leaves);
+                let eqns = self.b.eqns.split_off(mark);
+                closed.push((self.close_region("custom_vjp_fwd", inputs, eqns, &leaves, span), n));
+                // `bwd`, on placeholders of the residuals and the result's cotangent: one
+                // cotangent per argument, of its structure.
+                let mark = self.b.eqns.len();
+                let mut inputs = Vec::new();
+                let res_ph = self.placeholder(&res, &mut inputs, "");
+                let bar_ph = self.placeholder(&out, &mut inputs, "_bar");
+                let r = self.call_value(rules[1].clone(), vec![res_ph, bar_ph], span, arg_spans)?;
+                let fits = match &r {
+                    LVal::Tuple(t) => {
+                        t.len() == args.len() && t.iter().zip(&args).all(|(c, a)| Spec::of(c) == Spec::of(a))
+                    }
+                    _ => false,
+                };
+                if !fits {
+                    let wanted: Vec<String> = args.iter().map(LVal::describe).collect();
+                    return Err(Diagnostic::at(
+                        span,
+                        format!(
+                            "a `custom_vjp` backward function returns a tuple with one cotangent per argument, of the argument's structure ({}); it returns {}",
+                            wanted.join(", "),
+                            r.describe()
+                        ),
+                    ));
+                }
+                let leaves = self.result_leaves(&r, kw, "backward function", span)?;
+                let eqns = self.b.eqns.split_off(mark);
+                let n_bars = out_leaves.len();
+                closed
+                    .push((self.close_region("custom_vjp_bwd", inputs, eqns, &leaves, span), n_res + n_bars));
+            }
+        }
+        // Every program reads the values any of them reads from outside.
         let mut consts = own_p.clone();
-        for c in &own_r {
-            if !consts.contains(c) {
-                consts.push(*c);
+        for ((_, own), _) in &closed {
+            for c in own {
+                if !consts.contains(c) {
+                    consts.push(*c);
+                }
             }
         }
         let primal = self.widen(primal, n, &own_p, &consts);
-        let rule_p = self.widen(rule_p, 2 * n, &own_r, &consts);
+        let programs: Vec<crate::Program> =
+            closed.into_iter().map(|((p, own), k)| self.widen(p, k, &own, &consts)).collect();
+        let rule = match <[crate::Program; 1]>::try_from(programs) {
+            Ok([rule]) => CustomRule::Jvp(rule),
+            Err(programs) => match <[crate::Program; 2]>::try_from(programs) {
+                Ok([fwd, bwd]) => CustomRule::Vjp { fwd, bwd, forward: Default::default() },
+                Err(_) => return Err(Diagnostic::at(span, "internal error: a custom rule was not lowered")),
+            },
+        };
         let shapes: Vec<Shape> = primal.outputs.iter().map(|a| primal.shape(*a)).collect();
         operands.extend(consts);
-        let op = Rc::new(CustomJvpOp { primal, rule: rule_p, args: n });
-        let outs = self.b.push_multi(Prim::CustomJvp(op), operands, &shapes, span);
+        let op = Rc::new(CustomOp { primal, rule, args: n });
+        let outs = self.b.push_multi(Prim::Custom(op), operands, &shapes, span);
         let mut it = outs.into_iter().zip(shapes);
         Ok(rebuild(&out, &mut it))
+    }
+
+    /// The two parts of a rule's result `r` that must both have `like`'s structure.
+    fn pair_like(
+        &self,
+        r: &LVal,
+        like: &LVal,
+        names: &[&str; 2],
+        what: &str,
+        span: Span,
+    ) -> Result<(LVal, LVal)> {
+        let pair = match r {
+            LVal::Tuple(t) if t.len() == 2 => Some((t[0].clone(), t[1].clone())),
+            _ => None,
+        };
+        let same = |v: &LVal| Spec::of(v) == Spec::of(like);
+        match pair {
+            Some((v, d)) if same(&v) && same(&d) => Ok((v, d)),
+            pair => {
+                let found = match &pair {
+                    Some((v, _)) if !same(v) => format!("its {} is {}", names[0], v.describe()),
+                    Some((_, d)) => format!("its {} is {}", names[1], d.describe()),
+                    None => format!("it returns {}", r.describe()),
+                };
+                Err(Diagnostic::at(
+                    span,
+                    format!(
+                        "{what} returns `({}, {})`, both with the structure of the function's result ({}); {found}",
+                        names[0].trim_matches('`'),
+                        names[1].trim_matches('`'),
+                        like.describe(),
+                    ),
+                ))
+            }
+        }
     }
 
     /// A value of `like`'s structure whose leaves are new variables (appended to `inputs`).
@@ -119,12 +210,12 @@ impl Lowerer<'_> {
     }
 
     /// The atoms of a result made of numbers and arrays.
-    fn result_leaves(&mut self, v: &LVal, what: &str, span: Span) -> Result<Vec<Atom>> {
+    fn result_leaves(&mut self, v: &LVal, kw: &str, what: &str, span: Span) -> Result<Vec<Atom>> {
         if !arrays_only(v) {
             return Err(Diagnostic::at(
                 span,
                 format!(
-                    "a `custom_jvp` {what} must return numbers and arrays (or tuples of them), not {}",
+                    "a `{kw}` {what} must return numbers and arrays (or tuples of them), not {}",
                     v.describe()
                 ),
             ));

@@ -204,10 +204,10 @@ impl<'h> Lowerer<'h> {
                 let f = self.abstract_value(f, known, None);
                 LVal::Func(Rc::new(Func::Vmap { f, axes: axes.clone() }))
             }
-            Spec::Func(FuncSpec::CustomJvp(f, r)) => {
+            Spec::Func(FuncSpec::Custom(kind, f, r)) => {
                 let f = self.abstract_value(f, known, None);
-                let rule = self.abstract_value(r, known, None);
-                LVal::Func(Rc::new(Func::CustomJvp { f, rule }))
+                let rules = r.iter().map(|x| self.abstract_value(x, known, None)).collect();
+                LVal::Func(Rc::new(Func::Custom { kind: *kind, f, rules }))
             }
             Spec::Str(s) => LVal::Str(s.clone()),
             Spec::None => LVal::None,
@@ -255,9 +255,11 @@ impl<'h> Lowerer<'h> {
                     Func::Transform { f, .. } | Func::Vmap { f, .. } => {
                         self.flatten_output(f, outs, span)?;
                     }
-                    Func::CustomJvp { f, rule } => {
+                    Func::Custom { f, rules, .. } => {
                         self.flatten_output(f, outs, span)?;
-                        self.flatten_output(rule, outs, span)?;
+                        for r in rules {
+                            self.flatten_output(r, outs, span)?;
+                        }
                     }
                     _ => {}
                 }
@@ -397,7 +399,7 @@ pub fn lower_function(
                 ("lambda".into(), lam.params.iter().map(|p| p.name.clone()).collect())
             }
             Func::Builtin(b) => (b.to_string(), vec![]),
-            Func::Transform { .. } | Func::Vmap { .. } | Func::CustomJvp { .. } => (func.name(), vec![]),
+            Func::Transform { .. } | Func::Vmap { .. } | Func::Custom { .. } => (func.name(), vec![]),
         },
         _ => ("f".into(), vec![]),
     };
@@ -426,7 +428,7 @@ pub fn lower_function(
             Func::Def(d) => d.span,
             Func::Overloads(ds) => ds.first().map(|d| d.span).unwrap_or(span),
             Func::Closure { lam, .. } => lam.span,
-            Func::Builtin(_) | Func::Transform { .. } | Func::Vmap { .. } | Func::CustomJvp { .. } => span,
+            Func::Builtin(_) | Func::Transform { .. } | Func::Vmap { .. } | Func::Custom { .. } => span,
         },
         _ => span,
     };

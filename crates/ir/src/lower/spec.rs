@@ -28,7 +28,7 @@ pub enum FuncSpec {
     Builtin(&'static str),
     Transform(crate::transform::Mode, Box<Spec>, Vec<usize>, bool),
     Vmap(Box<Spec>, Rc<super::value::VmapAxes>),
-    CustomJvp(Box<Spec>, Box<Spec>),
+    Custom(super::value::CustomKind, Box<Spec>, Vec<Spec>),
 }
 
 impl PartialEq for FuncSpec {
@@ -44,7 +44,7 @@ impl PartialEq for FuncSpec {
                 m == m2 && f == f2 && a == a2 && t == t2
             }
             (FuncSpec::Vmap(f, a), FuncSpec::Vmap(f2, a2)) => f == f2 && a == a2,
-            (FuncSpec::CustomJvp(f, r), FuncSpec::CustomJvp(f2, r2)) => f == f2 && r == r2,
+            (FuncSpec::Custom(k, f, r), FuncSpec::Custom(k2, f2, r2)) => k == k2 && f == f2 && r == r2,
             _ => false,
         }
     }
@@ -65,7 +65,7 @@ impl Hash for FuncSpec {
             }
             FuncSpec::Transform(m, f, a, t) => (4u8, m, f, a, t).hash(h),
             FuncSpec::Vmap(f, a) => (5u8, f, a).hash(h),
-            FuncSpec::CustomJvp(f, r) => (6u8, f, r).hash(h),
+            FuncSpec::Custom(k, f, r) => (6u8, k, f, r).hash(h),
         }
     }
 }
@@ -88,8 +88,8 @@ impl Spec {
                     FuncSpec::Transform(*mode, Box::new(Spec::of(f)), argnums.clone(), *tuple)
                 }
                 Func::Vmap { f, axes } => FuncSpec::Vmap(Box::new(Spec::of(f)), axes.clone()),
-                Func::CustomJvp { f, rule } => {
-                    FuncSpec::CustomJvp(Box::new(Spec::of(f)), Box::new(Spec::of(rule)))
+                Func::Custom { kind, f, rules } => {
+                    FuncSpec::Custom(*kind, Box::new(Spec::of(f)), rules.iter().map(Spec::of).collect())
                 }
             }),
             LVal::Str(s) => Spec::Str(s.clone()),
@@ -103,7 +103,7 @@ impl Spec {
             Spec::Tuple(t) => t.iter().map(Spec::leaves).sum(),
             Spec::Func(FuncSpec::Closure(_, env)) => env.iter().map(|(_, s)| s.leaves()).sum(),
             Spec::Func(FuncSpec::Transform(_, f, _, _)) | Spec::Func(FuncSpec::Vmap(f, _)) => f.leaves(),
-            Spec::Func(FuncSpec::CustomJvp(f, r)) => f.leaves() + r.leaves(),
+            Spec::Func(FuncSpec::Custom(_, f, r)) => f.leaves() + r.iter().map(Spec::leaves).sum::<usize>(),
             Spec::Func(_) | Spec::Str(_) | Spec::None => 0,
         }
     }
@@ -142,9 +142,10 @@ impl Spec {
             Spec::Func(FuncSpec::Vmap(f, axes)) => {
                 LVal::Func(Rc::new(Func::Vmap { f: f.unflatten(leaves), axes: axes.clone() }))
             }
-            Spec::Func(FuncSpec::CustomJvp(f, r)) => {
+            Spec::Func(FuncSpec::Custom(kind, f, r)) => {
                 let f = f.unflatten(leaves);
-                LVal::Func(Rc::new(Func::CustomJvp { f, rule: r.unflatten(leaves) }))
+                let rules = r.iter().map(|x| x.unflatten(leaves)).collect();
+                LVal::Func(Rc::new(Func::Custom { kind: *kind, f, rules }))
             }
             Spec::Str(s) => LVal::Str(s.clone()),
             Spec::None => LVal::None,
@@ -162,9 +163,9 @@ pub fn for_each_leaf(v: &LVal, visit: &mut impl FnMut(&LVal)) {
         LVal::Func(f) => match &**f {
             Func::Closure { env, .. } => env.iter().for_each(|(_, x)| for_each_leaf(x, visit)),
             Func::Transform { f, .. } | Func::Vmap { f, .. } => for_each_leaf(f, visit),
-            Func::CustomJvp { f, rule } => {
+            Func::Custom { f, rules, .. } => {
                 for_each_leaf(f, visit);
-                for_each_leaf(rule, visit);
+                rules.iter().for_each(|r| for_each_leaf(r, visit));
             }
             _ => {}
         },

@@ -65,8 +65,25 @@ pub enum Func {
     Transform { mode: crate::transform::Mode, f: LVal, argnums: Vec<usize>, tuple: bool },
     /// `vmap(f, in_axes, out_axes)`.
     Vmap { f: LVal, axes: Rc<VmapAxes> },
-    /// `custom_jvp(f, rule)`: `f`, differentiated by `rule(primals, tangents)`.
-    CustomJvp { f: LVal, rule: LVal },
+    /// `custom_jvp(f, rule)`: `f`, differentiated by `rule(primals, tangents)`; or
+    /// `custom_vjp(f, fwd, bwd)`: `f`, differentiated in reverse by `fwd` and `bwd`.
+    Custom { kind: CustomKind, f: LVal, rules: Vec<LVal> },
+}
+
+/// Which of the two ways of giving a function its own derivative.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CustomKind {
+    Jvp,
+    Vjp,
+}
+
+impl CustomKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            CustomKind::Jvp => "custom_jvp",
+            CustomKind::Vjp => "custom_vjp",
+        }
+    }
 }
 
 /// Which axis of each argument `vmap` maps over, and where the batch axis goes in each
@@ -114,12 +131,12 @@ impl Func {
                 };
                 format!("vmap({inner})")
             }
-            Func::CustomJvp { f, .. } => {
+            Func::Custom { kind, f, .. } => {
                 let inner = match f {
                     LVal::Func(g) => g.name(),
                     _ => "?".into(),
                 };
-                format!("custom_jvp({inner})")
+                format!("{}({inner})", kind.keyword())
             }
         }
     }

@@ -310,8 +310,17 @@ pub enum Prim {
     ReverseLoop(Rc<crate::region::ReverseOp>),
     /// `if c { .. } else { .. }` on a computed condition (`region.rs`): several results.
     Cond(Rc<crate::region::CondOp>),
+    /// `check(x, ok, message, shown)`: `x`, after checking when the program runs that every
+    /// element of `ok` is nonzero; otherwise a run-time error with `message`, its `{}`
+    /// replaced by the element of `shown` where `ok` failed. The identity for derivatives.
+    Check(Rc<str>),
     /// A function with its own derivative rule (`region.rs`): several results.
-    CustomJvp(Rc<crate::region::CustomJvpOp>),
+    Custom(Rc<crate::region::CustomOp>),
+    /// The derivative of a `custom_vjp` function as a linear map (made only by
+    /// differentiation): operands `[residuals.., tangents of args.., consts..]`, results the
+    /// tangents of its results. Transposing it runs `bwd`; forward mode replaces it by the
+    /// transpose of `bwd`, which needs `bwd` linear in its cotangents.
+    CustomLin(Rc<crate::region::CustomOp>),
 }
 
 /// The names scripts call the primitives other than the elementwise ones by. Together with
@@ -342,6 +351,7 @@ pub const STRUCTURAL: &[&str] = &[
     "pad",
     "concat",
     "stop_gradient",
+    "check",
     "zeros",
     "ones",
     "full",
@@ -366,7 +376,7 @@ pub const LITERALS: &[&str] = &["stack", "const"];
 /// Primitives written as syntax: indexing at computed positions (`x[i]`), indexed update
 /// (`x[i] = v`), loops (`for`, `while`) and `if` on a computed condition. (`reverse_loop` is
 /// made only by reverse mode.)
-pub const SYNTAX: &[&str] = &["dyn_index", "dyn_update", "for", "while", "if", "custom_jvp"];
+pub const SYNTAX: &[&str] = &["dyn_index", "dyn_update", "for", "while", "if", "custom_jvp", "custom_vjp"];
 
 /// The names scripts call primitives by, elementwise ones first (operators without a name,
 /// such as `!`, left out).
@@ -388,6 +398,18 @@ pub fn all_names() -> impl Iterator<Item = &'static str> {
 }
 
 impl Prim {
+    /// The programs an equation of this primitive holds (loop bodies, branches, custom
+    /// rules), for passes that look inside every program.
+    pub fn programs(&self) -> Vec<&crate::Program> {
+        match self {
+            Prim::Loop(op) => op.cond.iter().chain([&op.body]).collect(),
+            Prim::ReverseLoop(op) => op.primal.cond.iter().chain([&op.primal.body, &op.back]).collect(),
+            Prim::Cond(op) => op.branches().to_vec(),
+            Prim::Custom(op) | Prim::CustomLin(op) => op.programs(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The name a script calls it by.
     pub fn name(&self) -> &'static str {
         match self {
@@ -422,6 +444,7 @@ impl Prim {
             Prim::Concat(_) => "concat",
             Prim::Stack => "stack",
             Prim::StopGradient => "stop_gradient",
+            Prim::Check(_) => "check",
             Prim::Full(_, v) if v.0 == 0.0 => "zeros",
             Prim::Full(_, v) if v.0 == 1.0 => "ones",
             Prim::Full(..) => "full",
@@ -444,7 +467,8 @@ impl Prim {
             Prim::Loop(_) => "for",
             Prim::ReverseLoop(_) => "reverse_loop",
             Prim::Cond(_) => "if",
-            Prim::CustomJvp(_) => "custom_jvp",
+            Prim::Custom(op) => op.keyword(),
+            Prim::CustomLin(_) => "custom_vjp_derivative",
         }
     }
 
@@ -480,11 +504,13 @@ impl Prim {
             Prim::MaxPool2d(_) => Class::Nonlinear,
             Prim::MaxPool2dPick(_) | Prim::MaxPool2dScatter(_) => Class::LinearIn(&[1]),
             Prim::AvgPool2d(_) | Prim::AvgPool2dTranspose(..) => Class::Linear,
-            Prim::DynIndex(_) => Class::LinearIn(&[0]),
+            Prim::DynIndex(_) | Prim::Check(_) => Class::LinearIn(&[0]),
             Prim::DynUpdate(_) => Class::LinearIn(&[0, 1]),
             // A loop's derivative is a loop over its body's derivative (`jvp.rs` and
             // `transpose.rs` treat it as a whole, not by a rule per operand).
-            Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::CustomJvp(_) => Class::Nonlinear,
+            Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::Custom(_) | Prim::CustomLin(_) => {
+                Class::Nonlinear
+            }
         }
     }
 
@@ -516,6 +542,10 @@ impl Prim {
             }
         };
         match self {
+            Prim::Check(_) => {
+                arity(3)?;
+                Ok(args[0])
+            }
             Prim::Unary(_) | Prim::StopGradient => {
                 arity(1)?;
                 Ok(args[0])
@@ -809,16 +839,40 @@ impl Prim {
                 // The first result; `verify` checks the others.
                 outs.first().copied().ok_or_else(|| "a loop carries no value".to_string())
             }
-            Prim::CustomJvp(op) => {
+            Prim::Custom(op) => {
                 arity(op.primal.inputs.len())?;
                 let ins: Vec<Shape> = op.primal.inputs.iter().map(|v| op.primal.var_shape(*v)).collect();
                 if ins[..] != args[..] {
-                    return Err("the operands of `custom_jvp` do not match its function's inputs".into());
+                    return Err(format!(
+                        "the operands of `{}` do not match its function's inputs",
+                        op.keyword()
+                    ));
                 }
                 op.out_shapes()
                     .first()
                     .copied()
-                    .ok_or_else(|| "a `custom_jvp` function gives no value".to_string())
+                    .ok_or_else(|| format!("a `{}` function gives no value", op.keyword()))
+            }
+            Prim::CustomLin(op) => {
+                let crate::region::CustomRule::Vjp { bwd, .. } = &op.rule else {
+                    return Err("a `custom_jvp` has no linear derivative equation".into());
+                };
+                let r = op.residuals();
+                arity(bwd.inputs.len() - op.primal.outputs.len() + op.args)?;
+                let ins: Vec<Shape> = bwd.inputs.iter().map(|v| bwd.var_shape(*v)).collect();
+                let tangents: Vec<Shape> =
+                    op.primal.inputs[..op.args].iter().map(|v| op.primal.var_shape(*v)).collect();
+                let n_out = op.primal.outputs.len();
+                if ins[..r] != args[..r]
+                    || tangents[..] != args[r..r + op.args]
+                    || ins[r + n_out..] != args[r + op.args..]
+                {
+                    return Err("the operands of a `custom_vjp` derivative do not match its programs".into());
+                }
+                op.out_shapes()
+                    .first()
+                    .copied()
+                    .ok_or_else(|| "a `custom_vjp` function gives no value".to_string())
             }
             Prim::Cond(op) => {
                 arity(1 + op.then.inputs.len())?;
