@@ -32,7 +32,7 @@ fn editor_grammar_knows_every_name() {
             }
         }
     }
-    for kw in ["def", "let", "for", "in", "while", "if", "else"] {
+    for kw in ["def", "let", "for", "in", "while", "if", "else", "import"] {
         assert!(words("keyword").iter().any(|k| k == kw), "the editor grammar lacks the keyword `{kw}`");
     }
 }

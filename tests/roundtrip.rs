@@ -1,6 +1,8 @@
 //! Printed programs are programs: for every function that every example and language test
 //! specialises, print its IR as `.ad`, load the printed text, lower it for the same shapes,
-//! and check that it computes the same values and prints the same text again.
+//! and check that it computes the same values and prints the same text again. A function
+//! of an imported file reads that file's names: its text is loaded with the imports the
+//! session says it needs (`Session::imports_for`), as `ad derive` prints them.
 
 use ad_driver::Session;
 use ad_driver::SharedBuf;
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 fn files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut v = Vec::new();
-    for dir in ["examples", "tests/golden/lang"] {
+    for dir in ["examples", "tests/golden/lang", "tests/golden/lang/modules"] {
         for e in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
             let p = e.path();
             let text = std::fs::read_to_string(&p).unwrap_or_default();
@@ -63,7 +65,10 @@ fn printed_programs_rerun_to_the_same_values() {
             let context = format!("{} / {}:\n{printed}", file.display(), original.program.name);
             let mut s2 = Session::new(Box::new(SharedBuf::default()));
             s2.run_source(&file.to_string_lossy(), &text).unwrap();
-            if let Err(e) = s2.run_source("<printed>", &printed) {
+            // Read as a file beside the script, so that its imports are found.
+            let beside = file.with_file_name("<printed>");
+            let loaded = s2.imports_for(&program) + &printed;
+            if let Err(e) = s2.run_source(&beside.to_string_lossy(), &loaded) {
                 panic!(
                     "printed program does not load: {}\n{context}",
                     ad_syntax::render(&s2.sources, &e, false)

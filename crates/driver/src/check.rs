@@ -328,8 +328,10 @@ pub fn verify_derivation(
     let Some(req) = &d.request else { return Ok(()) };
     let derived = &d.program;
     check_derived(&s, &d.primal, derived, req, 7)?;
-    // The printed program computes what the derived program computes.
-    s.run_source("<printed>", printed).map_err(|e| render(&s, &e))?;
+    // The printed program computes what the derived program computes. It is read as if it
+    // were a file beside the script (its imports are relative to the script's directory).
+    let beside = std::path::Path::new(file).with_file_name("<printed>");
+    s.run_source(&beside.to_string_lossy(), printed).map_err(|e| render(&s, &e))?;
     let name = derived.name.clone();
     let f =
         s.global_value(&name).cloned().ok_or_else(|| format!("the printed text does not define `{name}`"))?;

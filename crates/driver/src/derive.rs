@@ -101,7 +101,7 @@ pub fn load(session: &mut Session, name: &str, text: &str) -> Result<(), Vec<Dia
 /// The error for a function name that the loaded file does not define, if it does not;
 /// there is no code to point at, since the name comes from the command line.
 pub fn missing_function(session: &Session, fname: &str) -> Diagnostic {
-    let names: Vec<String> = session.globals.keys().map(|k| k.to_string()).collect();
+    let names: Vec<String> = session.top_level_names().iter().map(|k| k.to_string()).collect();
     let d = Diagnostic::error(format!("no function named `{fname}` in this file"));
     match ad_ir::lower::suggest(fname, names.iter().map(|s| s.as_str())) {
         Some(s) => d.with_hint(format!("did you mean `{s}`?")),
@@ -308,11 +308,15 @@ pub struct Derivation {
 
 impl Derivation {
     /// The text `ad derive` prints: for Jacobians the plan first, as comments, then the
-    /// program.
+    /// imports the program needs (when it reads names of files the script does not see),
+    /// then the program.
     pub fn text(&self, session: &Session) -> Result<String, Diagnostic> {
         let plan = self.plan.as_ref().map(|p| p.render(&|s| locate(session, s))).unwrap_or_default();
         let program = ad_ir::print_program(&self.program).map_err(|m| Diagnostic::at(self.primal.span, m))?;
-        Ok(plan + &program)
+        // A function of an imported file reads that file's top-level names: the text
+        // imports what it needs to mean the same.
+        let notes = session.imports_for(&self.program);
+        Ok(plan + &notes + &program)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod check;
 pub mod derive;
 pub mod golden;
 pub mod memory;
+mod modules;
 pub mod npy;
 mod output;
 pub mod plot;

@@ -2,15 +2,15 @@
 //! output stream. The CLI and the REPL both drive one.
 
 use crate::cache::Cache;
+use crate::modules::{Resolved, Scopes, MAIN_SCOPE};
 use ad_eval::rng::Rng;
 use ad_ir::lower::builtins::Effect;
 use ad_ir::lower::spec::{flatten, Spec};
 use ad_ir::lower::value::{LVal, Name};
-use ad_ir::lower::{self, Host};
+use ad_ir::lower::{self, Host, ScopeId};
 use ad_ir::{Array, Prim};
 use ad_syntax::ast::{Def, Module};
 use ad_syntax::{Diagnostic, FileId, SourceMap, Span};
-use std::collections::HashMap;
 use std::io::Write;
 use std::rc::Rc;
 use std::time::Instant;
@@ -19,7 +19,8 @@ pub const PRELUDE: &str = include_str!("prelude.ad");
 
 pub struct Session {
     pub sources: SourceMap,
-    pub(crate) globals: HashMap<Name, LVal>,
+    /// Top-level names, by scope (one per imported file), and the imports running.
+    scopes: Scopes,
     pub(crate) cache: Cache,
     rng: Rng,
     /// Significant digits when printing values.
@@ -43,7 +44,7 @@ impl Session {
         ad_eval::init();
         let mut s = Session {
             sources: SourceMap::new(),
-            globals: HashMap::new(),
+            scopes: Scopes::new(lower::PRELUDE_FILE),
             cache: Cache::default(),
             rng: Rng::new(0),
             precision: ad_ir::display::DEFAULT_PRECISION,
@@ -64,9 +65,21 @@ impl Session {
         s
     }
 
-    /// Parses a source text, reporting every syntax error.
-    pub fn parse(&mut self, name: &str, text: &str) -> Result<(FileId, Module), Vec<Diagnostic>> {
+    /// Adds a source text. `name` is the path it was read from, which its imports are
+    /// relative to, or a name in angle brackets (`<repl:3>`) for text that is not a file
+    /// (whose imports are relative to the current directory).
+    pub fn add_source(&mut self, name: &str, text: &str) -> FileId {
         let file = self.sources.add(name, text);
+        if !name.starts_with('<') {
+            self.scopes.set_path(file, name.into());
+        }
+        file
+    }
+
+    /// Parses a source text (named as for [`Session::add_source`]), reporting every syntax
+    /// error.
+    pub fn parse(&mut self, name: &str, text: &str) -> Result<(FileId, Module), Vec<Diagnostic>> {
+        let file = self.add_source(name, text);
         let (module, errors) = ad_syntax::parser::parse(file, text);
         if errors.is_empty() {
             Ok((file, module))
@@ -129,18 +142,43 @@ impl Session {
     /// captures are added from the session. `None` if a captured name is gone.
     pub fn run_program(&self, p: &ad_ir::Program, mut leaves: Vec<Array>) -> Option<Vec<Array>> {
         for c in &p.captures {
-            flatten(self.globals.get(&c.name)?, &mut leaves);
+            flatten(self.scopes.get(c.scope, &c.name)?, &mut leaves);
         }
         ad_eval::Compiled::new(p).run(leaves).ok()
     }
 
-    /// Forgets a top-level name (the REPL does this when a file is loaded again).
+    /// Forgets a top-level name of the main scope (the REPL does this when a file is loaded
+    /// again).
     pub fn remove_global(&mut self, name: &str) {
-        self.globals.remove(name);
+        self.scopes.remove(MAIN_SCOPE, name);
     }
 
+    /// The value of a top-level name of the script (or the REPL), the prelude's included.
     pub fn global_value(&self, name: &str) -> Option<&LVal> {
-        self.globals.get(name)
+        self.scopes.get(MAIN_SCOPE, name)
+    }
+
+    /// What goes before a printed program so that, read in the directory of the last
+    /// script, its top-level names mean what they mean in `p`: `import` lines for the files
+    /// of names the script does not see (a function of an imported file reads that file's
+    /// names), or, when imports cannot do that, comments saying which file each name is
+    /// from. Empty when the script sees every name `p` reads.
+    pub fn imports_for(&self, p: &ad_ir::Program) -> String {
+        let captures: Vec<(ScopeId, Name)> = p.captures.iter().map(|c| (c.scope, c.name.clone())).collect();
+        match self.scopes.imports_for(&captures) {
+            Ok(paths) => paths.iter().map(|p| format!("import \"{}\"\n", escape(p))).collect(),
+            Err(names) => names
+                .iter()
+                .map(|(name, file)| {
+                    format!("# `{name}` is the top-level name of `{file}`, not of this file\n")
+                })
+                .collect(),
+        }
+    }
+
+    /// Every top-level name the script (or the REPL) sees, the prelude's included.
+    pub fn top_level_names(&self) -> Vec<Name> {
+        self.scopes.names(MAIN_SCOPE)
     }
 
     /// Draws figures on the output when it is a terminal (`None`: it is not, and plotting
@@ -183,7 +221,7 @@ impl Session {
     /// The values of a function call's leaves, captures included, for running `lowered`.
     pub(crate) fn capture_leaves(&self, lowered: &lower::Lowered, leaves: &mut Vec<Array>) -> bool {
         for c in &lowered.program.captures {
-            match self.globals.get(&c.name) {
+            match self.scopes.get(c.scope, &c.name) {
                 Some(v) => flatten(v, leaves),
                 None => return false,
             }
@@ -193,21 +231,73 @@ impl Session {
 
     /// True when every top-level name the specialisation read still has its structure.
     pub(crate) fn deps_hold(&self, lowered: &lower::Lowered) -> bool {
-        lowered.global_deps.iter().all(|(n, spec)| self.globals.get(n).is_some_and(|v| Spec::of(v) == *spec))
+        lowered
+            .global_deps
+            .iter()
+            .all(|(scope, n, spec)| self.scopes.get(*scope, n).is_some_and(|v| Spec::of(v) == *spec))
     }
 }
 
 impl Host for Session {
-    fn global(&self, name: &str) -> Option<LVal> {
-        self.globals.get(name).cloned()
+    fn scope(&self, file: FileId) -> ScopeId {
+        self.scopes.of_file(file)
     }
 
-    fn set_global(&mut self, name: Name, value: LVal) {
-        self.globals.insert(name, value);
+    fn global(&self, scope: ScopeId, name: &str) -> Option<LVal> {
+        self.scopes.get(scope, name).cloned()
     }
 
-    fn global_names(&self) -> Vec<Name> {
-        self.globals.keys().cloned().collect()
+    fn set_global(&mut self, scope: ScopeId, name: Name, value: LVal) {
+        self.scopes.set(scope, name, value);
+    }
+
+    fn global_names(&self, scope: ScopeId) -> Vec<Name> {
+        self.scopes.names(scope)
+    }
+
+    fn import(&mut self, path: &str, span: Span) -> lower::Result<Option<Module>> {
+        let importer_name = self.sources.name(span.file).to_string();
+        let (joined, canonical, display) = match self.scopes.resolve(span.file, &importer_name, path) {
+            Ok(Resolved::Loaded) => return Ok(None),
+            Ok(Resolved::Run { joined, canonical, display }) => (joined, canonical, display),
+            Err((message, hint)) => {
+                let d = Diagnostic::at(span, message);
+                return Err(match hint {
+                    Some(h) => d.with_hint(h),
+                    None => d,
+                });
+            }
+        };
+        let text = match std::fs::read(&canonical) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => {
+                return Err(Diagnostic::at(span, format!("cannot import `{display}`: {}", io_reason(&e))))
+            }
+        };
+        let file = self.sources.add(display.as_str(), text.as_str());
+        self.scopes.start(span.file, file, joined, canonical, display.clone());
+        let (module, errors) = ad_syntax::parser::parse(file, &text);
+        let more = errors.len().saturating_sub(1);
+        match errors.into_iter().next() {
+            None => Ok(Some(module)),
+            Some(first) => {
+                // The file does not run; the statement reports its first syntax error.
+                self.scopes.finish(false);
+                let d = first.with_label(span, "in the file imported here");
+                Err(if more > 0 {
+                    d.with_note(format!(
+                        "`{display}` has {} (`ad check {display}` lists them all)",
+                        ad_ir::words::count(more, "more syntax error")
+                    ))
+                } else {
+                    d
+                })
+            }
+        }
+    }
+
+    fn import_done(&mut self, _span: Span, ok: bool) {
+        self.scopes.finish(ok);
     }
 
     fn lowering(&mut self) -> &mut Vec<Rc<Def>> {
@@ -317,6 +407,11 @@ pub fn read_source(path: &str) -> Result<String, String> {
         Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
         Err(e) => Err(format!("cannot read `{path}`: {}", io_reason(&e))),
     }
+}
+
+/// A string's text as a string literal writes it.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").replace('\t', "\\t")
 }
 
 /// An I/O error's reason without Rust's "(os error 2)" suffix.

@@ -44,6 +44,7 @@ pub const VOCABULARY: &[&str] = &[
     "else",
     "true",
     "false",
+    "import",
     "(",
     ")",
     "[",

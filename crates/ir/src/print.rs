@@ -29,7 +29,7 @@ const MAX_INLINE_LEN: usize = 60;
 
 /// Names a printed program must not bind, because its body calls them or they are keywords.
 pub fn is_reserved(name: &str) -> bool {
-    const KEYWORDS: &[&str] = &["def", "let", "for", "in", "while", "if", "else", "true", "false"];
+    const KEYWORDS: &[&str] = &["def", "let", "for", "in", "while", "if", "else", "true", "false", "import"];
     KEYWORDS.contains(&name) || crate::lower::builtins::is_builtin_name(name)
 }
 

@@ -138,12 +138,21 @@ pub struct ParamDecl {
 }
 
 /// A top-level name the program reads (a constant to it). Captures occupy the inputs after
-/// all parameters; the caller supplies their current values by name.
+/// all parameters; the caller supplies their current values by name, as `scope` sees it.
 #[derive(Clone, Debug)]
 pub struct Capture {
     pub name: Name,
     pub tree: Tree,
+    /// The scope the name was read in (the same name can mean different things in
+    /// different files).
+    pub scope: ScopeId,
 }
+
+/// A set of top-level names, as the host numbers them: each imported file has its own; the
+/// main script, the REPL's entries and texts AD reads back share one. What a file's scope
+/// holds is up to the host (`lower::Host`); lowering only keeps the number with each name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct ScopeId(pub u32);
 
 #[derive(Clone, Debug)]
 pub struct Program {

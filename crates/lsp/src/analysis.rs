@@ -170,7 +170,7 @@ fn stmt<'m>(s: &'m Stmt, offset: usize, frames: &mut Vec<Frame<'m>>) -> Node<'m>
             Node::None
         }
         StmtKind::Expr(e) => expr(e, offset, frames),
-        StmtKind::Error => Node::None,
+        StmtKind::Import { .. } | StmtKind::Error => Node::None,
     }
 }
 
@@ -469,7 +469,7 @@ pub fn stmt_mentions(s: &Stmt, name: &str) -> bool {
         StmtKind::ForEach { iter, body, .. } => mentions(iter, name) || block_mentions(body, name),
         StmtKind::Update { target, value, .. } => mentions(target, name) || mentions(value, name),
         StmtKind::Expr(e) => mentions(e, name),
-        StmtKind::Error => false,
+        StmtKind::Import { .. } | StmtKind::Error => false,
     }
 }
 

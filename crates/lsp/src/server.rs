@@ -346,7 +346,7 @@ impl Server {
         for (name, c) in signatures::builtins() {
             add(library_item(name, c));
         }
-        for k in ["def", "let", "for", "in", "while", "if", "else", "true", "false"] {
+        for k in ["def", "let", "for", "in", "while", "if", "else", "true", "false", "import"] {
             add(CompletionItem {
                 label: k.into(),
                 kind: Some(CompletionItemKind::KEYWORD),

@@ -29,7 +29,7 @@ pub struct Loaded {
 
 pub fn load(name: &str, text: &str) -> Loaded {
     let mut session = Session::new(Box::new(std::io::sink()));
-    let file = session.sources.add(name, text);
+    let file = session.add_source(name, text);
     let (module, syntax_errors) = ad_syntax::parser::parse(file, text);
     Loaded { session, file, module, syntax_errors }
 }
@@ -226,7 +226,7 @@ fn call_site_specs(module: &Module, d: &Def) -> Option<Specs> {
 fn first_call_in_stmt<'m>(s: &'m Stmt, name: &str, arity: usize) -> Option<&'m Expr> {
     let in_block = |b: &'m Block| b.stmts.iter().find_map(|s| first_call_in_stmt(s, name, arity));
     match &s.kind {
-        StmtKind::Def(_) | StmtKind::Error => None,
+        StmtKind::Def(_) | StmtKind::Import { .. } | StmtKind::Error => None,
         StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } | StmtKind::Expr(value) => {
             first_call(value, name, arity)
         }

@@ -190,13 +190,13 @@ pub fn call_at(text: &str, trivia: &Trivia, offset: usize) -> Option<(String, us
             "(" if depth == 0 => {
                 let callee = trivia.tokens.get(i.checked_sub(1)?)?.clone();
                 let name = text.get(callee.clone())?;
-                let keyword = ["def", "let", "for", "in", "while", "if", "else", "true", "false"];
+                let keyword = ["def", "let", "for", "in", "while", "if", "else", "true", "false", "import"];
                 return (is_ident(name) && !keyword.contains(&name))
                     .then(|| (name.to_string(), callee.start, commas));
             }
             "(" | "[" | "{" => depth -= 1,
             // Only statements start with these: the call began before them, if anywhere.
-            "def" | "let" | "for" | "while" if depth == 0 => return None,
+            "def" | "let" | "for" | "while" | "import" if depth == 0 => return None,
             "," if depth == 0 => commas += 1,
             _ => {}
         }

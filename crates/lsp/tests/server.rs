@@ -154,6 +154,44 @@ fn diagnostics_at_utf16_ranges() {
     assert!(c.diagnostics().is_empty());
 }
 
+/// A document that imports a file: names and shapes come from the file on disk (relative
+/// to the document's path), and an error inside it is reported at the `import` statement.
+#[test]
+fn imports_are_read_from_beside_the_document() {
+    let dir = std::env::temp_dir().join(format!("ad-lsp-imports-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    std::fs::write(dir.join("lib/w.ad"), "let w = [[1, 2], [3, 4]]\ndef f(x) = x @ w\n").unwrap();
+    std::fs::write(dir.join("lib/bad.ad"), "let a = 1\nlet b = [1, 2] + [1, 2, 3]\n").unwrap();
+    let uri = format!("file://{}/main.ad", dir.display());
+    let mut c = Client::initialized();
+    let open = |c: &mut Client, text: &str| {
+        c.notes.clear();
+        c.notify(
+            "textDocument/didOpen",
+            json!({ "textDocument": { "uri": uri, "languageId": "ad", "version": 1, "text": text } }),
+        );
+    };
+    let text = "import \"lib/w.ad\"\nlet y = f([1, 1]) + w\n";
+    open(&mut c, text);
+    assert!(c.diagnostics().is_empty(), "{:?}", c.diagnostics());
+    let (line, character) = position(text, "w\n");
+    let hover = c
+        .request(
+            "textDocument/hover",
+            json!({ "textDocument": { "uri": uri }, "position": { "line": line, "character": character } }),
+        )
+        .unwrap();
+    assert!(hover["contents"]["value"].as_str().unwrap().contains("w: f64[2, 2]"), "{hover}");
+    open(&mut c, "let x = 1\nimport \"lib/bad.ad\"\n");
+    let d = c.diagnostics();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(d[0]["message"].as_str().unwrap().contains("shape mismatch"), "{d:?}");
+    assert!(d[0]["message"].as_str().unwrap().contains("in the file imported here"), "{d:?}");
+    assert_eq!(d[0]["range"]["start"], json!({ "line": 1, "character": 0 }));
+    open(&mut c, "import \"lib/missing.ad\"\n");
+    assert!(c.diagnostics()[0]["message"].as_str().unwrap().contains("cannot import"));
+}
+
 const PROGRAM: &str = "\
 seed(0)
 let X = randn((8, 3))

@@ -71,7 +71,7 @@ pub const COMMANDS: &[Command] = &[
         name: "load",
         args: "FILE",
         summary: "run a file into the session",
-        help: "`:load FILE` runs FILE here. Loading the same file again replaces what it defined\n(names it no longer defines are forgotten).", example: ":load examples/mlp.ad", run: load_command },
+        help: "`:load FILE` runs FILE here. Loading the same file again replaces what it defined\n(names it no longer defines are forgotten). Files it imports run once per session\n(`:reset` forgets them).", example: ":load examples/mlp.ad", run: load_command },
     Command { name: "reset", args: "", summary: "forget everything defined in this session", help: "`:reset` starts over with only the prelude (settings are kept).", example: ":reset", run: reset_command },
     Command {
         name: "set",

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-const KEYWORDS: &[&str] = &["def", "let", "for", "in", "while", "if", "else", "true", "false"];
+const KEYWORDS: &[&str] = &["def", "let", "for", "in", "while", "if", "else", "true", "false", "import"];
 
 pub struct AdHelper {
     /// Names in scope (the session's top-level names and the builtins), refreshed before

@@ -3,7 +3,6 @@
 
 use crate::editor::{is_incomplete, AdHelper};
 use crate::repl::{Flow, Repl};
-use ad_ir::lower::Host;
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 use rustyline::{CompletionType, Config, Editor};
@@ -113,7 +112,7 @@ pub fn run_terminal(repl: &mut Repl, color: bool) -> rustyline::Result<()> {
     print!("{}", banner());
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     loop {
-        *names.borrow_mut() = repl.session.global_names().iter().map(|n| n.to_string()).collect();
+        *names.borrow_mut() = repl.session.top_level_names().iter().map(|n| n.to_string()).collect();
         match rl.readline(PROMPT) {
             Ok(line) => {
                 if !line.trim().is_empty() {

@@ -11,7 +11,7 @@ const BUILTIN: &str = "\x1b[34m";
 const COMMAND: &str = "\x1b[1;33m";
 const RESET: &str = "\x1b[0m";
 
-const KEYWORDS: &[&str] = &["def", "let", "for", "in", "while", "if", "else", "true", "false"];
+const KEYWORDS: &[&str] = &["def", "let", "for", "in", "while", "if", "else", "true", "false", "import"];
 
 pub fn highlight(line: &str) -> String {
     let mut out = String::with_capacity(line.len() * 2);

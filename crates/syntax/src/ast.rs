@@ -46,6 +46,9 @@ pub enum StmtKind {
     ForEach { var: Ident, iter: Expr, body: Block },
     /// `while c { ... }`.
     While { cond: Expr, body: Block },
+    /// `import "path.ad"`: runs that file once per session and brings the names it defines
+    /// into this file's scope (only at the top level). `path_span` is the string literal's.
+    Import { path: Rc<str>, path_span: Span },
     /// An expression evaluated for its value (echoed in the REPL) or effect (`print`).
     Expr(Expr),
     /// A statement that failed to parse; the parser already reported it.

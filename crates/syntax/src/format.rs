@@ -373,6 +373,10 @@ impl<'a> Formatter<'a> {
                 self.push(" ");
                 self.block(body);
             }
+            StmtKind::Import { path_span, .. } => {
+                self.push("import ");
+                self.push(self.literal(*path_span));
+            }
             StmtKind::Expr(e) => self.expr(e, P_LOOSE),
             StmtKind::Error => self.push(self.text(range(s.span))),
         }
@@ -744,6 +748,7 @@ fn same_stmt(a: &Stmt, b: &Stmt) -> bool {
         (Update { target: t, op: o, value: v }, Update { target: u, op: p, value: w }) => {
             o == p && same_expr(t, u) && same_expr(v, w)
         }
+        (Import { path: p, .. }, Import { path: q, .. }) => p == q,
         (Expr(x), Expr(y)) => same_expr(x, y),
         (Error, Error) => true,
         _ => false,

@@ -16,9 +16,9 @@
 //!   repeats the previous newline.
 //!
 //! And two rules so that one mistake does not swallow the lines after it: a line that starts
-//! with `def`, `let`, `for` or `while` inside `(` or `[` closes them (and the newline before it
-//! ends the statement), and an unterminated string closes the brackets opened on its line. The
-//! parser learns about both through `Lexed::resets`.
+//! with `def`, `let`, `for`, `while` or `import` inside `(` or `[` closes them (and the newline
+//! before it ends the statement), and an unterminated string closes the brackets opened on its
+//! line. The parser learns about both through `Lexed::resets`.
 
 use crate::diagnostic::Diagnostic;
 use crate::span::{FileId, Span};
@@ -68,6 +68,8 @@ pub enum Token {
     False,
     #[token("none")]
     None,
+    #[token("import")]
+    Import,
 
     #[token("(")]
     LParen,
@@ -247,6 +249,7 @@ impl Token {
             True => "true",
             False => "false",
             None => "none",
+            Import => "import",
             LParen => "(",
             RParen => ")",
             LBracket => "[",
@@ -366,12 +369,12 @@ impl Layout<'_> {
         }
     }
 
-    /// A line that starts with `def`, `let`, `for` or `while` inside `(` or `[`: those words
-    /// only start statements, so the brackets were left open by mistake. Closes them (back to
+    /// A line that starts with `def`, `let`, `for`, `while` or `import` inside `(` or `[`: those
+    /// words only start statements, so the brackets were left open by mistake. Closes them (back to
     /// the innermost `{`) and ends the statement at the newline, so that one missing `)` costs
     /// one report and the next line still parses. The parser does the same (see `resets`).
     fn statement_keyword(&mut self, tok: &Token) {
-        if !matches!(tok, Token::Def | Token::Let | Token::For | Token::While) {
+        if !matches!(tok, Token::Def | Token::Let | Token::For | Token::While | Token::Import) {
             return;
         }
         let Some(nl) = self.dropped_newline else { return };

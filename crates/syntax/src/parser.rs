@@ -163,7 +163,7 @@ fn depth_bound(tokens: &[(Token, Span)]) -> usize {
                 }
             }
             t if t.is_binary_op() => stack.last_mut().into_iter().for_each(|l| l.segment += 1),
-            Bang | Quote | FatArrow | If | Def | Let | For | While => {
+            Bang | Quote | FatArrow | If | Def | Let | For | While | Import => {
                 stack.last_mut().into_iter().for_each(|l| l.segment += 1)
             }
             _ => {}
@@ -420,10 +420,11 @@ fn statement_parser<'t>() -> P<'t, Stmt> {
     .boxed()
 }
 
-/// `statement ::= def_stmt | let_stmt | for_stmt | while_stmt | assign_stmt | expr_stmt`
+/// `statement ::= def_stmt | import_stmt | let_stmt | for_stmt | while_stmt | assign_stmt | expr_stmt`
 fn statement<'t>(expr: P<'t, Expr>, block: P<'t, Block>) -> P<'t, Stmt> {
     choice((
         def_stmt(expr.clone(), block.clone()),
+        import_stmt(),
         let_stmt(expr.clone()),
         for_stmt(expr.clone(), block.clone()),
         while_stmt(expr.clone(), block),
@@ -506,6 +507,18 @@ fn def_stmt<'t>(expr: P<'t, Expr>, block: P<'t, Block>) -> P<'t, Stmt> {
             let span = e.span();
             Stmt { kind: StmtKind::Def(Rc::new(Def { name, params, body, span })), span }
         })
+        .boxed()
+}
+
+/// `import_stmt ::= "import" STRING`
+fn import_stmt<'t>() -> P<'t, Stmt> {
+    just(Token::Import)
+        .ignore_then(
+            select! { Token::Str(path) => path }
+                .map_with(|path, e| (path, e.span()))
+                .labelled("file name in quotes, such as \"lib.ad\""),
+        )
+        .map_with(|(path, path_span), e| Stmt { kind: StmtKind::Import { path, path_span }, span: e.span() })
         .boxed()
 }
 

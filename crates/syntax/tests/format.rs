@@ -52,6 +52,7 @@ fn spacing_and_statements() {
         ("print((), ( 1 , ))", "print((), (1,))\n"),
         ("def f( x : [ n , 3 ] , y:[] ) = x", "def f(x: [n, 3], y: []) = x\n"),
         ("def f() {}", "def f() {}\n"),
+        ("import   \"lib/a.ad\" ;import\"b\\\\c.ad\"", "import \"lib/a.ad\"\nimport \"b\\\\c.ad\"\n"),
         ("", ""),
         ("\n\n", ""),
     ]);

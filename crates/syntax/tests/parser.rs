@@ -189,7 +189,24 @@ fn statements() {
         ("s /= n", "(update/ s n)"),
         ("print(\"loss\", l)", "(call print \"loss\" l)"),
         ("x == 1", "(== x 1)"),
+        ("import \"lib/a.ad\"", "(import \"lib/a.ad\")"),
+        ("import \"a\\\"b.ad\"; let x = 1", "(import \"a\\\"b.ad\")\n(let x 1)"),
     ]);
+}
+
+#[test]
+fn import_needs_a_string() {
+    for (src, message) in [
+        ("import", "unexpected end of input, expected file name in quotes, such as \"lib.ad\""),
+        ("import lib", "unexpected identifier `lib`, expected file name in quotes, such as \"lib.ad\""),
+        ("import \"a.ad\" \"b.ad\"", "unexpected string, expected end of statement"),
+    ] {
+        let (_, d) = parse(FileId(0), src);
+        assert_eq!(d.iter().map(|d| d.message.as_str()).collect::<Vec<_>>(), vec![message], "{src:?}");
+    }
+    // `import` is a keyword: not a name.
+    let (_, d) = parse(FileId(0), "let import = 1");
+    assert_eq!(d.len(), 1);
 }
 
 #[test]

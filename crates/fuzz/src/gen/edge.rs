@@ -6,7 +6,8 @@ use super::*;
 
 impl Gen<'_> {
     /// Misuse that must end in a located error: functions where arrays belong and the
-    /// reverse, bad argument numbers, impossible shapes and sizes, files that are not CSV.
+    /// reverse, bad argument numbers, impossible shapes and sizes, files that are not CSV,
+    /// imports of files that are not scripts (or not files).
     pub(super) fn misuse(&mut self) -> String {
         let n = self.rng.range(0, 3);
         let bad = *self.rng.pick(&[
@@ -69,6 +70,8 @@ impl Gen<'_> {
             "def g(x) = if x > 0 { x } else { -x }\nprint(grad(g)(3), jacobian(g)([1, -1]))\n".to_string(),
             format!("def g(x) {{ for i in 0..x {{ x = x + 1 }}\n x }}\nprint(g({n}), grad(g)({n}))\n"),
             format!("print(x => x, grad, (1, sin), [1, 2][{n}:{n}], ones((2, 3))[::], 1..2)\n"),
+            format!("import \"{file}\"\nimport \"defs.ad\"\nprint(sq({n}), k, grad(loss)(v))\n"),
+            format!("import \"redef.ad\"\nimport \"defs.ad\"\nimport \"{file}\"\nprint(sq({n}), k)\n"),
         ];
         self.rng.pick(&templates).clone()
     }

@@ -521,9 +521,9 @@ impl Lowerer<'_> {
         let ExprKind::Var(name) = &base.kind else {
             return Err(Diagnostic::at(base.span, "only a part of a named array can be assigned"));
         };
-        let Some(x) =
-            self.local(name).or_else(|| (!self.in_function).then(|| self.host.global(name)).flatten())
-        else {
+        let Some(x) = self.local(name).or_else(|| {
+            (!self.in_function).then(|| self.host.global(self.scope_at(base.span), name)).flatten()
+        }) else {
             return Err(self.unknown_name(name, base.span));
         };
         let Some(shape) = self.shape_of(&x) else {
@@ -617,7 +617,7 @@ fn assigned_names(b: &Block, out: &mut Vec<Name>) {
                 assigned_names(body, out)
             }
             StmtKind::Expr(e) => expr(e, out),
-            StmtKind::Let { .. } | StmtKind::Def(_) | StmtKind::Error => {}
+            StmtKind::Let { .. } | StmtKind::Def(_) | StmtKind::Import { .. } | StmtKind::Error => {}
         }
     }
 }

@@ -220,7 +220,7 @@ impl Lowerer<'_> {
     ) -> Result<()> {
         for c in &program.captures {
             let v = self
-                .global(&c.name)
+                .global(c.scope, &c.name)
                 .ok_or_else(|| Diagnostic::at(span, format!("internal error: `{}` disappeared", c.name)))?;
             leaves(&v, sources);
         }

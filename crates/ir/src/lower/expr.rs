@@ -79,7 +79,7 @@ impl Lowerer<'_> {
             ExprKind::Call(f, args) => {
                 // A misspelt function's suggestion is a function.
                 let fv = match &f.kind {
-                    ExprKind::Var(name) if self.is_unknown(name) => {
+                    ExprKind::Var(name) if self.is_unknown(name, f.span) => {
                         return Err(self.unknown_function(name, f.span))
                     }
                     _ => self.expr(f)?,

@@ -33,6 +33,7 @@ pub mod vmap;
 use crate::array::Array;
 use crate::builder::Builder;
 use crate::prim::Prim;
+pub use crate::program::ScopeId;
 use crate::program::{Atom, Capture, ParamDecl, Program, Var};
 use crate::shape::Shape;
 use ad_syntax::ast::{self, Module};
@@ -55,10 +56,30 @@ pub type Result<T> = std::result::Result<T, Diagnostic>;
 
 /// What lowering needs from the session: top-level names, and at the top level, the
 /// interpreter.
+///
+/// Top-level names live in scopes ([`ScopeId`]): a name written in a file is looked up in
+/// that file's scope (`scope(span.file)`), so that a function defined in an imported file
+/// reads that file's names wherever it is called from.
 pub trait Host {
-    fn global(&self, name: &str) -> Option<LVal>;
-    fn set_global(&mut self, name: Name, value: LVal);
-    fn global_names(&self) -> Vec<Name>;
+    /// The scope whose top-level names the text of `file` sees.
+    fn scope(&self, file: FileId) -> ScopeId;
+    fn global(&self, scope: ScopeId, name: &str) -> Option<LVal>;
+    /// Binds a name in `scope` (a name it saw through an import becomes its own).
+    fn set_global(&mut self, scope: ScopeId, name: Name, value: LVal);
+    /// Every name `scope` sees (for suggestions).
+    fn global_names(&self, scope: ScopeId) -> Vec<Name>;
+    /// `import "path"` at the top level of `span.file`. `Ok(Some(module))`: the file has
+    /// not run in this session; the caller runs its statements (their spans are in a file
+    /// of their own, whose scope is new), then calls [`Host::import_done`]. `Ok(None)`: it
+    /// ran before, and its names are now in the importer's scope. Errors (a missing file, a
+    /// cycle, a syntax error in the file) are located at `span`, or in the imported file.
+    fn import(&mut self, _path: &str, span: Span) -> Result<Option<Module>> {
+        Err(Diagnostic::at(span, "`import` is not available here"))
+    }
+    /// The statements of the module [`Host::import`] returned have run (`ok`), or stopped
+    /// at an error. When they ran, the names the file bound are brought into the scope of
+    /// the importer (the file of `span`).
+    fn import_done(&mut self, _span: Span, _ok: bool) {}
     /// Evaluates a primitive on concrete arrays (eager mode).
     fn apply(&mut self, prim: &Prim, args: &[Array], span: Span) -> Result<Array>;
     /// Calls a user function on concrete arguments (eager mode).
@@ -110,7 +131,7 @@ pub struct Lowered {
     pub static_deps: Vec<(usize, f64)>,
     /// Every top-level name the function read, with the structure it had; the program is
     /// valid only while each name still has that structure.
-    pub global_deps: Vec<(Name, Spec)>,
+    pub global_deps: Vec<(ScopeId, Name, Spec)>,
 }
 
 pub struct Lowerer<'h> {
@@ -123,10 +144,10 @@ pub struct Lowerer<'h> {
     pub(crate) in_function: bool,
     /// Top-level names read inside function bodies become captured inputs (specialising).
     capture_globals: bool,
-    captures: Vec<(Name, LVal)>,
+    captures: Vec<(ScopeId, Name, LVal)>,
     pub(crate) inputs: Vec<Var>,
     pub(crate) static_deps: Vec<(usize, f64)>,
-    global_deps: Vec<(Name, Spec)>,
+    global_deps: Vec<(ScopeId, Name, Spec)>,
     pub(crate) inline_depth: usize,
     pub(crate) depth: usize,
     /// While checking: the CSV files the script has written so far, with the shape each will
@@ -134,6 +155,9 @@ pub struct Lowerer<'h> {
     pub(crate) written: Vec<(String, Shape)>,
     /// While checking: the NumPy files the script has saved so far, with their shapes.
     pub(crate) saved: Vec<(String, io_effects::FileShapes)>,
+    /// While checking: the files imported (and checked) so far, whose definitions are
+    /// checked with the script's.
+    pub(crate) imported: Vec<Module>,
 }
 
 impl<'h> Lowerer<'h> {
@@ -153,6 +177,7 @@ impl<'h> Lowerer<'h> {
             depth: 0,
             written: Vec::new(),
             saved: Vec::new(),
+            imported: Vec::new(),
         }
     }
 
@@ -269,20 +294,25 @@ impl<'h> Lowerer<'h> {
         })
     }
 
-    /// A top-level name, as seen from here. Inside a function being specialised, arrays
-    /// become captured inputs (the program refers to them by name).
-    pub(crate) fn global(&mut self, name: &str) -> Option<LVal> {
+    /// The scope of the top-level names that code written at `span` sees.
+    pub(crate) fn scope_at(&self, span: Span) -> ScopeId {
+        self.host.scope(span.file)
+    }
+
+    /// A top-level name of `scope`, as seen from here. Inside a function being specialised,
+    /// arrays become captured inputs (the program refers to them by name and scope).
+    pub(crate) fn global(&mut self, scope: ScopeId, name: &str) -> Option<LVal> {
         if !self.capture_globals {
-            return self.host.global(name);
+            return self.host.global(scope, name);
         }
-        if let Some((_, v)) = self.captures.iter().find(|(n, _)| &**n == name) {
+        if let Some((_, _, v)) = self.captures.iter().find(|(s, n, _)| *s == scope && &**n == name) {
             return Some(v.clone());
         }
-        let v = self.host.global(name)?;
+        let v = self.host.global(scope, name)?;
         let spec = Spec::of(&v);
         let name: Name = name.into();
-        if !self.global_deps.iter().any(|(n, _)| *n == name) {
-            self.global_deps.push((name.clone(), spec.clone()));
+        if !self.global_deps.iter().any(|(s, n, _)| *s == scope && *n == name) {
+            self.global_deps.push((scope, name.clone(), spec.clone()));
         }
         if spec.leaves() == 0 {
             return Some(v);
@@ -290,7 +320,7 @@ impl<'h> Lowerer<'h> {
         let mut known = Vec::new();
         spec::known_scalars(&v, &mut known);
         let abs = self.abstract_value(&spec, &mut known.into_iter(), Some(name.clone()));
-        self.captures.push((name, abs.clone()));
+        self.captures.push((scope, name, abs.clone()));
         Some(abs)
     }
 
@@ -340,8 +370,9 @@ pub fn check_module(host: &mut dyn Host, module: &Module) -> Vec<Diagnostic> {
         }
     }
     // Definitions are checked once the whole file is read, so that they may call functions
-    // defined after them.
-    for s in &module.stmts {
+    // defined after them; those of the files it imported are checked too.
+    let imported = std::mem::take(&mut lw.imported);
+    for s in imported.iter().chain(std::iter::once(module)).flat_map(|m| &m.stmts) {
         let ast::StmtKind::Def(d) = &s.kind else { continue };
         let dims: Option<Vec<Spec>> = d
             .params
@@ -419,10 +450,13 @@ pub fn lower_function(
     let out_spec = lw.flatten_output(&out, &mut outputs, span)?;
     debug_assert_eq!(
         lw.inputs.len() - n_params,
-        lw.captures.iter().map(|(_, v)| Spec::of(v).leaves()).sum::<usize>()
+        lw.captures.iter().map(|(_, _, v)| Spec::of(v).leaves()).sum::<usize>()
     );
-    let captures =
-        lw.captures.iter().map(|(n, v)| Capture { name: n.clone(), tree: Spec::of(v).tree() }).collect();
+    let captures = lw
+        .captures
+        .iter()
+        .map(|(scope, n, v)| Capture { name: n.clone(), tree: Spec::of(v).tree(), scope: *scope })
+        .collect();
     let def_span = match f {
         LVal::Func(func) => match &**func {
             Func::Def(d) => d.span,

@@ -13,7 +13,7 @@ impl Lowerer<'_> {
         if let Some(v) = self.local(name) {
             return Ok(v);
         }
-        if let Some(v) = self.global(name) {
+        if let Some(v) = self.global(self.scope_at(span), name) {
             return Ok(v);
         }
         if let Some(b) = builtins::lookup(name) {
@@ -22,9 +22,11 @@ impl Lowerer<'_> {
         Err(self.unknown_name(name, span))
     }
 
-    /// Whether `name` means nothing here.
-    pub(crate) fn is_unknown(&self, name: &str) -> bool {
-        self.local(name).is_none() && self.host.global(name).is_none() && builtins::lookup(name).is_none()
+    /// Whether `name`, written at `span`, means nothing there.
+    pub(crate) fn is_unknown(&self, name: &str, span: Span) -> bool {
+        self.local(name).is_none()
+            && self.host.global(self.scope_at(span), name).is_none()
+            && builtins::lookup(name).is_none()
     }
 
     /// `name(..)` called where no function has that name: the suggestion is a function.
@@ -35,8 +37,9 @@ impl Lowerer<'_> {
             .iter()
             .flat_map(|f| f.iter().filter(|(_, v)| is_function(v)).map(|(n, _)| n.to_string()))
             .collect();
-        for n in self.host.global_names() {
-            if self.host.global(&n).is_some_and(|v| is_function(&v)) {
+        let scope = self.scope_at(span);
+        for n in self.host.global_names(scope) {
+            if self.host.global(scope, &n).is_some_and(|v| is_function(&v)) {
                 candidates.push(n.to_string());
             }
         }
@@ -51,7 +54,7 @@ impl Lowerer<'_> {
     pub(crate) fn unknown_name(&self, name: &str, span: Span) -> Diagnostic {
         let mut candidates: Vec<String> =
             self.frames.iter().flat_map(|f| f.iter().map(|(n, _)| n.to_string())).collect();
-        candidates.extend(self.host.global_names().iter().map(|n| n.to_string()));
+        candidates.extend(self.host.global_names(self.scope_at(span)).iter().map(|n| n.to_string()));
         candidates.extend(builtins::names().iter().map(|s| s.to_string()));
         let d = Diagnostic::at(span, format!("unknown name `{name}`"));
         match suggest(name, candidates.iter().map(|s| s.as_str())) {
@@ -66,7 +69,7 @@ impl Lowerer<'_> {
             Pattern::Name(id) => {
                 self.name_value(&v, id);
                 if declare {
-                    self.declare(id.name.clone(), v);
+                    self.declare(id, v);
                     Ok(())
                 } else {
                     self.assign(&id.name, v, id.span)
@@ -109,10 +112,15 @@ impl Lowerer<'_> {
         }
     }
 
-    pub(crate) fn declare(&mut self, name: Name, v: LVal) {
+    /// Binds a name in the innermost local scope, or at the top level in the scope of the
+    /// file the name is written in.
+    pub(crate) fn declare(&mut self, id: &ad_syntax::ast::Ident, v: LVal) {
         match self.frames.last_mut() {
-            Some(frame) => frame.push((name, v)),
-            None => self.host.set_global(name, v),
+            Some(frame) => frame.push((id.name.clone(), v)),
+            None => {
+                let scope = self.scope_at(id.span);
+                self.host.set_global(scope, id.name.clone(), v)
+            }
         }
     }
 
@@ -137,9 +145,10 @@ impl Lowerer<'_> {
 
     fn assign(&mut self, name: &str, v: LVal, span: Span) -> Result<()> {
         let Err(v) = self.set_local(name, v) else { return Ok(()) };
-        let exists = self.host.global(name).is_some();
+        let scope = self.scope_at(span);
+        let exists = self.host.global(scope, name).is_some();
         if exists && !self.in_function {
-            self.host.set_global(name.into(), v);
+            self.host.set_global(scope, name.into(), v);
             return Ok(());
         }
         if exists {
@@ -295,7 +304,7 @@ fn free_in_stmt(s: &Stmt, bound: &mut Vec<Name>, out: &mut Vec<Name>, seen: &mut
             free_names(value, bound, out, seen);
         }
         StmtKind::Expr(e) => free_names(e, bound, out, seen),
-        StmtKind::Def(_) | StmtKind::Error => {}
+        StmtKind::Def(_) | StmtKind::Import { .. } | StmtKind::Error => {}
     }
 }
 

@@ -5,7 +5,29 @@
 use super::value::{Arr, LVal};
 use super::{Lowerer, Mode, Result};
 use ad_syntax::ast::{Block, Stmt, StmtKind};
-use ad_syntax::Diagnostic;
+use ad_syntax::{Diagnostic, Span};
+
+/// An error from the statements of an imported file, reported with the import statements
+/// that led to it: the innermost two and the outermost; those in between are counted.
+fn imported_here(mut e: Diagnostic, span: Span) -> Diagnostic {
+    const LABEL: &str = "in the file imported here";
+    const SKIPPED: &str = " in between are not shown";
+    if e.labels.iter().filter(|l| l.message == LABEL).count() >= 3 {
+        if let Some(i) = e.labels.iter().rposition(|l| l.message == LABEL) {
+            e.labels.remove(i);
+        }
+        let skipped = e.notes.iter().position(|n| n.ends_with(SKIPPED));
+        let n = skipped
+            .and_then(|i| e.notes[i].split(' ').next().and_then(|k| k.parse::<usize>().ok()))
+            .unwrap_or(0);
+        let note = format!("{}{SKIPPED}", crate::words::count(n + 1, "more import"));
+        match skipped {
+            Some(i) => e.notes[i] = note,
+            None => e.notes.push(note),
+        }
+    }
+    e.with_label(span, LABEL)
+}
 
 /// Inside a function, a `for` loop unrolls to at most this many iterations.
 const MAX_UNROLL: i64 = 100_000;
@@ -19,10 +41,16 @@ impl Lowerer<'_> {
                     return Err(Diagnostic::at(d.name.span, "`def` is only allowed at the top level")
                         .with_hint("inside a function, bind a lambda: `let f = x => ...`"));
                 }
-                let previous = self.host.global(&d.name.name);
-                self.host.set_global(d.name.name.clone(), super::value::define(previous.as_ref(), d.clone()));
+                let scope = self.scope_at(d.name.span);
+                let previous = self.host.global(scope, &d.name.name);
+                self.host.set_global(
+                    scope,
+                    d.name.name.clone(),
+                    super::value::define(previous.as_ref(), d.clone()),
+                );
                 Ok(None)
             }
+            StmtKind::Import { path, .. } => self.import(path, s.span).map(|()| None),
             StmtKind::Let { pat, value } => {
                 let v = self.expr(value)?;
                 self.bind(pat, v, true)?;
@@ -168,6 +196,29 @@ impl Lowerer<'_> {
         let r = self.stmt(&lowered);
         self.frames.pop();
         r
+    }
+
+    /// `import "path"`: the host finds the file; if it has not run yet, its statements run
+    /// here, in this lowerer (so that checking a script checks what it imports with the
+    /// same abstract values), each in the scope of its own file.
+    fn import(&mut self, path: &str, span: Span) -> Result<()> {
+        if self.in_function || !self.frames.is_empty() {
+            return Err(Diagnostic::at(span, "`import` is only allowed at the top level")
+                .with_hint("import files at the start of a script"));
+        }
+        let Some(module) = self.host.import(path, span)? else { return Ok(()) };
+        let mut r = Ok(());
+        for s in &module.stmts {
+            r = self.stmt(s).map(|_| ());
+            if r.is_err() {
+                break;
+            }
+        }
+        self.host.import_done(span, r.is_ok());
+        if self.is_check() {
+            self.imported.push(module);
+        }
+        r.map_err(|e| imported_here(e, span))
     }
 
     /// A block in its own scope; its value is its last statement's if that is an expression.

@@ -50,6 +50,7 @@ pub fn stmt(s: &Stmt) -> String {
         StmtKind::Update { target, op: Some(op), value } => {
             format!("(update{} {} {})", op.symbol(), expr(target), expr(value))
         }
+        StmtKind::Import { path, .. } => format!("(import {path:?})"),
         StmtKind::Expr(e) => expr(e),
         StmtKind::Error => "error".into(),
     }
