@@ -431,6 +431,7 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
         Prim::Transpose
         | Prim::Permute(_)
         | Prim::Cumsum(..)
+        | Prim::Flip(_)
         | Prim::Sum(_)
         | Prim::Reshape(_)
         | Prim::BroadcastTo(_)

@@ -149,6 +149,8 @@ pub fn transpose_rule(
         }
         // Each element is summed into every later one: the transpose sums from the end.
         Prim::Cumsum(axis, reverse) => out[0] = Some(e.emit(Prim::Cumsum(*axis, !*reverse), [ct])),
+        // A permutation that is its own inverse.
+        Prim::Flip(axes) => out[0] = Some(e.emit(Prim::Flip(*axes), [ct])),
         Prim::Permute(perm) => {
             let mut inverse = vec![0; perm.len()];
             for (i, &p) in perm.iter().enumerate() {

@@ -98,6 +98,10 @@ pub(crate) fn batch_rule(
         Prim::Amax(axes) => em.emit(Prim::Amax(axes.shift(1)), [args[0]]),
         Prim::Prod(axes) => em.emit(Prim::Prod(axes.shift(1)), [args[0]]),
         Prim::Cumsum(axis, reverse) => em.emit(Prim::Cumsum(axis + 1, *reverse), [args[0]]),
+        Prim::Flip(axes) => {
+            let x = with_batch(em, 0)?;
+            em.emit(Prim::Flip(axes.shift(1)), [x])
+        }
         Prim::Argmax(Some(axis)) => em.emit(Prim::Argmax(Some(axis + 1)), [args[0]]),
         Prim::Argmax(None) => {
             // The flat index within each batch element.

@@ -104,7 +104,7 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
             }
             call(prim.name(), &extra)
         }
-        Prim::Sum(axes) | Prim::Amax(axes) | Prim::Prod(axes) => {
+        Prim::Sum(axes) | Prim::Amax(axes) | Prim::Prod(axes) | Prim::Flip(axes) => {
             let rank = shapes.first().map(|s| s.rank()).unwrap_or(0);
             let extra = match (axes.single(), axes.count()) {
                 _ if *axes == Axes::all(rank) => vec![],

@@ -184,10 +184,7 @@ fn expr<'m>(e: &'m Expr, offset: usize, frames: &mut Vec<Frame<'m>>) -> Node<'m>
             std::iter::once(&**f).chain(args.iter()).find(|x| contains(x.span, offset))
         }
         ExprKind::Index(x, args) => std::iter::once(&**x)
-            .chain(args.iter().flat_map(|a| match a {
-                IndexArg::Index(i) => vec![i],
-                IndexArg::Slice { start, end, .. } => start.iter().chain(end.iter()).collect(),
-            }))
+            .chain(args.iter().flat_map(IndexArg::parts))
             .find(|x| contains(x.span, offset)),
         ExprKind::Lambda(l) => {
             if let Some(p) = l.params.iter().find(|p| contains(p.span, offset)) {
@@ -436,13 +433,7 @@ pub fn mentions(e: &Expr, name: &str) -> bool {
         ExprKind::Binary(_, l, r) => mentions(l, name) || mentions(r, name),
         ExprKind::Call(f, args) => mentions(f, name) || any(args),
         ExprKind::Index(x, args) => {
-            mentions(x, name)
-                || args.iter().any(|a| match a {
-                    IndexArg::Index(i) => mentions(i, name),
-                    IndexArg::Slice { start, end, .. } => {
-                        start.iter().chain(end.iter()).any(|x| mentions(x, name))
-                    }
-                })
+            mentions(x, name) || args.iter().flat_map(IndexArg::parts).any(|x| mentions(x, name))
         }
         ExprKind::Lambda(l) => mentions(&l.body, name),
         ExprKind::If(c, t, o) => {

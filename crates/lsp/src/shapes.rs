@@ -254,14 +254,8 @@ fn first_call<'m>(e: &'m Expr, name: &str, arity: usize) -> Option<&'m Expr> {
         ExprKind::Tuple(items) | ExprKind::Array(items) => in_all(items),
         ExprKind::Unary(_, x) | ExprKind::Transpose(x) => first_call(x, name, arity),
         ExprKind::Binary(_, l, r) => first_call(l, name, arity).or_else(|| first_call(r, name, arity)),
-        ExprKind::Index(x, args) => first_call(x, name, arity).or_else(|| {
-            args.iter().find_map(|a| match a {
-                IndexArg::Index(i) => first_call(i, name, arity),
-                IndexArg::Slice { start, end, .. } => {
-                    start.iter().chain(end.iter()).find_map(|x| first_call(x, name, arity))
-                }
-            })
-        }),
+        ExprKind::Index(x, args) => first_call(x, name, arity)
+            .or_else(|| args.iter().flat_map(IndexArg::parts).find_map(|x| first_call(x, name, arity))),
         ExprKind::If(c, t, o) => first_call(c, name, arity).or_else(|| {
             std::iter::once(t)
                 .chain(o.iter())

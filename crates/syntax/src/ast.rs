@@ -143,8 +143,20 @@ pub enum ExprKind {
 pub enum IndexArg {
     /// `x[i]`
     Index(Expr),
-    /// `x[a:b]`, `x[:b]`, `x[a:]`, `x[:]`
-    Slice { start: Option<Expr>, end: Option<Expr>, span: Span },
+    /// `x[a:b]`, `x[:b]`, `x[a:]`, `x[:]`, and with a step `x[a:b:s]`, `x[::s]`
+    Slice { start: Option<Expr>, end: Option<Expr>, step: Option<Box<Expr>>, span: Span },
+}
+
+impl IndexArg {
+    /// The expressions written in it: the position, or the slice's bounds and step.
+    pub fn parts(&self) -> Vec<&Expr> {
+        match self {
+            IndexArg::Index(e) => vec![e],
+            IndexArg::Slice { start, end, step, .. } => {
+                start.iter().chain(end).chain(step.as_deref()).collect()
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

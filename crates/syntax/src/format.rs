@@ -676,13 +676,17 @@ impl<'a> Formatter<'a> {
     fn index_arg(&mut self, a: &IndexArg) {
         match a {
             IndexArg::Index(e) => self.expr(e, P_LOOSE),
-            IndexArg::Slice { start, end, .. } => {
+            IndexArg::Slice { start, end, step, .. } => {
                 if let Some(s) = start {
                     self.expr(s, P_LOOSE + 1);
                 }
                 self.push(":");
                 if let Some(e) = end {
                     self.expr(e, P_LOOSE + 1);
+                }
+                if let Some(s) = step {
+                    self.push(":");
+                    self.expr(s, P_LOOSE + 1);
                 }
             }
         }
@@ -784,8 +788,15 @@ pub fn same_expr(a: &Expr, b: &Expr) -> bool {
             same_expr(f, g)
                 && same_all(x, y, |i, j| match (i, j) {
                     (IndexArg::Index(e), IndexArg::Index(f)) => same_expr(e, f),
-                    (IndexArg::Slice { start: s, end: e, .. }, IndexArg::Slice { start: t, end: f, .. }) => {
-                        same_opt(s, t) && same_opt(e, f)
+                    (
+                        IndexArg::Slice { start: s, end: e, step: p, .. },
+                        IndexArg::Slice { start: t, end: f, step: q, .. },
+                    ) => {
+                        let steps = match (p, q) {
+                            (Some(p), Some(q)) => same_expr(p, q),
+                            (p, q) => p.is_none() && q.is_none(),
+                        };
+                        same_opt(s, t) && same_opt(e, f) && steps
                     }
                     _ => false,
                 })

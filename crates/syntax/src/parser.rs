@@ -873,14 +873,16 @@ fn index_args<'t>(expr: P<'t, Expr>) -> impl Parser<'t, In<'t>, Vec<IndexArg>, E
         .delimited_by(just(Token::LBracket), just(Token::RBracket))
 }
 
-/// `index_arg ::= expr | expr? ":" expr?`
+/// `index_arg ::= expr | expr? ":" expr? (":" expr?)?`
 fn index_arg<'t>(expr: P<'t, Expr>) -> impl Parser<'t, In<'t>, IndexArg, Extra<'t>> + Clone {
-    let upper = just(Token::Colon).ignore_then(expr.clone().or_not());
+    let step =
+        just(Token::Colon).ignore_then(expr.clone().or_not()).or_not().map(|s| s.flatten().map(Box::new));
+    let upper = just(Token::Colon).ignore_then(expr.clone().or_not()).then(step);
     choice((
-        upper.clone().map_with(|end, e| IndexArg::Slice { start: None, end, span: e.span() }),
+        upper.clone().map_with(|(end, step), e| IndexArg::Slice { start: None, end, step, span: e.span() }),
         expr.then(upper.or_not()).map_with(|(start, upper), e| match upper {
             None => IndexArg::Index(start),
-            Some(end) => IndexArg::Slice { start: Some(start), end, span: e.span() },
+            Some((end, step)) => IndexArg::Slice { start: Some(start), end, step, span: e.span() },
         }),
     ))
 }

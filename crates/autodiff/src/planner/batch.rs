@@ -291,6 +291,7 @@ fn batch_eqn(
         }
         Prim::Sum(axes) => em.emit(Prim::Sum(axes.shift(1)), [lin[0]?]),
         Prim::Cumsum(axis, reverse) => em.emit(Prim::Cumsum(axis + 1, *reverse), [lin[0]?]),
+        Prim::Flip(axes) => em.emit(Prim::Flip(axes.shift(1)), [lin[0]?]),
         Prim::SumTo(s) => sum_to_batch(em, lin[0]?, *s, b)?,
         Prim::BroadcastTo(s) => {
             let t = lift(em, lin[0]?, s.rank())?;

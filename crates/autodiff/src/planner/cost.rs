@@ -46,6 +46,7 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Sha
         | Prim::Amax(_)
         | Prim::Prod(_)
         | Prim::Cumsum(..)
+        | Prim::Flip(_)
         | Prim::Argmax(_)
         | Prim::SumTo(_) => shape(args[0]).size() as f64,
         // Data movement and constants: no arithmetic.

@@ -160,6 +160,7 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         | Prim::SolveTriangular(_)
         | Prim::Sum(_)
         | Prim::Cumsum(..)
+        | Prim::Flip(_)
         | Prim::BroadcastTo(_)
         | Prim::SumTo(_)
         | Prim::Index(_)

@@ -46,6 +46,8 @@ pub const FUNCTIONS: &[&str] = &[
     // `check` (the identity for derivatives), and `fixed_point`'s implicit derivative
     // (reverse mode only: its `bwd` iterates, which forward mode cannot transpose).
     "def f(x: [2, 3], k: [3]) = check(sin(x) * k, sum(x) < 100, \"too large: {}\", sum(x)) * x",
+    // `flip`, and slices with steps (made of `index`, `flip`, `pad` and `reshape`).
+    "def f(x: [3, 4, 2]) = sum(flip(x, (0, 2)) * x, 1)[::2] + flip(x)[::-2, 1::2, 0] * x[::2, :2, 1]",
     // `custom_vjp`: reverse mode runs `bwd`, forward mode its transpose; with a value the
     // rules read from outside their arguments, in a loop, and batched by `vmap`.
     "def g(a, b) = tanh(a @ b) * 2\ndef g_fwd(a, b) {\n  let y = tanh(a @ b)\n  (y * 2, (a, b, y))\n}\ndef g_bwd(res, out_bar) {\n  let (a, b, y) = res\n  let c = out_bar * 2 * (1 - y * y)\n  (c @ b', a' @ c)\n}\ndef f(x: [2, 3], w: [3, 4]) = custom_vjp(g, g_fwd, g_bwd)(sin(x), w * w)",

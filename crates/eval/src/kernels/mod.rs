@@ -67,6 +67,7 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         Prim::Amax(axis) => reduce::amax(&args[0], *axis, out),
         Prim::Prod(axes) => reduce::prod(&args[0], *axes, out),
         Prim::Cumsum(axis, reverse) => reduce::cumsum(&args[0], *axis, *reverse),
+        Prim::Flip(axes) => structure::flip(&args[0], *axes),
         Prim::Argmax(axis) => reduce::argmax(&args[0], *axis, out),
         Prim::Reshape(s) => args[0].reshaped(*s),
         Prim::BroadcastTo(s) => structure::broadcast_to(&args[0], *s),

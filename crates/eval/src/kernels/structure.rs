@@ -142,6 +142,32 @@ pub fn permute(a: &Array, perm: &[usize], out: Shape) -> Array {
     Array::new(out, data)
 }
 
+/// `a` with the order of its elements reversed along each of `axes`: each element is read
+/// from the mirrored position, walking the result in order.
+pub fn flip(a: &Array, axes: ad_ir::prim::Axes) -> Array {
+    let s = a.shape();
+    let (dims, strides) = (s.dims(), s.strides());
+    let d = a.data();
+    let mut data = Vec::with_capacity(s.size());
+    let mut idx = vec![0usize; dims.len()];
+    for _ in 0..s.size() {
+        let src: usize = idx
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| if axes.contains(k) { dims[k] - 1 - i } else { i } * strides[k])
+            .sum();
+        data.push(d[src]);
+        for k in (0..dims.len()).rev() {
+            idx[k] += 1;
+            if idx[k] < dims[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    Array::new(s, data)
+}
+
 fn transpose_block(src: &[f64], dst: &mut [f64], m: usize, n: usize) {
     const B: usize = 32;
     for ib in (0..m).step_by(B) {

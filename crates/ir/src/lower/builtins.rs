@@ -255,7 +255,7 @@ pub(crate) fn call(
             arity(name, &args, &[1], span)?;
             lw.operator(Prim::StopGradient, name, &args, spans, span)
         }
-        "sum" | "amax" | "prod" => {
+        "sum" | "amax" | "prod" | "flip" => {
             arity(name, &args, &[1, 2], span)?;
             let x = shape_arg(lw, 0)?;
             let axes = match args.get(1) {
@@ -265,6 +265,7 @@ pub(crate) fn call(
             let prim = match name {
                 "sum" => Prim::Sum(axes),
                 "amax" => Prim::Amax(axes),
+                "flip" => Prim::Flip(axes),
                 _ => Prim::Prod(axes),
             };
             lw.prim(prim, &args[..1], span)

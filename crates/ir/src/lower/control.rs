@@ -541,6 +541,12 @@ impl Lowerer<'_> {
         // Every selection (positions and ranges, known or computed) becomes one
         // `dyn_update`, which writes in place when it holds the only reference.
         let sels = self.axis_sels(idx, shape, "the bound of an assigned range")?;
+        if sels.iter().any(|s| matches!(s, super::expr::AxisSel::Strided { .. })) {
+            return Err(Diagnostic::at(
+                target.span,
+                "assigning to a slice with a step is not supported yet; build the array with `where`",
+            ));
+        }
         let (sel, positions) = super::expr::dyn_sel(sels, shape);
         let part = sel.part(shape).map_err(|m| Diagnostic::at(target.span, m))?;
         let v = self.expr(value)?;

@@ -277,6 +277,16 @@ impl Lowerer<'_> {
             .with_label(xspan, format!("this has shape {shape}")));
         }
         let sels = self.axis_sels(idx, shape, "a slice bound")?;
+        let strided = sels.iter().any(|s| matches!(s, AxisSel::Strided { .. }));
+        if strided && sels.iter().any(|s| matches!(s, AxisSel::Pick(_) | AxisSel::Window(..))) {
+            return Err(Diagnostic::at(
+                span,
+                "a slice with a step cannot be taken together with computed positions",
+            ));
+        }
+        if strided {
+            return self.strided_index(v, &sels, shape, span);
+        }
         if sels.iter().any(|s| matches!(s, AxisSel::Pick(_) | AxisSel::Window(..))) {
             let (sel, mut args) = dyn_sel(sels, shape);
             args.insert(0, v);
@@ -286,8 +296,8 @@ impl Lowerer<'_> {
             .into_iter()
             .map(|s| match s {
                 AxisSel::Static(s) => s,
-                // Computed selections were handled above.
-                AxisSel::Pick(_) | AxisSel::Window(..) => Sel::Range(0, 0),
+                // Computed and strided selections were handled above.
+                AxisSel::Pick(_) | AxisSel::Window(..) | AxisSel::Strided { .. } => Sel::Range(0, 0),
             })
             .collect();
         for axis in idx.len()..shape.rank() {
@@ -318,7 +328,21 @@ impl Lowerer<'_> {
                         AxisSel::Static(Sel::At(self.static_position(&iv, len, "index", e.span)?))
                     }
                 }
-                IndexArg::Slice { start: Some(start), end, span } => {
+                IndexArg::Slice { start, end, step: Some(step), span } if self.step_of(step)? != 1 => {
+                    let s = self.step_of(step)?;
+                    if s == 0 {
+                        return Err(Diagnostic::at(step.span, "a slice's step cannot be zero"));
+                    }
+                    if start.as_ref().is_some_and(|e| !self.is_static(e)) {
+                        return Err(Diagnostic::at(
+                            *span,
+                            "a slice with a step needs its bounds known while lowering",
+                        ));
+                    }
+                    let (first, n) = self.strided_range(start, end, s, len, what)?;
+                    AxisSel::Strided { first, n, step: s }
+                }
+                IndexArg::Slice { start: Some(start), end, span, .. } => {
                     let sv = self.expr(start)?;
                     if matches!(sv, LVal::Arr(Arr::Var { .. })) {
                         self.scalar_position(&sv, start.span)?;
@@ -382,6 +406,112 @@ impl Lowerer<'_> {
         let a = bound(start, 0)?;
         let b = bound(end, len)?;
         Ok((a, b.max(a)))
+    }
+
+    /// A slice's step: an integer known while lowering.
+    fn step_of(&mut self, step: &Expr) -> Result<i64> {
+        let v = self.expr(step)?;
+        self.static_int(&v, "the step of a slice", step.span)
+    }
+
+    /// Whether an expression's value is known while lowering (not a computed array).
+    fn is_static(&mut self, e: &Expr) -> bool {
+        !matches!(self.expr(e), Ok(LVal::Arr(Arr::Var { .. })))
+    }
+
+    /// The first position and the length of `start:end:step` (step not 0 or 1) on an axis
+    /// of length `len`, as NumPy: negative bounds count from the end, bounds are clipped,
+    /// and a negative step runs from `start` (default the last element) down to just
+    /// after `end` (default: through the first element).
+    fn strided_range(
+        &mut self,
+        start: &Option<Expr>,
+        end: &Option<Expr>,
+        step: i64,
+        len: usize,
+        what: &str,
+    ) -> Result<(i64, usize)> {
+        if step > 0 {
+            let (a, b) = self.slice_range(start, end, len, what)?;
+            return Ok((a as i64, (b - a).div_ceil(step as usize)));
+        }
+        let n = len as i64;
+        let mut bound = |e: &Option<Expr>, default: i64| -> Result<i64> {
+            let Some(e) = e else { return Ok(default) };
+            let b = self.expr(e)?;
+            let i = self.static_int(&b, what, e.span)?;
+            Ok(if i < 0 { i + n } else { i }.clamp(-1, n - 1))
+        };
+        let a = bound(start, n - 1)?;
+        let b = bound(end, -1)?;
+        let count = if a > b { ((a - b) as u64).div_ceil(step.unsigned_abs()) as usize } else { 0 };
+        Ok((if count == 0 { 0 } else { a }, count))
+    }
+
+    /// `x[..]` with slices that have steps (`sels`; `x` of shape `shape`): the ranges they
+    /// span taken with `index`, axes of negative steps reversed with `flip`, then every
+    /// `|step|`-th element kept by padding the axis to a multiple of the step, splitting it
+    /// into `[n, |step|]` and taking position 0 of the second. All of them are primitives
+    /// with derivatives, so a strided slice needs no rules of its own.
+    fn strided_index(&mut self, v: LVal, sels: &[AxisSel], shape: Shape, span: Span) -> Result<LVal> {
+        let mut ranges = Vec::with_capacity(shape.rank());
+        // (axis of the result, elements, step) of each strided selection.
+        let mut steps = Vec::new();
+        let mut out_axis = 0;
+        for axis in 0..shape.rank() {
+            match sels.get(axis) {
+                Some(AxisSel::Static(Sel::At(i))) => ranges.push(Sel::At(*i)),
+                Some(AxisSel::Static(Sel::Range(a, b))) => {
+                    ranges.push(Sel::Range(*a, *b));
+                    out_axis += 1;
+                }
+                Some(AxisSel::Strided { first, n, step }) => {
+                    let (m, first) = (step.unsigned_abs() as usize, *first as usize);
+                    ranges.push(match (*n, *step > 0) {
+                        (0, _) => Sel::Range(0, 0),
+                        (n, true) => Sel::Range(first, first + (n - 1) * m + 1),
+                        (n, false) => Sel::Range(first - (n - 1) * m, first + 1),
+                    });
+                    steps.push((out_axis, *n, *step));
+                    out_axis += 1;
+                }
+                // Computed selections were refused by the caller.
+                Some(AxisSel::Pick(_) | AxisSel::Window(..)) | None => {
+                    ranges.push(Sel::Range(0, shape.dim(axis)));
+                    out_axis += 1;
+                }
+            }
+        }
+        let mut x = self.prim(Prim::Index(ranges), &[v], span)?;
+        let flipped: Vec<usize> = steps.iter().filter(|(_, _, s)| *s < 0).map(|(a, _, _)| *a).collect();
+        if !flipped.is_empty() {
+            x = self.prim(Prim::Flip(crate::prim::Axes::of(&flipped)), &[x], span)?;
+        }
+        for &(axis, n, step) in &steps {
+            let m = step.unsigned_abs() as usize;
+            if n < 2 || m == 1 {
+                continue;
+            }
+            let s = self.shape_of(&x).unwrap_or_default();
+            let mut widths = vec![(0, 0); s.rank()];
+            widths[axis] = (0, m - 1);
+            x = self.prim(Prim::Pad(widths), &[x], span)?;
+            let mut dims = s.dims().to_vec();
+            dims.splice(axis..=axis, [n, m]);
+            let Some(split) = Shape::from_dims(&dims) else {
+                return Err(Diagnostic::at(
+                    span,
+                    format!(
+                        "a slice with a step of an array of shape {s} needs one axis more than arrays have"
+                    ),
+                ));
+            };
+            x = self.prim(Prim::Reshape(split), &[x], span)?;
+            let mut pick: Vec<Sel> = dims.iter().map(|d| Sel::Range(0, *d)).collect();
+            pick[axis + 1] = Sel::At(0);
+            x = self.prim(Prim::Index(pick), &[x], span)?;
+        }
+        Ok(x)
     }
 
     fn array_literal(&mut self, elems: &[Expr], span: Span) -> Result<LVal> {
@@ -530,6 +660,13 @@ fn constant_literal(elems: &[Expr], span: Span) -> Result<Option<(Shape, Vec<f64
 /// One index of `x[...]` as lowering reads it.
 pub(crate) enum AxisSel {
     Static(Sel),
+    /// `a:b:s` with a step other than 1, known while lowering: `n` elements from `first`
+    /// (which is -1 only when `n` is 0), `step` apart.
+    Strided {
+        first: i64,
+        n: usize,
+        step: i64,
+    },
     Pick(LVal),
     Window(LVal, usize),
 }
@@ -552,6 +689,8 @@ pub(crate) fn dyn_sel(mut sels: Vec<AxisSel>, shape: Shape) -> (DynSel, Vec<LVal
             AxisSel::Static(Sel::Range(a, b)) => (Some(b - a), LVal::Num(a as f64)),
             AxisSel::Pick(p) => (None, p),
             AxisSel::Window(p, k) => (Some(k), p),
+            // Callers refuse strided selections before asking for a selector.
+            AxisSel::Strided { first, n, .. } => (Some(n), LVal::Num(first as f64)),
         };
         sel.push(w);
         args.push(p);

@@ -222,15 +222,8 @@ pub(crate) fn free_names(e: &Expr, bound: &mut Vec<Name>, out: &mut Vec<Name>, s
         }
         ExprKind::Index(x, idx) => {
             free_names(x, bound, out, seen);
-            for i in idx {
-                match i {
-                    IndexArg::Index(x) => free_names(x, bound, out, seen),
-                    IndexArg::Slice { start, end, .. } => {
-                        for x in [start, end].into_iter().flatten() {
-                            free_names(x, bound, out, seen);
-                        }
-                    }
-                }
+            for x in idx.iter().flat_map(IndexArg::parts) {
+                free_names(x, bound, out, seen);
             }
         }
         ExprKind::Lambda(l) => {

@@ -253,6 +253,9 @@ pub enum Prim {
     Prod(Axes),
     /// Running sums along an axis (from the end when `reverse`, which is the transpose).
     Cumsum(usize, bool),
+    /// `flip(x[, axes])`: the elements in reverse order along each of `axes` (NumPy's
+    /// `flip`, JAX's `rev`). Negative steps of slices are made from it.
+    Flip(Axes),
     Argmax(Option<usize>),
     Reshape(Shape),
     BroadcastTo(Shape),
@@ -342,6 +345,7 @@ pub const STRUCTURAL: &[&str] = &[
     "logabsdet",
     "signdet",
     "cumsum",
+    "flip",
     "argmax",
     "reshape",
     "broadcast_to",
@@ -429,6 +433,7 @@ impl Prim {
             Prim::LogAbsDet => "logabsdet",
             Prim::SignDet => "signdet",
             Prim::Cumsum(..) => "cumsum",
+            Prim::Flip(_) => "flip",
             Prim::Argmax(_) => "argmax",
             Prim::Reshape(_) => "reshape",
             Prim::BroadcastTo(_) => "broadcast_to",
@@ -493,7 +498,7 @@ impl Prim {
             | Prim::Concat(_)
             | Prim::Stack => Class::Linear,
             Prim::Amax(_) | Prim::Prod(_) => Class::Nonlinear,
-            Prim::Cumsum(..) => Class::Linear,
+            Prim::Cumsum(..) | Prim::Flip(_) => Class::Linear,
             Prim::Argmax(_) | Prim::StopGradient | Prim::OneHot(_) => Class::Zero,
             Prim::Full(..) | Prim::Eye(_) | Prim::Arange(_) | Prim::Linspace(..) | Prim::Const(_) => {
                 Class::Zero
@@ -622,6 +627,18 @@ impl Prim {
                     Ok(args[0])
                 } else {
                     Err(format!("axis {axis} is out of range for an array of shape {}", args[0]))
+                }
+            }
+            Prim::Flip(axes) => {
+                arity(1)?;
+                if axes.fits(args[0].rank()) {
+                    Ok(args[0])
+                } else {
+                    Err(format!(
+                        "axes {:?} are out of range for an array of shape {}",
+                        axes.iter().collect::<Vec<_>>(),
+                        args[0]
+                    ))
                 }
             }
             Prim::Sum(axes) | Prim::Amax(axes) | Prim::Prod(axes) => {

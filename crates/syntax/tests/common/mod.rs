@@ -99,10 +99,11 @@ pub fn expr(e: &Expr) -> String {
                 .iter()
                 .map(|a| match a {
                     IndexArg::Index(i) => format!(" {}", expr(i)),
-                    IndexArg::Slice { start, end, .. } => format!(
-                        " (: {} {})",
+                    IndexArg::Slice { start, end, step, .. } => format!(
+                        " (: {} {}{})",
                         start.as_ref().map_or("_".into(), expr),
-                        end.as_ref().map_or("_".into(), expr)
+                        end.as_ref().map_or("_".into(), expr),
+                        step.as_ref().map_or(String::new(), |s| format!(" {}", expr(s)))
                     ),
                 })
                 .collect();
