@@ -46,6 +46,8 @@ pub const FUNCTIONS: &[&str] = &[
     // `check` (the identity for derivatives), and `fixed_point`'s implicit derivative
     // (reverse mode only: its `bwd` iterates, which forward mode cannot transpose).
     "def f(x: [2, 3], k: [3]) = check(sin(x) * k, sum(x) < 100, \"too large: {}\", sum(x)) * x",
+    // `cumprod` (a scan of products), along each axis and over the flattened array.
+    "def f(x: [3, 4]) = cumprod(x, 1) * cumprod(x, 0) + reshape(cumprod(x), (3, 4))",
     // `flip`, and slices with steps (made of `index`, `flip`, `pad` and `reshape`).
     "def f(x: [3, 4, 2]) = sum(flip(x, (0, 2)) * x, 1)[::2] + flip(x)[::-2, 1::2, 0] * x[::2, :2, 1]",
     // `custom_vjp`: reverse mode runs `bwd`, forward mode its transpose; with a value the

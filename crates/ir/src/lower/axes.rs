@@ -188,3 +188,31 @@ impl Lowerer<'_> {
         self.prim(Prim::Reshape(shape), std::slice::from_ref(x), span)
     }
 }
+
+impl Lowerer<'_> {
+    /// `cumprod` of `x` along `axis`: the running products, by the Hillis–Steele scan,
+    /// `y[i] *= y[i - d]` for `d = 1, 2, 4, ..` (the shifted copy padded with ones), made of
+    /// `index`, `pad` and `mul`. Its derivatives are then the product rule's, exact where
+    /// elements are zero (a rule dividing by them would not be), at log₂ n steps.
+    pub(crate) fn cumprod(&mut self, x: LVal, axis: usize, span: Span) -> Result<LVal> {
+        use crate::prim::{Binary, Sel};
+        let s = self.array_shape("cumprod", &x, span)?;
+        let n = s.dim(axis);
+        let mut y = x;
+        let mut d = 1;
+        while d < n {
+            let mut keep: Vec<Sel> = s.dims().iter().map(|k| Sel::Range(0, *k)).collect();
+            keep[axis] = Sel::Range(0, n - d);
+            let head = self.prim(Prim::Index(keep), &[y.clone()], span)?;
+            // Padding adds zeros: shift by one so that the new places hold ones.
+            let less = self.prim(Prim::Binary(Binary::Sub), &[head, LVal::Num(1.0)], span)?;
+            let mut widths = vec![(0, 0); s.rank()];
+            widths[axis] = (d, 0);
+            let padded = self.prim(Prim::Pad(widths), &[less], span)?;
+            let shifted = self.prim(Prim::Binary(Binary::Add), &[padded, LVal::Num(1.0)], span)?;
+            y = self.prim(Prim::Binary(Binary::Mul), &[y, shifted], span)?;
+            d *= 2;
+        }
+        Ok(y)
+    }
+}

@@ -18,7 +18,7 @@ const NON_PRIMITIVES: &[&str] = &[
     // shape utilities
     "shape", "rows", "cols", "size", "rank",
     // axes at any rank, lowered to primitives (`axes.rs`, `einsum.rs`)
-    "stack", "expand_dims", "squeeze", "einsum",
+    "stack", "expand_dims", "squeeze", "einsum", "cumprod",
     // differentiation
     "grad", "value_and_grad", "jvp", "vjp", "hvp", "hessian", "jacobian", "jacfwd", "jacrev",
     // reverse mode through a loop, as derived programs print it (`reverse_loop.rs`)
@@ -287,6 +287,22 @@ pub(crate) fn call(
                 None => {
                     let flat = lw.prim(Prim::Reshape(crate::Shape::vector(x.size())), &args[..1], span)?;
                     lw.prim(Prim::Cumsum(0, reverse), &[flat], span)
+                }
+            }
+        }
+        // `cumprod(x)` over the elements in order (of the flattened array, as NumPy);
+        // `cumprod(x, axis)` along an axis.
+        "cumprod" => {
+            arity(name, &args, &[1, 2], span)?;
+            let x = shape_arg(lw, 0)?;
+            match args.get(1) {
+                Some(a) => {
+                    let axis = lw.static_axis(a, x.rank(), at(1))?;
+                    lw.cumprod(args[0].clone(), axis, span)
+                }
+                None => {
+                    let flat = lw.prim(Prim::Reshape(crate::Shape::vector(x.size())), &args[..1], span)?;
+                    lw.cumprod(flat, 0, span)
                 }
             }
         }
