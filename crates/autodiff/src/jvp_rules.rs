@@ -352,6 +352,39 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             let phi = e.bin(Mul, z, m);
             Some(e.matmul(o, phi, false))
         }
+        // With S = (dA + dAᵀ)/2 (the kernels decompose the symmetric part) and M = Vᵀ S V:
+        // dw = diag(M) and dV = V (F ∘ M), F_ij = 1/(w_j - w_i) off the diagonal and 0 on
+        // it (Giles 2008, §3.1; JAX's rule). Defined where the eigenvalues are distinct;
+        // equal ones give infinities in dV, as in JAX.
+        Prim::EighValues | Prim::EighVectors => {
+            let t0 = t[0]?;
+            let n = e.shape(x[0]).dim(0);
+            let (w, v) = match prim {
+                Prim::EighValues => (o, e.emit(Prim::EighVectors, [x[0]])),
+                _ => (e.emit(Prim::EighValues, [x[0]]), o),
+            };
+            let tt = e.emit(Prim::Transpose, [t0]);
+            let s = e.bin(Add, t0, tt);
+            let s = e.bin(Mul, s, Atom::Lit(0.5));
+            let vt = e.emit(Prim::Transpose, [v]);
+            let sv = e.matmul(s, v, false);
+            let m = e.matmul(vt, sv, false);
+            let eye = e.emit(Prim::Eye(n), []);
+            if *prim == Prim::EighValues {
+                let diagonal = e.bin(Mul, m, eye);
+                return Some(e.emit(Prim::Sum(ad_ir::prim::Axes::one(1)), [diagonal]));
+            }
+            // F from the eigenvalues: 1/(w_j - w_i + δ_ij) (1 - δ_ij), finite everywhere.
+            let row = e.emit(Prim::Reshape(ad_ir::Shape::from_dims(&[1, n])?), [w]);
+            let col = e.emit(Prim::Reshape(ad_ir::Shape::from_dims(&[n, 1])?), [w]);
+            let diff = e.bin(Sub, row, col);
+            let shifted = e.bin(Add, diff, eye);
+            let inv = e.bin(Div, Atom::Lit(1.0), shifted);
+            let off = e.bin(Sub, Atom::Lit(1.0), eye);
+            let f = e.bin(Mul, inv, off);
+            let fm = e.bin(Mul, f, m);
+            Some(e.matmul(v, fm, false))
+        }
         // dX = solve(A, dB - dA X)
         Prim::Solve | Prim::SafeSolve => {
             let strong = *prim == Prim::SafeSolve;

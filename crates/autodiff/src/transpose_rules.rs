@@ -262,6 +262,8 @@ pub fn transpose_rule(
         Prim::Amax(_)
         | Prim::Prod(_)
         | Prim::Cholesky
+        | Prim::EighValues
+        | Prim::EighVectors
         | Prim::LogAbsDet
         | Prim::SignDet
         | Prim::MaxPool2d(_)

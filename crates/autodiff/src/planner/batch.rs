@@ -397,6 +397,8 @@ fn batch_eqn(
         | Prim::Amax(_)
         | Prim::Prod(_)
         | Prim::Cholesky
+        | Prim::EighValues
+        | Prim::EighVectors
         | Prim::LogAbsDet
         | Prim::SignDet
         | Prim::MaxPool2d(_)

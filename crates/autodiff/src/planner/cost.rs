@@ -29,6 +29,9 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Sha
         | Prim::AvgPool2d(_)
         | Prim::AvgPool2dTranspose(..) => shape(args[0]).size() as f64,
         Prim::Cholesky => (shape(args[0]).dim(0) as f64).powi(3) / 3.0,
+        // A symmetric eigendecomposition: about 9n³ with the vectors, 4n³/3 without.
+        Prim::EighValues => 4.0 * (shape(args[0]).dim(0) as f64).powi(3) / 3.0,
+        Prim::EighVectors => 9.0 * (shape(args[0]).dim(0) as f64).powi(3),
         Prim::LogAbsDet | Prim::SignDet => 2.0 * (shape(args[0]).dim(0) as f64).powi(3) / 3.0,
         Prim::SolveTriangular(_) => {
             let b = shape(args[1]);

@@ -205,6 +205,8 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         | Prim::Custom(_)
         | Prim::CustomLin(_)
         | Prim::Cholesky
+        | Prim::EighValues
+        | Prim::EighVectors
         | Prim::LogAbsDet
         | Prim::SignDet
         | Prim::MaxPool2d(_)

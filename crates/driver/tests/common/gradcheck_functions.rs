@@ -46,6 +46,9 @@ pub const FUNCTIONS: &[&str] = &[
     // `check` (the identity for derivatives), and `fixed_point`'s implicit derivative
     // (reverse mode only: its `bwd` iterates, which forward mode cannot transpose).
     "def f(x: [2, 3], k: [3]) = check(sin(x) * k, sum(x) < 100, \"too large: {}\", sum(x)) * x",
+    // `eigh` (through functions of the eigenvectors that do not depend on their signs),
+    // on a matrix whose eigenvalues stay apart.
+    "def f(x: [3, 3]) {\n  let A = x + x' + diag([6, 3, 0])\n  let (w, V) = eigh(A)\n  sin(w) * 3 + (V * V) @ [1, 2, 3] + V[0] * V[2] + eigvalsh(A @ A') * 0.1\n}",
     // `cumprod` (a scan of products), along each axis and over the flattened array.
     "def f(x: [3, 4]) = cumprod(x, 1) * cumprod(x, 0) + reshape(cumprod(x), (3, 4))",
     // `flip`, and slices with steps (made of `index`, `flip`, `pad` and `reshape`).

@@ -244,6 +244,46 @@ pub fn cholesky(a: &Array) -> Array {
     Array::new(a.shape(), out)
 }
 
+/// The eigenvalues (ascending) or the unit eigenvectors (as columns) of the symmetric
+/// part `(A + Aᵀ)/2` of `A` (JAX's `eigh` symmetrises its input too), each eigenvector
+/// with its largest component positive; NaNs if the decomposition fails.
+pub fn eigh(a: &Array, vectors: bool) -> Array {
+    let n = a.shape().dim(0);
+    let d = a.data();
+    let mut sym = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            sym[i * n + j] = 0.5 * (d[i * n + j] + d[j * n + i]);
+        }
+    }
+    let out_len = if vectors { n * n } else { n };
+    let mut out = vec![f64::NAN; out_len];
+    if let Ok(evd) = MatRef::from_row_major_slice(&sym, n, n).self_adjoint_eigen(faer::Side::Lower) {
+        let (u, s) = (evd.U(), evd.S().column_vector());
+        if vectors {
+            for j in 0..n {
+                let mut big = 0;
+                for i in 0..n {
+                    if u[(i, j)].abs() > u[(big, j)].abs() {
+                        big = i;
+                    }
+                }
+                let sign = if u[(big, j)] < 0.0 { -1.0 } else { 1.0 };
+                for i in 0..n {
+                    out[i * n + j] = sign * u[(i, j)];
+                }
+            }
+        } else {
+            for (i, w) in out.iter_mut().enumerate() {
+                *w = s[i];
+            }
+        }
+    }
+    clear_upper_avx();
+    let shape = if vectors { a.shape() } else { Shape::vector(n) };
+    Array::new(shape, out)
+}
+
 /// Solves `T X = B` with the lower (or upper) triangle of `T`; a zero on the diagonal
 /// gives infinities or NaNs, as in SciPy.
 pub fn solve_triangular(t: &Array, b: &Array, lower: bool, out: Shape) -> Array {

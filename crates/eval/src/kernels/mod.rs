@@ -58,6 +58,8 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         Prim::Solve => linalg::solve(&args[0], &args[1], out),
         Prim::SafeSolve => linalg::safe_solve(&args[0], &args[1], out),
         Prim::Cholesky => linalg::cholesky(&args[0]),
+        Prim::EighValues => linalg::eigh(&args[0], false),
+        Prim::EighVectors => linalg::eigh(&args[0], true),
         Prim::SolveTriangular(lower) => linalg::solve_triangular(&args[0], &args[1], *lower, out),
         Prim::LogAbsDet => Array::scalar(linalg::slogdet(&args[0]).1),
         Prim::SignDet => Array::scalar(linalg::slogdet(&args[0]).0),

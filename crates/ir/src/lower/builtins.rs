@@ -18,7 +18,7 @@ const NON_PRIMITIVES: &[&str] = &[
     // shape utilities
     "shape", "rows", "cols", "size", "rank",
     // axes at any rank, lowered to primitives (`axes.rs`, `einsum.rs`)
-    "stack", "expand_dims", "squeeze", "einsum", "cumprod",
+    "stack", "expand_dims", "squeeze", "einsum", "cumprod", "eigh",
     // differentiation
     "grad", "value_and_grad", "jvp", "vjp", "hvp", "hessian", "jacobian", "jacfwd", "jacrev",
     // reverse mode through a loop, as derived programs print it (`reverse_loop.rs`)
@@ -217,10 +217,19 @@ pub(crate) fn call(
             };
             lw.operator(prim, name, &args, spans, span)
         }
-        "cholesky" | "logabsdet" | "signdet" => {
+        // `eigh(A)`: the eigenvalues (ascending) and the eigenvectors (columns), as NumPy's.
+        "eigh" => {
+            arity(name, &args, &[1], span)?;
+            let w = lw.prim(Prim::EighValues, &args, span)?;
+            let v = lw.prim(Prim::EighVectors, &args, span)?;
+            Ok(LVal::Tuple(vec![w, v].into()))
+        }
+        "cholesky" | "logabsdet" | "signdet" | "eigvalsh" | "eigh_vectors" => {
             arity(name, &args, &[1], span)?;
             let prim = match name {
                 "cholesky" => Prim::Cholesky,
+                "eigvalsh" => Prim::EighValues,
+                "eigh_vectors" => Prim::EighVectors,
                 "logabsdet" => Prim::LogAbsDet,
                 _ => Prim::SignDet,
             };

@@ -242,6 +242,13 @@ pub enum Prim {
     /// The lower Cholesky factor `L` of a symmetric positive definite matrix (`A = L Lᵀ`;
     /// only the lower triangle of `A` is read; NaN where `A` is not positive definite).
     Cholesky,
+    /// The eigenvalues of the symmetric part `(A + Aᵀ)/2` of a square matrix, ascending
+    /// (NumPy's `eigvalsh`; `eigh(A)` is this and [`Prim::EighVectors`]).
+    EighValues,
+    /// The unit eigenvectors (columns) of the symmetric part of a square matrix, in the
+    /// order of [`Prim::EighValues`], each with its largest component (the first of equal
+    /// ones) positive so that the result is a function of the matrix.
+    EighVectors,
     /// `solve_triangular(T, B, lower)`: solves `T X = B` reading only the lower (or upper)
     /// triangle of `T`.
     SolveTriangular(bool),
@@ -341,6 +348,8 @@ pub const STRUCTURAL: &[&str] = &[
     "amax",
     "prod",
     "cholesky",
+    "eigvalsh",
+    "eigh_vectors",
     "solve_triangular",
     "logabsdet",
     "signdet",
@@ -429,6 +438,8 @@ impl Prim {
             Prim::Amax(_) => "amax",
             Prim::Prod(_) => "prod",
             Prim::Cholesky => "cholesky",
+            Prim::EighValues => "eigvalsh",
+            Prim::EighVectors => "eigh_vectors",
             Prim::SolveTriangular(_) => "solve_triangular",
             Prim::LogAbsDet => "logabsdet",
             Prim::SignDet => "signdet",
@@ -485,7 +496,7 @@ impl Prim {
             Prim::Where => Class::LinearIn(&[1, 2]),
             Prim::MatMul | Prim::SafeMatMul => Class::Bilinear,
             Prim::Solve | Prim::SafeSolve | Prim::SolveTriangular(_) => Class::LinearIn(&[1]),
-            Prim::Cholesky | Prim::LogAbsDet => Class::Nonlinear,
+            Prim::Cholesky | Prim::LogAbsDet | Prim::EighValues | Prim::EighVectors => Class::Nonlinear,
             Prim::SignDet => Class::Zero,
             Prim::Transpose
             | Prim::Permute(_)
@@ -570,6 +581,19 @@ impl Prim {
             Prim::MatMul | Prim::SafeMatMul => {
                 arity(2)?;
                 matmul_shape(args[0], args[1])
+            }
+            Prim::EighValues | Prim::EighVectors => {
+                arity(1)?;
+                match args[0].dims() {
+                    [m, n] if m == n => {
+                        Ok(if *self == Prim::EighValues { Shape::vector(*n) } else { args[0] })
+                    }
+                    _ => Err(format!(
+                        "`{}` takes a square matrix, not an array of shape {}",
+                        self.name(),
+                        args[0]
+                    )),
+                }
             }
             Prim::Cholesky | Prim::LogAbsDet | Prim::SignDet => {
                 arity(1)?;
