@@ -385,6 +385,35 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             let fm = e.bin(Mul, f, m);
             Some(e.matmul(v, fm, false))
         }
+        // With X = dA R⁻¹, C = Qᵀ X and Ω = L - Lᵀ where L is C's strictly lower triangle:
+        // dQ = Q (Ω - C) + X and dR = (C - Ω) R (JAX's rule; `A` of full column rank).
+        Prim::QrQ | Prim::QrR => {
+            let t0 = t[0]?;
+            let n = e.shape(x[0]).dim(1);
+            let (q, r) = match prim {
+                Prim::QrQ => (o, e.emit(Prim::QrR, [x[0]])),
+                _ => (e.emit(Prim::QrQ, [x[0]]), o),
+            };
+            // X R = dA is Rᵀ Xᵀ = dAᵀ, a lower triangular solve.
+            let rt = e.emit(Prim::Transpose, [r]);
+            let tt = e.emit(Prim::Transpose, [t0]);
+            let xt = e.emit(Prim::SolveTriangular(true), [rt, tt]);
+            let xm = e.emit(Prim::Transpose, [xt]);
+            let qt = e.emit(Prim::Transpose, [q]);
+            let c = e.matmul(qt, xm, false);
+            let strict = triangle(e, n, true, 0.0);
+            let low = e.bin(Mul, c, strict);
+            let lowt = e.emit(Prim::Transpose, [low]);
+            let omega = e.bin(Sub, low, lowt);
+            if *prim == Prim::QrQ {
+                let d = e.bin(Sub, omega, c);
+                let qd = e.matmul(q, d, false);
+                Some(e.bin(Add, qd, xm))
+            } else {
+                let d = e.bin(Sub, c, omega);
+                Some(e.matmul(d, r, false))
+            }
+        }
         // dX = solve(A, dB - dA X)
         Prim::Solve | Prim::SafeSolve => {
             let strong = *prim == Prim::SafeSolve;

@@ -264,6 +264,8 @@ pub fn transpose_rule(
         | Prim::Cholesky
         | Prim::EighValues
         | Prim::EighVectors
+        | Prim::QrQ
+        | Prim::QrR
         | Prim::LogAbsDet
         | Prim::SignDet
         | Prim::MaxPool2d(_)

@@ -399,6 +399,8 @@ fn batch_eqn(
         | Prim::Cholesky
         | Prim::EighValues
         | Prim::EighVectors
+        | Prim::QrQ
+        | Prim::QrR
         | Prim::LogAbsDet
         | Prim::SignDet
         | Prim::MaxPool2d(_)

@@ -32,6 +32,11 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Sha
         // A symmetric eigendecomposition: about 9n³ with the vectors, 4n³/3 without.
         Prim::EighValues => 4.0 * (shape(args[0]).dim(0) as f64).powi(3) / 3.0,
         Prim::EighVectors => 9.0 * (shape(args[0]).dim(0) as f64).powi(3),
+        // Householder QR and forming the thin Q: about 4mn² together.
+        Prim::QrQ | Prim::QrR => {
+            let s = shape(args[0]);
+            4.0 * s.dim(0) as f64 * (s.dim(1) as f64).powi(2)
+        }
         Prim::LogAbsDet | Prim::SignDet => 2.0 * (shape(args[0]).dim(0) as f64).powi(3) / 3.0,
         Prim::SolveTriangular(_) => {
             let b = shape(args[1]);

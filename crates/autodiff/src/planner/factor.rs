@@ -207,6 +207,8 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         | Prim::Cholesky
         | Prim::EighValues
         | Prim::EighVectors
+        | Prim::QrQ
+        | Prim::QrR
         | Prim::LogAbsDet
         | Prim::SignDet
         | Prim::MaxPool2d(_)

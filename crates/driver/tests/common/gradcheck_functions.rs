@@ -49,6 +49,8 @@ pub const FUNCTIONS: &[&str] = &[
     // `eigh` (through functions of the eigenvectors that do not depend on their signs),
     // on a matrix whose eigenvalues stay apart.
     "def f(x: [3, 3]) {\n  let A = x + x' + diag([6, 3, 0])\n  let (w, V) = eigh(A)\n  sin(w) * 3 + (V * V) @ [1, 2, 3] + V[0] * V[2] + eigvalsh(A @ A') * 0.1\n}",
+    // `qr` of a tall matrix of full column rank.
+    "def f(x: [4, 3]) {\n  let (Q, R) = qr(x + [[3, 0, 0], [0, 3, 0], [0, 0, 3], [1, 1, 1]])\n  sin(Q) @ R + Q * 2\n}",
     // `cumprod` (a scan of products), along each axis and over the flattened array.
     "def f(x: [3, 4]) = cumprod(x, 1) * cumprod(x, 0) + reshape(cumprod(x), (3, 4))",
     // `flip`, and slices with steps (made of `index`, `flip`, `pad` and `reshape`).

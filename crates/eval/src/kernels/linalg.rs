@@ -284,6 +284,23 @@ pub fn eigh(a: &Array, vectors: bool) -> Array {
     Array::new(shape, out)
 }
 
+/// `Q` (with `q`) or `R` of the reduced QR decomposition of an `[m, n]` matrix, `m ≥ n`,
+/// signed so that `R`'s diagonal is nonnegative (which makes the decomposition unique when
+/// `A` has full rank).
+pub fn qr(a: &Array, q: bool) -> Array {
+    let (m, n) = (a.shape().dim(0), a.shape().dim(1));
+    let qr = MatRef::from_row_major_slice(a.data(), m, n).qr();
+    let (qm, rm) = (qr.compute_thin_Q(), qr.thin_R());
+    let sign: Vec<f64> = (0..n).map(|i| if rm[(i, i)] < 0.0 { -1.0 } else { 1.0 }).collect();
+    let out = if q {
+        (0..m * n).map(|k| sign[k % n] * qm[(k / n, k % n)]).collect()
+    } else {
+        (0..n * n).map(|k| if k / n <= k % n { sign[k / n] * rm[(k / n, k % n)] } else { 0.0 }).collect()
+    };
+    clear_upper_avx();
+    Array::new(if q { a.shape() } else { Shape::matrix(n, n) }, out)
+}
+
 /// Solves `T X = B` with the lower (or upper) triangle of `T`; a zero on the diagonal
 /// gives infinities or NaNs, as in SciPy.
 pub fn solve_triangular(t: &Array, b: &Array, lower: bool, out: Shape) -> Array {

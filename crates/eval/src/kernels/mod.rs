@@ -60,6 +60,8 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         Prim::Cholesky => linalg::cholesky(&args[0]),
         Prim::EighValues => linalg::eigh(&args[0], false),
         Prim::EighVectors => linalg::eigh(&args[0], true),
+        Prim::QrQ => linalg::qr(&args[0], true),
+        Prim::QrR => linalg::qr(&args[0], false),
         Prim::SolveTriangular(lower) => linalg::solve_triangular(&args[0], &args[1], *lower, out),
         Prim::LogAbsDet => Array::scalar(linalg::slogdet(&args[0]).1),
         Prim::SignDet => Array::scalar(linalg::slogdet(&args[0]).0),

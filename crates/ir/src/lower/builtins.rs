@@ -18,7 +18,7 @@ const NON_PRIMITIVES: &[&str] = &[
     // shape utilities
     "shape", "rows", "cols", "size", "rank",
     // axes at any rank, lowered to primitives (`axes.rs`, `einsum.rs`)
-    "stack", "expand_dims", "squeeze", "einsum", "cumprod", "eigh",
+    "stack", "expand_dims", "squeeze", "einsum", "cumprod", "eigh", "qr",
     // differentiation
     "grad", "value_and_grad", "jvp", "vjp", "hvp", "hessian", "jacobian", "jacfwd", "jacrev",
     // reverse mode through a loop, as derived programs print it (`reverse_loop.rs`)
@@ -224,12 +224,21 @@ pub(crate) fn call(
             let v = lw.prim(Prim::EighVectors, &args, span)?;
             Ok(LVal::Tuple(vec![w, v].into()))
         }
-        "cholesky" | "logabsdet" | "signdet" | "eigvalsh" | "eigh_vectors" => {
+        // `qr(A)`: the reduced decomposition `(Q, R)`, as NumPy's `qr(A)` (mode "reduced").
+        "qr" => {
+            arity(name, &args, &[1], span)?;
+            let q = lw.prim(Prim::QrQ, &args, span)?;
+            let r = lw.prim(Prim::QrR, &args, span)?;
+            Ok(LVal::Tuple(vec![q, r].into()))
+        }
+        "cholesky" | "logabsdet" | "signdet" | "eigvalsh" | "eigh_vectors" | "qr_q" | "qr_r" => {
             arity(name, &args, &[1], span)?;
             let prim = match name {
                 "cholesky" => Prim::Cholesky,
                 "eigvalsh" => Prim::EighValues,
                 "eigh_vectors" => Prim::EighVectors,
+                "qr_q" => Prim::QrQ,
+                "qr_r" => Prim::QrR,
                 "logabsdet" => Prim::LogAbsDet,
                 _ => Prim::SignDet,
             };

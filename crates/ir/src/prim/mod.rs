@@ -249,6 +249,11 @@ pub enum Prim {
     /// order of [`Prim::EighValues`], each with its largest component (the first of equal
     /// ones) positive so that the result is a function of the matrix.
     EighVectors,
+    /// `Q` of the reduced QR decomposition `A = Q R` of an `[m, n]` matrix with `m ≥ n`
+    /// (`[m, n]`, orthonormal columns), with the signs that make `R`'s diagonal nonnegative.
+    QrQ,
+    /// `R` of the same decomposition (`[n, n]`, upper triangular, diagonal nonnegative).
+    QrR,
     /// `solve_triangular(T, B, lower)`: solves `T X = B` reading only the lower (or upper)
     /// triangle of `T`.
     SolveTriangular(bool),
@@ -350,6 +355,8 @@ pub const STRUCTURAL: &[&str] = &[
     "cholesky",
     "eigvalsh",
     "eigh_vectors",
+    "qr_q",
+    "qr_r",
     "solve_triangular",
     "logabsdet",
     "signdet",
@@ -440,6 +447,8 @@ impl Prim {
             Prim::Cholesky => "cholesky",
             Prim::EighValues => "eigvalsh",
             Prim::EighVectors => "eigh_vectors",
+            Prim::QrQ => "qr_q",
+            Prim::QrR => "qr_r",
             Prim::SolveTriangular(_) => "solve_triangular",
             Prim::LogAbsDet => "logabsdet",
             Prim::SignDet => "signdet",
@@ -496,7 +505,12 @@ impl Prim {
             Prim::Where => Class::LinearIn(&[1, 2]),
             Prim::MatMul | Prim::SafeMatMul => Class::Bilinear,
             Prim::Solve | Prim::SafeSolve | Prim::SolveTriangular(_) => Class::LinearIn(&[1]),
-            Prim::Cholesky | Prim::LogAbsDet | Prim::EighValues | Prim::EighVectors => Class::Nonlinear,
+            Prim::Cholesky
+            | Prim::LogAbsDet
+            | Prim::EighValues
+            | Prim::EighVectors
+            | Prim::QrQ
+            | Prim::QrR => Class::Nonlinear,
             Prim::SignDet => Class::Zero,
             Prim::Transpose
             | Prim::Permute(_)
@@ -581,6 +595,17 @@ impl Prim {
             Prim::MatMul | Prim::SafeMatMul => {
                 arity(2)?;
                 matmul_shape(args[0], args[1])
+            }
+            Prim::QrQ | Prim::QrR => {
+                arity(1)?;
+                match args[0].dims() {
+                    [m, n] if m >= n => Ok(if *self == Prim::QrQ { args[0] } else { Shape::matrix(*n, *n) }),
+                    _ => Err(format!(
+                        "`{}` takes a matrix with at least as many rows as columns, not an array of shape {}",
+                        self.name(),
+                        args[0]
+                    )),
+                }
             }
             Prim::EighValues | Prim::EighVectors => {
                 arity(1)?;
