@@ -414,6 +414,73 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
                 Some(e.matmul(d, r, false))
             }
         }
+        // With dS = Uᵀ dA V: ds = diag(dS); dU = U (F ∘ (dS S + S dSᵀ)) and dV = V (F ∘ (S dS +
+        // dSᵀ S)) with F_ij = 1/(s_j² - s_i²) off the diagonal (JAX's term in the
+        // antisymmetric part of dS on the diagonal is zero for real matrices), plus, for a
+        // tall (wide) A, the part of dA V / s outside U's columns (of dAᵀ U / s outside
+        // V's): JAX's rule. Defined where the singular values are distinct and nonzero.
+        Prim::SvdS | Prim::SvdU | Prim::SvdVt => {
+            let t0 = t[0]?;
+            let (m, n) = (e.shape(x[0]).dim(0), e.shape(x[0]).dim(1));
+            let k = m.min(n);
+            let part = |e: &mut Emitter, p: Prim| if p == *prim { o } else { e.emit(p, [x[0]]) };
+            let s = part(e, Prim::SvdS);
+            let u = part(e, Prim::SvdU);
+            let vt = part(e, Prim::SvdVt);
+            let (ut, v) = (e.emit(Prim::Transpose, [u]), e.emit(Prim::Transpose, [vt]));
+            let tv = e.matmul(t0, v, false);
+            let ds_mat = e.matmul(ut, tv, false);
+            let eye = e.emit(Prim::Eye(k), []);
+            if *prim == Prim::SvdS {
+                let diagonal = e.bin(Mul, ds_mat, eye);
+                return Some(e.emit(Prim::Sum(ad_ir::prim::Axes::one(1)), [diagonal]));
+            }
+            let row = e.emit(Prim::Reshape(ad_ir::Shape::from_dims(&[1, k])?), [s]);
+            let col = e.emit(Prim::Reshape(ad_ir::Shape::from_dims(&[k, 1])?), [s]);
+            // F = 1/(s_j² - s_i² + δ_ij) (1 - δ_ij), finite everywhere.
+            let sum = e.bin(Add, row, col);
+            let diff = e.bin(Sub, row, col);
+            let sq = e.bin(Mul, sum, diff);
+            let shifted = e.bin(Add, sq, eye);
+            let inv = e.bin(Div, Atom::Lit(1.0), shifted);
+            let off = e.bin(Sub, Atom::Lit(1.0), eye);
+            let f = e.bin(Mul, inv, off);
+            let ds_t = e.emit(Prim::Transpose, [ds_mat]);
+            if *prim == Prim::SvdU {
+                let dss = e.bin(Mul, ds_mat, row);
+                let sds_t = e.bin(Mul, ds_t, col);
+                let sym = e.bin(Add, dss, sds_t);
+                let fsym = e.bin(Mul, f, sym);
+                let du = e.matmul(u, fsym, false);
+                if m <= n {
+                    return Some(du);
+                }
+                // The part of dA V / s outside the span of U.
+                let proj = e.matmul(ut, tv, false);
+                let uproj = e.matmul(u, proj, false);
+                let rest = e.bin(Sub, tv, uproj);
+                let rest = e.bin(Div, rest, row);
+                return Some(e.bin(Add, du, rest));
+            }
+            let sds = e.bin(Mul, ds_mat, col);
+            let ds_ts = e.bin(Mul, ds_t, row);
+            let sym = e.bin(Add, sds, ds_ts);
+            let fsym = e.bin(Mul, f, sym);
+            let dv = e.matmul(v, fsym, false);
+            let dv = if m < n {
+                // The part of dAᵀ U / s outside the span of V.
+                let tt = e.emit(Prim::Transpose, [t0]);
+                let tu = e.matmul(tt, u, false);
+                let proj = e.matmul(vt, tu, false);
+                let vproj = e.matmul(v, proj, false);
+                let rest = e.bin(Sub, tu, vproj);
+                let rest = e.bin(Div, rest, row);
+                e.bin(Add, dv, rest)
+            } else {
+                dv
+            };
+            Some(e.emit(Prim::Transpose, [dv]))
+        }
         // dX = solve(A, dB - dA X)
         Prim::Solve | Prim::SafeSolve => {
             let strong = *prim == Prim::SafeSolve;

@@ -266,6 +266,9 @@ pub fn transpose_rule(
         | Prim::EighVectors
         | Prim::QrQ
         | Prim::QrR
+        | Prim::SvdS
+        | Prim::SvdU
+        | Prim::SvdVt
         | Prim::LogAbsDet
         | Prim::SignDet
         | Prim::MaxPool2d(_)

@@ -91,7 +91,10 @@ pub(crate) fn batch_rule(
         | Prim::EighValues
         | Prim::EighVectors
         | Prim::QrQ
-        | Prim::QrR => per_element(em, prim, args, batched, b, out)?,
+        | Prim::QrR
+        | Prim::SvdS
+        | Prim::SvdU
+        | Prim::SvdVt => per_element(em, prim, args, batched, b, out)?,
         Prim::Solve | Prim::SafeSolve | Prim::SolveTriangular(_) => {
             if batched[0] {
                 // One system per batch element (each its own factorisation).

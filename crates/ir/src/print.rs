@@ -175,7 +175,10 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
         | Prim::EighValues
         | Prim::EighVectors
         | Prim::QrQ
-        | Prim::QrR => call(prim.name(), &[]),
+        | Prim::QrR
+        | Prim::SvdS
+        | Prim::SvdU
+        | Prim::SvdVt => call(prim.name(), &[]),
         Prim::SolveTriangular(lower) => call(prim.name(), &[if *lower { "1" } else { "0" }.to_string()]),
         Prim::Conv2d(c) => call("conv2d", &conv_args(c)),
         Prim::Conv2dTransposeInput(c, s) | Prim::Conv2dTransposeKernel(c, s) => {

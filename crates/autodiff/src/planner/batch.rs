@@ -401,6 +401,9 @@ fn batch_eqn(
         | Prim::EighVectors
         | Prim::QrQ
         | Prim::QrR
+        | Prim::SvdS
+        | Prim::SvdU
+        | Prim::SvdVt
         | Prim::LogAbsDet
         | Prim::SignDet
         | Prim::MaxPool2d(_)

@@ -33,6 +33,12 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Sha
         Prim::EighValues => 4.0 * (shape(args[0]).dim(0) as f64).powi(3) / 3.0,
         Prim::EighVectors => 9.0 * (shape(args[0]).dim(0) as f64).powi(3),
         // Householder QR and forming the thin Q: about 4mn² together.
+        // A Golub–Kahan SVD: about 4mn² + 8n³ (n the smaller side), with or without vectors.
+        Prim::SvdS | Prim::SvdU | Prim::SvdVt => {
+            let s = shape(args[0]);
+            let (big, small) = (s.dim(0).max(s.dim(1)) as f64, s.dim(0).min(s.dim(1)) as f64);
+            4.0 * big * small * small + 8.0 * small.powi(3)
+        }
         Prim::QrQ | Prim::QrR => {
             let s = shape(args[0]);
             4.0 * s.dim(0) as f64 * (s.dim(1) as f64).powi(2)

@@ -209,6 +209,9 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         | Prim::EighVectors
         | Prim::QrQ
         | Prim::QrR
+        | Prim::SvdS
+        | Prim::SvdU
+        | Prim::SvdVt
         | Prim::LogAbsDet
         | Prim::SignDet
         | Prim::MaxPool2d(_)

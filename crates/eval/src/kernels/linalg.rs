@@ -301,6 +301,44 @@ pub fn qr(a: &Array, q: bool) -> Array {
     Array::new(if q { a.shape() } else { Shape::matrix(n, n) }, out)
 }
 
+/// One part of the reduced SVD `A = U diag(s) Vt` of an `[m, n]` matrix (`part` 0: the
+/// singular values, descending; 1: `U`; 2: `Vt`), each column of `U` with its largest
+/// component positive and the matching row of `Vt` signed to agree; NaNs if it fails.
+pub fn svd(a: &Array, part: u8) -> Array {
+    let (m, n) = (a.shape().dim(0), a.shape().dim(1));
+    let k = m.min(n);
+    let shape = match part {
+        0 => Shape::vector(k),
+        1 => Shape::matrix(m, k),
+        _ => Shape::matrix(k, n),
+    };
+    let Ok(svd) = MatRef::from_row_major_slice(a.data(), m, n).thin_svd() else {
+        return Array::new(shape, vec![f64::NAN; shape.size()]);
+    };
+    let (u, s, v) = (svd.U(), svd.S().column_vector(), svd.V());
+    // faer's order is not promised: sort descending, as NumPy's.
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&i, &j| s[j].total_cmp(&s[i]));
+    let sign: Vec<f64> = order
+        .iter()
+        .map(|&j| {
+            let big = (0..m).fold(0, |b, i| if u[(i, j)].abs() > u[(b, j)].abs() { i } else { b });
+            if m > 0 && u[(big, j)] < 0.0 {
+                -1.0
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let out: Vec<f64> = match part {
+        0 => order.iter().map(|&j| s[j]).collect(),
+        1 => (0..m * k).map(|p| sign[p % k] * u[(p / k, order[p % k])]).collect(),
+        _ => (0..k * n).map(|p| sign[p / n] * v[(p % n, order[p / n])]).collect(),
+    };
+    clear_upper_avx();
+    Array::new(shape, out)
+}
+
 /// Solves `T X = B` with the lower (or upper) triangle of `T`; a zero on the diagonal
 /// gives infinities or NaNs, as in SciPy.
 pub fn solve_triangular(t: &Array, b: &Array, lower: bool, out: Shape) -> Array {

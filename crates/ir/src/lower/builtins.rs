@@ -18,7 +18,7 @@ const NON_PRIMITIVES: &[&str] = &[
     // shape utilities
     "shape", "rows", "cols", "size", "rank",
     // axes at any rank, lowered to primitives (`axes.rs`, `einsum.rs`)
-    "stack", "expand_dims", "squeeze", "einsum", "cumprod", "eigh", "qr",
+    "stack", "expand_dims", "squeeze", "einsum", "cumprod", "eigh", "qr", "svd",
     // differentiation
     "grad", "value_and_grad", "jvp", "vjp", "hvp", "hessian", "jacobian", "jacfwd", "jacrev",
     // reverse mode through a loop, as derived programs print it (`reverse_loop.rs`)
@@ -231,7 +231,16 @@ pub(crate) fn call(
             let r = lw.prim(Prim::QrR, &args, span)?;
             Ok(LVal::Tuple(vec![q, r].into()))
         }
-        "cholesky" | "logabsdet" | "signdet" | "eigvalsh" | "eigh_vectors" | "qr_q" | "qr_r" => {
+        // `svd(A)`: the reduced decomposition `(U, s, Vt)`, as NumPy's `svd(A, full_matrices=False)`.
+        "svd" => {
+            arity(name, &args, &[1], span)?;
+            let u = lw.prim(Prim::SvdU, &args, span)?;
+            let s = lw.prim(Prim::SvdS, &args, span)?;
+            let vt = lw.prim(Prim::SvdVt, &args, span)?;
+            Ok(LVal::Tuple(vec![u, s, vt].into()))
+        }
+        "cholesky" | "logabsdet" | "signdet" | "eigvalsh" | "eigh_vectors" | "qr_q" | "qr_r" | "svdvals"
+        | "svd_u" | "svd_vt" => {
             arity(name, &args, &[1], span)?;
             let prim = match name {
                 "cholesky" => Prim::Cholesky,
@@ -239,6 +248,9 @@ pub(crate) fn call(
                 "eigh_vectors" => Prim::EighVectors,
                 "qr_q" => Prim::QrQ,
                 "qr_r" => Prim::QrR,
+                "svdvals" => Prim::SvdS,
+                "svd_u" => Prim::SvdU,
+                "svd_vt" => Prim::SvdVt,
                 "logabsdet" => Prim::LogAbsDet,
                 _ => Prim::SignDet,
             };

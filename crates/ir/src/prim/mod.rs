@@ -254,6 +254,13 @@ pub enum Prim {
     QrQ,
     /// `R` of the same decomposition (`[n, n]`, upper triangular, diagonal nonnegative).
     QrR,
+    /// The singular values of an `[m, n]` matrix, descending (`[k]`, `k = min(m, n)`).
+    SvdS,
+    /// `U` of the reduced SVD `A = U diag(s) Vt` (`[m, k]`), each column with its largest
+    /// component positive (and the matching row of `Vt` signed to agree).
+    SvdU,
+    /// `Vt` of the reduced SVD (`[k, n]`).
+    SvdVt,
     /// `solve_triangular(T, B, lower)`: solves `T X = B` reading only the lower (or upper)
     /// triangle of `T`.
     SolveTriangular(bool),
@@ -357,6 +364,9 @@ pub const STRUCTURAL: &[&str] = &[
     "eigh_vectors",
     "qr_q",
     "qr_r",
+    "svdvals",
+    "svd_u",
+    "svd_vt",
     "solve_triangular",
     "logabsdet",
     "signdet",
@@ -449,6 +459,9 @@ impl Prim {
             Prim::EighVectors => "eigh_vectors",
             Prim::QrQ => "qr_q",
             Prim::QrR => "qr_r",
+            Prim::SvdS => "svdvals",
+            Prim::SvdU => "svd_u",
+            Prim::SvdVt => "svd_vt",
             Prim::SolveTriangular(_) => "solve_triangular",
             Prim::LogAbsDet => "logabsdet",
             Prim::SignDet => "signdet",
@@ -510,7 +523,10 @@ impl Prim {
             | Prim::EighValues
             | Prim::EighVectors
             | Prim::QrQ
-            | Prim::QrR => Class::Nonlinear,
+            | Prim::QrR
+            | Prim::SvdS
+            | Prim::SvdU
+            | Prim::SvdVt => Class::Nonlinear,
             Prim::SignDet => Class::Zero,
             Prim::Transpose
             | Prim::Permute(_)
@@ -595,6 +611,20 @@ impl Prim {
             Prim::MatMul | Prim::SafeMatMul => {
                 arity(2)?;
                 matmul_shape(args[0], args[1])
+            }
+            Prim::SvdS | Prim::SvdU | Prim::SvdVt => {
+                arity(1)?;
+                match args[0].dims() {
+                    [m, n] => {
+                        let k = (*m).min(*n);
+                        Ok(match self {
+                            Prim::SvdS => Shape::vector(k),
+                            Prim::SvdU => Shape::matrix(*m, k),
+                            _ => Shape::matrix(k, *n),
+                        })
+                    }
+                    _ => Err(format!("`{}` takes a matrix, not an array of shape {}", self.name(), args[0])),
+                }
             }
             Prim::QrQ | Prim::QrR => {
                 arity(1)?;
