@@ -6,7 +6,7 @@
 //! linearize/transpose route derive reverse mode without reverse rules.
 
 use crate::emitter::{Emitter, Tan};
-use ad_ir::prim::{Binary, Prim, Unary};
+use ad_ir::prim::{Binary, Decomp, Prim, Unary};
 use ad_ir::Atom;
 
 pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) -> Tan {
@@ -352,135 +352,8 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             let phi = e.bin(Mul, z, m);
             Some(e.matmul(o, phi, false))
         }
-        // With S = (dA + dAᵀ)/2 (the kernels decompose the symmetric part) and M = Vᵀ S V:
-        // dw = diag(M) and dV = V (F ∘ M), F_ij = 1/(w_j - w_i) off the diagonal and 0 on
-        // it (Giles 2008, §3.1; JAX's rule). Defined where the eigenvalues are distinct;
-        // equal ones give infinities in dV, as in JAX.
-        Prim::EighValues | Prim::EighVectors => {
-            let t0 = t[0]?;
-            let n = e.shape(x[0]).dim(0);
-            let (w, v) = match prim {
-                Prim::EighValues => (o, e.emit(Prim::EighVectors, [x[0]])),
-                _ => (e.emit(Prim::EighValues, [x[0]]), o),
-            };
-            let tt = e.emit(Prim::Transpose, [t0]);
-            let s = e.bin(Add, t0, tt);
-            let s = e.bin(Mul, s, Atom::Lit(0.5));
-            let vt = e.emit(Prim::Transpose, [v]);
-            let sv = e.matmul(s, v, false);
-            let m = e.matmul(vt, sv, false);
-            let eye = e.emit(Prim::Eye(n), []);
-            if *prim == Prim::EighValues {
-                let diagonal = e.bin(Mul, m, eye);
-                return Some(e.emit(Prim::Sum(ad_ir::prim::Axes::one(1)), [diagonal]));
-            }
-            // F from the eigenvalues: 1/(w_j - w_i + δ_ij) (1 - δ_ij), finite everywhere.
-            let row = e.emit(Prim::Reshape(ad_ir::Shape::from_dims(&[1, n])?), [w]);
-            let col = e.emit(Prim::Reshape(ad_ir::Shape::from_dims(&[n, 1])?), [w]);
-            let diff = e.bin(Sub, row, col);
-            let shifted = e.bin(Add, diff, eye);
-            let inv = e.bin(Div, Atom::Lit(1.0), shifted);
-            let off = e.bin(Sub, Atom::Lit(1.0), eye);
-            let f = e.bin(Mul, inv, off);
-            let fm = e.bin(Mul, f, m);
-            Some(e.matmul(v, fm, false))
-        }
-        // With X = dA R⁻¹, C = Qᵀ X and Ω = L - Lᵀ where L is C's strictly lower triangle:
-        // dQ = Q (Ω - C) + X and dR = (C - Ω) R (JAX's rule; `A` of full column rank).
-        Prim::QrQ | Prim::QrR => {
-            let t0 = t[0]?;
-            let n = e.shape(x[0]).dim(1);
-            let (q, r) = match prim {
-                Prim::QrQ => (o, e.emit(Prim::QrR, [x[0]])),
-                _ => (e.emit(Prim::QrQ, [x[0]]), o),
-            };
-            // X R = dA is Rᵀ Xᵀ = dAᵀ, a lower triangular solve.
-            let rt = e.emit(Prim::Transpose, [r]);
-            let tt = e.emit(Prim::Transpose, [t0]);
-            let xt = e.emit(Prim::SolveTriangular(true), [rt, tt]);
-            let xm = e.emit(Prim::Transpose, [xt]);
-            let qt = e.emit(Prim::Transpose, [q]);
-            let c = e.matmul(qt, xm, false);
-            let strict = triangle(e, n, true, 0.0);
-            let low = e.bin(Mul, c, strict);
-            let lowt = e.emit(Prim::Transpose, [low]);
-            let omega = e.bin(Sub, low, lowt);
-            if *prim == Prim::QrQ {
-                let d = e.bin(Sub, omega, c);
-                let qd = e.matmul(q, d, false);
-                Some(e.bin(Add, qd, xm))
-            } else {
-                let d = e.bin(Sub, c, omega);
-                Some(e.matmul(d, r, false))
-            }
-        }
-        // With dS = Uᵀ dA V: ds = diag(dS); dU = U (F ∘ (dS S + S dSᵀ)) and dV = V (F ∘ (S dS +
-        // dSᵀ S)) with F_ij = 1/(s_j² - s_i²) off the diagonal (JAX's term in the
-        // antisymmetric part of dS on the diagonal is zero for real matrices), plus, for a
-        // tall (wide) A, the part of dA V / s outside U's columns (of dAᵀ U / s outside
-        // V's): JAX's rule. Defined where the singular values are distinct and nonzero.
-        Prim::SvdS | Prim::SvdU | Prim::SvdVt => {
-            let t0 = t[0]?;
-            let (m, n) = (e.shape(x[0]).dim(0), e.shape(x[0]).dim(1));
-            let k = m.min(n);
-            let part = |e: &mut Emitter, p: Prim| if p == *prim { o } else { e.emit(p, [x[0]]) };
-            let s = part(e, Prim::SvdS);
-            let u = part(e, Prim::SvdU);
-            let vt = part(e, Prim::SvdVt);
-            let (ut, v) = (e.emit(Prim::Transpose, [u]), e.emit(Prim::Transpose, [vt]));
-            let tv = e.matmul(t0, v, false);
-            let ds_mat = e.matmul(ut, tv, false);
-            let eye = e.emit(Prim::Eye(k), []);
-            if *prim == Prim::SvdS {
-                let diagonal = e.bin(Mul, ds_mat, eye);
-                return Some(e.emit(Prim::Sum(ad_ir::prim::Axes::one(1)), [diagonal]));
-            }
-            let row = e.emit(Prim::Reshape(ad_ir::Shape::from_dims(&[1, k])?), [s]);
-            let col = e.emit(Prim::Reshape(ad_ir::Shape::from_dims(&[k, 1])?), [s]);
-            // F = 1/(s_j² - s_i² + δ_ij) (1 - δ_ij), finite everywhere.
-            let sum = e.bin(Add, row, col);
-            let diff = e.bin(Sub, row, col);
-            let sq = e.bin(Mul, sum, diff);
-            let shifted = e.bin(Add, sq, eye);
-            let inv = e.bin(Div, Atom::Lit(1.0), shifted);
-            let off = e.bin(Sub, Atom::Lit(1.0), eye);
-            let f = e.bin(Mul, inv, off);
-            let ds_t = e.emit(Prim::Transpose, [ds_mat]);
-            if *prim == Prim::SvdU {
-                let dss = e.bin(Mul, ds_mat, row);
-                let sds_t = e.bin(Mul, ds_t, col);
-                let sym = e.bin(Add, dss, sds_t);
-                let fsym = e.bin(Mul, f, sym);
-                let du = e.matmul(u, fsym, false);
-                if m <= n {
-                    return Some(du);
-                }
-                // The part of dA V / s outside the span of U.
-                let proj = e.matmul(ut, tv, false);
-                let uproj = e.matmul(u, proj, false);
-                let rest = e.bin(Sub, tv, uproj);
-                let rest = e.bin(Div, rest, row);
-                return Some(e.bin(Add, du, rest));
-            }
-            let sds = e.bin(Mul, ds_mat, col);
-            let ds_ts = e.bin(Mul, ds_t, row);
-            let sym = e.bin(Add, sds, ds_ts);
-            let fsym = e.bin(Mul, f, sym);
-            let dv = e.matmul(v, fsym, false);
-            let dv = if m < n {
-                // The part of dAᵀ U / s outside the span of V.
-                let tt = e.emit(Prim::Transpose, [t0]);
-                let tu = e.matmul(tt, u, false);
-                let proj = e.matmul(vt, tu, false);
-                let vproj = e.matmul(v, proj, false);
-                let rest = e.bin(Sub, tu, vproj);
-                let rest = e.bin(Div, rest, row);
-                e.bin(Add, dv, rest)
-            } else {
-                dv
-            };
-            Some(e.emit(Prim::Transpose, [dv]))
-        }
+        // The decompositions' parts (`decomp_jvp` below).
+        Prim::Decomp(d) => decomp_jvp(e, *d, x[0], o, t[0]?),
         // dX = solve(A, dB - dA X)
         Prim::Solve | Prim::SafeSolve => {
             let strong = *prim == Prim::SafeSolve;
@@ -627,4 +500,155 @@ fn triangle(e: &mut Emitter, n: usize, lower: bool, diagonal: f64) -> Atom {
         .collect();
     let a = ad_ir::Array::new(ad_ir::Shape::matrix(n, n), data);
     e.emit(Prim::Const(ad_ir::prim::ConstArray(std::rc::Rc::new(a))), [])
+}
+
+/// The diagonal of the square matrix `m` (`eye` the identity of its size).
+fn diagonal(e: &mut Emitter, m: Atom, eye: Atom) -> Atom {
+    let on = e.bin(Binary::Mul, m, eye);
+    e.emit(Prim::Sum(ad_ir::prim::Axes::one(1)), [on])
+}
+
+/// The vector `v` of length `n` as a row `[1, n]` and as a column `[n, 1]`.
+fn row_and_column(e: &mut Emitter, v: Atom, n: usize) -> Option<(Atom, Atom)> {
+    let row = e.emit(Prim::Reshape(ad_ir::Shape::from_dims(&[1, n])?), [v]);
+    let col = e.emit(Prim::Reshape(ad_ir::Shape::from_dims(&[n, 1])?), [v]);
+    Some((row, col))
+}
+
+/// `1/d` off the diagonal and 0 on it, for a matrix of differences `d` whose diagonal is
+/// zero: `1/(d + I) (1 - I)`, finite on the diagonal (where the rules' `F` has no term).
+fn inverse_off_diagonal(e: &mut Emitter, d: Atom, eye: Atom) -> Atom {
+    let shifted = e.bin(Binary::Add, d, eye);
+    let inv = e.bin(Binary::Div, Atom::Lit(1.0), shifted);
+    let off = e.bin(Binary::Sub, Atom::Lit(1.0), eye);
+    e.bin(Binary::Mul, inv, off)
+}
+
+/// The JVP of a part of a decomposition of `a` (`o` is the part, `t0` the tangent of `a`).
+fn decomp_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
+    match d {
+        Decomp::EighValues | Decomp::EighVectors => eigh_jvp(e, d, a, o, t0),
+        Decomp::QrQ | Decomp::QrR => qr_jvp(e, d, a, o, t0),
+        Decomp::SvdS | Decomp::SvdU | Decomp::SvdVt => svd_jvp(e, d, a, o, t0),
+    }
+}
+
+/// With S = (dA + dAᵀ)/2 (the kernels decompose the symmetric part) and M = Vᵀ S V:
+/// dw = diag(M) and dV = V (F ∘ M), F_ij = 1/(w_j - w_i) off the diagonal and 0 on
+/// it (Giles 2008, §3.1; JAX's rule). Defined where the eigenvalues are distinct;
+/// equal ones give infinities in dV, as in JAX.
+fn eigh_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
+    use Binary::*;
+    let n = e.shape(a).dim(0);
+    let (w, v) = match d {
+        Decomp::EighValues => (o, e.emit(Prim::Decomp(Decomp::EighVectors), [a])),
+        _ => (e.emit(Prim::Decomp(Decomp::EighValues), [a]), o),
+    };
+    let tt = e.emit(Prim::Transpose, [t0]);
+    let s = e.bin(Add, t0, tt);
+    let s = e.bin(Mul, s, Atom::Lit(0.5));
+    let vt = e.emit(Prim::Transpose, [v]);
+    let sv = e.matmul(s, v, false);
+    let m = e.matmul(vt, sv, false);
+    let eye = e.emit(Prim::Eye(n), []);
+    if d == Decomp::EighValues {
+        return Some(diagonal(e, m, eye));
+    }
+    let (row, col) = row_and_column(e, w, n)?;
+    let diff = e.bin(Sub, row, col);
+    let f = inverse_off_diagonal(e, diff, eye);
+    let fm = e.bin(Mul, f, m);
+    Some(e.matmul(v, fm, false))
+}
+
+/// With X = dA R⁻¹, C = Qᵀ X and Ω = L - Lᵀ where L is C's strictly lower triangle:
+/// dQ = Q (Ω - C) + X and dR = (C - Ω) R (JAX's rule; `A` of full column rank).
+fn qr_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
+    use Binary::*;
+    let n = e.shape(a).dim(1);
+    let (q, r) = match d {
+        Decomp::QrQ => (o, e.emit(Prim::Decomp(Decomp::QrR), [a])),
+        _ => (e.emit(Prim::Decomp(Decomp::QrQ), [a]), o),
+    };
+    // X R = dA is Rᵀ Xᵀ = dAᵀ, a lower triangular solve.
+    let rt = e.emit(Prim::Transpose, [r]);
+    let tt = e.emit(Prim::Transpose, [t0]);
+    let xt = e.emit(Prim::SolveTriangular(true), [rt, tt]);
+    let xm = e.emit(Prim::Transpose, [xt]);
+    let qt = e.emit(Prim::Transpose, [q]);
+    let c = e.matmul(qt, xm, false);
+    let strict = triangle(e, n, true, 0.0);
+    let low = e.bin(Mul, c, strict);
+    let lowt = e.emit(Prim::Transpose, [low]);
+    let omega = e.bin(Sub, low, lowt);
+    if d == Decomp::QrQ {
+        let d = e.bin(Sub, omega, c);
+        let qd = e.matmul(q, d, false);
+        Some(e.bin(Add, qd, xm))
+    } else {
+        let d = e.bin(Sub, c, omega);
+        Some(e.matmul(d, r, false))
+    }
+}
+
+/// With dS = Uᵀ dA V: ds = diag(dS); dU = U (F ∘ (dS S + S dSᵀ)) and dV = V (F ∘ (S dS +
+/// dSᵀ S)) with F_ij = 1/(s_j² - s_i²) off the diagonal (JAX's term in the
+/// antisymmetric part of dS on the diagonal is zero for real matrices), plus, for a
+/// tall (wide) A, the part of dA V / s outside U's columns (of dAᵀ U / s outside
+/// V's): JAX's rule. Defined where the singular values are distinct and nonzero.
+fn svd_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
+    use Binary::*;
+    let (m, n) = (e.shape(a).dim(0), e.shape(a).dim(1));
+    let k = m.min(n);
+    let part = |e: &mut Emitter, p: Prim| if p == Prim::Decomp(d) { o } else { e.emit(p, [a]) };
+    let s = part(e, Prim::Decomp(Decomp::SvdS));
+    let u = part(e, Prim::Decomp(Decomp::SvdU));
+    let vt = part(e, Prim::Decomp(Decomp::SvdVt));
+    let (ut, v) = (e.emit(Prim::Transpose, [u]), e.emit(Prim::Transpose, [vt]));
+    let tv = e.matmul(t0, v, false);
+    let ds_mat = e.matmul(ut, tv, false);
+    let eye = e.emit(Prim::Eye(k), []);
+    if d == Decomp::SvdS {
+        return Some(diagonal(e, ds_mat, eye));
+    }
+    let (row, col) = row_and_column(e, s, k)?;
+    let sum = e.bin(Add, row, col);
+    let diff = e.bin(Sub, row, col);
+    let sq = e.bin(Mul, sum, diff);
+    let f = inverse_off_diagonal(e, sq, eye);
+    let ds_t = e.emit(Prim::Transpose, [ds_mat]);
+    if d == Decomp::SvdU {
+        let dss = e.bin(Mul, ds_mat, row);
+        let sds_t = e.bin(Mul, ds_t, col);
+        let sym = e.bin(Add, dss, sds_t);
+        let fsym = e.bin(Mul, f, sym);
+        let du = e.matmul(u, fsym, false);
+        if m <= n {
+            return Some(du);
+        }
+        // The part of dA V / s outside the span of U.
+        let proj = e.matmul(ut, tv, false);
+        let uproj = e.matmul(u, proj, false);
+        let rest = e.bin(Sub, tv, uproj);
+        let rest = e.bin(Div, rest, row);
+        return Some(e.bin(Add, du, rest));
+    }
+    let sds = e.bin(Mul, ds_mat, col);
+    let ds_ts = e.bin(Mul, ds_t, row);
+    let sym = e.bin(Add, sds, ds_ts);
+    let fsym = e.bin(Mul, f, sym);
+    let dv = e.matmul(v, fsym, false);
+    let dv = if m < n {
+        // The part of dAᵀ U / s outside the span of V.
+        let tt = e.emit(Prim::Transpose, [t0]);
+        let tu = e.matmul(tt, u, false);
+        let proj = e.matmul(vt, tu, false);
+        let vproj = e.matmul(v, proj, false);
+        let rest = e.bin(Sub, tu, vproj);
+        let rest = e.bin(Div, rest, row);
+        e.bin(Add, dv, rest)
+    } else {
+        dv
+    };
+    Some(e.emit(Prim::Transpose, [dv]))
 }

@@ -85,16 +85,9 @@ pub(crate) fn batch_rule(
             let target = out.insert_axis(0, b).ok_or_else(|| too_deep(out.rank()))?;
             em.emit(Prim::Reshape(target), [product])
         }
-        Prim::Cholesky
-        | Prim::LogAbsDet
-        | Prim::SignDet
-        | Prim::EighValues
-        | Prim::EighVectors
-        | Prim::QrQ
-        | Prim::QrR
-        | Prim::SvdS
-        | Prim::SvdU
-        | Prim::SvdVt => per_element(em, prim, args, batched, b, out)?,
+        Prim::Cholesky | Prim::LogAbsDet | Prim::SignDet | Prim::Decomp(_) => {
+            per_element(em, prim, args, batched, b, out)?
+        }
         Prim::Solve | Prim::SafeSolve | Prim::SolveTriangular(_) => {
             if batched[0] {
                 // One system per batch element (each its own factorisation).

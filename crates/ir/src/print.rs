@@ -169,16 +169,7 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
         Prim::Const(c) => (const_literal(&c.0), P_ATOM),
         Prim::Where => call("where", &[]),
         Prim::Solve | Prim::SafeSolve | Prim::SafeMatMul => call(prim.name(), &[]),
-        Prim::Cholesky
-        | Prim::LogAbsDet
-        | Prim::SignDet
-        | Prim::EighValues
-        | Prim::EighVectors
-        | Prim::QrQ
-        | Prim::QrR
-        | Prim::SvdS
-        | Prim::SvdU
-        | Prim::SvdVt => call(prim.name(), &[]),
+        Prim::Cholesky | Prim::LogAbsDet | Prim::SignDet | Prim::Decomp(_) => call(prim.name(), &[]),
         Prim::SolveTriangular(lower) => call(prim.name(), &[if *lower { "1" } else { "0" }.to_string()]),
         Prim::Conv2d(c) => call("conv2d", &conv_args(c)),
         Prim::Conv2dTransposeInput(c, s) | Prim::Conv2dTransposeKernel(c, s) => {

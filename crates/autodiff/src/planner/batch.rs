@@ -397,13 +397,7 @@ fn batch_eqn(
         | Prim::Amax(_)
         | Prim::Prod(_)
         | Prim::Cholesky
-        | Prim::EighValues
-        | Prim::EighVectors
-        | Prim::QrQ
-        | Prim::QrR
-        | Prim::SvdS
-        | Prim::SvdU
-        | Prim::SvdVt
+        | Prim::Decomp(_)
         | Prim::LogAbsDet
         | Prim::SignDet
         | Prim::MaxPool2d(_)

@@ -2,6 +2,7 @@
 //! (reshapes, broadcasts, indexing) and constants. Used to compare ways of computing a
 //! derivative.
 
+use ad_ir::prim::Decomp;
 use ad_ir::{Atom, Eqn, Prim, Shape};
 
 /// Estimated multiply-adds of some equations, given the shapes of their values.
@@ -29,19 +30,20 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Sha
         | Prim::AvgPool2d(_)
         | Prim::AvgPool2dTranspose(..) => shape(args[0]).size() as f64,
         Prim::Cholesky => (shape(args[0]).dim(0) as f64).powi(3) / 3.0,
-        // A symmetric eigendecomposition: about 9n³ with the vectors, 4n³/3 without.
-        Prim::EighValues => 4.0 * (shape(args[0]).dim(0) as f64).powi(3) / 3.0,
-        Prim::EighVectors => 9.0 * (shape(args[0]).dim(0) as f64).powi(3),
-        // Householder QR and forming the thin Q: about 4mn² together.
-        // A Golub–Kahan SVD: about 4mn² + 8n³ (n the smaller side), with or without vectors.
-        Prim::SvdS | Prim::SvdU | Prim::SvdVt => {
-            let s = shape(args[0]);
-            let (big, small) = (s.dim(0).max(s.dim(1)) as f64, s.dim(0).min(s.dim(1)) as f64);
-            4.0 * big * small * small + 8.0 * small.powi(3)
-        }
-        Prim::QrQ | Prim::QrR => {
-            let s = shape(args[0]);
-            4.0 * s.dim(0) as f64 * (s.dim(1) as f64).powi(2)
+        Prim::Decomp(d) => {
+            let a = shape(args[0]);
+            let (big, small) = (a.dim(0).max(a.dim(1)) as f64, a.dim(0).min(a.dim(1)) as f64);
+            match d {
+                // A symmetric eigendecomposition: about 9n³ with the vectors, 4n³/3 without.
+                Decomp::EighValues => 4.0 * small.powi(3) / 3.0,
+                Decomp::EighVectors => 9.0 * small.powi(3),
+                // Householder QR and forming the thin Q: about 4mn² together.
+                Decomp::QrQ | Decomp::QrR => 4.0 * big * small * small,
+                // A Golub–Kahan SVD: about 4mn² + 8n³ (n the smaller side).
+                Decomp::SvdS | Decomp::SvdU | Decomp::SvdVt => {
+                    4.0 * big * small * small + 8.0 * small.powi(3)
+                }
+            }
         }
         Prim::LogAbsDet | Prim::SignDet => 2.0 * (shape(args[0]).dim(0) as f64).powi(3) / 3.0,
         Prim::SolveTriangular(_) => {

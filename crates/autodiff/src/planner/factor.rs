@@ -205,13 +205,7 @@ pub fn factor(em: &Emitter, e: &Eqn, index: usize, k: usize, sin: Shape, sout: S
         | Prim::Custom(_)
         | Prim::CustomLin(_)
         | Prim::Cholesky
-        | Prim::EighValues
-        | Prim::EighVectors
-        | Prim::QrQ
-        | Prim::QrR
-        | Prim::SvdS
-        | Prim::SvdU
-        | Prim::SvdVt
+        | Prim::Decomp(_)
         | Prim::LogAbsDet
         | Prim::SignDet
         | Prim::MaxPool2d(_)

@@ -244,10 +244,24 @@ pub fn cholesky(a: &Array) -> Array {
     Array::new(a.shape(), out)
 }
 
+/// A part of the decomposition of the matrix `a` (`ad_ir::prim::Decomp`).
+pub fn decomp(a: &Array, d: ad_ir::prim::Decomp) -> Array {
+    use ad_ir::prim::Decomp;
+    match d {
+        Decomp::EighValues => eigh(a, false),
+        Decomp::EighVectors => eigh(a, true),
+        Decomp::QrQ => qr(a, true),
+        Decomp::QrR => qr(a, false),
+        Decomp::SvdS => svd(a, 0),
+        Decomp::SvdU => svd(a, 1),
+        Decomp::SvdVt => svd(a, 2),
+    }
+}
+
 /// The eigenvalues (ascending) or the unit eigenvectors (as columns) of the symmetric
 /// part `(A + Aᵀ)/2` of `A` (JAX's `eigh` symmetrises its input too), each eigenvector
 /// with its largest component positive; NaNs if the decomposition fails.
-pub fn eigh(a: &Array, vectors: bool) -> Array {
+fn eigh(a: &Array, vectors: bool) -> Array {
     let n = a.shape().dim(0);
     let d = a.data();
     let mut sym = vec![0.0; n * n];
@@ -287,7 +301,7 @@ pub fn eigh(a: &Array, vectors: bool) -> Array {
 /// `Q` (with `q`) or `R` of the reduced QR decomposition of an `[m, n]` matrix, `m ≥ n`,
 /// signed so that `R`'s diagonal is nonnegative (which makes the decomposition unique when
 /// `A` has full rank).
-pub fn qr(a: &Array, q: bool) -> Array {
+fn qr(a: &Array, q: bool) -> Array {
     let (m, n) = (a.shape().dim(0), a.shape().dim(1));
     let qr = MatRef::from_row_major_slice(a.data(), m, n).qr();
     let (qm, rm) = (qr.compute_thin_Q(), qr.thin_R());
@@ -304,7 +318,7 @@ pub fn qr(a: &Array, q: bool) -> Array {
 /// One part of the reduced SVD `A = U diag(s) Vt` of an `[m, n]` matrix (`part` 0: the
 /// singular values, descending; 1: `U`; 2: `Vt`), each column of `U` with its largest
 /// component positive and the matching row of `Vt` signed to agree; NaNs if it fails.
-pub fn svd(a: &Array, part: u8) -> Array {
+fn svd(a: &Array, part: u8) -> Array {
     let (m, n) = (a.shape().dim(0), a.shape().dim(1));
     let k = m.min(n);
     let shape = match part {

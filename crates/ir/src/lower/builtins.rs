@@ -6,7 +6,7 @@
 
 use super::value::{CustomKind, LVal};
 use super::{Lowerer, Mode, Result};
-use crate::prim::{Axes, Binary, Prim, Sel, Unary, F64};
+use crate::prim::{Axes, Binary, Decomp, Prim, Sel, Unary, F64};
 use crate::shape::Shape;
 use crate::transform::{self, JacMode};
 use ad_syntax::{Diagnostic, Span};
@@ -220,40 +220,38 @@ pub(crate) fn call(
         // `eigh(A)`: the eigenvalues (ascending) and the eigenvectors (columns), as NumPy's.
         "eigh" => {
             arity(name, &args, &[1], span)?;
-            let w = lw.prim(Prim::EighValues, &args, span)?;
-            let v = lw.prim(Prim::EighVectors, &args, span)?;
+            let w = lw.prim(Prim::Decomp(Decomp::EighValues), &args, span)?;
+            let v = lw.prim(Prim::Decomp(Decomp::EighVectors), &args, span)?;
             Ok(LVal::Tuple(vec![w, v].into()))
         }
         // `qr(A)`: the reduced decomposition `(Q, R)`, as NumPy's `qr(A)` (mode "reduced").
         "qr" => {
             arity(name, &args, &[1], span)?;
-            let q = lw.prim(Prim::QrQ, &args, span)?;
-            let r = lw.prim(Prim::QrR, &args, span)?;
+            let q = lw.prim(Prim::Decomp(Decomp::QrQ), &args, span)?;
+            let r = lw.prim(Prim::Decomp(Decomp::QrR), &args, span)?;
             Ok(LVal::Tuple(vec![q, r].into()))
         }
         // `svd(A)`: the reduced decomposition `(U, s, Vt)`, as NumPy's `svd(A, full_matrices=False)`.
         "svd" => {
             arity(name, &args, &[1], span)?;
-            let u = lw.prim(Prim::SvdU, &args, span)?;
-            let s = lw.prim(Prim::SvdS, &args, span)?;
-            let vt = lw.prim(Prim::SvdVt, &args, span)?;
+            let u = lw.prim(Prim::Decomp(Decomp::SvdU), &args, span)?;
+            let s = lw.prim(Prim::Decomp(Decomp::SvdS), &args, span)?;
+            let vt = lw.prim(Prim::Decomp(Decomp::SvdVt), &args, span)?;
             Ok(LVal::Tuple(vec![u, s, vt].into()))
         }
-        "cholesky" | "logabsdet" | "signdet" | "eigvalsh" | "eigh_vectors" | "qr_q" | "qr_r" | "svdvals"
-        | "svd_u" | "svd_vt" => {
+        "cholesky" | "logabsdet" | "signdet" => {
             arity(name, &args, &[1], span)?;
             let prim = match name {
                 "cholesky" => Prim::Cholesky,
-                "eigvalsh" => Prim::EighValues,
-                "eigh_vectors" => Prim::EighVectors,
-                "qr_q" => Prim::QrQ,
-                "qr_r" => Prim::QrR,
-                "svdvals" => Prim::SvdS,
-                "svd_u" => Prim::SvdU,
-                "svd_vt" => Prim::SvdVt,
                 "logabsdet" => Prim::LogAbsDet,
                 _ => Prim::SignDet,
             };
+            lw.prim(prim, &args, span)
+        }
+        _ if Decomp::from_name(name).is_some() => {
+            arity(name, &args, &[1], span)?;
+            let Some(d) = Decomp::from_name(name) else { unreachable!("the guard found it") };
+            let prim = Prim::Decomp(d);
             lw.prim(prim, &args, span)
         }
         "solve_triangular" => {

@@ -9,7 +9,9 @@ use crate::shape::{broadcast, broadcasts_to, Shape};
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
+mod decomp;
 mod elementwise;
+pub use decomp::Decomp;
 pub use elementwise::{Binary, Unary};
 
 /// How a primitive's result depends on its operands, as differentiation sees it (JAX
@@ -242,25 +244,8 @@ pub enum Prim {
     /// The lower Cholesky factor `L` of a symmetric positive definite matrix (`A = L Lᵀ`;
     /// only the lower triangle of `A` is read; NaN where `A` is not positive definite).
     Cholesky,
-    /// The eigenvalues of the symmetric part `(A + Aᵀ)/2` of a square matrix, ascending
-    /// (NumPy's `eigvalsh`; `eigh(A)` is this and [`Prim::EighVectors`]).
-    EighValues,
-    /// The unit eigenvectors (columns) of the symmetric part of a square matrix, in the
-    /// order of [`Prim::EighValues`], each with its largest component (the first of equal
-    /// ones) positive so that the result is a function of the matrix.
-    EighVectors,
-    /// `Q` of the reduced QR decomposition `A = Q R` of an `[m, n]` matrix with `m ≥ n`
-    /// (`[m, n]`, orthonormal columns), with the signs that make `R`'s diagonal nonnegative.
-    QrQ,
-    /// `R` of the same decomposition (`[n, n]`, upper triangular, diagonal nonnegative).
-    QrR,
-    /// The singular values of an `[m, n]` matrix, descending (`[k]`, `k = min(m, n)`).
-    SvdS,
-    /// `U` of the reduced SVD `A = U diag(s) Vt` (`[m, k]`), each column with its largest
-    /// component positive (and the matching row of `Vt` signed to agree).
-    SvdU,
-    /// `Vt` of the reduced SVD (`[k, n]`).
-    SvdVt,
+    /// A part of the decomposition `eigh`, `qr` or `svd` of a matrix (`decomp.rs`).
+    Decomp(Decomp),
     /// `solve_triangular(T, B, lower)`: solves `T X = B` reading only the lower (or upper)
     /// triangle of `T`.
     SolveTriangular(bool),
@@ -455,13 +440,7 @@ impl Prim {
             Prim::Amax(_) => "amax",
             Prim::Prod(_) => "prod",
             Prim::Cholesky => "cholesky",
-            Prim::EighValues => "eigvalsh",
-            Prim::EighVectors => "eigh_vectors",
-            Prim::QrQ => "qr_q",
-            Prim::QrR => "qr_r",
-            Prim::SvdS => "svdvals",
-            Prim::SvdU => "svd_u",
-            Prim::SvdVt => "svd_vt",
+            Prim::Decomp(d) => d.name(),
             Prim::SolveTriangular(_) => "solve_triangular",
             Prim::LogAbsDet => "logabsdet",
             Prim::SignDet => "signdet",
@@ -518,15 +497,7 @@ impl Prim {
             Prim::Where => Class::LinearIn(&[1, 2]),
             Prim::MatMul | Prim::SafeMatMul => Class::Bilinear,
             Prim::Solve | Prim::SafeSolve | Prim::SolveTriangular(_) => Class::LinearIn(&[1]),
-            Prim::Cholesky
-            | Prim::LogAbsDet
-            | Prim::EighValues
-            | Prim::EighVectors
-            | Prim::QrQ
-            | Prim::QrR
-            | Prim::SvdS
-            | Prim::SvdU
-            | Prim::SvdVt => Class::Nonlinear,
+            Prim::Cholesky | Prim::LogAbsDet | Prim::Decomp(_) => Class::Nonlinear,
             Prim::SignDet => Class::Zero,
             Prim::Transpose
             | Prim::Permute(_)
@@ -612,43 +583,9 @@ impl Prim {
                 arity(2)?;
                 matmul_shape(args[0], args[1])
             }
-            Prim::SvdS | Prim::SvdU | Prim::SvdVt => {
+            Prim::Decomp(d) => {
                 arity(1)?;
-                match args[0].dims() {
-                    [m, n] => {
-                        let k = (*m).min(*n);
-                        Ok(match self {
-                            Prim::SvdS => Shape::vector(k),
-                            Prim::SvdU => Shape::matrix(*m, k),
-                            _ => Shape::matrix(k, *n),
-                        })
-                    }
-                    _ => Err(format!("`{}` takes a matrix, not an array of shape {}", self.name(), args[0])),
-                }
-            }
-            Prim::QrQ | Prim::QrR => {
-                arity(1)?;
-                match args[0].dims() {
-                    [m, n] if m >= n => Ok(if *self == Prim::QrQ { args[0] } else { Shape::matrix(*n, *n) }),
-                    _ => Err(format!(
-                        "`{}` takes a matrix with at least as many rows as columns, not an array of shape {}",
-                        self.name(),
-                        args[0]
-                    )),
-                }
-            }
-            Prim::EighValues | Prim::EighVectors => {
-                arity(1)?;
-                match args[0].dims() {
-                    [m, n] if m == n => {
-                        Ok(if *self == Prim::EighValues { Shape::vector(*n) } else { args[0] })
-                    }
-                    _ => Err(format!(
-                        "`{}` takes a square matrix, not an array of shape {}",
-                        self.name(),
-                        args[0]
-                    )),
-                }
+                d.infer(args[0])
             }
             Prim::Cholesky | Prim::LogAbsDet | Prim::SignDet => {
                 arity(1)?;
