@@ -63,9 +63,12 @@ pub(crate) fn jvp_custom(
             let computed = inline(em, fwd, x, None)?;
             let (values, res) = computed.split_at(n_out);
             let ins = [res, &tangents, &x[n..]].concat();
-            let dots = match forward_map(op) {
-                Ok(map) if !split => inline(em, map, &ins, None)?,
-                _ => {
+            // Reverse mode transposes the linear map (into `bwd`), so only forward mode
+            // derives its forward form.
+            let forward = if split { None } else { forward_map(op).ok() };
+            let dots = match forward {
+                Some(map) => inline(em, map, &ins, None)?,
+                None => {
                     let shapes = op.out_shapes();
                     let outs = em.emit_multi(Prim::CustomLin(op.clone()), ins, &shapes, true);
                     outs.into_iter().map(Atom::Var).collect()

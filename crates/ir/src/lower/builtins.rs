@@ -99,6 +99,10 @@ pub(crate) fn call(
         arity(name, &args, &[2], span)?;
         return lw.operator(Prim::Binary(b), name, &args, spans, span);
     }
+    if let Some(d) = Decomp::from_name(name) {
+        arity(name, &args, &[1], span)?;
+        return lw.prim(Prim::Decomp(d), &args, span);
+    }
     let shape_arg = |lw: &mut Lowerer, i: usize| -> Result<Shape> {
         let s = lw.shape_of(&args[i]).ok_or_else(|| {
             Diagnostic::at(at(i), format!("`{name}` needs an array here, found {}", args[i].describe()))
@@ -246,12 +250,6 @@ pub(crate) fn call(
                 "logabsdet" => Prim::LogAbsDet,
                 _ => Prim::SignDet,
             };
-            lw.prim(prim, &args, span)
-        }
-        _ if Decomp::from_name(name).is_some() => {
-            arity(name, &args, &[1], span)?;
-            let Some(d) = Decomp::from_name(name) else { unreachable!("the guard found it") };
-            let prim = Prim::Decomp(d);
             lw.prim(prim, &args, span)
         }
         "solve_triangular" => {

@@ -316,6 +316,10 @@ impl Lowerer<'_> {
         let mut sels = Vec::with_capacity(idx.len());
         for (axis, arg) in idx.iter().enumerate() {
             let len = shape.dim(axis);
+            let step = match arg {
+                IndexArg::Slice { step: Some(e), .. } => self.step_of(e)?,
+                _ => 1,
+            };
             sels.push(match arg {
                 // A computed position stays computed even when its value is known: the
                 // function is then not specialised to it (positions decide nothing static).
@@ -328,19 +332,14 @@ impl Lowerer<'_> {
                         AxisSel::Static(Sel::At(self.static_position(&iv, len, "index", e.span)?))
                     }
                 }
-                IndexArg::Slice { start, end, step: Some(step), span } if self.step_of(step)? != 1 => {
-                    let s = self.step_of(step)?;
-                    if s == 0 {
-                        return Err(Diagnostic::at(step.span, "a slice's step cannot be zero"));
+                // A step other than 1, with bounds known while lowering (`strided_range`
+                // reads them as such).
+                IndexArg::Slice { start, end, step: Some(e), .. } if step != 1 => {
+                    if step == 0 {
+                        return Err(Diagnostic::at(e.span, "a slice's step cannot be zero"));
                     }
-                    if start.as_ref().is_some_and(|e| !self.is_static(e)) {
-                        return Err(Diagnostic::at(
-                            *span,
-                            "a slice with a step needs its bounds known while lowering",
-                        ));
-                    }
-                    let (first, n) = self.strided_range(start, end, s, len, what)?;
-                    AxisSel::Strided { first, n, step: s }
+                    let (first, n) = self.strided_range(start, end, step, len, what)?;
+                    AxisSel::Strided { first, n, step }
                 }
                 IndexArg::Slice { start: Some(start), end, span, .. } => {
                     let sv = self.expr(start)?;
@@ -412,11 +411,6 @@ impl Lowerer<'_> {
     fn step_of(&mut self, step: &Expr) -> Result<i64> {
         let v = self.expr(step)?;
         self.static_int(&v, "the step of a slice", step.span)
-    }
-
-    /// Whether an expression's value is known while lowering (not a computed array).
-    fn is_static(&mut self, e: &Expr) -> bool {
-        !matches!(self.expr(e), Ok(LVal::Arr(Arr::Var { .. })))
     }
 
     /// The first position and the length of `start:end:step` (step not 0 or 1) on an axis
