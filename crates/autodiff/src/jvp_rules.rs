@@ -314,22 +314,22 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
         // d log|det A| = tr(A⁻¹ dA).
         Prim::LogAbsDet => {
             let t0 = t[0]?;
-            let n = e.shape(x[0]).dim(0);
+            let (r, n) = square(e, x[0]);
             let s = e.solve(x[0], t0, false);
             let i = e.emit(Prim::Eye(n), []);
             let d = e.bin(Mul, s, i);
-            Some(e.emit(Prim::Sum(ad_ir::prim::Axes::all(2)), [d]))
+            Some(e.emit(Prim::Sum(ad_ir::prim::Axes::of(&[r - 2, r - 1])), [d]))
         }
         // dX = solve_triangular(T, dB - tri(dT) X): only the triangle read counts.
         Prim::SolveTriangular(lower) => {
-            let n = e.shape(x[0]).dim(0);
+            let (_, n) = square(e, x[0]);
             let dt_x = match t[0] {
                 Some(tt) => {
                     // Selected rather than multiplied by the mask, so that the other
                     // triangle's derivative is +0 (as JAX's), not -0.
                     let m = triangle(e, n, *lower, 1.0);
                     let masked = e.emit(Prim::Where, [m, tt, Atom::Lit(0.0)]);
-                    Some(e.matmul(masked, o, false))
+                    Some(times_rhs(e, masked, o, false)?)
                 }
                 None => None,
             };
@@ -341,7 +341,7 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
         // decomposition", 2016).
         Prim::Cholesky => {
             let t0 = t[0]?;
-            let n = e.shape(x[0]).dim(0);
+            let (_, n) = square(e, x[0]);
             let tt = e.emit(Prim::Transpose, [t0]);
             let s = e.bin(Add, t0, tt);
             let s = e.bin(Mul, s, Atom::Lit(0.5));
@@ -357,7 +357,10 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
         // dX = solve(A, dB - dA X)
         Prim::Solve | Prim::SafeSolve => {
             let strong = *prim == Prim::SafeSolve;
-            let da_x = t[0].map(|ta| e.matmul(ta, o, strong));
+            let da_x = match t[0] {
+                Some(ta) => Some(times_rhs(e, ta, o, strong)?),
+                None => None,
+            };
             let inner = e.sub(t[1], da_x, e.shape(x[1]))?;
             Some(e.solve(x[0], inner, strong))
         }
@@ -502,16 +505,45 @@ fn triangle(e: &mut Emitter, n: usize, lower: bool, diagonal: f64) -> Atom {
     e.emit(Prim::Const(ad_ir::prim::ConstArray(std::rc::Rc::new(a))), [])
 }
 
-/// The diagonal of the square matrix `m` (`eye` the identity of its size).
-fn diagonal(e: &mut Emitter, m: Atom, eye: Atom) -> Atom {
-    let on = e.bin(Binary::Mul, m, eye);
-    e.emit(Prim::Sum(ad_ir::prim::Axes::one(1)), [on])
+/// The rank of the square matrix (or stack of them) `a`, and its size `n`.
+fn square(e: &Emitter, a: Atom) -> (usize, usize) {
+    let s = e.shape(a);
+    (s.rank(), s.dim(s.rank() - 1))
 }
 
-/// The vector `v` of length `n` as a row `[1, n]` and as a column `[n, 1]`.
-fn row_and_column(e: &mut Emitter, v: Atom, n: usize) -> Option<(Atom, Atom)> {
-    let row = e.emit(Prim::Reshape(ad_ir::Shape::from_dims(&[1, n])?), [v]);
-    let col = e.emit(Prim::Reshape(ad_ir::Shape::from_dims(&[n, 1])?), [v]);
+/// The last two dimensions of the matrix (or stack of them) `a`.
+fn last_two(e: &Emitter, a: Atom) -> (usize, usize) {
+    let s = e.shape(a);
+    (s.dim(s.rank() - 2), s.dim(s.rank() - 1))
+}
+
+/// `a @ x` for a matrix (or stack) `a` and the right-hand side `x` of a solve with it: a
+/// matrix per matrix, or a vector per matrix when `x` has one axis fewer, which `@` would
+/// read as a matrix in a stack, so it is multiplied as a column.
+fn times_rhs(e: &mut Emitter, a: Atom, x: Atom, strong: bool) -> Option<Atom> {
+    let (sa, sx) = (e.shape(a), e.shape(x));
+    if sa.rank() <= 2 || sx.rank() == sa.rank() {
+        return Some(e.matmul(a, x, strong));
+    }
+    let col = e.emit(Prim::Reshape(sx.insert_axis(sx.rank(), 1)?), [x]);
+    let product = e.matmul(a, col, strong);
+    Some(e.emit(Prim::Reshape(sx), [product]))
+}
+
+/// The diagonal of the square matrix (or stack of them) `m` (`eye` the identity of its
+/// size).
+fn diagonal(e: &mut Emitter, m: Atom, eye: Atom) -> Atom {
+    let on = e.bin(Binary::Mul, m, eye);
+    let r = e.shape(m).rank();
+    e.emit(Prim::Sum(ad_ir::prim::Axes::one(r - 1)), [on])
+}
+
+/// The vector (or stack of vectors) `v` as a row `[.., 1, n]` and as a column `[.., n, 1]`.
+fn row_and_column(e: &mut Emitter, v: Atom) -> Option<(Atom, Atom)> {
+    let s = e.shape(v);
+    let r = s.rank();
+    let row = e.emit(Prim::Reshape(s.insert_axis(r - 1, 1)?), [v]);
+    let col = e.emit(Prim::Reshape(s.insert_axis(r, 1)?), [v]);
     Some((row, col))
 }
 
@@ -539,7 +571,7 @@ fn decomp_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
 /// equal ones give infinities in dV, as in JAX.
 fn eigh_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
     use Binary::*;
-    let n = e.shape(a).dim(0);
+    let (_, n) = square(e, a);
     let (w, v) = match d {
         Decomp::EighValues => (o, e.emit(Prim::Decomp(Decomp::EighVectors), [a])),
         _ => (e.emit(Prim::Decomp(Decomp::EighValues), [a]), o),
@@ -554,7 +586,7 @@ fn eigh_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
     if d == Decomp::EighValues {
         return Some(diagonal(e, m, eye));
     }
-    let (row, col) = row_and_column(e, w, n)?;
+    let (row, col) = row_and_column(e, w)?;
     let diff = e.bin(Sub, row, col);
     let f = inverse_off_diagonal(e, diff, eye);
     let fm = e.bin(Mul, f, m);
@@ -565,7 +597,7 @@ fn eigh_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
 /// dQ = Q (Ω - C) + X and dR = (C - Ω) R (JAX's rule; `A` of full column rank).
 fn qr_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
     use Binary::*;
-    let n = e.shape(a).dim(1);
+    let (_, n) = last_two(e, a);
     let (q, r) = match d {
         Decomp::QrQ => (o, e.emit(Prim::Decomp(Decomp::QrR), [a])),
         _ => (e.emit(Prim::Decomp(Decomp::QrQ), [a]), o),
@@ -598,7 +630,7 @@ fn qr_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
 /// V's): JAX's rule. Defined where the singular values are distinct and nonzero.
 fn svd_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
     use Binary::*;
-    let (m, n) = (e.shape(a).dim(0), e.shape(a).dim(1));
+    let (m, n) = last_two(e, a);
     let k = m.min(n);
     let part = |e: &mut Emitter, p: Prim| if p == Prim::Decomp(d) { o } else { e.emit(p, [a]) };
     let s = part(e, Prim::Decomp(Decomp::SvdS));
@@ -611,7 +643,7 @@ fn svd_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
     if d == Decomp::SvdS {
         return Some(diagonal(e, ds_mat, eye));
     }
-    let (row, col) = row_and_column(e, s, k)?;
+    let (row, col) = row_and_column(e, s)?;
     let sum = e.bin(Add, row, col);
     let diff = e.bin(Sub, row, col);
     let sq = e.bin(Mul, sum, diff);

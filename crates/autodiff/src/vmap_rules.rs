@@ -85,13 +85,16 @@ pub(crate) fn batch_rule(
             let target = out.insert_axis(0, b).ok_or_else(|| too_deep(out.rank()))?;
             em.emit(Prim::Reshape(target), [product])
         }
+        // The factorisations take stacks of matrices: the batch is one more leading axis.
         Prim::Cholesky | Prim::LogAbsDet | Prim::SignDet | Prim::Decomp(_) => {
-            per_element(em, prim, args, batched, b, out)?
+            let a = with_batch(em, 0)?;
+            em.emit(prim.clone(), [a])
         }
         Prim::Solve | Prim::SafeSolve | Prim::SolveTriangular(_) => {
             if batched[0] {
-                // One system per batch element (each its own factorisation).
-                per_element(em, prim, args, batched, b, out)?
+                // One system per batch element (each its own factorisation), a stack.
+                let rhs = with_batch(em, 1)?;
+                em.emit(prim.clone(), [args[0], rhs])
             } else {
                 solve_batch(em, prim, args[0], args[1], b).ok_or_else(|| too_deep(out.rank()))?
             }

@@ -132,27 +132,53 @@ pub(crate) fn lift(em: &mut Emitter, t: Atom, rank: usize) -> Option<Atom> {
     Some(em.emit(Prim::Reshape(shape), [t]))
 }
 
-/// `solve(a, t)` for a batch of right-hand sides `t` (`[B, n]` or `[B, n, k]`) and one
-/// matrix: the right-hand sides side by side, `[n, B * k]`, so that `a` is factorised once.
+/// `solve(a, t)` for a batch of right-hand sides `t` (`[B, .., n]` or `[B, .., n, k]`) and
+/// one matrix or stack `a` (`[.., n, n]`): the batch moved beside each right-hand side's
+/// columns, `[.., n, B * k]`, so that each matrix is factorised once.
 pub(crate) fn solve_batch(em: &mut Emitter, prim: &Prim, a: Atom, t: Atom, b: usize) -> Option<Atom> {
-    let ts = em.shape(t);
-    let (n, k) = (ts.dim(1), ts.size() / (b * ts.dim(1)).max(1));
-    let moved = if ts.rank() == 2 {
+    let (sa, ts) = (em.shape(a), em.shape(t));
+    let stack = sa.rank() - 2;
+    // Axes of `t`: 0 the batch, then the stack's, then `n`, then `k` for matrices.
+    let vector = ts.rank() == stack + 2;
+    let n = ts.dim(stack + 1);
+    let k = if vector { 1 } else { ts.dim(stack + 2) };
+    let mut perm: Vec<usize> = (1..=stack + 1).collect();
+    perm.push(0);
+    if !vector {
+        perm.push(stack + 2);
+    }
+    let moved_dims: Vec<usize> = perm.iter().map(|&p| ts.dim(p)).collect();
+    let flat_dims: Vec<usize> = sa.dims()[..stack].iter().copied().chain([n, b * k]).collect();
+    let moved = permute(em, t, perm.clone());
+    let flat = reshape(em, moved, Shape::from_dims(&flat_dims)?);
+    let solved = match prim {
+        Prim::SolveTriangular(_) => em.emit(prim.clone(), [a, flat]),
+        _ => em.solve(a, flat, *prim == Prim::SafeSolve),
+    };
+    let back = reshape(em, solved, Shape::from_dims(&moved_dims)?);
+    let mut inverse = vec![0; perm.len()];
+    for (i, &p) in perm.iter().enumerate() {
+        inverse[p] = i;
+    }
+    Some(permute(em, back, inverse))
+}
+
+/// `transpose(t, perm)`, written `t'` when it swaps the two axes of a matrix.
+fn permute(em: &mut Emitter, t: Atom, perm: Vec<usize>) -> Atom {
+    if perm == [1, 0] {
         em.emit(Prim::Transpose, [t])
     } else {
-        let p = em.emit(Prim::Permute(vec![1, 0, 2]), [t]);
-        em.emit(Prim::Reshape(Shape::matrix(n, b * k)), [p])
-    };
-    let solved = match prim {
-        Prim::SolveTriangular(_) => em.emit(prim.clone(), [a, moved]),
-        _ => em.solve(a, moved, *prim == Prim::SafeSolve),
-    };
-    Some(if ts.rank() == 2 {
-        em.emit(Prim::Transpose, [solved])
+        em.emit(Prim::Permute(perm), [t])
+    }
+}
+
+/// `reshape(t, s)`, or `t` itself when it already has shape `s`.
+fn reshape(em: &mut Emitter, t: Atom, s: Shape) -> Atom {
+    if em.shape(t) == s {
+        t
     } else {
-        let back = em.emit(Prim::Reshape(Shape::from_dims(&[n, b, k])?), [solved]);
-        em.emit(Prim::Permute(vec![1, 0, 2]), [back])
-    })
+        em.emit(Prim::Reshape(s), [t])
+    }
 }
 
 /// `sum_to(t, s)` for a batch `t` of shape `[B, ..]`: the batch axis stays.

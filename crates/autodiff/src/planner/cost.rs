@@ -29,34 +29,41 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Sha
         | Prim::MaxPool2dScatter(_)
         | Prim::AvgPool2d(_)
         | Prim::AvgPool2dTranspose(..) => shape(args[0]).size() as f64,
-        Prim::Cholesky => (shape(args[0]).dim(0) as f64).powi(3) / 3.0,
-        Prim::Decomp(d) => {
-            let a = shape(args[0]);
-            let (big, small) = (a.dim(0).max(a.dim(1)) as f64, a.dim(0).min(a.dim(1)) as f64);
-            match d {
-                // A symmetric eigendecomposition: about 9n³ with the vectors, 4n³/3 without.
-                Decomp::EighValues => 4.0 * small.powi(3) / 3.0,
-                Decomp::EighVectors => 9.0 * small.powi(3),
-                // Householder QR and forming the thin Q: about 4mn² together.
-                Decomp::QrQ | Decomp::QrR => 4.0 * big * small * small,
-                // A Golub–Kahan SVD: about 4mn² + 8n³ (n the smaller side).
-                Decomp::SvdS | Decomp::SvdU | Decomp::SvdVt => {
-                    4.0 * big * small * small + 8.0 * small.powi(3)
-                }
-            }
+        // The factorisations do their work once per matrix of a stack.
+        Prim::Cholesky => {
+            let (count, n, _) = stack(shape(args[0]));
+            count * n.powi(3) / 3.0
         }
-        Prim::LogAbsDet | Prim::SignDet => 2.0 * (shape(args[0]).dim(0) as f64).powi(3) / 3.0,
+        Prim::Decomp(d) => {
+            let (count, m, n) = stack(shape(args[0]));
+            let (big, small) = (m.max(n), m.min(n));
+            count
+                * match d {
+                    // A symmetric eigendecomposition: about 9n³ with the vectors, 4n³/3 without.
+                    Decomp::EighValues => 4.0 * small.powi(3) / 3.0,
+                    Decomp::EighVectors => 9.0 * small.powi(3),
+                    // Householder QR and forming the thin Q: about 4mn² together.
+                    Decomp::QrQ | Decomp::QrR => 4.0 * big * small * small,
+                    // A Golub–Kahan SVD: about 4mn² + 8n³ (n the smaller side).
+                    Decomp::SvdS | Decomp::SvdU | Decomp::SvdVt => {
+                        4.0 * big * small * small + 8.0 * small.powi(3)
+                    }
+                }
+        }
+        Prim::LogAbsDet | Prim::SignDet => {
+            let (count, n, _) = stack(shape(args[0]));
+            count * 2.0 * n.powi(3) / 3.0
+        }
+        // `k` right-hand sides per matrix: the size of B over the matrices' count and rows.
         Prim::SolveTriangular(_) => {
-            let b = shape(args[1]);
-            let n = b.dim(0) as f64;
-            let k = if b.rank() == 1 { 1.0 } else { b.dim(1) as f64 };
-            n * n * k / 2.0
+            let (count, n, _) = stack(shape(args[0]));
+            let k = shape(args[1]).size() as f64 / (count * n).max(1.0);
+            count * n * n * k / 2.0
         }
         Prim::Solve | Prim::SafeSolve => {
-            let n = shape(args[0]).dim(0) as f64;
-            let b = shape(args[1]);
-            let k = if b.rank() == 1 { 1.0 } else { b.dim(1) as f64 };
-            n * n * n / 3.0 + n * n * k
+            let (count, n, _) = stack(shape(args[0]));
+            let k = shape(args[1]).size() as f64 / (count * n).max(1.0);
+            count * (n * n * n / 3.0 + n * n * k)
         }
         Prim::Sum(_)
         | Prim::Amax(_)
@@ -113,4 +120,12 @@ fn eqn_madds(prim: &Prim, args: &[Atom], out: Shape, shape: &dyn Fn(Atom) -> Sha
 /// The multiply-adds of one output of a convolution with kernel `[kh, kw, c, o]`.
 fn window_len(k: Shape) -> f64 {
     k.dims().iter().take(3).product::<usize>() as f64
+}
+
+/// The number of matrices in a stack of shape `[.., m, n]`, and `m`, `n`, as counts of
+/// work.
+fn stack(s: Shape) -> (f64, f64, f64) {
+    let r = s.rank();
+    let count: usize = s.dims()[..r - 2].iter().product();
+    (count as f64, s.dim(r - 2) as f64, s.dim(r - 1) as f64)
 }

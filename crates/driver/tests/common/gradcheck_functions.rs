@@ -68,6 +68,10 @@ pub const FUNCTIONS: &[&str] = &[
     // Decompositions, on well-conditioned matrices made from the inputs.
     "def f(X: [3, 3], b: [3, 2]) {\n  let A = X @ X' + eye(3)\n  let L = cholesky(A)\n  (L, solve_triangular(L, b, 1) + solve_triangular(X + 2 * eye(3), b, 0))\n}",
     "def f(X: [3, 3]) = (logabsdet(X + 2 * eye(3)) * signdet(X - 3 * eye(3)), det(X @ X' + eye(3)), slogdet(-X - eye(3))[1])",
+    // The same on stacks of matrices (one factorisation per matrix), with a vector per
+    // matrix as right-hand side, and the decompositions of stacks.
+    "def f(X: [2, 3, 3], b: [2, 3]) {\n  let A = X @ transpose(X, (0, 2, 1)) + eye(3)\n  let L = cholesky(A)\n  (L, solve_triangular(L, b, 1) * solve(X + 2 * eye(3), b), logabsdet(X + 2 * eye(3)) * det(A), inv(A) * trace(A)[1])\n}",
+    "def f(X: [2, 4, 3]) {\n  let Y = X + [[3, 0, 0], [0, 3, 0], [0, 0, 3], [1, 1, 1]]\n  let (Q, R) = qr(Y)\n  let (w, V) = eigh(transpose(X, (0, 2, 1)) @ X + diag([6, 3, 0]))\n  let (U, s, Vt) = svd(Y)\n  (sin(Q) @ R, w * sum(V * V * [1, 2, 3], 1), sum(U * U * reshape([1, 2, 3, 4], (4, 1)), 1) * s + sum(Vt * Vt, 2))\n}",
     "def f(x: [2, 3, 2]) = (cumsum(x) * 0.1 * cumsum(x * x, 1, 1)[0, 0, 0], cumsum(x, -1) * cumsum(x, 0) * 0.1)",
     "def f(x: [3]) = log(x)",
     "def f(x: [3]) = sin(x)",

@@ -4,6 +4,7 @@
 pub mod create;
 pub mod dynamic;
 pub mod elementwise;
+pub mod factor;
 pub mod layout;
 pub mod linalg;
 pub mod reduce;
@@ -55,13 +56,13 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         Prim::Where => elementwise::select(&args[0], &args[1], &args[2], out),
         Prim::MatMul => linalg::matmul(&args[0], &args[1], out),
         Prim::SafeMatMul => linalg::safe_matmul(&args[0], &args[1], out),
-        Prim::Solve => linalg::solve(&args[0], &args[1], out),
-        Prim::SafeSolve => linalg::safe_solve(&args[0], &args[1], out),
-        Prim::Cholesky => linalg::cholesky(&args[0]),
-        Prim::Decomp(d) => linalg::decomp(&args[0], *d),
-        Prim::SolveTriangular(lower) => linalg::solve_triangular(&args[0], &args[1], *lower, out),
-        Prim::LogAbsDet => Array::scalar(linalg::slogdet(&args[0]).1),
-        Prim::SignDet => Array::scalar(linalg::slogdet(&args[0]).0),
+        Prim::Solve => factor::solve(&args[0], &args[1], out),
+        Prim::SafeSolve => factor::safe_solve(&args[0], &args[1], out),
+        Prim::Cholesky => factor::cholesky(&args[0]),
+        Prim::Decomp(d) => factor::decomp(&args[0], *d, out),
+        Prim::SolveTriangular(lower) => factor::solve_triangular(&args[0], &args[1], *lower, out),
+        Prim::LogAbsDet => factor::slogdet(&args[0], true, out),
+        Prim::SignDet => factor::slogdet(&args[0], false, out),
         Prim::Transpose => structure::transpose(&args[0], out),
         Prim::Permute(perm) => structure::permute(&args[0], perm, out),
         Prim::Sum(axis) => reduce::sum(&args[0], *axis, out),

@@ -56,28 +56,32 @@ impl Decomp {
         Decomp::ALL.into_iter().find(|d| d.name() == name)
     }
 
-    /// The part's shape for a matrix of shape `a`.
+    /// The part's shape for a matrix of shape `a`, or a stack of them (`[.., m, n]`: the
+    /// part of each, stacked along the same leading axes).
     pub fn infer(self, a: Shape) -> Result<Shape, String> {
-        let [m, n] = a.dims() else {
-            return Err(format!("`{}` takes a matrix, not an array of shape {a}", self.name()));
+        let [batch @ .., m, n] = a.dims() else {
+            return Err(format!("`{}` takes a matrix (or a stack of them), not an array of shape {a}", self.name()));
         };
         let (m, n) = (*m, *n);
         let k = m.min(n);
-        match self {
+        let part: &[usize] = match self {
             Decomp::EighValues | Decomp::EighVectors if m != n => {
-                Err(format!("`{}` takes a square matrix, not an array of shape {a}", self.name()))
+                return Err(format!("`{}` takes a square matrix, not an array of shape {a}", self.name()));
             }
-            Decomp::EighValues => Ok(Shape::vector(n)),
-            Decomp::EighVectors => Ok(a),
-            Decomp::QrQ | Decomp::QrR if m < n => Err(format!(
-                "`{}` takes a matrix with at least as many rows as columns, not an array of shape {a}",
-                self.name()
-            )),
-            Decomp::QrQ => Ok(a),
-            Decomp::QrR => Ok(Shape::matrix(n, n)),
-            Decomp::SvdS => Ok(Shape::vector(k)),
-            Decomp::SvdU => Ok(Shape::matrix(m, k)),
-            Decomp::SvdVt => Ok(Shape::matrix(k, n)),
-        }
+            Decomp::EighValues => &[n],
+            Decomp::EighVectors => &[n, n],
+            Decomp::QrQ | Decomp::QrR if m < n => {
+                return Err(format!(
+                    "`{}` takes a matrix with at least as many rows as columns, not an array of shape {a}",
+                    self.name()
+                ))
+            }
+            Decomp::QrQ => &[m, n],
+            Decomp::QrR => &[n, n],
+            Decomp::SvdS => &[k],
+            Decomp::SvdU => &[m, k],
+            Decomp::SvdVt => &[k, n],
+        };
+        Shape::from_dims(&[batch, part].concat()).ok_or_else(|| format!("`{}` of shape {a}: too many axes", self.name()))
     }
 }

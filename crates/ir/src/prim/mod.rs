@@ -589,28 +589,26 @@ impl Prim {
             }
             Prim::Cholesky | Prim::LogAbsDet | Prim::SignDet => {
                 arity(1)?;
-                match args[0].dims() {
-                    [m, n] if m == n => Ok(if *self == Prim::Cholesky { args[0] } else { Shape::scalar() }),
-                    _ => Err(format!("`{}` needs a square matrix; got shape {}", self.name(), args[0])),
-                }
+                let (batch, _) = square_stack(self.name(), args[0])?;
+                Ok(if *self == Prim::Cholesky { args[0] } else { batch })
             }
-            Prim::SolveTriangular(_) => {
+            Prim::SolveTriangular(_) | Prim::Solve | Prim::SafeSolve => {
                 arity(2)?;
                 let (a, b) = (args[0], args[1]);
-                match (a.dims(), b.dims()) {
-                    ([m, n], [k]) | ([m, n], [k, _]) if m == n && n == k => Ok(b),
+                let call = if let Prim::SolveTriangular(_) = self { "solve_triangular(T, B, lower)" } else { "solve(A, B)" };
+                let (batch, n) = square_stack(self.name(), a).map_err(|_| {
+                    format!("`{call}` needs a square matrix (or a stack of them) first; got shape {a}")
+                })?;
+                // `B` is a vector per matrix when it has one axis fewer than `A`, else a
+                // matrix per matrix (NumPy 1's rule, so that a batch of vectors needs no
+                // trailing axis); the batch axes are the same.
+                let rows = if b.rank() + 1 == a.rank() { b.rank().checked_sub(1) } else { b.rank().checked_sub(2) };
+                match rows {
+                    Some(r) if b.rank() >= 1 && b.rank() <= a.rank() && b.dims()[..r] == *batch.dims() && b.dim(r) == n => {
+                        Ok(b)
+                    }
                     _ => Err(format!(
-                        "`solve_triangular(T, B, lower)` needs a square T and B with as many rows; got {a} and {b}"
-                    )),
-                }
-            }
-            Prim::Solve | Prim::SafeSolve => {
-                arity(2)?;
-                let (a, b) = (args[0], args[1]);
-                match (a.dims(), b.dims()) {
-                    ([m, n], [k, ..]) if m == n && n == k => Ok(b),
-                    _ => Err(format!(
-                        "`solve(A, B)` needs a square A and B with as many rows; got {a} and {b}"
+                        "`{call}` needs B with as many rows as the matrix and the same leading (batch) axes; got {a} and {b}"
                     )),
                 }
             }
@@ -967,6 +965,15 @@ fn expect_shape(s: Shape, dims: &[usize], name: &str) -> Result<(), String> {
 fn ranked(dims: &[usize]) -> Result<Shape, String> {
     Shape::from_dims(dims)
         .ok_or_else(|| format!("arrays have rank at most {}, not {}", crate::shape::MAX_RANK, dims.len()))
+}
+
+/// The batch axes (as a shape) and the size of a square matrix or a stack of them
+/// (`[.., n, n]`).
+pub fn square_stack(name: &str, a: Shape) -> Result<(Shape, usize), String> {
+    match a.dims() {
+        [batch @ .., m, n] if m == n => Ok((ranked(batch)?, *n)),
+        _ => Err(format!("`{name}` needs a square matrix (or a stack of them); got shape {a}")),
+    }
 }
 
 /// A shape from dimensions coming from user input, refusing absurd sizes.
