@@ -6,7 +6,7 @@
 //! linearize/transpose route derive reverse mode without reverse rules.
 
 use crate::emitter::{Emitter, Tan};
-use ad_ir::prim::{Binary, Decomp, Prim, Unary};
+use ad_ir::prim::{Binary, Decomp, Prim, Sel, Unary};
 use ad_ir::Atom;
 
 pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) -> Tan {
@@ -594,14 +594,44 @@ fn eigh_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
 }
 
 /// With X = dA R⁻¹, C = Qᵀ X and Ω = L - Lᵀ where L is C's strictly lower triangle:
-/// dQ = Q (Ω - C) + X and dR = (C - Ω) R (JAX's rule; `A` of full column rank).
+/// dQ = Q (Ω - C) + X and dR = (C - Ω) R (JAX's rule; `A` of full column rank). A wide
+/// `A = [A₁ A₂]` (`m < n`, JAX has no rule) has the QR decomposition `Q R₁` of its square
+/// part `A₁` and `R = [R₁ Qᵀ A₂]`, so dQ and dR₁ are the square rule's for dA₁, and
+/// dR₂ = dQᵀ A₂ + Qᵀ dA₂ (`A₁` invertible).
 fn qr_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
-    use Binary::*;
-    let (_, n) = last_two(e, a);
+    let (m, n) = last_two(e, a);
     let (q, r) = match d {
         Decomp::QrQ => (o, e.emit(Prim::Decomp(Decomp::QrR), [a])),
         _ => (e.emit(Prim::Decomp(Decomp::QrQ), [a]), o),
     };
+    if m >= n {
+        return Some(if d == Decomp::QrQ { qr_dq(e, q, r, t0) } else { qr_dr(e, q, r, t0) });
+    }
+    let columns = |e: &mut Emitter, x: Atom, lo: usize, hi: usize| {
+        let s = e.shape(x);
+        let sels: Vec<Sel> = s.dims()[..s.rank() - 1].iter().map(|&d| Sel::Range(0, d)).chain([Sel::Range(lo, hi)]).collect();
+        e.emit(Prim::Index(sels), [x])
+    };
+    let (r1, t1) = (columns(e, r, 0, m), columns(e, t0, 0, m));
+    let dq = qr_dq(e, q, r1, t1);
+    if d == Decomp::QrQ {
+        return Some(dq);
+    }
+    let dr1 = qr_dr(e, q, r1, t1);
+    let (a2, t2) = (columns(e, a, m, n), columns(e, t0, m, n));
+    let dqt = e.emit(Prim::Transpose, [dq]);
+    let qt = e.emit(Prim::Transpose, [q]);
+    let moved = e.matmul(dqt, a2, false);
+    let own = e.matmul(qt, t2, false);
+    let dr2 = e.bin(Binary::Add, moved, own);
+    let last = e.shape(a).rank() - 1;
+    Some(e.emit(Prim::Concat(last), [dr1, dr2]))
+}
+
+/// `C` and `Ω` of the QR rule above, and `X`, for a tall or square `A = Q R`.
+fn qr_parts(e: &mut Emitter, q: Atom, r: Atom, t0: Atom) -> (Atom, Atom, Atom) {
+    use Binary::*;
+    let (_, n) = last_two(e, r);
     // X R = dA is Rᵀ Xᵀ = dAᵀ, a lower triangular solve.
     let rt = e.emit(Prim::Transpose, [r]);
     let tt = e.emit(Prim::Transpose, [t0]);
@@ -613,14 +643,22 @@ fn qr_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
     let low = e.bin(Mul, c, strict);
     let lowt = e.emit(Prim::Transpose, [low]);
     let omega = e.bin(Sub, low, lowt);
-    if d == Decomp::QrQ {
-        let d = e.bin(Sub, omega, c);
-        let qd = e.matmul(q, d, false);
-        Some(e.bin(Add, qd, xm))
-    } else {
-        let d = e.bin(Sub, c, omega);
-        Some(e.matmul(d, r, false))
-    }
+    (c, omega, xm)
+}
+
+/// dQ = Q (Ω - C) + X.
+fn qr_dq(e: &mut Emitter, q: Atom, r: Atom, t0: Atom) -> Atom {
+    let (c, omega, xm) = qr_parts(e, q, r, t0);
+    let d = e.bin(Binary::Sub, omega, c);
+    let qd = e.matmul(q, d, false);
+    e.bin(Binary::Add, qd, xm)
+}
+
+/// dR = (C - Ω) R.
+fn qr_dr(e: &mut Emitter, q: Atom, r: Atom, t0: Atom) -> Atom {
+    let (c, omega, _) = qr_parts(e, q, r, t0);
+    let d = e.bin(Binary::Sub, c, omega);
+    e.matmul(d, r, false)
 }
 
 /// With dS = Uᵀ dA V: ds = diag(dS); dU = U (F ∘ (dS S + S dSᵀ)) and dV = V (F ∘ (S dS +

@@ -51,6 +51,8 @@ pub const FUNCTIONS: &[&str] = &[
     "def f(x: [3, 3]) {\n  let A = x + x' + diag([6, 3, 0])\n  let (w, V) = eigh(A)\n  sin(w) * 3 + (V * V) @ [1, 2, 3] + V[0] * V[2] + eigvalsh(A @ A') * 0.1\n}",
     // `qr` of a tall matrix of full column rank.
     "def f(x: [4, 3]) {\n  let (Q, R) = qr(x + [[3, 0, 0], [0, 3, 0], [0, 0, 3], [1, 1, 1]])\n  sin(Q) @ R + Q * 2\n}",
+    // `qr` of a stack of wide matrices (the square part's decomposition, extended).
+    "def f(x: [2, 3, 4]) {\n  let (Q, R) = qr(x + [[3, 0, 0, 1], [0, 3, 0, 1], [0, 0, 3, 1]])\n  (sin(Q) @ R, R * Q[:, :, :1])\n}",
     // `svd` of a tall and of a wide matrix (through functions of the singular vectors that
     // do not depend on their signs), with singular values kept apart, and `pinv`.
     "def f(x: [4, 3]) {\n  let (U, s, Vt) = svd(x + [[4, 0, 0], [0, 2, 0], [0, 0, 1], [0, 0, 0]])\n  (U * U) @ sin(s) + U[:, 0] * U[:, 2] + sum(Vt * Vt * [[1, 2, 3], [4, 5, 6], [7, 8, 9]], 0)[0]\n}",

@@ -157,20 +157,22 @@ fn eigh(d: &[f64], n: usize, vectors: bool, out: &mut [f64]) {
     }
 }
 
-/// `Q` (with `q`) or `R` of the reduced QR decomposition of an `[m, n]` matrix, `m ≥ n`,
-/// signed so that `R`'s diagonal is nonnegative (which makes the decomposition unique when
-/// `A` has full rank).
+/// `Q` (with `q`, `[m, k]`) or `R` (`[k, n]`) of the reduced QR decomposition of an
+/// `[m, n]` matrix, `k = min(m, n)`, signed so that `R`'s diagonal is nonnegative (which
+/// makes the decomposition unique when the first `k` columns are independent).
 fn qr(a: &[f64], m: usize, n: usize, q: bool, out: &mut [f64]) {
+    let k = m.min(n);
     let qr = MatRef::from_row_major_slice(a, m, n).qr();
     let (qm, rm) = (qr.compute_thin_Q(), qr.thin_R());
-    let sign: Vec<f64> = (0..n).map(|i| if rm[(i, i)] < 0.0 { -1.0 } else { 1.0 }).collect();
+    let sign: Vec<f64> = (0..k).map(|i| if rm[(i, i)] < 0.0 { -1.0 } else { 1.0 }).collect();
     if q {
-        for (k, o) in out.iter_mut().enumerate() {
-            *o = sign[k % n] * qm[(k / n, k % n)];
+        for (p, o) in out.iter_mut().enumerate() {
+            *o = sign[p % k] * qm[(p / k, p % k)];
         }
     } else {
-        for (k, o) in out.iter_mut().enumerate() {
-            *o = if k / n <= k % n { sign[k / n] * rm[(k / n, k % n)] } else { 0.0 };
+        for (p, o) in out.iter_mut().enumerate() {
+            let (i, j) = (p / n, p % n);
+            *o = if i <= j { sign[i] * rm[(i, j)] } else { 0.0 };
         }
     }
 }

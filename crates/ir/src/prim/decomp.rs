@@ -14,10 +14,10 @@ pub enum Decomp {
     /// The unit eigenvectors (columns) of the symmetric part, in the order of the
     /// eigenvalues, each with its largest component (the first of equal ones) positive.
     EighVectors,
-    /// `Q` of the reduced QR decomposition `A = Q R` of an `[m, n]` matrix with `m ≥ n`
-    /// (`[m, n]`, orthonormal columns), signed so that `R`'s diagonal is nonnegative.
+    /// `Q` of the reduced QR decomposition `A = Q R` of an `[m, n]` matrix (`[m, k]` with
+    /// `k = min(m, n)`, orthonormal columns), signed so that `R`'s diagonal is nonnegative.
     QrQ,
-    /// `R` of the same decomposition (`[n, n]`, upper triangular, diagonal nonnegative).
+    /// `R` of the same decomposition (`[k, n]`, upper triangular, diagonal nonnegative).
     QrR,
     /// The singular values of an `[m, n]` matrix, descending (`[k]`, `k = min(m, n)`).
     SvdS,
@@ -70,14 +70,8 @@ impl Decomp {
             }
             Decomp::EighValues => &[n],
             Decomp::EighVectors => &[n, n],
-            Decomp::QrQ | Decomp::QrR if m < n => {
-                return Err(format!(
-                    "`{}` takes a matrix with at least as many rows as columns, not an array of shape {a}",
-                    self.name()
-                ))
-            }
-            Decomp::QrQ => &[m, n],
-            Decomp::QrR => &[n, n],
+            Decomp::QrQ => &[m, k],
+            Decomp::QrR => &[k, n],
             Decomp::SvdS => &[k],
             Decomp::SvdU => &[m, k],
             Decomp::SvdVt => &[k, n],
