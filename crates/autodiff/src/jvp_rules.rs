@@ -609,7 +609,8 @@ fn qr_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
     }
     let columns = |e: &mut Emitter, x: Atom, lo: usize, hi: usize| {
         let s = e.shape(x);
-        let sels: Vec<Sel> = s.dims()[..s.rank() - 1].iter().map(|&d| Sel::Range(0, d)).chain([Sel::Range(lo, hi)]).collect();
+        let sels: Vec<Sel> =
+            s.dims()[..s.rank() - 1].iter().map(|&d| Sel::Range(0, d)).chain([Sel::Range(lo, hi)]).collect();
         e.emit(Prim::Index(sels), [x])
     };
     let (r1, t1) = (columns(e, r, 0, m), columns(e, t0, 0, m));

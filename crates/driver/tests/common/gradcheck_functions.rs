@@ -61,6 +61,8 @@ pub const FUNCTIONS: &[&str] = &[
     "def f(x: [3, 4]) = cumprod(x, 1) * cumprod(x, 0) + reshape(cumprod(x), (3, 4))",
     // `flip`, and slices with steps (made of `index`, `flip`, `pad` and `reshape`).
     "def f(x: [3, 4, 2]) = sum(flip(x, (0, 2)) * x, 1)[::2] + flip(x)[::-2, 1::2, 0] * x[::2, :2, 1]",
+    // Assigning to slices with steps (`where` of the scattered value and a constant mask).
+    "def f(x: [4, 6], v: [3]) {\n  let y = x\n  y[::2, 1::2] = sin(x[1::2, ::-2]) * v\n  y[1, ::-3] *= v[:2]\n  y * x\n}",
     // `custom_vjp`: reverse mode runs `bwd`, forward mode its transpose; with a value the
     // rules read from outside their arguments, in a loop, and batched by `vmap`.
     "def g(a, b) = tanh(a @ b) * 2\ndef g_fwd(a, b) {\n  let y = tanh(a @ b)\n  (y * 2, (a, b, y))\n}\ndef g_bwd(res, out_bar) {\n  let (a, b, y) = res\n  let c = out_bar * 2 * (1 - y * y)\n  (c @ b', a' @ c)\n}\ndef f(x: [2, 3], w: [3, 4]) = custom_vjp(g, g_fwd, g_bwd)(sin(x), w * w)",

@@ -540,15 +540,21 @@ impl Lowerer<'_> {
         }
         // Every selection (positions and ranges, known or computed) becomes one
         // `dyn_update`, which writes in place when it holds the only reference.
-        let sels = self.axis_sels(idx, shape, "the bound of an assigned range")?;
-        if sels.iter().any(|s| matches!(s, super::expr::AxisSel::Strided { .. })) {
+        let mut sels = self.axis_sels(idx, shape, "the bound of an assigned range")?;
+        use super::expr::AxisSel;
+        let strided = sels.iter().any(|s| matches!(s, AxisSel::Strided { .. }));
+        if strided && sels.iter().any(|s| matches!(s, AxisSel::Pick(_) | AxisSel::Window(..))) {
             return Err(Diagnostic::at(
                 target.span,
-                "assigning to a slice with a step is not supported yet; build the array with `where`",
+                "a slice with a step cannot be assigned together with a computed position; assign in two steps",
             ));
         }
-        let (sel, positions) = super::expr::dyn_sel(sels, shape);
-        let part = sel.part(shape).map_err(|m| Diagnostic::at(target.span, m))?;
+        let (part, sel, positions) = if strided {
+            (Self::strided_part(&sels, shape, target.span)?, None, vec![])
+        } else {
+            let (sel, positions) = super::expr::dyn_sel(std::mem::take(&mut sels), shape);
+            (sel.part(shape).map_err(|m| Diagnostic::at(target.span, m))?, Some(sel), positions)
+        };
         let v = self.expr(value)?;
         let vs = self
             .shape_of(&v)
@@ -565,6 +571,10 @@ impl Lowerer<'_> {
             .with_label(target.span, format!("this part of `{name}` has shape {part}")));
         };
         let name = Pattern::Name(ad_syntax::ast::Ident { name: name.clone(), span: base.span });
+        let Some(sel) = sel else {
+            let updated = self.strided_update(x, v, &sels, shape, span)?;
+            return self.bind(&name, updated, false);
+        };
         if sel.is_empty() {
             return self.bind(&name, v, false);
         }

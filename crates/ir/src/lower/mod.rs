@@ -27,6 +27,7 @@ mod scope;
 pub mod spec;
 mod statics;
 mod stmt;
+mod strided;
 pub mod value;
 pub mod vmap;
 

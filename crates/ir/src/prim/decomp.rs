@@ -60,7 +60,10 @@ impl Decomp {
     /// part of each, stacked along the same leading axes).
     pub fn infer(self, a: Shape) -> Result<Shape, String> {
         let [batch @ .., m, n] = a.dims() else {
-            return Err(format!("`{}` takes a matrix (or a stack of them), not an array of shape {a}", self.name()));
+            return Err(format!(
+                "`{}` takes a matrix (or a stack of them), not an array of shape {a}",
+                self.name()
+            ));
         };
         let (m, n) = (*m, *n);
         let k = m.min(n);
@@ -76,6 +79,7 @@ impl Decomp {
             Decomp::SvdU => &[m, k],
             Decomp::SvdVt => &[k, n],
         };
-        Shape::from_dims(&[batch, part].concat()).ok_or_else(|| format!("`{}` of shape {a}: too many axes", self.name()))
+        Shape::from_dims(&[batch, part].concat())
+            .ok_or_else(|| format!("`{}` of shape {a}: too many axes", self.name()))
     }
 }

@@ -595,14 +595,19 @@ impl Prim {
             Prim::SolveTriangular(_) | Prim::Solve | Prim::SafeSolve => {
                 arity(2)?;
                 let (a, b) = (args[0], args[1]);
-                let call = if let Prim::SolveTriangular(_) = self { "solve_triangular(T, B, lower)" } else { "solve(A, B)" };
+                let call = if let Prim::SolveTriangular(_) = self {
+                    "solve_triangular(T, B, lower)"
+                } else {
+                    "solve(A, B)"
+                };
                 let (batch, n) = square_stack(self.name(), a).map_err(|_| {
                     format!("`{call}` needs a square matrix (or a stack of them) first; got shape {a}")
                 })?;
                 // `B` is a vector per matrix when it has one axis fewer than `A`, else a
                 // matrix per matrix (NumPy 1's rule, so that a batch of vectors needs no
                 // trailing axis); the batch axes are the same.
-                let rows = if b.rank() + 1 == a.rank() { b.rank().checked_sub(1) } else { b.rank().checked_sub(2) };
+                let rows =
+                    if b.rank() + 1 == a.rank() { b.rank().checked_sub(1) } else { b.rank().checked_sub(2) };
                 match rows {
                     Some(r) if b.rank() >= 1 && b.rank() <= a.rank() && b.dims()[..r] == *batch.dims() && b.dim(r) == n => {
                         Ok(b)
