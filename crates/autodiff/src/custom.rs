@@ -325,3 +325,71 @@ pub(crate) fn vmap_custom(
     let outs = em.emit_multi(Prim::Custom(batched), args.iter().copied(), &shapes, false);
     Ok((outs.into_iter().map(Atom::Var).collect(), vec![true; n_out]))
 }
+
+/// Whether `p` calls a `custom_vjp` function, at any depth.
+fn calls_custom_vjp(p: &Program) -> bool {
+    p.eqns.iter().any(|e| {
+        matches!(&e.prim, Prim::Custom(op) if matches!(op.rule, CustomRule::Vjp { .. }))
+            || e.prim.programs().into_iter().any(calls_custom_vjp)
+    })
+}
+
+/// `p` with every `custom_vjp` call replaced by its `fwd`'s code for the result (the
+/// residuals unused), in `p` and in the loops and `if`s it holds. Reverse mode runs the
+/// primal loops of a reversal in this form: the values are the same, and differentiating
+/// them again (forward over reverse, for a Hessian) then differentiates `fwd`'s code, as
+/// JAX does, where the call itself would need `bwd` run backwards, which a `bwd` that is not
+/// linear in its cotangent cannot be.
+pub(crate) fn with_fwd_inlined(p: &Program) -> Program {
+    if !calls_custom_vjp(p) {
+        return p.clone();
+    }
+    let mut b = ad_ir::Builder::new();
+    let mut map = Subst::new(p);
+    let inputs: Vec<ad_ir::Var> = p
+        .inputs
+        .iter()
+        .map(|v| {
+            let w = b.new_var(p.var_shape(*v), p.vars[v.index()].name.clone());
+            map.set(*v, Atom::Var(w));
+            w
+        })
+        .collect();
+    for e in &p.eqns {
+        let args: ad_ir::program::Args = e.args.iter().map(|a| map.get(*a)).collect();
+        let outs: Vec<Atom> = match &e.prim {
+            Prim::Custom(op) => match &op.rule {
+                CustomRule::Vjp { fwd, .. } => {
+                    let values = b.inline(&with_fwd_inlined(fwd), &args);
+                    values[..op.primal.outputs.len()].to_vec()
+                }
+                CustomRule::Jvp(_) => b.copy_eqn(p, e, args).into_iter().map(Atom::Var).collect(),
+            },
+            Prim::Loop(op) => {
+                let e = ad_ir::program::Eqn { prim: Prim::Loop(op.map(with_fwd_inlined)), ..e.clone() };
+                b.copy_eqn(p, &e, args).into_iter().map(Atom::Var).collect()
+            }
+            Prim::Cond(op) => {
+                let e =
+                    ad_ir::program::Eqn { prim: Prim::Cond(op.map(|q, _| with_fwd_inlined(q))), ..e.clone() };
+                b.copy_eqn(p, &e, args).into_iter().map(Atom::Var).collect()
+            }
+            _ => b.copy_eqn(p, e, args).into_iter().map(Atom::Var).collect(),
+        };
+        for (v, o) in e.outs().zip(outs) {
+            map.set(v, o);
+        }
+    }
+    let outputs = p.outputs.iter().map(|a| map.get(*a)).collect();
+    Program {
+        name: p.name.clone(),
+        vars: b.vars,
+        inputs,
+        params: p.params.clone(),
+        captures: p.captures.clone(),
+        eqns: b.eqns,
+        outputs,
+        out_tree: p.out_tree.clone(),
+        span: p.span,
+    }
+}

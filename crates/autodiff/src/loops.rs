@@ -150,9 +150,11 @@ pub(crate) fn jvp_loop(
             // Reverse mode without a record in the program: the primal loop, and a linear
             // loop that recomputes it alongside the tangents, whose transpose keeps what it
             // needs when it runs (`ReverseLoop`).
-            let results = emit_loop(em, op.body.clone(), op.cond.clone(), c, x.to_vec(), false);
+            // A `custom_vjp` call in the primal loop runs its `fwd` (`with_fwd_inlined`).
+            let primal = op.map(crate::custom::with_fwd_inlined);
+            let results = emit_loop(em, primal.body.clone(), primal.cond.clone(), c, x.to_vec(), false);
             let shapes: Vec<Shape> = jp.outputs.iter().map(|o| jp.shape(*o)).collect();
-            let replay = ad_ir::region::Replay { primal: op.clone(), wrt: wrt_k };
+            let replay = ad_ir::region::Replay { primal, wrt: wrt_k };
             let lin = LoopOp { body: jp, carries: c + a, cond, replay: Some(replay) };
             let outs = em.b.push_multi(Prim::Loop(Rc::new(lin)), args, &shapes, em.span);
             for (n, o) in outs.iter().enumerate() {
@@ -175,8 +177,9 @@ pub(crate) fn jvp_loop(
     }
     let (lo, hi) = LoopOp::static_bounds(x).ok_or("internal error: a recorded loop has computed bounds")?;
     let n = (hi - lo).max(0.0) as usize;
-    // The recording primal loop: inputs [i, carries, tapes, consts].
-    let body = &op.body;
+    // The recording primal loop: inputs [i, carries, tapes, consts]. A `custom_vjp` call
+    // in it runs its `fwd` (`with_fwd_inlined`).
+    let body = &crate::custom::with_fwd_inlined(&op.body);
     // The carried values recorded (all of them, or a part), and the tapes' shapes.
     let recorded_k: Vec<usize> = (0..c).filter(|k| !matches!(recs[*k], Rec::Unread)).collect();
     let tape_shapes: Vec<Shape> = recorded_k
