@@ -219,6 +219,7 @@ pub(crate) fn call(
                 "safe_solve" => Prim::SafeSolve,
                 _ => Prim::SafeMatMul,
             };
+            let args = if prim == Prim::SafeMatMul { args } else { broadcast_batches(lw, args, span)? };
             lw.operator(prim, name, &args, spans, span)
         }
         // `eigh(A)`: the eigenvalues (ascending) and the eigenvectors (columns), as NumPy's.
@@ -255,7 +256,8 @@ pub(crate) fn call(
         "solve_triangular" => {
             arity(name, &args, &[3], span)?;
             let lower = lw.static_num(&args[2], "`lower`", at(2))? != 0.0;
-            lw.prim(Prim::SolveTriangular(lower), &args[..2], span)
+            let args = broadcast_batches(lw, args[..2].to_vec(), span)?;
+            lw.prim(Prim::SolveTriangular(lower), &args, span)
         }
         "transpose" => lw.transpose_builtin(&args, span, &all_spans),
         "stack" => lw.stack_builtin(&args, span, &all_spans),
@@ -696,4 +698,37 @@ fn effect(lw: &mut Lowerer, name: &'static str, args: Vec<LVal>, span: Span, spa
         }
         _ => Ok(LVal::unit()),
     }
+}
+
+/// The operands of a solve, `A` (`[.., n, n]`) and `B`, with their leading (batch) axes
+/// broadcast to a common shape as NumPy's `solve` does: `B` is a vector per matrix when it
+/// has one axis fewer than `A` (NumPy 1's rule), else a matrix per matrix. Operands whose
+/// batch axes already agree, or do not broadcast (the shape rule then reports both), are
+/// left as they are.
+fn broadcast_batches(lw: &mut Lowerer, args: Vec<LVal>, span: Span) -> Result<Vec<LVal>> {
+    let (Some(a), Some(b)) = (lw.shape_of(&args[0]), lw.shape_of(&args[1])) else {
+        return Ok(args);
+    };
+    if a.rank() < 2 || b.rank() == 0 {
+        return Ok(args);
+    }
+    let core = if b.rank() + 1 == a.rank() { 1 } else { 2.min(b.rank()) };
+    let (batch_a, batch_b) = (&a.dims()[..a.rank() - 2], &b.dims()[..b.rank() - core]);
+    if batch_a == batch_b {
+        return Ok(args);
+    }
+    let (Some(sa), Some(sb)) = (Shape::from_dims(batch_a), Shape::from_dims(batch_b)) else {
+        return Ok(args);
+    };
+    let Some(batch) = crate::shape::broadcast(sa, sb) else {
+        return Ok(args);
+    };
+    let widen = |lw: &mut Lowerer, v: &LVal, s: Shape, core: usize| -> Result<LVal> {
+        let dims = [batch.dims(), &s.dims()[s.rank() - core..]].concat();
+        match Shape::from_dims(&dims) {
+            Some(target) if target != s => lw.prim(Prim::BroadcastTo(target), std::slice::from_ref(v), span),
+            _ => Ok(v.clone()),
+        }
+    };
+    Ok(vec![widen(lw, &args[0], a, 2)?, widen(lw, &args[1], b, core)?])
 }
