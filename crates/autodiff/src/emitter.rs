@@ -29,6 +29,13 @@ impl Emitter {
         Emitter { b: Builder::new(), linear: Vec::new(), nan_safe, span: Span::DUMMY }
     }
 
+    /// Room for this many more variables and equations.
+    pub fn reserve(&mut self, vars: usize, eqns: usize) {
+        self.b.vars.reserve(vars);
+        self.b.eqns.reserve(eqns);
+        self.linear.reserve(vars);
+    }
+
     pub fn shape(&self, a: Atom) -> Shape {
         self.b.shape(a)
     }

@@ -33,6 +33,11 @@ pub fn jvp(p: &Program, wrt: &[usize], nan_safe: bool) -> Jvp {
 /// the tangents, as reverse mode needs) or not (one loop over values and tangents).
 pub fn jvp_with(p: &Program, wrt: &[usize], nan_safe: bool, split: bool) -> Result<Jvp, String> {
     let mut em = Emitter::new(nan_safe);
+    // A JVP has about twice the equations of its program, and reverse mode appends the
+    // transpose to the same emitter: room for that up front, so that a large program's
+    // equations are not copied each time the vectors would grow (capacity never written
+    // is never touched, so it costs address space only).
+    em.reserve(4 * p.vars.len(), 4 * p.eqns.len());
     let mut map = Subst::new(p);
     let mut tan: Vec<Tan> = vec![None; p.vars.len()];
     let mut inputs = Vec::new();

@@ -1,6 +1,7 @@
 //! Benchmark: how long differentiation takes on long programs (`x = sin(x) * 1.0001`
-//! repeated N times, then `sum`), separately for lowering, deriving the gradient
-//! (JVP, linearize, transpose, simplify) and compiling it for the interpreter.
+//! repeated N times, then `sum`, as a loop and as a straight line of N statements),
+//! separately for lowering, deriving the gradient (JVP, linearize, transpose, simplify) and
+//! compiling it for the interpreter. Peak memory: run it under `/usr/bin/time -v` with one N.
 //!
 //! cargo run --release -p ad-driver --example derive_timing
 
@@ -24,29 +25,36 @@ fn main() {
         }
     };
     for n in sizes {
+        // The chain written as a loop (one loop equation, derived without unrolling) and as
+        // a straight line of N statements (what JAX traces from a Python loop).
+        let line = "  y = sin(y) * 1.0001\n".repeat(n);
         let src = format!(
-            "def deep(x: [8]) {{\n  let y = x\n  for i in 0..{n} {{ y = sin(y) * 1.0001 }}\n  sum(y)\n}}\n"
+            "def deep_loop(x: [8]) {{\n  let y = x\n  for i in 0..{n} {{ y = sin(y) * 1.0001 }}\n  sum(y)\n}}\n\
+             def deep_line(x: [8]) {{\n  let y = x\n{line}  sum(y)\n}}\n"
         );
         let mut s = Session::new(Box::new(SharedBuf::default()));
-        // The script above is valid for every N (only the loop bound changes), so loading,
-        // lowering and differentiating it cannot fail.
+        // The script above is valid for every N (only the loop bound and the number of
+        // lines change), so loading, lowering and differentiating it cannot fail.
         s.run_source("deep.ad", &src).unwrap();
-        let t0 = Instant::now();
-        let p = lower_named(&mut s, "deep", &[]).unwrap().program;
-        let t1 = Instant::now();
-        let g = ad_autodiff::derive(&p, &Request { mode: Mode::Grad { with_value: false }, wrt: vec![0] })
-            .unwrap();
-        let t2 = Instant::now();
-        let _c = ad_eval::Compiled::new(&g);
-        let t3 = Instant::now();
-        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
-        println!(
-            "N = {n:>6}: program {:>6} equations, gradient {:>6}; lower {:7.1} ms, derive {:7.1} ms, compile {:6.1} ms",
-            p.eqns.len(),
-            g.eqns.len(),
-            ms(t0, t1),
-            ms(t1, t2),
-            ms(t2, t3)
-        );
+        for name in ["deep_loop", "deep_line"] {
+            let t0 = Instant::now();
+            let p = lower_named(&mut s, name, &[]).unwrap().program;
+            let t1 = Instant::now();
+            let g =
+                ad_autodiff::derive(&p, &Request { mode: Mode::Grad { with_value: false }, wrt: vec![0] })
+                    .unwrap();
+            let t2 = Instant::now();
+            let _c = ad_eval::Compiled::new(&g);
+            let t3 = Instant::now();
+            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+            println!(
+                "N = {n:>6}, {name}: program {:>6} equations, gradient {:>6}; lower {:7.1} ms, derive {:7.1} ms, compile {:6.1} ms",
+                p.eqns.len(),
+                g.eqns.len(),
+                ms(t0, t1),
+                ms(t1, t2),
+                ms(t2, t3)
+            );
+        }
     }
 }

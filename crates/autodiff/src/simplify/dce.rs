@@ -1,9 +1,10 @@
 //! Dead-code elimination and renumbering: keeps the equations the outputs need, and gives
-//! variables dense numbers (inputs first, then results in order).
+//! variables dense numbers (inputs first, then results in order). It takes the program by
+//! value and moves the equations it keeps: the programs it cleans are large and used once.
 
 use ad_ir::{Atom, Program, Var, VarInfo};
 
-pub fn dce(p: &Program) -> Program {
+pub fn dce(p: Program) -> Program {
     let mut live = vec![false; p.vars.len()];
     for a in &p.outputs {
         if let Atom::Var(v) = a {
@@ -11,9 +12,12 @@ pub fn dce(p: &Program) -> Program {
         }
     }
     let mut keep = vec![false; p.eqns.len()];
+    let (mut kept, mut kept_vars) = (0, p.inputs.len());
     for (i, e) in p.eqns.iter().enumerate().rev() {
         if e.outs().any(|o| live[o.index()]) {
             keep[i] = true;
+            kept += 1;
+            kept_vars += 1 + e.extra.len();
             for a in &e.args {
                 if let Atom::Var(v) = a {
                     live[v.index()] = true;
@@ -22,7 +26,7 @@ pub fn dce(p: &Program) -> Program {
         }
     }
     let mut renum: Vec<Option<Var>> = vec![None; p.vars.len()];
-    let mut vars: Vec<VarInfo> = Vec::new();
+    let mut vars: Vec<VarInfo> = Vec::with_capacity(kept_vars);
     let fresh = |v: Var, vars: &mut Vec<VarInfo>, renum: &mut Vec<Option<Var>>| {
         let nv = Var(vars.len() as u32);
         vars.push(p.vars[v.index()].clone());
@@ -36,32 +40,24 @@ pub fn dce(p: &Program) -> Program {
         }
         lit => *lit,
     };
-    let mut eqns = Vec::new();
-    for (i, e) in p.eqns.iter().enumerate() {
-        if !keep[i] {
-            continue;
-        }
+    let mut eqns = Vec::with_capacity(kept);
+    for (e, _) in p.eqns.into_iter().zip(keep).filter(|(_, k)| *k) {
         let args = e.args.iter().map(|a| map(a, &renum)).collect();
-        let outs: Vec<Var> = e.outs().map(|o| fresh(o, &mut vars, &mut renum)).collect();
+        let out = fresh(e.out, &mut vars, &mut renum);
         // A loop is kept whole while any result is read: its body's outputs are fixed.
-        eqns.push(ad_ir::Eqn {
-            out: outs[0],
-            prim: e.prim.clone(),
-            args,
-            span: e.span,
-            extra: outs[1..].to_vec(),
-        });
+        let extra = e.extra.iter().map(|o| fresh(*o, &mut vars, &mut renum)).collect();
+        eqns.push(ad_ir::Eqn { out, prim: e.prim, args, span: e.span, extra });
     }
     let outputs = p.outputs.iter().map(|a| map(a, &renum)).collect();
     Program {
-        name: p.name.clone(),
+        name: p.name,
         vars,
         inputs,
-        params: p.params.clone(),
-        captures: p.captures.clone(),
+        params: p.params,
+        captures: p.captures,
         eqns,
         outputs,
-        out_tree: p.out_tree.clone(),
+        out_tree: p.out_tree,
         span: p.span,
     }
 }

@@ -36,11 +36,10 @@ pub fn simplify(mut p: Program) -> Program {
     if let Some(q) = literals::literal_consts(&p) {
         p = q;
     }
-    let mut cur = dce::dce(&p);
-    // The input can be large (a derivative before simplification); free it now.
-    drop(p);
+    // The input can be large (a derivative before simplification): `dce` consumes it.
+    let mut cur = dce::dce(p);
     for _ in 0..MAX_ROUNDS {
-        let next = dce::dce(&rewrite::rewrite(&cur));
+        let next = dce::dce(rewrite::rewrite(&cur));
         let done = next.eqns.len() >= cur.eqns.len();
         cur = next;
         if done {
