@@ -60,6 +60,9 @@ enum Command {
         /// Shape of a parameter or a dimension name, e.g. `--shape x=[3]` or `--shape n=[5]`.
         #[arg(long = "shape", value_name = "NAME=[d,..]")]
         shapes: Vec<ShapeOpt>,
+        /// The batch size of `vmap`'s program (the size of the axis it adds to every parameter).
+        #[arg(long, value_name = "N", default_value_t = derive::VMAP_BATCH, value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|n| n as usize))]
+        batch: usize,
     },
     /// Run golden tests: `.ad` files with `#!` directives (files or directories).
     Test {
@@ -185,7 +188,7 @@ fn run(cli: Cli) -> ExitCode {
                 report(&session, &errors)
             }
         }
-        Command::Derive { mode, file, function, shapes } => {
+        Command::Derive { mode, file, function, shapes, batch } => {
             let text = match read(&file) {
                 Ok(t) => t,
                 Err(code) => return code,
@@ -199,7 +202,8 @@ fn run(cli: Cli) -> ExitCode {
                 report(&session, &[derive::missing_function(&session, &function)]);
                 return ExitCode::from(2);
             }
-            match derive::derive_named(&mut session, &function, &shapes, mode).and_then(|d| d.text(&session))
+            match derive::derive_named(&mut session, &function, &shapes, mode, batch)
+                .and_then(|d| d.text(&session))
             {
                 Ok(text) => out(&text).err().unwrap_or(ExitCode::SUCCESS),
                 Err(e) => report(&session, &[e]),

@@ -208,3 +208,18 @@ fn derive_ir_prints_a_runnable_program() {
     let o = ad(&["derive", "ir", p.to_str().unwrap(), "layr"]);
     assert!(stderr(&o).contains("did you mean `layer`"), "{}", stderr(&o));
 }
+
+#[test]
+fn derive_vmap_takes_a_batch_size() {
+    let p = temp_file("vmapped.ad", b"def f(x: [3], w: [3, 2]) = tanh(x @ w)\n");
+    let path = p.to_str().unwrap();
+    let o = ad(&["derive", "vmap", path, "f", "--batch", "16"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "def f_vmap(x: [16, 3], w: [16, 3, 2]) = tanh(reshape(reshape(x, (16, 1, 3)) @ w, (16, 2)))\n"
+    );
+    // Without `--batch` the batch has 4 elements; 0 is a bad argument.
+    assert!(stdout(&ad(&["derive", "vmap", path, "f"])).contains("x: [4, 3]"));
+    assert_eq!(ad(&["derive", "vmap", path, "f", "--batch", "0"]).status.code(), Some(2));
+}

@@ -222,12 +222,12 @@ pub enum DeriveMode {
     /// The Jacobian by the planner's cheapest plan.
     Jacobian,
     /// The function mapped over a batch (`vmap`): every parameter gets a leading batch
-    /// axis of size [`VMAP_BATCH`].
+    /// axis, of size [`VMAP_BATCH`] unless `ad derive --batch` says otherwise.
     Vmap,
 }
 
-/// The batch size of programs `ad derive vmap` prints; the program for any other size
-/// differs only in that number.
+/// The batch size of programs `ad derive vmap` prints by default (`--batch` chooses
+/// another); the program for any other size differs only in that number.
 pub const VMAP_BATCH: usize = 4;
 
 impl DeriveMode {
@@ -265,7 +265,9 @@ impl DeriveMode {
     /// function's (a closure's captured values come first): forward and reverse modes
     /// differentiate with respect to every parameter, gradients and second derivatives with
     /// respect to the first. `None` for `Ir`.
-    pub fn request(self, n_params: usize, first: usize) -> Option<Request> {
+    /// The request of this mode for a program of `n_params` parameters, differentiating
+    /// from parameter `first` on (`batch`: the batch size of `vmap`).
+    pub fn request(self, n_params: usize, first: usize, batch: usize) -> Option<Request> {
         let all: Vec<usize> = (first..n_params).collect();
         let (mode, wrt) = match self {
             DeriveMode::Ir => return None,
@@ -276,7 +278,7 @@ impl DeriveMode {
             DeriveMode::Hvp => (Mode::Hvp, vec![first]),
             DeriveMode::Hessian => (Mode::Hessian, vec![first]),
             DeriveMode::Jacobian => (Mode::Jacobian(JacMode::Auto), vec![first]),
-            DeriveMode::Vmap => (Mode::Vmap(VMAP_BATCH), all),
+            DeriveMode::Vmap => (Mode::Vmap(batch), all),
         };
         Some(Request { mode, wrt })
     }
@@ -324,8 +326,18 @@ impl Derivation {
 /// Errors about the function as a whole (a tuple argument to `jacobian`, a result that
 /// holds a function) point at its definition, as they do when a script calls it.
 pub fn derive_lowered(primal: Program, mode: DeriveMode, first: usize) -> Result<Derivation, Diagnostic> {
+    derive_lowered_batch(primal, mode, first, VMAP_BATCH)
+}
+
+/// [`derive_lowered`] with the batch size of `vmap` given.
+pub fn derive_lowered_batch(
+    primal: Program,
+    mode: DeriveMode,
+    first: usize,
+    batch: usize,
+) -> Result<Derivation, Diagnostic> {
     let at = primal.span;
-    let Some(request) = mode.request(primal.params.len(), first) else {
+    let Some(request) = mode.request(primal.params.len(), first, batch) else {
         return Ok(Derivation { program: primal.clone(), primal, request: None, plan: None });
     };
     if primal.params.len() <= first {
@@ -343,15 +355,16 @@ pub fn derive_lowered(primal: Program, mode: DeriveMode, first: usize) -> Result
 }
 
 /// `ad derive MODE FILE FN`: derives from the function `fname` of the loaded file, for the
-/// shapes its annotations and the `--shape` options give.
+/// shapes its annotations and the `--shape` options give (and the batch size of `vmap`).
 pub fn derive_named(
     session: &mut Session,
     fname: &str,
     shapes: &[ShapeOpt],
     mode: DeriveMode,
+    batch: usize,
 ) -> Result<Derivation, Diagnostic> {
     let lowered = lower_named(session, fname, shapes)?;
-    derive_lowered(lowered.program, mode, 0)
+    derive_lowered_batch(lowered.program, mode, 0, batch)
 }
 
 /// The REPL's program commands (`:jvp f(x)`, `:explain f(x)`, ...): derives from a call of
