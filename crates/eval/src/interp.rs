@@ -51,6 +51,8 @@ struct Step {
     shape: Shape,
     /// Values whose last use is this step but that could not be taken (used twice here).
     drop_after: Vec<usize>,
+    /// For a matrix product: which operands are read transposed (transposes fused into it).
+    transposed: [bool; 2],
     /// A loop's programs, prepared once.
     region: Option<Rc<Region>>,
     span: Span,
@@ -95,11 +97,34 @@ impl Compiled {
     pub fn new(p: &Program) -> Compiled {
         let n = p.vars.len();
         let end = p.eqns.len();
+        // A transpose read only by matrix products is not computed: the products read its
+        // operand transposed (`linalg::matmul_transposed`).
+        let fused = fusable_transposes(p);
+        let skipped = |e: &ad_ir::Eqn| e.prim == Prim::Transpose && fused[e.out.index()].is_some();
+        let operands = |e: &ad_ir::Eqn| -> (ad_ir::program::Args, [bool; 2]) {
+            let mut flags = [false; 2];
+            if e.prim != Prim::MatMul {
+                return (e.args.clone(), flags);
+            }
+            let args = e
+                .args
+                .iter()
+                .enumerate()
+                .map(|(k, a)| match a.var().and_then(|v| fused[v.index()]) {
+                    Some(src) => {
+                        flags[k] = true;
+                        src
+                    }
+                    None => *a,
+                })
+                .collect();
+            (args, flags)
+        };
         // Last use of each variable: (equation, operand position); outputs count as a use
         // after every equation.
         let mut last: Vec<Option<(usize, usize)>> = vec![None; n];
-        for (i, e) in p.eqns.iter().enumerate() {
-            for (k, a) in e.args.iter().enumerate() {
+        for (i, e) in p.eqns.iter().enumerate().filter(|(_, e)| !skipped(e)) {
+            for (k, a) in operands(e).0.iter().enumerate() {
                 if let Atom::Var(v) = a {
                     last[v.index()] = Some((i, k));
                 }
@@ -114,17 +139,18 @@ impl Compiled {
             .eqns
             .iter()
             .enumerate()
+            .filter(|(_, e)| !skipped(e))
             .map(|(i, e)| {
                 let mut drop_after = Vec::new();
-                let args = e
-                    .args
+                let (eargs, transposed) = operands(e);
+                let args = eargs
                     .iter()
                     .enumerate()
                     .map(|(k, a)| match a {
                         Atom::Lit(x) => Operand::Const(Array::scalar(*x)),
                         Atom::Var(v) => {
                             let vi = v.index();
-                            let here = e.args.iter().filter(|b| **b == *a).count();
+                            let here = eargs.iter().filter(|b| **b == *a).count();
                             match last[vi] {
                                 Some((j, kk)) if j == i && here == 1 && kk == k => Operand::Take(vi),
                                 Some((j, _)) if j == i => {
@@ -180,6 +206,7 @@ impl Compiled {
                 let mut step = Step {
                     prim: e.prim.clone(),
                     args,
+                    transposed,
                     out: e.out.index(),
                     extra: e.extra.iter().map(|v| v.index()).collect(),
                     shape: p.var_shape(e.out),
@@ -241,6 +268,11 @@ impl Compiled {
                         regs[*slot] = Some(a);
                     }
                 }
+                None if s.transposed != [false; 2] => {
+                    let [ta, tb] = s.transposed;
+                    regs[s.out] =
+                        Some(kernels::linalg::matmul_transposed(&args[0], &args[1], ta, tb, s.shape));
+                }
                 None => {
                     let a =
                         kernels::try_apply(&s.prim, args, s.shape).map_err(|m| RunError::At(s.span, m))?;
@@ -263,6 +295,25 @@ impl Compiled {
         *self.spare.borrow_mut() = regs;
         Ok(outputs)
     }
+}
+
+/// For each variable of `p`, the operand it is the transpose of, when it is a transpose of
+/// a matrix (or a stack) that only matrix products read (and not an output): such a
+/// transpose need not be computed.
+fn fusable_transposes(p: &Program) -> Vec<Option<Atom>> {
+    let mut source: Vec<Option<Atom>> = vec![None; p.vars.len()];
+    for e in &p.eqns {
+        if e.prim == Prim::Transpose && p.shape(e.args[0]).rank() >= 2 {
+            source[e.out.index()] = Some(e.args[0]);
+        }
+    }
+    let reads = p.eqns.iter().filter(|e| e.prim != Prim::MatMul).flat_map(|e| e.args.iter());
+    for a in reads.chain(&p.outputs) {
+        if let Atom::Var(v) = a {
+            source[v.index()] = None;
+        }
+    }
+    source
 }
 
 /// Runs an equation that holds programs (a loop, a reversal, an `if`, a call with its own

@@ -97,6 +97,49 @@ fn matmul_matches_reference_in_every_rank_combination() {
     }
 }
 
+/// A product reading transposed operands (the interpreter's fused transposes) equals the
+/// product of the transposes, small and large, single and stacked (with a broadcast stack).
+#[test]
+fn transposed_operands_match_materialised_transposes() {
+    use ad_eval::kernels::linalg::matmul_transposed;
+    for (m, k, n) in [(3, 4, 5), (70, 80, 90), (1, 100, 70), (65, 64, 66)] {
+        for (stack_a, stack_b) in
+            [(vec![], vec![]), (vec![3], vec![3]), (vec![2, 3], vec![1]), (vec![], vec![4])]
+        {
+            for (ta, tb) in [(true, false), (false, true), (true, true)] {
+                let dims = |stack: &[usize], r: usize, c: usize, t: bool| {
+                    let mut d = stack.to_vec();
+                    d.extend(if t { [c, r] } else { [r, c] });
+                    sh(&d)
+                };
+                let (sa, sb) = (dims(&stack_a, m, k, ta), dims(&stack_b, k, n, tb));
+                let (a, b) = (arr(sa, 5), arr(sb, 6));
+                let plain = |x: &Array, t: bool| {
+                    let s = x.shape();
+                    if !t {
+                        return x.clone();
+                    }
+                    let mut d = s.dims().to_vec();
+                    let r = d.len();
+                    d.swap(r - 2, r - 1);
+                    structure::transpose(x, sh(&d))
+                };
+                let (pa, pb) = (plain(&a, ta), plain(&b, tb));
+                let out = ad_ir::prim::matmul_shape(pa.shape(), pb.shape()).unwrap();
+                let want = kernels::apply(&Prim::MatMul, vec![pa, pb], out);
+                let got = matmul_transposed(&a, &b, ta, tb, out);
+                assert_eq!(got.shape(), out);
+                for (g, w) in got.data().iter().zip(want.data()) {
+                    assert!(
+                        (g - w).abs() <= 1e-12 * (1.0 + w.abs()),
+                        "{m}x{k}x{n} {stack_a:?} {stack_b:?} {ta} {tb}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn reductions_and_sum_to() {
     let a = Array::new(Shape::matrix(2, 3), vec![1.0, 5.0, 3.0, 4.0, 2.0, 6.0]);

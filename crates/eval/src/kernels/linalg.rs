@@ -42,6 +42,51 @@ pub fn matmul(a: &Array, b: &Array, out: Shape) -> Array {
     Array::new(out, data)
 }
 
+/// `op(a) @ op(b)`, where `op` swaps the last two axes of its operand when the operand's
+/// flag is set: the product of a transpose the interpreter did not materialise (it fuses a
+/// transpose read only by products into them). Large products give faer a transposed view
+/// of the operand, which costs nothing; small ones (handled by `small_matmul`, which wants
+/// rows) transpose their operand first, as the unfused program would have.
+pub fn matmul_transposed(a: &Array, b: &Array, ta: bool, tb: bool, out: Shape) -> Array {
+    let swap = |x: &Array, t: bool| {
+        let s = x.shape();
+        let mut dims = s.dims().to_vec();
+        if t && dims.len() >= 2 {
+            let r = dims.len();
+            dims.swap(r - 2, r - 1);
+        }
+        Shape::from_dims(&dims).unwrap_or(s)
+    };
+    let (sa, sb) = (swap(a, ta), swap(b, tb));
+    let (m, k, n) = dims(sa, sb);
+    let big = m * n * k > 64 * 64 && n != 1 && m != 1 && k != 1;
+    if !big {
+        let a = if ta { super::structure::transpose(a, sa) } else { a.clone() };
+        let b = if tb { super::structure::transpose(b, sb) } else { b.clone() };
+        return matmul(&a, &b, out);
+    }
+    let offsets = if sa.rank() <= 2 && sb.rank() <= 2 { vec![(0, 0)] } else { batch_offsets(sa, sb, out) };
+    let mut data = vec![0.0; out.size()];
+    let par = if m * n * k > PARALLEL_ABOVE { Par::rayon(0) } else { Par::Seq };
+    for (c, (ia, ib)) in data.chunks_exact_mut(m * n).zip(offsets) {
+        let lhs = transposed_view(&a.data()[ia..ia + m * k], ta, m, k);
+        let rhs = transposed_view(&b.data()[ib..ib + k * n], tb, k, n);
+        faer_matmul(MatMut::from_row_major_slice_mut(c, m, n), Accum::Replace, lhs, rhs, 1.0, par);
+    }
+    clear_upper_avx();
+    Array::new(out, data)
+}
+
+/// The `rows × cols` matrix stored row-major in `d`, or (with `t`) the transpose of the
+/// `cols × rows` matrix stored there.
+fn transposed_view(d: &[f64], t: bool, rows: usize, cols: usize) -> MatRef<'_, f64> {
+    if t {
+        MatRef::from_row_major_slice(d, cols, rows).transpose()
+    } else {
+        MatRef::from_row_major_slice(d, rows, cols)
+    }
+}
+
 /// Where each batch element of a batched product starts in the two operands, in the
 /// result's order: the batch axes of each (none for a vector or a matrix) broadcast to the
 /// result's.
