@@ -97,34 +97,14 @@ impl Compiled {
     pub fn new(p: &Program) -> Compiled {
         let n = p.vars.len();
         let end = p.eqns.len();
-        // A transpose read only by matrix products is not computed: the products read its
-        // operand transposed (`linalg::matmul_transposed`).
-        let fused = fusable_transposes(p);
-        let skipped = |e: &ad_ir::Eqn| e.prim == Prim::Transpose && fused[e.out.index()].is_some();
-        let operands = |e: &ad_ir::Eqn| -> (ad_ir::program::Args, [bool; 2]) {
-            let mut flags = [false; 2];
-            if e.prim != Prim::MatMul {
-                return (e.args.clone(), flags);
-            }
-            let args = e
-                .args
-                .iter()
-                .enumerate()
-                .map(|(k, a)| match a.var().and_then(|v| fused[v.index()]) {
-                    Some(src) => {
-                        flags[k] = true;
-                        src
-                    }
-                    None => *a,
-                })
-                .collect();
-            (args, flags)
-        };
+        // Transposes that only matrix products read are fused into them (`fuse.rs`).
+        let plan = crate::fuse::fuse_products(p);
         // Last use of each variable: (equation, operand position); outputs count as a use
         // after every equation.
         let mut last: Vec<Option<(usize, usize)>> = vec![None; n];
-        for (i, e) in p.eqns.iter().enumerate().filter(|(_, e)| !skipped(e)) {
-            for (k, a) in operands(e).0.iter().enumerate() {
+        for (i, f) in plan.iter().enumerate() {
+            let Some(f) = f else { continue };
+            for (k, a) in f.args.iter().enumerate() {
                 if let Atom::Var(v) = a {
                     last[v.index()] = Some((i, k));
                 }
@@ -138,11 +118,12 @@ impl Compiled {
         let steps = p
             .eqns
             .iter()
+            .zip(&plan)
             .enumerate()
-            .filter(|(_, e)| !skipped(e))
-            .map(|(i, e)| {
+            .filter_map(|(i, (e, f))| f.as_ref().map(|f| (i, e, f)))
+            .map(|(i, e, f)| {
                 let mut drop_after = Vec::new();
-                let (eargs, transposed) = operands(e);
+                let (eargs, transposed) = (&f.args, f.transposed);
                 let args = eargs
                     .iter()
                     .enumerate()
@@ -204,7 +185,7 @@ impl Compiled {
                     _ => None,
                 };
                 let mut step = Step {
-                    prim: e.prim.clone(),
+                    prim: f.prim.clone(),
                     args,
                     transposed,
                     out: e.out.index(),
@@ -295,25 +276,6 @@ impl Compiled {
         *self.spare.borrow_mut() = regs;
         Ok(outputs)
     }
-}
-
-/// For each variable of `p`, the operand it is the transpose of, when it is a transpose of
-/// a matrix (or a stack) that only matrix products read (and not an output): such a
-/// transpose need not be computed.
-fn fusable_transposes(p: &Program) -> Vec<Option<Atom>> {
-    let mut source: Vec<Option<Atom>> = vec![None; p.vars.len()];
-    for e in &p.eqns {
-        if e.prim == Prim::Transpose && p.shape(e.args[0]).rank() >= 2 {
-            source[e.out.index()] = Some(e.args[0]);
-        }
-    }
-    let reads = p.eqns.iter().filter(|e| e.prim != Prim::MatMul).flat_map(|e| e.args.iter());
-    for a in reads.chain(&p.outputs) {
-        if let Atom::Var(v) = a {
-            source[v.index()] = None;
-        }
-    }
-    source
 }
 
 /// Runs an equation that holds programs (a loop, a reversal, an `if`, a call with its own

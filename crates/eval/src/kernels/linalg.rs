@@ -128,11 +128,9 @@ pub(crate) fn matmul_2d_into(a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: u
         }
         return;
     }
-    c.fill(0.0);
-    if m * n * k == 0 {
-        return;
-    }
     if m * n * k <= 64 * 64 || n == 1 || m == 1 {
+        // `small_matmul` accumulates; faer below overwrites, so only this path clears.
+        c.fill(0.0);
         small_matmul(a, b, c, m, k, n);
         return;
     }
