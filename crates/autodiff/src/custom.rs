@@ -381,15 +381,5 @@ pub(crate) fn with_fwd_inlined(p: &Program) -> Program {
         }
     }
     let outputs = p.outputs.iter().map(|a| map.get(*a)).collect();
-    Program {
-        name: p.name.clone(),
-        vars: b.vars,
-        inputs,
-        params: p.params.clone(),
-        captures: p.captures.clone(),
-        eqns: b.eqns,
-        outputs,
-        out_tree: p.out_tree.clone(),
-        span: p.span,
-    }
+    p.rebuilt(b.vars, inputs, b.eqns, outputs)
 }

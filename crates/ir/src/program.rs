@@ -170,6 +170,29 @@ pub struct Program {
 }
 
 impl Program {
+    /// A program with `p`'s name, parameters, captures, result structure and span around
+    /// new variables, inputs, equations and outputs: what a pass that rewrites `p`
+    /// equation by equation returns.
+    pub fn rebuilt(
+        &self,
+        vars: Vec<VarInfo>,
+        inputs: Vec<Var>,
+        eqns: Vec<Eqn>,
+        outputs: Vec<Atom>,
+    ) -> Program {
+        Program {
+            name: self.name.clone(),
+            vars,
+            inputs,
+            params: self.params.clone(),
+            captures: self.captures.clone(),
+            eqns,
+            outputs,
+            out_tree: self.out_tree.clone(),
+            span: self.span,
+        }
+    }
+
     pub fn shape(&self, a: Atom) -> Shape {
         match a {
             Atom::Var(v) => self.vars[v.index()].shape,

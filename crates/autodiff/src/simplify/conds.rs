@@ -82,17 +82,7 @@ pub(crate) fn simplify_conds(p: &Program) -> Option<Program> {
         });
     }
     let outputs = p.outputs.iter().map(|a| get(&map, *a)).collect();
-    Some(Program {
-        name: p.name.clone(),
-        vars: b.vars,
-        inputs: p.inputs.clone(),
-        params: p.params.clone(),
-        captures: p.captures.clone(),
-        eqns: b.eqns,
-        outputs,
-        out_tree: p.out_tree.clone(),
-        span: p.span,
-    })
+    Some(p.rebuilt(b.vars, p.inputs.clone(), b.eqns, outputs))
 }
 
 /// A branch with only the outputs `outs`, the operands that are numbers written into it

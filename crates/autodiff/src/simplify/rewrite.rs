@@ -172,17 +172,7 @@ pub fn rewrite(p: &Program) -> Program {
         map.set(e.out, atom);
     }
     let outputs = p.outputs.iter().map(|a| map.get(*a)).collect();
-    Program {
-        name: p.name.clone(),
-        vars: rw.b.vars,
-        inputs: rw.inputs,
-        params: p.params.clone(),
-        captures: p.captures.clone(),
-        eqns: rw.b.eqns,
-        outputs,
-        out_tree: p.out_tree.clone(),
-        span: p.span,
-    }
+    p.rebuilt(rw.b.vars, rw.inputs, rw.b.eqns, outputs)
 }
 
 impl Rw {
