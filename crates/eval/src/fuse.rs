@@ -11,100 +11,143 @@
 use ad_ir::program::Args;
 use ad_ir::{Atom, Eqn, Prim, Program};
 
-/// An equation as the interpreter runs it: its primitive and operands, and for a matrix
-/// product which operands it reads transposed.
-pub(crate) struct Fused {
-    pub prim: Prim,
-    pub args: Args,
-    pub transposed: [bool; 2],
+/// How the interpreter runs an equation.
+pub(crate) enum Plan {
+    /// As it is.
+    Keep,
+    /// Not at all: a transpose or product fused into the equation that reads it.
+    Skip,
+    /// As a matrix product of these operands, reading those flagged transposed.
+    Product(Args, [bool; 2]),
 }
 
-/// Each equation of `p` as the interpreter runs it, or `None` for one it need not run (a
-/// transpose or product fused into the equation that reads it).
-pub(crate) fn fuse_products(p: &Program) -> Vec<Option<Fused>> {
-    let reads = readers(p);
-    // The operand each transpose of a matrix (or stack) that only products read is the
-    // transpose of.
-    let source: Vec<Option<Atom>> = p
+impl Plan {
+    /// The operands the interpreter passes to `e` (none when it skips it).
+    pub(crate) fn operands<'a>(&'a self, e: &'a Eqn) -> Option<&'a Args> {
+        match self {
+            Plan::Keep => Some(&e.args),
+            Plan::Skip => None,
+            Plan::Product(args, _) => Some(args),
+        }
+    }
+
+    /// The primitive the interpreter runs for `e`.
+    pub(crate) fn prim(&self, e: &Eqn) -> Prim {
+        match self {
+            Plan::Product(..) => Prim::MatMul,
+            _ => e.prim.clone(),
+        }
+    }
+
+    /// Which operands a product reads transposed.
+    pub(crate) fn transposed(&self) -> [bool; 2] {
+        match self {
+            Plan::Product(_, t) => *t,
+            _ => [false; 2],
+        }
+    }
+}
+
+/// How the interpreter runs each equation of `p`; `None` when it runs them all as they are
+/// (no transposes: most programs of many equations are elementwise chains).
+pub(crate) fn fuse_products(p: &Program) -> Option<Vec<Plan>> {
+    if !p.eqns.iter().any(|e| e.prim == Prim::Transpose) {
+        return None;
+    }
+    let reads = Readers::of(p);
+    // For each variable that is a transpose of a matrix (or stack) that only products
+    // read, the operand it is the transpose of.
+    let mut source_of = vec![None; p.vars.len()];
+    let mut plan: Vec<Plan> = p
         .eqns
         .iter()
         .map(|e| {
-            let only_products =
-                reads[e.out.index()].iter().all(|&r| r != usize::MAX && p.eqns[r].prim == Prim::MatMul);
-            (e.prim == Prim::Transpose && p.shape(e.args[0]).rank() >= 2 && only_products).then(|| e.args[0])
-        })
-        .collect();
-    let mut source_of = vec![None; p.vars.len()];
-    for (e, s) in p.eqns.iter().zip(&source) {
-        source_of[e.out.index()] = *s;
-    }
-    let mut plan: Vec<Option<Fused>> = p
-        .eqns
-        .iter()
-        .zip(&source)
-        .map(|(e, s)| match (s, &e.prim) {
-            (Some(_), _) => None,
-            (None, Prim::MatMul) => {
-                let mut transposed = [false; 2];
-                let args = e
-                    .args
-                    .iter()
-                    .enumerate()
-                    .map(|(k, a)| match a.var().and_then(|v| source_of[v.index()]) {
-                        Some(src) => {
-                            transposed[k] = true;
-                            src
-                        }
-                        None => *a,
-                    })
-                    .collect();
-                Some(Fused { prim: Prim::MatMul, args, transposed })
+            if e.prim == Prim::Transpose && !reads.other[e.out.index()] && p.shape(e.args[0]).rank() >= 2 {
+                source_of[e.out.index()] = Some(e.args[0]);
+                Plan::Skip
+            } else {
+                Plan::Keep
             }
-            (None, _) => Some(Fused { prim: e.prim.clone(), args: e.args.clone(), transposed: [false; 2] }),
         })
         .collect();
+    for (e, plan) in p.eqns.iter().zip(plan.iter_mut()) {
+        if e.prim != Prim::MatMul {
+            continue;
+        }
+        let mut transposed = [false; 2];
+        let args = e
+            .args
+            .iter()
+            .enumerate()
+            .map(|(k, a)| match a.var().and_then(|v| source_of[v.index()]) {
+                Some(src) => {
+                    transposed[k] = true;
+                    src
+                }
+                None => *a,
+            })
+            .collect();
+        if transposed != [false; 2] {
+            *plan = Plan::Product(args, transposed);
+        }
+    }
     // `(a @ b)'` of matrices, where the transpose is the product's only reader.
     let index = defining(p);
     for (i, e) in p.eqns.iter().enumerate() {
         let Some(j) = product_under_transpose(p, e, &index, &reads) else { continue };
-        let (Some(inner), Some(Fused { prim: Prim::Transpose, .. })) = (&plan[j], &plan[i]) else { continue };
-        if inner.args.iter().any(|a| p.shape(*a).rank() < 2) {
+        if !matches!(plan[i], Plan::Keep) {
             continue;
         }
-        let args = [inner.args[1], inner.args[0]].into_iter().collect();
-        let transposed = [!inner.transposed[1], !inner.transposed[0]];
-        plan[i] = Some(Fused { prim: Prim::MatMul, args, transposed });
-        plan[j] = None;
+        let (args, transposed) = match &plan[j] {
+            Plan::Product(args, t) => (args.clone(), *t),
+            Plan::Keep => (p.eqns[j].args.clone(), [false; 2]),
+            Plan::Skip => continue,
+        };
+        if args.iter().any(|a| p.shape(*a).rank() < 2) {
+            continue;
+        }
+        plan[i] = Plan::Product([args[1], args[0]].into_iter().collect(), [!transposed[1], !transposed[0]]);
+        plan[j] = Plan::Skip;
     }
-    plan
+    Some(plan)
 }
 
 /// The product a transpose `e` reads, when the transpose is its only reader.
-fn product_under_transpose(p: &Program, e: &Eqn, index: &[usize], reads: &[Vec<usize>]) -> Option<usize> {
+fn product_under_transpose(p: &Program, e: &Eqn, index: &[usize], reads: &Readers) -> Option<usize> {
     if e.prim != Prim::Transpose {
         return None;
     }
     let v = e.args[0].var()?;
     let j = index[v.index()];
-    (j != usize::MAX && p.eqns[j].prim == Prim::MatMul && reads[v.index()].len() == 1).then_some(j)
+    (j != usize::MAX && p.eqns[j].prim == Prim::MatMul && reads.count[v.index()] == 1).then_some(j)
 }
 
-/// For each variable, the equations that read it (`usize::MAX` for a program output).
-fn readers(p: &Program) -> Vec<Vec<usize>> {
-    let mut reads = vec![Vec::new(); p.vars.len()];
-    for (i, e) in p.eqns.iter().enumerate() {
-        for a in &e.args {
+/// How each variable is read: how many times (as an operand or an output), and whether
+/// by anything other than a matrix product (an output counts as such a reader).
+struct Readers {
+    count: Vec<u32>,
+    other: Vec<bool>,
+}
+
+impl Readers {
+    fn of(p: &Program) -> Readers {
+        let mut r = Readers { count: vec![0; p.vars.len()], other: vec![false; p.vars.len()] };
+        let mut read = |a: &Atom, product: bool| {
             if let Atom::Var(v) = a {
-                reads[v.index()].push(i);
+                r.count[v.index()] += 1;
+                r.other[v.index()] |= !product;
+            }
+        };
+        for e in &p.eqns {
+            for a in &e.args {
+                read(a, e.prim == Prim::MatMul);
             }
         }
-    }
-    for a in &p.outputs {
-        if let Atom::Var(v) = a {
-            reads[v.index()].push(usize::MAX);
+        for a in &p.outputs {
+            read(a, false);
         }
+        r
     }
-    reads
 }
 
 /// For each variable, the equation that defines it (`usize::MAX` for an input).

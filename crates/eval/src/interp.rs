@@ -98,13 +98,15 @@ impl Compiled {
         let n = p.vars.len();
         let end = p.eqns.len();
         // Transposes that only matrix products read are fused into them (`fuse.rs`).
-        let plan = crate::fuse::fuse_products(p);
+        let fused = crate::fuse::fuse_products(p);
+        let keep = crate::fuse::Plan::Keep;
+        let plan = |i: usize| fused.as_ref().map_or(&keep, |f| &f[i]);
         // Last use of each variable: (equation, operand position); outputs count as a use
         // after every equation.
         let mut last: Vec<Option<(usize, usize)>> = vec![None; n];
-        for (i, f) in plan.iter().enumerate() {
-            let Some(f) = f else { continue };
-            for (k, a) in f.args.iter().enumerate() {
+        for (i, e) in p.eqns.iter().enumerate() {
+            let Some(args) = plan(i).operands(e) else { continue };
+            for (k, a) in args.iter().enumerate() {
                 if let Atom::Var(v) = a {
                     last[v.index()] = Some((i, k));
                 }
@@ -118,12 +120,11 @@ impl Compiled {
         let steps = p
             .eqns
             .iter()
-            .zip(&plan)
             .enumerate()
-            .filter_map(|(i, (e, f))| f.as_ref().map(|f| (i, e, f)))
-            .map(|(i, e, f)| {
+            .filter_map(|(i, e)| plan(i).operands(e).map(|args| (i, e, plan(i), args)))
+            .map(|(i, e, f, eargs)| {
                 let mut drop_after = Vec::new();
-                let (eargs, transposed) = (&f.args, f.transposed);
+                let transposed = f.transposed();
                 let args = eargs
                     .iter()
                     .enumerate()
@@ -185,7 +186,7 @@ impl Compiled {
                     _ => None,
                 };
                 let mut step = Step {
-                    prim: f.prim.clone(),
+                    prim: f.prim(e),
                     args,
                     transposed,
                     out: e.out.index(),
