@@ -613,7 +613,7 @@ impl Prim {
                         Ok(b)
                     }
                     _ => Err(format!(
-                        "`{call}` needs B with as many rows as the matrix and the same leading (batch) axes; got {a} and {b}"
+                        "`{call}` needs B with as many rows as the matrix, and leading (batch) axes that broadcast against the matrices'; got {a} and {b}"
                     )),
                 }
             }
