@@ -61,6 +61,13 @@ pub fn matmul_transposed(a: &Array, b: &Array, ta: bool, tb: bool, out: Shape) -
     let (m, k, n) = dims(sa, sb);
     let big = m * n * k > 64 * 64 && n != 1 && m != 1 && k != 1;
     if !big {
+        // Single small matrices (the product `matmul` would give to `small_matmul`): read
+        // in place, in the same order of operations, so the result is the same to the bit.
+        if sa.rank() <= 2 && sb.rank() <= 2 && k != 1 {
+            let mut data = vec![0.0; m * n];
+            small_matmul_strided(a.data(), b.data(), &mut data, (m, k, n), (ta, tb));
+            return Array::new(out, data);
+        }
         let a = if ta { super::structure::transpose(a, sa) } else { a.clone() };
         let b = if tb { super::structure::transpose(b, sb) } else { b.clone() };
         return matmul(&a, &b, out);
@@ -211,6 +218,47 @@ fn small_matmul(a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: usize, n: usiz
             let x = a[i * k + p];
             for (o, y) in row.iter_mut().zip(&b[p * n..(p + 1) * n]) {
                 *o += x * y;
+            }
+        }
+    }
+}
+
+/// [`small_matmul`] of `op(a)` (`m × k`) and `op(b)` (`k × n`), where `op` reads the
+/// operand transposed when its flag is set (`a` stored as `k × m`, `b` as `n × k`), with
+/// the same order of operations as `small_matmul` on the transposes, so the same bits.
+fn small_matmul_strided(
+    a: &[f64],
+    b: &[f64],
+    c: &mut [f64],
+    (m, k, n): (usize, usize, usize),
+    (ta, tb): (bool, bool),
+) {
+    let at = |i: usize, p: usize| if ta { a[p * m + i] } else { a[i * k + p] };
+    let bt = |p: usize, j: usize| if tb { b[j * k + p] } else { b[p * n + j] };
+    if n == 1 {
+        // `dot`'s grouping: four running sums over whole chunks of four, then the rest.
+        for (i, out) in c.iter_mut().enumerate().take(m) {
+            let mut acc = [0.0f64; 4];
+            let whole = k - k % 4;
+            for p in (0..whole).step_by(4) {
+                for (l, acc) in acc.iter_mut().enumerate() {
+                    *acc += at(i, p + l) * bt(p + l, 0);
+                }
+            }
+            let mut s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+            for p in whole..k {
+                s += at(i, p) * bt(p, 0);
+            }
+            *out = s;
+        }
+        return;
+    }
+    for i in 0..m {
+        let row = &mut c[i * n..(i + 1) * n];
+        for p in 0..k {
+            let x = at(i, p);
+            for (j, o) in row.iter_mut().enumerate() {
+                *o += x * bt(p, j);
             }
         }
     }
