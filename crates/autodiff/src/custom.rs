@@ -16,7 +16,7 @@
 
 use crate::emitter::{Emitter, Tan};
 use ad_ir::prim::{Class, Prim};
-use ad_ir::region::{CustomOp, CustomRule};
+use ad_ir::region::{CustomOp, CustomRule, LoopOp};
 use ad_ir::{Atom, Program, Subst};
 use std::rc::Rc;
 
@@ -334,16 +334,22 @@ fn calls_custom_vjp(p: &Program) -> bool {
     })
 }
 
-/// `p` with every `custom_vjp` call replaced by its `fwd`'s code for the result (the
-/// residuals unused), in `p` and in the loops and `if`s it holds. Reverse mode runs the
-/// primal loops of a reversal in this form: the values are the same, and differentiating
-/// them again (forward over reverse, for a Hessian) then differentiates `fwd`'s code, as
-/// JAX does, where the call itself would need `bwd` run backwards, which a `bwd` that is not
-/// linear in its cotangent cannot be.
-pub(crate) fn with_fwd_inlined(p: &Program) -> Program {
-    if !calls_custom_vjp(p) {
-        return p.clone();
+/// The loop `op` as the primal run of a reversal runs it: every `custom_vjp` call in it
+/// replaced by its `fwd`'s code for the result (the residuals unused), also in the loops
+/// and `if`s it holds; `op` itself when it calls none. The values are the same, and
+/// differentiating them again (forward over reverse, for a Hessian) then differentiates
+/// `fwd`'s code, as JAX does, where the call itself would need `bwd` run backwards, which a
+/// `bwd` that is not linear in its cotangent cannot be.
+pub(crate) fn primal_loop(op: &Rc<LoopOp>) -> Rc<LoopOp> {
+    if calls_custom_vjp(&op.body) || op.cond.as_ref().is_some_and(calls_custom_vjp) {
+        op.map(with_fwd_inlined)
+    } else {
+        op.clone()
     }
+}
+
+/// `p` with its `custom_vjp` calls replaced by their `fwd`'s code (see [`primal_loop`]).
+fn with_fwd_inlined(p: &Program) -> Program {
     let mut b = ad_ir::Builder::new();
     let mut map = Subst::new(p);
     let inputs: Vec<ad_ir::Var> = p
@@ -357,27 +363,29 @@ pub(crate) fn with_fwd_inlined(p: &Program) -> Program {
         .collect();
     for e in &p.eqns {
         let args: ad_ir::program::Args = e.args.iter().map(|a| map.get(*a)).collect();
-        let outs: Vec<Atom> = match &e.prim {
+        let replaced = match &e.prim {
             Prim::Custom(op) => match &op.rule {
                 CustomRule::Vjp { fwd, .. } => {
                     let values = b.inline(&with_fwd_inlined(fwd), &args);
-                    values[..op.primal.outputs.len()].to_vec()
+                    for (v, o) in e.outs().zip(values) {
+                        map.set(v, o);
+                    }
+                    continue;
                 }
-                CustomRule::Jvp(_) => b.copy_eqn(p, e, args).into_iter().map(Atom::Var).collect(),
+                CustomRule::Jvp(_) => None,
             },
-            Prim::Loop(op) => {
-                let e = ad_ir::program::Eqn { prim: Prim::Loop(op.map(with_fwd_inlined)), ..e.clone() };
-                b.copy_eqn(p, &e, args).into_iter().map(Atom::Var).collect()
+            Prim::Loop(op) => Some(Prim::Loop(primal_loop(op))),
+            Prim::Cond(op) if op.branches().into_iter().any(calls_custom_vjp) => {
+                Some(Prim::Cond(op.map(|q, _| with_fwd_inlined(q))))
             }
-            Prim::Cond(op) => {
-                let e =
-                    ad_ir::program::Eqn { prim: Prim::Cond(op.map(|q, _| with_fwd_inlined(q))), ..e.clone() };
-                b.copy_eqn(p, &e, args).into_iter().map(Atom::Var).collect()
-            }
-            _ => b.copy_eqn(p, e, args).into_iter().map(Atom::Var).collect(),
+            _ => None,
+        };
+        let outs = match replaced {
+            Some(prim) => b.copy_eqn(p, &ad_ir::program::Eqn { prim, ..e.clone() }, args),
+            None => b.copy_eqn(p, e, args),
         };
         for (v, o) in e.outs().zip(outs) {
-            map.set(v, o);
+            map.set(v, Atom::Var(o));
         }
     }
     let outputs = p.outputs.iter().map(|a| map.get(*a)).collect();

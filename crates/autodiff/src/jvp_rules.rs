@@ -342,9 +342,7 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
         Prim::Cholesky => {
             let t0 = t[0]?;
             let (_, n) = square(e, x[0]);
-            let tt = e.emit(Prim::Transpose, [t0]);
-            let s = e.bin(Add, t0, tt);
-            let s = e.bin(Mul, s, Atom::Lit(0.5));
+            let s = symmetric_part(e, t0);
             let y = e.emit(Prim::SolveTriangular(true), [o, s]);
             let yt = e.emit(Prim::Transpose, [y]);
             let z = e.emit(Prim::SolveTriangular(true), [o, yt]);
@@ -505,6 +503,14 @@ fn triangle(e: &mut Emitter, n: usize, lower: bool, diagonal: f64) -> Atom {
     e.emit(Prim::Const(ad_ir::prim::ConstArray(std::rc::Rc::new(a))), [])
 }
 
+/// `(t + tᵀ)/2`: the tangent of the symmetric part, which is all `cholesky` and `eigh` read
+/// of their matrix (as JAX's rules).
+fn symmetric_part(e: &mut Emitter, t: Atom) -> Atom {
+    let tt = e.emit(Prim::Transpose, [t]);
+    let s = e.bin(Binary::Add, t, tt);
+    e.bin(Binary::Mul, s, Atom::Lit(0.5))
+}
+
 /// The rank of the square matrix (or stack of them) `a`, and its size `n`.
 fn square(e: &Emitter, a: Atom) -> (usize, usize) {
     let s = e.shape(a);
@@ -513,8 +519,8 @@ fn square(e: &Emitter, a: Atom) -> (usize, usize) {
 
 /// The last two dimensions of the matrix (or stack of them) `a`.
 fn last_two(e: &Emitter, a: Atom) -> (usize, usize) {
-    let s = e.shape(a);
-    (s.dim(s.rank() - 2), s.dim(s.rank() - 1))
+    let (_, m, n) = e.shape(a).matrix_stack();
+    (m, n)
 }
 
 /// `a @ x` for a matrix (or stack) `a` and the right-hand side `x` of a solve with it: a
@@ -522,7 +528,7 @@ fn last_two(e: &Emitter, a: Atom) -> (usize, usize) {
 /// read as a matrix in a stack, so it is multiplied as a column.
 fn times_rhs(e: &mut Emitter, a: Atom, x: Atom, strong: bool) -> Option<Atom> {
     let (sa, sx) = (e.shape(a), e.shape(x));
-    if sa.rank() <= 2 || sx.rank() == sa.rank() {
+    if sa.rank() <= 2 || !ad_ir::prim::rhs_is_vector(sa, sx) {
         return Some(e.matmul(a, x, strong));
     }
     let col = e.emit(Prim::Reshape(sx.insert_axis(sx.rank(), 1)?), [x]);
@@ -576,9 +582,7 @@ fn eigh_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
         Decomp::EighValues => (o, e.emit(Prim::Decomp(Decomp::EighVectors), [a])),
         _ => (e.emit(Prim::Decomp(Decomp::EighValues), [a]), o),
     };
-    let tt = e.emit(Prim::Transpose, [t0]);
-    let s = e.bin(Add, t0, tt);
-    let s = e.bin(Mul, s, Atom::Lit(0.5));
+    let s = symmetric_part(e, t0);
     let vt = e.emit(Prim::Transpose, [v]);
     let sv = e.matmul(s, v, false);
     let m = e.matmul(vt, sv, false);

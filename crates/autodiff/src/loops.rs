@@ -150,8 +150,8 @@ pub(crate) fn jvp_loop(
             // Reverse mode without a record in the program: the primal loop, and a linear
             // loop that recomputes it alongside the tangents, whose transpose keeps what it
             // needs when it runs (`ReverseLoop`).
-            // A `custom_vjp` call in the primal loop runs its `fwd` (`with_fwd_inlined`).
-            let primal = op.map(crate::custom::with_fwd_inlined);
+            // A `custom_vjp` call in the primal loop runs its `fwd` (`primal_loop`).
+            let primal = crate::custom::primal_loop(op);
             let results = emit_loop(em, primal.body.clone(), primal.cond.clone(), c, x.to_vec(), false);
             let shapes: Vec<Shape> = jp.outputs.iter().map(|o| jp.shape(*o)).collect();
             let replay = ad_ir::region::Replay { primal, wrt: wrt_k };
@@ -178,8 +178,9 @@ pub(crate) fn jvp_loop(
     let (lo, hi) = LoopOp::static_bounds(x).ok_or("internal error: a recorded loop has computed bounds")?;
     let n = (hi - lo).max(0.0) as usize;
     // The recording primal loop: inputs [i, carries, tapes, consts]. A `custom_vjp` call
-    // in it runs its `fwd` (`with_fwd_inlined`).
-    let body = &crate::custom::with_fwd_inlined(&op.body);
+    // in it runs its `fwd` (`primal_loop`).
+    let primal = crate::custom::primal_loop(op);
+    let body = &primal.body;
     // The carried values recorded (all of them, or a part), and the tapes' shapes.
     let recorded_k: Vec<usize> = (0..c).filter(|k| !matches!(recs[*k], Rec::Unread)).collect();
     let tape_shapes: Vec<Shape> = recorded_k

@@ -70,10 +70,13 @@ pub(crate) fn fuse_products(p: &Program) -> Option<Vec<Plan>> {
             }
         })
         .collect();
-    for (e, plan) in p.eqns.iter().zip(plan.iter_mut()) {
+    // The product that computes each variable, for the transposes of products below.
+    let mut product_at = vec![None; p.vars.len()];
+    for (j, (e, plan)) in p.eqns.iter().zip(plan.iter_mut()).enumerate() {
         if e.prim != Prim::MatMul {
             continue;
         }
+        product_at[e.out.index()] = Some(j);
         let mut transposed = [false; 2];
         let args = e
             .args
@@ -92,12 +95,12 @@ pub(crate) fn fuse_products(p: &Program) -> Option<Vec<Plan>> {
         }
     }
     // `(a @ b)'` of matrices, where the transpose is the product's only reader.
-    let index = defining(p);
     for (i, e) in p.eqns.iter().enumerate() {
-        let Some(j) = product_under_transpose(p, e, &index, &reads) else { continue };
-        if !matches!(plan[i], Plan::Keep) {
+        if e.prim != Prim::Transpose || !matches!(plan[i], Plan::Keep) {
             continue;
         }
+        let Some(v) = e.args[0].var() else { continue };
+        let Some(j) = product_at[v.index()].filter(|_| reads.count[v.index()] == 1) else { continue };
         let (args, transposed) = match &plan[j] {
             Plan::Product(args, t) => (args.clone(), *t),
             Plan::Keep => (p.eqns[j].args.clone(), [false; 2]),
@@ -110,16 +113,6 @@ pub(crate) fn fuse_products(p: &Program) -> Option<Vec<Plan>> {
         plan[j] = Plan::Skip;
     }
     Some(plan)
-}
-
-/// The product a transpose `e` reads, when the transpose is its only reader.
-fn product_under_transpose(p: &Program, e: &Eqn, index: &[usize], reads: &Readers) -> Option<usize> {
-    if e.prim != Prim::Transpose {
-        return None;
-    }
-    let v = e.args[0].var()?;
-    let j = index[v.index()];
-    (j != usize::MAX && p.eqns[j].prim == Prim::MatMul && reads.count[v.index()] == 1).then_some(j)
 }
 
 /// How each variable is read: how many times (as an operand or an output), and whether
@@ -148,15 +141,4 @@ impl Readers {
         }
         r
     }
-}
-
-/// For each variable, the equation that defines it (`usize::MAX` for an input).
-fn defining(p: &Program) -> Vec<usize> {
-    let mut index = vec![usize::MAX; p.vars.len()];
-    for (i, e) in p.eqns.iter().enumerate() {
-        for o in e.outs() {
-            index[o.index()] = i;
-        }
-    }
-    index
 }

@@ -141,6 +141,13 @@ impl Shape {
         }
     }
 
+    /// A stack of matrices `[.., m, n]` (rank at least 2) as the number of matrices and
+    /// `m`, `n`.
+    pub fn matrix_stack(&self) -> (usize, usize, usize) {
+        let r = self.rank as usize;
+        (self.dims[..r - 2].iter().product(), self.dims[r - 2], self.dims[r - 1])
+    }
+
     /// The shape with `axis` removed.
     pub fn remove_axis(&self, axis: usize) -> Shape {
         let mut out = *self;

@@ -139,7 +139,7 @@ pub(crate) fn solve_batch(em: &mut Emitter, prim: &Prim, a: Atom, t: Atom, b: us
     let (sa, ts) = (em.shape(a), em.shape(t));
     let stack = sa.rank() - 2;
     // Axes of `t`: 0 the batch, then the stack's, then `n`, then `k` for matrices.
-    let vector = ts.rank() == stack + 2;
+    let vector = ad_ir::prim::rhs_is_vector(sa, ts.remove_axis(0));
     let n = ts.dim(stack + 1);
     let k = if vector { 1 } else { ts.dim(stack + 2) };
     let mut perm: Vec<usize> = (1..=stack + 1).collect();

@@ -125,7 +125,6 @@ fn window_len(k: Shape) -> f64 {
 /// The number of matrices in a stack of shape `[.., m, n]`, and `m`, `n`, as counts of
 /// work.
 fn stack(s: Shape) -> (f64, f64, f64) {
-    let r = s.rank();
-    let count: usize = s.dims()[..r - 2].iter().product();
-    (count as f64, s.dim(r - 2) as f64, s.dim(r - 1) as f64)
+    let (count, m, n) = s.matrix_stack();
+    (count as f64, m as f64, n as f64)
 }

@@ -9,17 +9,10 @@ use ad_ir::{Array, Shape};
 use faer::linalg::solvers::Solve;
 use faer::{MatMut, MatRef};
 
-/// The number of matrices in a stack of shape `[.., m, n]`, and `m`, `n`.
-fn stack(s: Shape) -> (usize, usize, usize) {
-    let r = s.rank();
-    let count = s.dims()[..r - 2].iter().product();
-    (count, s.dim(r - 2), s.dim(r - 1))
-}
-
-/// The columns of each right-hand side: 1 for a vector per matrix (`B` has one axis fewer
-/// than `A`), else `B`'s last dimension (the shape rule in `Prim::infer` checked the rest).
+/// The columns of each right-hand side: 1 for a vector per matrix, else `B`'s last
+/// dimension (the shape rule in `Prim::infer` checked the rest).
 fn rhs_columns(a: Shape, b: Shape) -> usize {
-    if b.rank() + 1 == a.rank() {
+    if ad_ir::prim::rhs_is_vector(a, b) {
         1
     } else {
         b.dim(b.rank() - 1)
@@ -29,7 +22,7 @@ fn rhs_columns(a: Shape, b: Shape) -> usize {
 /// Applies `solve_one(matrix, rhs)` to each matrix of the stack `a` and its block of the
 /// right-hand sides `b` (`n × k` each), in place in a copy of `b`.
 fn per_rhs(a: &Array, b: &Array, out: Shape, mut solve_one: impl FnMut(MatRef<f64>, MatMut<f64>)) -> Array {
-    let (_, n, _) = stack(a.shape());
+    let (_, n, _) = a.shape().matrix_stack();
     let k = rhs_columns(a.shape(), b.shape());
     let mut x = b.data().to_vec();
     if n * k > 0 {
@@ -51,7 +44,7 @@ pub fn solve(a: &Array, b: &Array, out: Shape) -> Array {
 /// zero, whatever A holds (a singular or non-finite A would otherwise make them NaN).
 pub fn safe_solve(a: &Array, b: &Array, out: Shape) -> Array {
     let x = solve(a, b, out);
-    let (_, n, _) = stack(a.shape());
+    let (_, n, _) = a.shape().matrix_stack();
     let k = rhs_columns(a.shape(), b.shape());
     if n * k == 0 {
         return x;
@@ -87,7 +80,7 @@ pub fn solve_triangular(t: &Array, b: &Array, lower: bool, out: Shape) -> Array 
 /// Runs `one(matrix, m, n, result)` for each matrix of the stack `a`, each writing its
 /// block of `out`'s elements (which start as NaN, the value of a failed decomposition).
 fn per_matrix(a: &Array, out: Shape, mut one: impl FnMut(&[f64], usize, usize, &mut [f64])) -> Array {
-    let (count, m, n) = stack(a.shape());
+    let (count, m, n) = a.shape().matrix_stack();
     let mut data = vec![f64::NAN; out.size()];
     if count > 0 && m * n > 0 {
         let block = out.size() / count;
@@ -211,7 +204,7 @@ fn svd(a: &[f64], m: usize, n: usize, part: u8, out: &mut [f64]) {
 
 /// `log |det A|` (with `log`) or the sign of `det A` for each matrix of the stack.
 pub fn slogdet(a: &Array, log: bool, out: Shape) -> Array {
-    let (_, n, _) = stack(a.shape());
+    let (_, n, _) = a.shape().matrix_stack();
     let data = if n == 0 {
         vec![if log { 0.0 } else { 1.0 }; out.size()]
     } else {

@@ -45,8 +45,9 @@ pub fn matmul(a: &Array, b: &Array, out: Shape) -> Array {
 /// `op(a) @ op(b)`, where `op` swaps the last two axes of its operand when the operand's
 /// flag is set: the product of a transpose the interpreter did not materialise (it fuses a
 /// transpose read only by products into them). Large products give faer a transposed view
-/// of the operand, which costs nothing; small ones (handled by `small_matmul`, which wants
-/// rows) transpose their operand first, as the unfused program would have.
+/// of the operand, which costs nothing; a small single product reads the operand in place
+/// (`small_matmul_strided`, to the bit what `small_matmul` gives on the transpose); a small
+/// stack transposes its operand first, as the unfused program would have.
 pub fn matmul_transposed(a: &Array, b: &Array, ta: bool, tb: bool, out: Shape) -> Array {
     let swap = |x: &Array, t: bool| {
         let s = x.shape();

@@ -701,8 +701,8 @@ fn effect(lw: &mut Lowerer, name: &'static str, args: Vec<LVal>, span: Span, spa
 }
 
 /// The operands of a solve, `A` (`[.., n, n]`) and `B`, with their leading (batch) axes
-/// broadcast to a common shape as NumPy's `solve` does: `B` is a vector per matrix when it
-/// has one axis fewer than `A` (NumPy 1's rule), else a matrix per matrix. Operands whose
+/// broadcast to a common shape as NumPy's `solve` does (`B` a vector or a matrix per
+/// matrix, `prim::rhs_is_vector`). Operands whose
 /// batch axes already agree, or do not broadcast (the shape rule then reports both), are
 /// left as they are.
 fn broadcast_batches(lw: &mut Lowerer, args: Vec<LVal>, span: Span) -> Result<Vec<LVal>> {
@@ -712,7 +712,7 @@ fn broadcast_batches(lw: &mut Lowerer, args: Vec<LVal>, span: Span) -> Result<Ve
     if a.rank() < 2 || b.rank() == 0 {
         return Ok(args);
     }
-    let core = if b.rank() + 1 == a.rank() { 1 } else { 2.min(b.rank()) };
+    let core = if crate::prim::rhs_is_vector(a, b) { 1 } else { 2.min(b.rank()) };
     let (batch_a, batch_b) = (&a.dims()[..a.rank() - 2], &b.dims()[..b.rank() - core]);
     if batch_a == batch_b {
         return Ok(args);

@@ -603,11 +603,9 @@ impl Prim {
                 let (batch, n) = square_stack(self.name(), a).map_err(|_| {
                     format!("`{call}` needs a square matrix (or a stack of them) first; got shape {a}")
                 })?;
-                // `B` is a vector per matrix when it has one axis fewer than `A`, else a
-                // matrix per matrix (NumPy 1's rule, so that a batch of vectors needs no
-                // trailing axis); the batch axes are the same.
+                // The batch axes are the same (lowering broadcast them).
                 let rows =
-                    if b.rank() + 1 == a.rank() { b.rank().checked_sub(1) } else { b.rank().checked_sub(2) };
+                    if rhs_is_vector(a, b) { b.rank().checked_sub(1) } else { b.rank().checked_sub(2) };
                 match rows {
                     Some(r) if b.rank() >= 1 && b.rank() <= a.rank() && b.dims()[..r] == *batch.dims() && b.dim(r) == n => {
                         Ok(b)
@@ -970,6 +968,13 @@ fn expect_shape(s: Shape, dims: &[usize], name: &str) -> Result<(), String> {
 fn ranked(dims: &[usize]) -> Result<Shape, String> {
     Shape::from_dims(dims)
         .ok_or_else(|| format!("arrays have rank at most {}, not {}", crate::shape::MAX_RANK, dims.len()))
+}
+
+/// Whether the right-hand side `b` of a solve with the matrix (or stack) `a` is a vector per
+/// matrix: when it has one axis fewer than `a` (NumPy 1's rule, so that a batch of vectors
+/// needs no trailing axis); otherwise it is a matrix per matrix.
+pub fn rhs_is_vector(a: Shape, b: Shape) -> bool {
+    b.rank() + 1 == a.rank()
 }
 
 /// The batch axes (as a shape) and the size of a square matrix or a stack of them
