@@ -63,6 +63,11 @@ enum Command {
         /// The batch size of `vmap`'s program (the size of the axis it adds to every parameter).
         #[arg(long, value_name = "N", default_value_t = derive::VMAP_BATCH, value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|n| n as usize))]
         batch: usize,
+        /// For `vmap`: the axis of each parameter that carries the batch, or `none` for a
+        /// parameter the batch shares, e.g. `--in-axes none,0` (one value maps all; JAX's
+        /// `in_axes`). By default every parameter is mapped at axis 0.
+        #[arg(long, value_name = "AXES", allow_hyphen_values = true)]
+        in_axes: Option<derive::InAxes>,
     },
     /// Run golden tests: `.ad` files with `#!` directives (files or directories).
     Test {
@@ -188,7 +193,11 @@ fn run(cli: Cli) -> ExitCode {
                 report(&session, &errors)
             }
         }
-        Command::Derive { mode, file, function, shapes, batch } => {
+        Command::Derive { mode, file, function, shapes, batch, in_axes } => {
+            if in_axes.is_some() && mode != DeriveMode::Vmap {
+                eprintln!("error: `--in-axes` is for `ad derive vmap`, not `ad derive {}`", mode.name());
+                return ExitCode::from(2);
+            }
             let text = match read(&file) {
                 Ok(t) => t,
                 Err(code) => return code,
@@ -202,8 +211,14 @@ fn run(cli: Cli) -> ExitCode {
                 report(&session, &[derive::missing_function(&session, &function)]);
                 return ExitCode::from(2);
             }
-            match derive::derive_named(&mut session, &function, &shapes, mode, batch)
-                .and_then(|d| d.text(&session))
+            match derive::derive_named(
+                &mut session,
+                &function,
+                &shapes,
+                mode,
+                &derive::VmapOpts { batch, in_axes },
+            )
+            .and_then(|d| d.text(&session))
             {
                 Ok(text) => out(&text).err().unwrap_or(ExitCode::SUCCESS),
                 Err(e) => report(&session, &[e]),

@@ -223,3 +223,52 @@ fn derive_vmap_takes_a_batch_size() {
     assert!(stdout(&ad(&["derive", "vmap", path, "f"])).contains("x: [4, 3]"));
     assert_eq!(ad(&["derive", "vmap", path, "f", "--batch", "0"]).status.code(), Some(2));
 }
+
+#[test]
+fn derive_vmap_takes_in_axes() {
+    let f = "def f(x: [3], w: [3, 2]) = tanh(x @ w)\n";
+    let p = temp_file("in_axes.ad", f.as_bytes());
+    let path = p.to_str().unwrap();
+    // `none` shares a parameter; a single value maps every parameter.
+    let o = ad(&["derive", "vmap", path, "f", "--in-axes", "none,0", "--batch", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("def f_vmap(x: [3], w: [2, 3, 2])"), "{}", stdout(&o));
+    // Axes other than the first: the printed program takes the batch where it is, and
+    // computes what `vmap(f, (1, -1))` computes.
+    let o = ad(&["derive", "vmap", path, "f", "--in-axes", "1,-1", "--batch", "5"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let printed = stdout(&o);
+    assert!(printed.starts_with("def f_vmap(x: [3, 5], w: [3, 2, 5])"), "{printed}");
+    let check = format!(
+        "{f}{printed}let x = reshape(sin(arange(15)), (3, 5))\nlet w = reshape(cos(arange(30)), (3, 2, 5))\n\
+         print(amax(abs(f_vmap(x, w) - vmap(f, (1, -1))(x, w))))\n"
+    );
+    let o = run_text("in_axes_check.ad", &check);
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "0\n"), "{}", stderr(&o));
+    // Bad axes are errors in the program (exit 1); bad values and other modes are bad
+    // arguments (exit 2).
+    let o = ad(&["derive", "vmap", path, "f", "--in-axes", "3"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("`--in-axes` maps axis 3 of `x`, whose batched shape [4, 3] has 2 axes"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ad(&["derive", "vmap", path, "f", "--in-axes", "none"]);
+    assert!(stderr(&o).contains("all `--in-axes` are `none`"), "{}", stderr(&o));
+    let o = ad(&["derive", "vmap", path, "f", "--in-axes", "0,0,0"]);
+    assert!(stderr(&o).contains("gives 3 axes for a function of 2 parameters"), "{}", stderr(&o));
+    assert_eq!(ad(&["derive", "vmap", path, "f", "--in-axes", "x"]).status.code(), Some(2));
+    assert_eq!(ad(&["derive", "grad", path, "f", "--in-axes", "0"]).status.code(), Some(2));
+}
+
+#[test]
+fn derive_takes_shapes_of_any_rank() {
+    let p = temp_file("rank4.ad", b"def f(x) = sum(conv2d(x, ones((2, 2, 3, 1))))\n");
+    let o = ad(&["derive", "grad", p.to_str().unwrap(), "f", "--shape", "x=[1,4,4,3]"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("def f_grad(x: [1, 4, 4, 3])"), "{}", stdout(&o));
+    let o = ad(&["derive", "grad", p.to_str().unwrap(), "f", "--shape", "x=[1,1,1,1,1,1,1,1,1]"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("rank at most 8"), "{}", stderr(&o));
+}

@@ -293,10 +293,12 @@ pub fn jvp_rule(e: &mut Emitter, prim: &Prim, x: &[Atom], o: Atom, t: &[Tan]) ->
             let w = e.emit(Prim::Where, [x[0], t[1].unwrap_or(zero), t[2].unwrap_or(zero)]);
             Some(e.broadcast_to(w, out))
         }
-        // Convolutions and their adjoints are bilinear: d B(a, b) = B(da, b) + B(a, db).
+        // Convolutions and their adjoints are bilinear: d B(a, b) = B(da, b) + B(a, db),
+        // with strong zeros in NaN-safe programs (as products are).
         Prim::Conv2d(_) | Prim::Conv2dTransposeInput(..) | Prim::Conv2dTransposeKernel(..) => {
-            let da = t[0].map(|ta| e.emit(prim.clone(), [ta, x[1]]));
-            let db = t[1].map(|tb| e.emit(prim.clone(), [x[0], tb]));
+            let b = if e.nan_safe { prim.with_strong_zeros() } else { prim.clone() };
+            let da = t[0].map(|ta| e.emit(b.clone(), [ta, x[1]]));
+            let db = t[1].map(|tb| e.emit(b.clone(), [x[0], tb]));
             e.add(da, db, out)
         }
         // The maximum of a window moves with the entry that attains it.

@@ -47,6 +47,11 @@ pub fn needs_nan_safety(p: &Program, wrt_leaves: &[usize]) -> bool {
                 Prim::Binary(Binary::SafeMul) | Prim::SafeMatMul | Prim::SafeSolve => {
                     e.args.iter().any(|a| depends(&dep, a))
                 }
+                Prim::Conv2d(c) | Prim::Conv2dTransposeInput(c, _) | Prim::Conv2dTransposeKernel(c, _)
+                    if c.strong =>
+                {
+                    e.args.iter().any(|a| depends(&dep, a))
+                }
                 _ => false,
             }
     })

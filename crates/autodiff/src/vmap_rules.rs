@@ -167,14 +167,15 @@ pub(crate) fn batch_rule(
         }
         Prim::OneHot(k) => em.emit(Prim::OneHot(*k), [args[0]]),
         // Images: the vmapped batch and the images' own batch become one batch of images.
-        // A batched kernel has no such trick: one convolution per batch element.
         Prim::Conv2d(_) | Prim::Conv2dTransposeInput(..) if !batched[1] => {
             let x = merge_batch(em, args[0])?;
             let r = em.emit(merged_prim(prim, b), [x, args[1]]);
             em.emit(Prim::Reshape(batched_shape(out, b)?), [r])
         }
+        // A batched kernel (or the kernel's adjoint, which sums over images): one
+        // convolution with a group of channels per batch element.
         Prim::Conv2d(_) | Prim::Conv2dTransposeInput(..) | Prim::Conv2dTransposeKernel(..) => {
-            per_element(em, prim, args, batched, b, out)?
+            in_groups(em, prim, [args[0], args[1]], [batched[0], batched[1]], b, out)?
         }
         Prim::MaxPool2d(_) | Prim::AvgPool2d(_) | Prim::AvgPool2dTranspose(..) => {
             let x = merge_batch(em, args[0])?;
@@ -225,6 +226,64 @@ pub(crate) fn merge_batch(em: &mut Emitter, a: Atom) -> Rule {
     let dims: Vec<usize> =
         std::iter::once(s.dim(0) * s.dim(1)).chain(s.dims()[2..].iter().copied()).collect();
     Ok(em.emit(Prim::Reshape(shape(&dims)?), [a]))
+}
+
+/// `prim(x, y)` for a convolution or one of its adjoints, with a leading batch axis of size
+/// `b` on the operands `batched` says, as one convolution in `b` times as many groups: each
+/// operand's batch axis moves into its channels (`[B, n, h, w, c]` becomes
+/// `[n, h, w, B·c]`, batch element by batch element; an unbatched operand is broadcast
+/// first), so group `(i, j)` is group `j` of batch element `i`; the result's channels are
+/// split back the same way. When the image is shared by the whole batch and the convolution
+/// has one group, the batch needs no groups: the kernels (or the cotangents) of the batch
+/// are the output channels of one convolution of the image, which reads the image once.
+/// Returns the batched result, `[B, *out]`.
+pub(crate) fn in_groups(
+    em: &mut Emitter,
+    prim: &Prim,
+    args: [Atom; 2],
+    batched: [bool; 2],
+    b: usize,
+    out: Shape,
+) -> Rule {
+    if b == 0 {
+        return Ok(em.zeros(batched_shape(out, 0)?));
+    }
+    let into_channels = |em: &mut Emitter, a: Atom, is_batched: bool| -> Rule {
+        let a = if is_batched {
+            a
+        } else {
+            let s = em.shape(a);
+            let target = batched_shape(s, b)?;
+            em.broadcast_to(a, target)
+        };
+        let d = em.shape(a).dims().to_vec();
+        if d.len() != 5 {
+            return Err(format!("internal error: a batched convolution operand has shape {d:?}"));
+        }
+        let moved = em.emit(Prim::Permute(vec![1, 2, 3, 0, 4]), [a]);
+        Ok(em.emit(Prim::Reshape(shape(&[d[1], d[2], d[3], b * d[4]])?), [moved]))
+    };
+    let wider = |s: &Shape| -> Result<Shape, String> {
+        let d = s.dims();
+        shape(&[d[0], d[1], d[2], b * d[3]])
+    };
+    let (c, shared) = match prim {
+        Prim::Conv2d(c) | Prim::Conv2dTransposeKernel(c, _) => (*c, !batched[0] && c.groups == 1),
+        Prim::Conv2dTransposeInput(c, _) => (*c, false),
+        other => return Err(format!("internal error: `{}` is not a convolution", other.name())),
+    };
+    let c = if shared { c } else { ad_ir::prim::Conv { groups: c.groups * b, ..c } };
+    let x = if shared { args[0] } else { into_channels(em, args[0], batched[0])? };
+    let y = into_channels(em, args[1], batched[1])?;
+    let grouped = match prim {
+        Prim::Conv2dTransposeInput(_, s) => Prim::Conv2dTransposeInput(c, wider(s)?),
+        Prim::Conv2dTransposeKernel(_, s) => Prim::Conv2dTransposeKernel(c, wider(s)?),
+        _ => Prim::Conv2d(c),
+    };
+    let r = em.emit(grouped, [x, y]);
+    let d = out.dims();
+    let split = em.emit(Prim::Reshape(shape(&[d[0], d[1], d[2], b, d[3]])?), [r]);
+    Ok(em.emit(Prim::Permute(vec![3, 0, 1, 2, 4]), [split]))
 }
 
 /// A window primitive whose static shape (of the images it produces) counts `b` times as

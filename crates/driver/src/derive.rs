@@ -50,9 +50,6 @@ impl ShapeArg {
                     })
                     .collect::<Result<Vec<_>, _>>()?
             };
-            if dims.len() > 2 {
-                return Err("arrays have rank at most 2".into());
-            }
             return Ok(ShapeArg::Shape(dims));
         }
         if let Some(inner) = t.strip_prefix('(').and_then(|d| d.strip_suffix(')')) {
@@ -85,6 +82,41 @@ impl std::str::FromStr for ShapeOpt {
         let (name, value) =
             s.split_once('=').ok_or("expected NAME=[d, ...], e.g. x=[3] or W=[2,3] or n=[5]")?;
         Ok(ShapeOpt { name: name.trim().to_string(), value: ShapeArg::parse(value)? })
+    }
+}
+
+/// What `ad derive vmap` maps: the batch size, and per parameter the axis that carries the
+/// batch (`--in-axes 0,none,1`: JAX's `in_axes`; `None` for a parameter the batch shares).
+#[derive(Clone, Debug, PartialEq)]
+pub struct VmapOpts {
+    pub batch: usize,
+    /// One entry per parameter, or one for all; `None` (the option not given) maps every
+    /// parameter at axis 0.
+    pub in_axes: Option<InAxes>,
+}
+
+impl Default for VmapOpts {
+    fn default() -> VmapOpts {
+        VmapOpts { batch: VMAP_BATCH, in_axes: None }
+    }
+}
+
+/// `--in-axes`: a comma-separated list of axes (negative ones count from the end) or `none`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InAxes(pub Vec<Option<i64>>);
+
+impl std::str::FromStr for InAxes {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<InAxes, String> {
+        let axes = s
+            .split(',')
+            .map(|a| match a.trim() {
+                "none" => Ok(None),
+                t => t.parse::<i64>().map(Some).map_err(|_| format!("`{t}` is not an axis or `none`")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(InAxes(axes))
     }
 }
 
@@ -355,16 +387,103 @@ pub fn derive_lowered_batch(
 }
 
 /// `ad derive MODE FILE FN`: derives from the function `fname` of the loaded file, for the
-/// shapes its annotations and the `--shape` options give (and the batch size of `vmap`).
+/// shapes its annotations and the `--shape` options give (and what `vmap` maps).
 pub fn derive_named(
     session: &mut Session,
     fname: &str,
     shapes: &[ShapeOpt],
     mode: DeriveMode,
-    batch: usize,
+    vmap: &VmapOpts,
 ) -> Result<Derivation, Diagnostic> {
     let lowered = lower_named(session, fname, shapes)?;
-    derive_lowered_batch(lowered.program, mode, 0, batch)
+    let Some(in_axes) = &vmap.in_axes else {
+        return derive_lowered_batch(lowered.program, mode, 0, vmap.batch);
+    };
+    let primal = lowered.program;
+    let at = primal.span;
+    if mode != DeriveMode::Vmap {
+        return Err(Diagnostic::at(at, "`--in-axes` is for `ad derive vmap`"));
+    }
+    let n = primal.params.len();
+    let axes: Vec<Option<i64>> = match in_axes.0.as_slice() {
+        [one] => vec![*one; n],
+        each if each.len() == n => each.to_vec(),
+        each => {
+            return Err(Diagnostic::at(
+                at,
+                format!("`--in-axes` gives {} axes for a function of {n} parameters", each.len()),
+            )
+            .with_hint("give one axis (or `none`) per parameter, or one for all"))
+        }
+    };
+    let wrt: Vec<usize> = (0..n).filter(|i| axes[*i].is_some()).collect();
+    if wrt.is_empty() {
+        return Err(Diagnostic::at(
+            at,
+            "`vmap` needs at least one mapped parameter (all `--in-axes` are `none`)",
+        ));
+    }
+    let request = Request { mode: Mode::Vmap(vmap.batch), wrt };
+    let program = ad_autodiff::derive(&primal, &request).map_err(|e| Diagnostic::at(at, e))?;
+    let program = batch_axes_in_place(program, &primal, &axes).map_err(|e| Diagnostic::at(at, e))?;
+    Ok(Derivation { primal, request: Some(request), program, plan: None })
+}
+
+/// A batched program whose mapped parameters take their batch axis where `axes` says
+/// (JAX's `in_axes`) instead of first: each such parameter is read through a transpose
+/// that moves the batch axis to the front, as the program expects it.
+fn batch_axes_in_place(mut p: Program, primal: &Program, axes: &[Option<i64>]) -> Result<Program, String> {
+    let mut first_leaf = 0;
+    let mut moves = Vec::new();
+    for (decl, axis) in primal.params.iter().zip(axes) {
+        let leaves = decl.tree.leaves();
+        if let Some(axis) = axis {
+            for leaf in first_leaf..first_leaf + leaves {
+                let v = p.inputs[leaf];
+                let s = p.var_shape(v);
+                // The batched parameter has one axis more than the function's.
+                let rank = s.rank() as i64;
+                let k = if *axis < 0 { axis + rank } else { *axis };
+                if k < 0 || k >= rank {
+                    let name = &decl.name;
+                    return Err(format!(
+                        "`--in-axes` maps axis {axis} of `{name}`, whose batched shape {s} has {rank} axes"
+                    ));
+                }
+                if k > 0 {
+                    moves.push((leaf, k as usize));
+                }
+            }
+        }
+        first_leaf += leaves;
+    }
+    // Each moved parameter gets a new variable with the batch axis in place; its old
+    // variable becomes the transpose of the new one, computed first.
+    let mut front = Vec::with_capacity(moves.len());
+    for (leaf, k) in moves {
+        let old = p.inputs[leaf];
+        let s = p.var_shape(old);
+        let mut dims = s.dims()[1..].to_vec();
+        dims.insert(k, s.dim(0));
+        let shape = ad_ir::Shape::from_dims(&dims).ok_or("internal error: a moved axis changed the rank")?;
+        let new = ad_ir::Var(u32::try_from(p.vars.len()).map_err(|_| "the program has too many variables")?);
+        let name = p.vars[old.index()].name.take();
+        p.vars.push(ad_ir::VarInfo { shape, name });
+        p.inputs[leaf] = new;
+        let mut perm = vec![k];
+        perm.extend((0..s.rank()).filter(|a| *a != k));
+        front.push(ad_ir::Eqn {
+            out: old,
+            prim: ad_ir::Prim::Permute(perm),
+            args: [ad_ir::Atom::Var(new)].into_iter().collect(),
+            span: p.span,
+            extra: Vec::new(),
+        });
+    }
+    front.append(&mut p.eqns);
+    p.eqns = front;
+    ad_ir::verify(&p).map_err(|e| format!("internal error: {e}"))?;
+    Ok(p)
 }
 
 /// The REPL's program commands (`:jvp f(x)`, `:explain f(x)`, ...): derives from a call of

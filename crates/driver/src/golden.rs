@@ -139,7 +139,7 @@ pub fn produce(path: &Path, text: &str, action: &Action) -> Result<(String, Opti
         }
         Action::Derive { mode, function, shapes } => {
             derive::load(&mut session, &name, text).map_err(|e| render(&session, &e))?;
-            let d = derive::derive_named(&mut session, function, shapes, *mode, derive::VMAP_BATCH)
+            let d = derive::derive_named(&mut session, function, shapes, *mode, &derive::VmapOpts::default())
                 .map_err(|e| render(&session, &[e]))?;
             let out = d.text(&session).map_err(|e| render(&session, &[e]))?;
             Ok((out, Some(d)))

@@ -7,6 +7,7 @@ use ad_eval::kernels::window::{
     avg_pool2d, avg_pool2d_transpose, conv2d, conv2d_transpose_input, conv2d_transpose_kernel, max_pool2d,
     max_pool2d_pick, max_pool2d_scatter,
 };
+use ad_ir::prim::Conv;
 use ad_ir::window::{Padding, Window};
 use ad_ir::{Array, Shape};
 
@@ -67,22 +68,36 @@ fn taps(win: &Window, oy: usize, ox: usize) -> Vec<(usize, usize, usize, usize)>
     out
 }
 
+/// The static arguments of a convolution in one group.
+fn conv(stride: usize, padding: Padding) -> Conv {
+    Conv { stride, padding, groups: 1, strong: false }
+}
+
 /// A convolution's sizes and windows, by the definition.
 fn conv_window(x: [usize; 4], k: [usize; 4], stride: usize, padding: Padding) -> Window {
     Window::conv(x[1], x[2], k[0], k[1], stride, padding).unwrap()
 }
 
-/// Every term of a convolution by the definition: `f(x index, kernel index, output
-/// index)` for each input pixel, kernel tap and channel pair that meet.
-fn conv_terms(xd: [usize; 4], kd: [usize; 4], win: &Window, mut f: impl FnMut(usize, usize, usize)) {
+/// Every term of a convolution in `groups` groups by the definition: `f(x index, kernel
+/// index, output index)` for each input pixel, kernel tap and channel pair that meet (input
+/// channel `c` meets the output channels of its group, through kernel channel `c mod ci`).
+fn conv_terms(
+    xd: [usize; 4],
+    kd: [usize; 4],
+    win: &Window,
+    groups: usize,
+    mut f: impl FnMut(usize, usize, usize),
+) {
     let yd = [xd[0], win.out_h, win.out_w, kd[3]];
+    let (ci, og) = (xd[3] / groups, kd[3] / groups);
     for b in 0..xd[0] {
         for oy in 0..win.out_h {
             for ox in 0..win.out_w {
                 for (i, j, iy, ix) in taps(win, oy, ox) {
                     for c in 0..xd[3] {
-                        for o in 0..kd[3] {
-                            f(at(xd, b, iy, ix, c), at(kd, i, j, c, o), at(yd, b, oy, ox, o));
+                        let g = c / ci;
+                        for o in g * og..(g + 1) * og {
+                            f(at(xd, b, iy, ix, c), at(kd, i, j, c % ci, o), at(yd, b, oy, ox, o));
                         }
                     }
                 }
@@ -91,40 +106,28 @@ fn conv_terms(xd: [usize; 4], kd: [usize; 4], win: &Window, mut f: impl FnMut(us
     }
 }
 
-fn naive_conv(x: &Array, k: &Array, stride: usize, padding: Padding) -> Array {
+fn naive_conv(x: &Array, k: &Array, c: Conv) -> Array {
     let (xd, kd) = (dims4(x), dims4(k));
-    let win = conv_window(xd, kd, stride, padding);
+    let win = conv_window(xd, kd, c.stride, c.padding);
     let yd = [xd[0], win.out_h, win.out_w, kd[3]];
     let mut y = vec![0.0; yd.iter().product()];
-    conv_terms(xd, kd, &win, |xi, ki, yi| y[yi] += x.data()[xi] * k.data()[ki]);
+    conv_terms(xd, kd, &win, c.groups, |xi, ki, yi| y[yi] += x.data()[xi] * k.data()[ki]);
     arr(&yd, y)
 }
 
-fn naive_conv_transpose_input(
-    ct: &Array,
-    k: &Array,
-    stride: usize,
-    padding: Padding,
-    xd: [usize; 4],
-) -> Array {
+fn naive_conv_transpose_input(ct: &Array, k: &Array, c: Conv, xd: [usize; 4]) -> Array {
     let kd = dims4(k);
-    let win = conv_window(xd, kd, stride, padding);
+    let win = conv_window(xd, kd, c.stride, c.padding);
     let mut dx = vec![0.0; xd.iter().product()];
-    conv_terms(xd, kd, &win, |xi, ki, yi| dx[xi] += ct.data()[yi] * k.data()[ki]);
+    conv_terms(xd, kd, &win, c.groups, |xi, ki, yi| dx[xi] += ct.data()[yi] * k.data()[ki]);
     arr(&xd, dx)
 }
 
-fn naive_conv_transpose_kernel(
-    x: &Array,
-    ct: &Array,
-    stride: usize,
-    padding: Padding,
-    kd: [usize; 4],
-) -> Array {
+fn naive_conv_transpose_kernel(x: &Array, ct: &Array, c: Conv, kd: [usize; 4]) -> Array {
     let xd = dims4(x);
-    let win = conv_window(xd, kd, stride, padding);
+    let win = conv_window(xd, kd, c.stride, c.padding);
     let mut dk = vec![0.0; kd.iter().product()];
-    conv_terms(xd, kd, &win, |xi, ki, yi| dk[ki] += x.data()[xi] * ct.data()[yi]);
+    conv_terms(xd, kd, &win, c.groups, |xi, ki, yi| dk[ki] += x.data()[xi] * ct.data()[yi]);
     arr(&kd, dk)
 }
 
@@ -220,17 +223,22 @@ fn assert_adjoint(lhs: (f64, f64), rhs: (f64, f64), what: &str) {
 
 /// One convolution case: the three kernels against the references, and both adjoints.
 fn check_conv(rng: &mut Rng, xd: [usize; 4], kd: [usize; 4], stride: usize, padding: Padding) {
-    let what = format!("x {xd:?}, k {kd:?}, stride {stride}, {padding}");
+    check_grouped(rng, xd, kd, conv(stride, padding));
+}
+
+/// [`check_conv`] for any number of groups.
+fn check_grouped(rng: &mut Rng, xd: [usize; 4], kd: [usize; 4], c: Conv) {
+    let what = format!("x {xd:?}, k {kd:?}, stride {}, {}, {} groups", c.stride, c.padding, c.groups);
     let (x, k) = (rng.array(&xd), rng.array(&kd));
-    let y = conv2d(&x, &k, stride, padding);
-    assert_close(&y, &naive_conv(&x, &k, stride, padding), &format!("conv2d {what}"));
+    let y = conv2d(&x, &k, c);
+    assert_close(&y, &naive_conv(&x, &k, c), &format!("conv2d {what}"));
     let ct = rng.array(y.shape().dims());
     let xs = Shape::from_dims(&xd).unwrap();
     let ks = Shape::from_dims(&kd).unwrap();
-    let dx = conv2d_transpose_input(&ct, &k, stride, padding, xs);
-    assert_close(&dx, &naive_conv_transpose_input(&ct, &k, stride, padding, xd), &format!("input {what}"));
-    let dk = conv2d_transpose_kernel(&x, &ct, stride, padding, ks);
-    assert_close(&dk, &naive_conv_transpose_kernel(&x, &ct, stride, padding, kd), &format!("kernel {what}"));
+    let dx = conv2d_transpose_input(&ct, &k, c, xs);
+    assert_close(&dx, &naive_conv_transpose_input(&ct, &k, c, xd), &format!("input {what}"));
+    let dk = conv2d_transpose_kernel(&x, &ct, c, ks);
+    assert_close(&dk, &naive_conv_transpose_kernel(&x, &ct, c, kd), &format!("kernel {what}"));
     assert_adjoint(dot(&y, &ct), dot(&x, &dx), &format!("input adjoint {what}"));
     assert_adjoint(dot(&y, &ct), dot(&k, &dk), &format!("kernel adjoint {what}"));
 }
@@ -250,6 +258,48 @@ fn conv2d_matches_the_reference_on_random_sizes() {
         check_conv(&mut rng, xd, kd, stride, padding);
         checked += 1;
     }
+}
+
+#[test]
+fn conv2d_in_groups_matches_the_reference_on_random_sizes() {
+    // Groups split the input's channels and the kernel's outputs: depthwise (one channel
+    // per group), several channels per group, pointwise kernels, and blocks run in parallel.
+    let mut rng = Rng::new(23);
+    let mut checked = 0;
+    while checked < 200 {
+        let groups = rng.int(1, 4);
+        let xd = [rng.int(1, 3), rng.int(1, 9), rng.int(1, 9), groups * rng.int(1, 3)];
+        let kd = [rng.int(1, 4), rng.int(1, 4), xd[3] / groups, groups * rng.int(1, 3)];
+        let c = Conv {
+            stride: rng.int(1, 3),
+            padding: [Padding::Same, Padding::Valid][rng.int(0, 1)],
+            groups,
+            strong: false,
+        };
+        if Window::conv(xd[1], xd[2], kd[0], kd[1], c.stride, c.padding).is_err() {
+            continue;
+        }
+        check_grouped(&mut rng, xd, kd, c);
+        checked += 1;
+    }
+    check_grouped(
+        &mut rng,
+        [2, 5, 3, 6],
+        [1, 1, 2, 9],
+        Conv { stride: 1, padding: Padding::Same, groups: 3, strong: false },
+    );
+    check_grouped(
+        &mut rng,
+        [3, 40, 40, 16],
+        [3, 3, 4, 8],
+        Conv { stride: 1, padding: Padding::Same, groups: 4, strong: false },
+    );
+    check_grouped(
+        &mut rng,
+        [1, 30, 30, 16],
+        [5, 5, 1, 16],
+        Conv { stride: 2, padding: Padding::Valid, groups: 16, strong: false },
+    );
 }
 
 #[test]
@@ -294,15 +344,17 @@ fn conv2d_in_parallel() {
     for (xd, kd, stride, padding) in cases {
         check_conv(&mut rng, xd, kd, stride, padding);
         let (x, k) = (rng.array(&xd), rng.array(&kd));
-        let y = conv2d(&x, &k, stride, padding);
+        let y = conv2d(&x, &k, conv(stride, padding));
         let ct = rng.array(y.shape().dims());
-        let dx = conv2d_transpose_input(&ct, &k, stride, padding, x.shape());
-        let dk = conv2d_transpose_kernel(&x, &ct, stride, padding, k.shape());
+        let dx = conv2d_transpose_input(&ct, &k, conv(stride, padding), x.shape());
+        let dk = conv2d_transpose_kernel(&x, &ct, conv(stride, padding), k.shape());
         let (mut y_parts, mut dx_parts, mut dk_sum) = (vec![], vec![], vec![0.0; dk.data().len()]);
         for (xi, cti) in images(&x).iter().zip(images(&ct)) {
-            y_parts.extend_from_slice(conv2d(xi, &k, stride, padding).data());
-            dx_parts.extend_from_slice(conv2d_transpose_input(&cti, &k, stride, padding, xi.shape()).data());
-            let dki = conv2d_transpose_kernel(xi, &cti, stride, padding, k.shape());
+            y_parts.extend_from_slice(conv2d(xi, &k, conv(stride, padding)).data());
+            dx_parts.extend_from_slice(
+                conv2d_transpose_input(&cti, &k, conv(stride, padding), xi.shape()).data(),
+            );
+            let dki = conv2d_transpose_kernel(xi, &cti, conv(stride, padding), k.shape());
             dk_sum.iter_mut().zip(dki.data()).for_each(|(s, v)| *s += v);
         }
         assert_eq!(y.data(), y_parts);
@@ -328,12 +380,12 @@ fn conv2d_by_hand() {
     // Stride 2, "same": (2 - 1) · 2 + 2 - 4 = 0 pixels of padding, so the same as "valid":
     // 1·1 + 2·2 + 3·5 + 4·6 = 44, and so on.
     let want = [44.0, 64.0, 124.0, 144.0];
-    assert_eq!(conv2d(&x, &k, 2, Padding::Same).data(), want);
-    assert_eq!(conv2d(&x, &k, 2, Padding::Valid).data(), want);
+    assert_eq!(conv2d(&x, &k, conv(2, Padding::Same)).data(), want);
+    assert_eq!(conv2d(&x, &k, conv(2, Padding::Valid)).data(), want);
     // Stride 1, "same": one pixel of padding, at the bottom and right. The top-left output
     // is the full window (44, not the 4·1 that padding at the top and left would give); the
     // last row and column see zeros below and to the right.
-    let y = conv2d(&x, &k, 1, Padding::Same);
+    let y = conv2d(&x, &k, conv(1, Padding::Same));
     assert_eq!(y.shape().dims(), [1, 4, 4, 1]);
     #[rustfmt::skip]
     let want = [
@@ -346,14 +398,14 @@ fn conv2d_by_hand() {
     // A 3 × 3 kernel of ones, stride 2, "same": 2 × 2 outputs and (2 - 1) · 2 + 3 - 4 = 1
     // pixel of padding, at the bottom and right: windows cover rows 0–2 and 2–3.
     let ones = arr(&[3, 3, 1, 1], vec![1.0; 9]);
-    let y = conv2d(&x, &ones, 2, Padding::Same);
+    let y = conv2d(&x, &ones, conv(2, Padding::Same));
     assert_eq!(y.shape().dims(), [1, 2, 2, 1]);
     assert_eq!(y.data(), [54.0, 45.0, 72.0, 54.0]);
     // Two input and two output channels: output channel o sums k[.., c, o] · x[.., c].
     let x2 = arr(&[1, 1, 2, 2], vec![1.0, 10.0, 2.0, 20.0]);
     let k2 = arr(&[1, 2, 2, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.5, -1.0]);
     // Valid: one output pixel; o = 0: 1·1 + 10·0 + 2·1 + 20·0.5 = 13; o = 1: 10·1 + 2·1 - 20 = -8.
-    assert_eq!(conv2d(&x2, &k2, 1, Padding::Valid).data(), [13.0, -8.0]);
+    assert_eq!(conv2d(&x2, &k2, conv(1, Padding::Valid)).data(), [13.0, -8.0]);
 }
 
 #[test]
@@ -363,12 +415,12 @@ fn conv2d_transposes_by_hand() {
     let k = arr(&[2, 2, 1, 1], vec![1.0, 2.0, 3.0, 4.0]);
     let ct = arr(&[1, 2, 2, 1], vec![1.0; 4]);
     let xs = Shape::from_dims(&[1, 3, 3, 1]).unwrap();
-    let dx = conv2d_transpose_input(&ct, &k, 1, Padding::Valid, xs);
+    let dx = conv2d_transpose_input(&ct, &k, conv(1, Padding::Valid), xs);
     assert_eq!(dx.data(), [1.0, 3.0, 2.0, 4.0, 10.0, 6.0, 3.0, 7.0, 4.0]);
     // The kernel's cotangent sums the image under each kernel position.
     let x = arr(&[1, 3, 3, 1], (1..=9).map(f64::from).collect());
     let ks = Shape::from_dims(&[2, 2, 1, 1]).unwrap();
-    let dk = conv2d_transpose_kernel(&x, &ct, 1, Padding::Valid, ks);
+    let dk = conv2d_transpose_kernel(&x, &ct, conv(1, Padding::Valid), ks);
     assert_eq!(
         dk.data(),
         [1.0 + 2.0 + 4.0 + 5.0, 2.0 + 3.0 + 5.0 + 6.0, 4.0 + 5.0 + 7.0 + 8.0, 5.0 + 6.0 + 8.0 + 9.0]
@@ -388,7 +440,7 @@ fn conv2d_empty_sizes() {
         for stride in [1, 2] {
             let padding = if xd[1] == 0 { Padding::Same } else { Padding::Valid };
             let (x, k) = (rng.array(&xd), rng.array(&kd));
-            let y = conv2d(&x, &k, stride, padding);
+            let y = conv2d(&x, &k, conv(stride, padding));
             let win = conv_window(xd, kd, stride, padding);
             assert_eq!(y.shape().dims(), [xd[0], win.out_h, win.out_w, kd[3]]);
             assert!(y.data().iter().all(|&v| v == 0.0));
@@ -521,4 +573,77 @@ fn pooling_empty_sizes() {
         assert_eq!(avg_pool2d(&x, 2, 2).shape(), y.shape());
         check_pool(&mut rng, &x, 2, 2);
     }
+}
+
+/// Equal shapes, and values that are both NaN, equal infinities, or within 1e-12 of the
+/// reference's largest finite magnitude.
+fn assert_close_nonfinite(got: &Array, want: &Array, what: &str) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    let scale = want.data().iter().filter(|v| v.is_finite()).fold(1.0f64, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.data().iter().zip(want.data()).enumerate() {
+        let ok = (g.is_nan() && w.is_nan()) || g == w || (g - w).abs() <= 1e-12 * scale;
+        assert!(ok, "{what}: entry {i} is {g}, expected {w}");
+    }
+}
+
+/// An array like `a` with about a quarter of its entries zero and, where `poison`, a few
+/// infinite or NaN.
+fn with_zeros_and_poison(rng: &mut Rng, a: &Array, poison: bool) -> Array {
+    let data = a
+        .data()
+        .iter()
+        .map(|v| match rng.int(0, 19) {
+            0..=4 => 0.0,
+            5 if poison => f64::NAN,
+            6 if poison => f64::INFINITY,
+            _ => *v,
+        })
+        .collect();
+    Array::new(a.shape(), data)
+}
+
+#[test]
+fn conv2d_strong_zeros() {
+    // `safe_conv2d` and its adjoints: a term with a zero factor is 0 even when the other is
+    // infinite or NaN, so a zero cotangent cancels a NaN pixel; other terms propagate as
+    // usual. Against the definition with `safe_mul`'s product, in groups and not.
+    let strong = |a: f64, b: f64| if a == 0.0 || b == 0.0 { 0.0 } else { a * b };
+    let mut rng = Rng::new(41);
+    for case in 0..60 {
+        let groups = rng.int(1, 3);
+        let xd = [rng.int(1, 2), rng.int(2, 7), rng.int(2, 7), groups * rng.int(1, 2)];
+        let kd = [rng.int(1, 3), rng.int(1, 3), xd[3] / groups, groups * rng.int(1, 2)];
+        let padding = [Padding::Same, Padding::Valid][rng.int(0, 1)];
+        let c = Conv { stride: rng.int(1, 2), padding, groups, strong: true };
+        let Ok(win) = Window::conv(xd[1], xd[2], kd[0], kd[1], c.stride, c.padding) else { continue };
+        let yd = [xd[0], win.out_h, win.out_w, kd[3]];
+        // One operand poisoned at a time, as in derivatives (the tangent or cotangent is
+        // finite; the image or kernel it meets may not be).
+        let (x, k, ct) = (rng.array(&xd), rng.array(&kd), rng.array(&yd));
+        let (x, k, ct) = match case % 3 {
+            0 => (with_zeros_and_poison(&mut rng, &x, true), with_zeros_and_poison(&mut rng, &k, false), ct),
+            1 => (x, with_zeros_and_poison(&mut rng, &k, true), with_zeros_and_poison(&mut rng, &ct, false)),
+            _ => (with_zeros_and_poison(&mut rng, &x, true), k, with_zeros_and_poison(&mut rng, &ct, false)),
+        };
+        let what = format!("case {case}: x {xd:?}, k {kd:?}, {c:?}");
+        let mut y = vec![0.0; yd.iter().product()];
+        conv_terms(xd, kd, &win, groups, |xi, ki, yi| y[yi] += strong(x.data()[xi], k.data()[ki]));
+        assert_close_nonfinite(&conv2d(&x, &k, c), &arr(&yd, y), &format!("conv2d {what}"));
+        let mut dx = vec![0.0; xd.iter().product()];
+        conv_terms(xd, kd, &win, groups, |xi, ki, yi| dx[xi] += strong(ct.data()[yi], k.data()[ki]));
+        let got = conv2d_transpose_input(&ct, &k, c, x.shape());
+        assert_close_nonfinite(&got, &arr(&xd, dx), &format!("input {what}"));
+        let mut dk = vec![0.0; kd.iter().product()];
+        conv_terms(xd, kd, &win, groups, |xi, ki, yi| dk[ki] += strong(x.data()[xi], ct.data()[yi]));
+        let got = conv2d_transpose_kernel(&x, &ct, c, k.shape());
+        assert_close_nonfinite(&got, &arr(&kd, dk), &format!("kernel {what}"));
+    }
+    // A NaN pixel whose every term meets a zero cotangent gives an exact 0 kernel
+    // gradient; the ordinary adjoint gives NaN.
+    let x = arr(&[1, 2, 2, 1], vec![1.0, f64::NAN, 2.0, 3.0]);
+    let ct = arr(&[1, 2, 2, 1], vec![1.0, 0.0, 1.0, 1.0]);
+    let c = Conv { stride: 1, padding: Padding::Valid, groups: 1, strong: true };
+    let ks = Shape::from_dims(&[1, 1, 1, 1]).unwrap();
+    assert_eq!(conv2d_transpose_kernel(&x, &ct, c, ks).data(), [6.0]);
+    assert!(conv2d_transpose_kernel(&x, &ct, Conv { strong: false, ..c }, ks).data()[0].is_nan());
 }

@@ -171,7 +171,7 @@ fn render_eqn(prim: &Prim, args: &[Rendered], shapes: &[crate::shape::Shape]) ->
         Prim::Solve | Prim::SafeSolve | Prim::SafeMatMul => call(prim.name(), &[]),
         Prim::Cholesky | Prim::LogAbsDet | Prim::SignDet | Prim::Decomp(_) => call(prim.name(), &[]),
         Prim::SolveTriangular(lower) => call(prim.name(), &[if *lower { "1" } else { "0" }.to_string()]),
-        Prim::Conv2d(c) => call("conv2d", &conv_args(c)),
+        Prim::Conv2d(c) => call(prim.name(), &conv_args(c)),
         Prim::Conv2dTransposeInput(c, s) | Prim::Conv2dTransposeKernel(c, s) => {
             let mut extra = vec![shape_arg(*s)];
             extra.extend(conv_args(c));
@@ -224,7 +224,12 @@ fn dyn_positions(sel: &crate::prim::DynSel, pos: &[Rendered], x: crate::shape::S
 
 /// A convolution's static arguments as a script writes them: `1, "same"`.
 fn conv_args(c: &crate::prim::Conv) -> Vec<String> {
-    vec![c.stride.to_string(), format!("{:?}", c.padding.name())]
+    let mut args = vec![c.stride.to_string(), format!("{:?}", c.padding.name())];
+    // One group is the default, and the common case: it is not printed.
+    if c.groups != 1 {
+        args.push(c.groups.to_string());
+    }
+    args
 }
 
 fn const_literal(a: &crate::array::Array) -> String {

@@ -375,17 +375,18 @@ fn batch_eqn(
             }
             acc?
         }
-        // The directions and the images' own batch become one batch of images; a linear
-        // kernel (or the kernel adjoint, which sums over images) is unrolled instead.
-        Prim::Conv2d(_) | Prim::Conv2dTransposeInput(..) => {
-            if lin[1].is_some() {
-                return None;
-            }
+        // The directions and the images' own batch become one batch of images.
+        Prim::Conv2d(_) | Prim::Conv2dTransposeInput(..) if lin[1].is_none() => {
             let t = crate::vmap_rules::merge_batch(em, lin[0]?).ok()?;
             let r = em.emit(crate::vmap_rules::merged_prim(prim, b), [t, x[1]]);
             em.emit(Prim::Reshape(batched(b, out)?), [r])
         }
-        Prim::Conv2dTransposeKernel(..) => return None,
+        // A linear kernel, or the kernel's adjoint (which sums over images): one convolution
+        // with a group of channels per direction, the constant operand shared.
+        Prim::Conv2d(_) | Prim::Conv2dTransposeInput(..) | Prim::Conv2dTransposeKernel(..) => {
+            let args = [lin[0].unwrap_or(x[0]), lin[1].unwrap_or(x[1])];
+            crate::vmap_rules::in_groups(em, prim, args, [lin[0].is_some(), lin[1].is_some()], b, out).ok()?
+        }
         Prim::AvgPool2d(_) | Prim::AvgPool2dTranspose(..) => {
             let t = crate::vmap_rules::merge_batch(em, lin[0]?).ok()?;
             let r = em.emit(crate::vmap_rules::merged_prim(prim, b), [t]);

@@ -142,6 +142,14 @@ pub const FUNCTIONS: &[&str] = &[
     // Convolution and pooling, and the adjoints derived programs use.
     "def f(x: [2, 5, 4, 3], k: [3, 2, 3, 2]) = (tanh(conv2d(x, k, 1, \"same\")), conv2d(x, k, 2, \"valid\") ^ 2)",
     "def f(x: [1, 4, 4, 2], k: [2, 2, 2, 3], g: [1, 2, 2, 3]) = (conv2d_transpose_input(g, k, (1, 4, 4, 2), 2, \"same\") ^ 2, conv2d_transpose_kernel(x, g, (2, 2, 2, 3), 2, \"same\") ^ 2)",
+    // Convolutions in groups (depthwise, and two groups of two channels), their adjoints in
+    // groups, and `vmap` over kernels (one convolution in a group per batch element; with the
+    // image shared, the kernels as output channels), whose derivatives batch the adjoints.
+    "def f(x: [2, 4, 5, 4], k: [2, 2, 2, 6], d: [3, 2, 1, 4]) = (tanh(conv2d(x, k, 1, \"same\", 2)), conv2d(x, d, 2, \"valid\", 4) ^ 2)",
+    "def f(x: [1, 4, 4, 4], k: [2, 2, 2, 6], g: [1, 2, 2, 6]) = (conv2d_transpose_input(g, k, (1, 4, 4, 4), 2, \"same\", 2) ^ 2, conv2d_transpose_kernel(x, g, (2, 2, 2, 6), 2, \"same\", 2) ^ 2)",
+    "def c(x, k) = tanh(conv2d(x, k, 1, \"same\"))\ndef f(x: [3, 1, 4, 3, 2], k: [3, 2, 2, 2, 2], s: [1, 4, 3, 2]) = (vmap(c)(x, k), vmap(k => c(s, k))(k * s[0, 0, 0, 0]))",
+    // Convolutions with strong zeros (the NaN-safe derivatives' form), in groups.
+    "def f(x: [1, 4, 4, 4], k: [2, 2, 2, 6], g: [1, 2, 2, 6]) = (tanh(safe_conv2d(x, k, 2, \"same\", 2)), safe_conv2d_transpose_input(g, k, (1, 4, 4, 4), 2, \"same\", 2) ^ 2, safe_conv2d_transpose_kernel(x, g, (2, 2, 2, 6), 2, \"same\", 2) ^ 2)",
     "def f(x: [2, 4, 4, 3], t: [2, 4, 4, 3], c: [2, 2, 2, 3]) = (max_pool2d(x ^ 2, 2), max_pool2d(x, 3, 1) * 2, max_pool2d_pick(x, t, 2, 2) ^ 2, max_pool2d_scatter(x, c, 2, 2) ^ 2)",
     "def f(x: [2, 4, 4, 3], c: [2, 2, 2, 3]) = (avg_pool2d(x ^ 2, 2), avg_pool2d(x, 3, 1), avg_pool2d_transpose(c, (2, 4, 4, 3), 2, 2) ^ 2)",
 ];

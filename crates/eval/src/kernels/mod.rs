@@ -85,13 +85,9 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         Prim::Linspace(a, b, n) => create::linspace(a.0, b.0, *n),
         Prim::OneHot(k) => create::one_hot(&args[0], *k, out),
         Prim::Const(c) => (*c.0).clone(),
-        Prim::Conv2d(c) => window::conv2d(&args[0], &args[1], c.stride, c.padding),
-        Prim::Conv2dTransposeInput(c, s) => {
-            window::conv2d_transpose_input(&args[0], &args[1], c.stride, c.padding, *s)
-        }
-        Prim::Conv2dTransposeKernel(c, s) => {
-            window::conv2d_transpose_kernel(&args[0], &args[1], c.stride, c.padding, *s)
-        }
+        Prim::Conv2d(c) => window::conv2d(&args[0], &args[1], *c),
+        Prim::Conv2dTransposeInput(c, s) => window::conv2d_transpose_input(&args[0], &args[1], *c, *s),
+        Prim::Conv2dTransposeKernel(c, s) => window::conv2d_transpose_kernel(&args[0], &args[1], *c, *s),
         Prim::MaxPool2d(p) => window::max_pool2d(&args[0], p.size, p.stride),
         Prim::MaxPool2dPick(p) => window::max_pool2d_pick(&args[0], &args[1], p.size, p.stride),
         Prim::MaxPool2dScatter(p) => window::max_pool2d_scatter(&args[0], &args[1], p.size, p.stride),

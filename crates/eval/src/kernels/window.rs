@@ -12,7 +12,8 @@
 //! Pooling is a single pass over the windows. Max pooling picks, per window and channel, the
 //! position of the maximum; its derivative kernels read or add at those positions.
 
-use ad_ir::window::{Padding, Window};
+use ad_ir::prim::Conv as ConvArgs;
+use ad_ir::window::Window;
 use ad_ir::{Array, Shape};
 use faer::linalg::matmul::matmul as faer_matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -27,27 +28,42 @@ const BLOCK_ELEMENTS: usize = 1 << 17;
 /// measured for faer on this machine).
 const PARALLEL_ABOVE: usize = 4_000_000;
 
-/// The sizes of a convolution: batch, input channels, output channels, and the windows.
+/// The sizes of a convolution: batch, input and output channels (all groups), the number
+/// of groups, and the windows.
 #[derive(Clone, Copy)]
 struct Conv {
     b: usize,
     c: usize,
     o: usize,
+    groups: usize,
     win: Window,
 }
 
 impl Conv {
     /// The convolution of an `x_shape` image batch with a `k_shape` kernel. Programs are
     /// shape-checked before they run, so ill-matched shapes here are a bug in the caller.
-    fn new(x_shape: Shape, k_shape: Shape, stride: usize, padding: Padding) -> Conv {
+    fn new(x_shape: Shape, k_shape: Shape, c: ConvArgs) -> Conv {
         let (x, k) = (x_shape.dims(), k_shape.dims());
-        let ([b, h, w, c], [kh, kw, kc, o]) = (four(x, "image"), four(k, "kernel"));
-        if kc != c {
-            panic!("internal error: conv2d of an image with {c} channels and a kernel for {kc}");
+        let ([b, h, w, ch], [kh, kw, kc, o]) = (four(x, "image"), four(k, "kernel"));
+        let groups = c.groups;
+        if groups == 0 || kc * groups != ch || !o.is_multiple_of(groups) {
+            panic!(
+                "internal error: conv2d in {groups} groups of an image with {ch} channels and a kernel {k:?}"
+            );
         }
-        let win = Window::conv(h, w, kh, kw, stride, padding)
+        let win = Window::conv(h, w, kh, kw, c.stride, c.padding)
             .unwrap_or_else(|e| panic!("internal error: conv2d on unchecked shapes: {e}"));
-        Conv { b, c, o, win }
+        Conv { b, c: ch, o, groups, win }
+    }
+
+    /// Input channels of one group.
+    fn ci(&self) -> usize {
+        self.c / self.groups
+    }
+
+    /// Output channels of one group.
+    fn og(&self) -> usize {
+        self.o / self.groups
     }
 
     /// Rows of the window matrix: one per output pixel.
@@ -55,9 +71,10 @@ impl Conv {
         self.b * self.win.out_h * self.win.out_w
     }
 
-    /// Columns of the window matrix: one per kernel weight feeding one output channel.
+    /// Columns of one group's window matrix: one per kernel weight feeding one output
+    /// channel.
     fn cols(&self) -> usize {
-        self.win.size_h * self.win.size_w * self.c
+        self.win.size_h * self.win.size_w * self.ci()
     }
 
     fn y_shape(&self) -> Shape {
@@ -65,7 +82,8 @@ impl Conv {
     }
 
     /// A 1 × 1 kernel with stride 1 reads each pixel once, in order, with no padding (both
-    /// paddings give none), so the window matrix is the image itself: no copy is needed.
+    /// paddings give none), so the window matrix of a group is the image's columns of that
+    /// group: no copy is needed.
     fn is_pointwise(&self) -> bool {
         self.win.size_h == 1 && self.win.size_w == 1 && self.win.stride == 1
     }
@@ -73,6 +91,12 @@ impl Conv {
     /// How many rows of the window matrix to build at a time (at least one).
     fn block_rows(&self) -> usize {
         (BLOCK_ELEMENTS / self.cols().max(1)).max(1)
+    }
+
+    /// The kernel `[kh, kw, c / groups, o]` as the matrix `[cols, o]`, whose columns
+    /// `group · og ..` are that group's.
+    fn kernel<'a>(&self, k: &'a [f64]) -> MatRef<'a, f64> {
+        MatRef::from_row_major_slice(k, self.cols(), self.o)
     }
 }
 
@@ -89,31 +113,52 @@ fn shape4(dims: [usize; 4]) -> Shape {
     Shape::from_dims(&dims).unwrap_or_else(|| panic!("internal error: no shape {dims:?}"))
 }
 
-/// `conv2d(x, k, stride, padding)`: the cross-correlation of `x: [b, h, w, c]` with
-/// `k: [kh, kw, c, o]` (the kernel is not flipped), giving `[b, oh, ow, o]`; JAX's
-/// `conv_general_dilated` with dimension numbers `('NHWC', 'HWIO', 'NHWC')`.
-pub fn conv2d(x: &Array, k: &Array, stride: usize, padding: Padding) -> Array {
-    let g = Conv::new(x.shape(), k.shape(), stride, padding);
+/// Columns `group · n .. (group + 1) · n` of a row-major matrix `rows × (groups · n)`.
+fn group_cols(m: MatRef<'_, f64>, group: usize, n: usize) -> MatRef<'_, f64> {
+    m.subcols(group * n, n)
+}
+
+/// `conv2d(x, k, stride, padding, groups)`: the cross-correlation of `x: [b, h, w, c]` with
+/// `k: [kh, kw, c / groups, o]` (the kernel is not flipped), giving `[b, oh, ow, o]`; JAX's
+/// `conv_general_dilated` with dimension numbers `('NHWC', 'HWIO', 'NHWC')` and
+/// `feature_group_count = groups`.
+pub fn conv2d(x: &Array, k: &Array, c: ConvArgs) -> Array {
+    let g = Conv::new(x.shape(), k.shape(), c);
+    if needs_strong_zeros(c, x, k) {
+        let (x, k, mut y) = (x.data(), k.data(), vec![0.0; g.rows() * g.o]);
+        for_each_term(&g, |xi, ki, yi| y[yi] += strong(x[xi], k[ki]));
+        return Array::new(g.y_shape(), y);
+    }
     let (rows, cols, o) = (g.rows(), g.cols(), g.o);
     let mut y = vec![0.0; rows * o];
     if rows * o == 0 || cols == 0 {
         // No outputs, or outputs that sum no terms: zeros of the right shape.
         return Array::new(g.y_shape(), y);
     }
-    let kernel = MatRef::from_row_major_slice(k.data(), cols, o);
+    let kernel = g.kernel(k.data());
+    let (ci, og) = (g.ci(), g.og());
     if g.is_pointwise() {
-        let image = MatRef::from_row_major_slice(x.data(), rows, cols);
-        product(&mut y, image, kernel, Accum::Replace, par_for(rows * cols * o));
+        let image = MatRef::from_row_major_slice(x.data(), rows, g.c);
+        let par = par_for(rows * cols * og);
+        for group in 0..g.groups {
+            let dst = MatMut::from_row_major_slice_mut(&mut y, rows, o).subcols_mut(group * og, og);
+            product(dst, group_cols(image, group, ci), group_cols(kernel, group, og), Accum::Replace, par);
+        }
         return Array::new(g.y_shape(), y);
     }
-    // Each block of output rows is computed from its own rows of the window matrix. (The
-    // closures see buffers, not arrays, whose reference counts cannot cross threads.)
+    // Each block of output rows is computed from its own rows of the window matrix, a
+    // group at a time. (The closures see buffers, not arrays, whose reference counts cannot
+    // cross threads.)
     let (step, x) = (g.block_rows(), x.data());
     let one = |first: usize, y_block: &mut [f64], block: &mut [f64], par: Par| {
         let n = y_block.len() / o;
         let block = &mut block[..n * cols];
-        im2col(x, &g, first, block);
-        product(y_block, MatRef::from_row_major_slice(block, n, cols), kernel, Accum::Replace, par);
+        for group in 0..g.groups {
+            im2col(x, &g, group, first, block);
+            let dst = MatMut::from_row_major_slice_mut(y_block, n, o).subcols_mut(group * og, og);
+            let lhs = MatRef::from_row_major_slice(block, n, cols);
+            product(dst, lhs, group_cols(kernel, group, og), Accum::Replace, par);
+        }
     };
     if in_parallel(rows, step, cols * o) {
         // Blocks write disjoint rows of the result, so they run on all cores, each product
@@ -125,44 +170,53 @@ pub fn conv2d(x: &Array, k: &Array, stride: usize, padding: Padding) -> Array {
     } else {
         let mut block = vec![0.0; step.min(rows) * cols];
         for (i, y_block) in y.chunks_mut(step * o).enumerate() {
-            one(i * step, y_block, &mut block, par_for(y_block.len() * cols));
+            one(i * step, y_block, &mut block, par_for(y_block.len() / o * cols * og));
         }
     }
     Array::new(g.y_shape(), y)
 }
 
-/// The adjoint of `x ↦ conv2d(x, k, stride, padding)` applied to `ct: [b, oh, ow, o]`: the
-/// rows of `ct · kᵀ` (one window's worth of input gradient per output pixel) added back over
-/// their windows, giving an array shaped `x_shape`. Padding receives nothing.
-pub fn conv2d_transpose_input(
-    ct: &Array,
-    k: &Array,
-    stride: usize,
-    padding: Padding,
-    x_shape: Shape,
-) -> Array {
-    let g = Conv::new(x_shape, k.shape(), stride, padding);
+/// The adjoint of `x ↦ conv2d(x, k, ..)` applied to `ct: [b, oh, ow, o]`: per group, the
+/// rows of `ct · kᵀ` (one window's worth of input gradient per output pixel) added back
+/// over their windows, giving an array shaped `x_shape`. Padding receives nothing.
+pub fn conv2d_transpose_input(ct: &Array, k: &Array, c: ConvArgs, x_shape: Shape) -> Array {
+    let g = Conv::new(x_shape, k.shape(), c);
     check_cotangent(ct, &g);
+    if needs_strong_zeros(c, ct, k) {
+        let (ct, k, mut dx) = (ct.data(), k.data(), vec![0.0; x_shape.size()]);
+        for_each_term(&g, |xi, ki, yi| dx[xi] += strong(ct[yi], k[ki]));
+        return Array::new(x_shape, dx);
+    }
     let (rows, cols, o) = (g.rows(), g.cols(), g.o);
     let mut dx = vec![0.0; x_shape.size()];
     if rows * cols == 0 || o == 0 {
         // Nothing reaches the input: no windows, no weights or no output channels.
         return Array::new(x_shape, dx);
     }
-    let kernel_t = MatRef::from_row_major_slice(k.data(), cols, o).transpose();
+    let kernel = g.kernel(k.data());
+    let (ci, og) = (g.ci(), g.og());
     if g.is_pointwise() {
         let ct = MatRef::from_row_major_slice(ct.data(), rows, o);
-        product(&mut dx, ct, kernel_t, Accum::Replace, par_for(rows * cols * o));
+        let par = par_for(rows * cols * og);
+        for group in 0..g.groups {
+            let dst = MatMut::from_row_major_slice_mut(&mut dx, rows, g.c).subcols_mut(group * ci, ci);
+            let kernel_t = group_cols(kernel, group, og).transpose();
+            product(dst, group_cols(ct, group, og), kernel_t, Accum::Replace, par);
+        }
         return Array::new(x_shape, dx);
     }
-    // Rows `first .. first + n` of the window matrix's gradient, added back into `dx`, which
-    // starts at element `base` of the whole gradient.
+    // Rows `first .. first + n` of the window matrix's gradient, a group at a time, added
+    // back into `dx`, which starts at element `base` of the whole gradient.
     let (step, ct) = (g.block_rows(), ct.data());
     let one = |first: usize, n: usize, dx: &mut [f64], base: usize, block: &mut [f64], par: Par| {
         let block = &mut block[..n * cols];
         let ct = MatRef::from_row_major_slice(&ct[first * o..(first + n) * o], n, o);
-        product(block, ct, kernel_t, Accum::Replace, par);
-        col2im(block, &g, first, dx, base);
+        for group in 0..g.groups {
+            let kernel_t = group_cols(kernel, group, og).transpose();
+            let dst = MatMut::from_row_major_slice_mut(block, n, cols);
+            product(dst, group_cols(ct, group, og), kernel_t, Accum::Replace, par);
+            col2im(block, &g, group, first, dx, base);
+        }
     };
     let (image_rows, image_len) = (g.win.out_h * g.win.out_w, g.win.h * g.win.w * g.c);
     if g.b > 1 && in_parallel(rows, step, cols * o) {
@@ -181,43 +235,57 @@ pub fn conv2d_transpose_input(
         let mut block = vec![0.0; step.min(rows) * cols];
         for first in (0..rows).step_by(step) {
             let n = step.min(rows - first);
-            one(first, n, &mut dx, 0, &mut block, par_for(n * cols * o));
+            one(first, n, &mut dx, 0, &mut block, par_for(n * cols * og));
         }
     }
     Array::new(x_shape, dx)
 }
 
-/// The adjoint of `k ↦ conv2d(x, k, stride, padding)` applied to `ct: [b, oh, ow, o]`: the
+/// The adjoint of `k ↦ conv2d(x, k, ..)` applied to `ct: [b, oh, ow, o]`: per group, the
 /// window matrix transposed times `ct`, giving an array shaped `k_shape`.
-pub fn conv2d_transpose_kernel(
-    x: &Array,
-    ct: &Array,
-    stride: usize,
-    padding: Padding,
-    k_shape: Shape,
-) -> Array {
-    let g = Conv::new(x.shape(), k_shape, stride, padding);
+pub fn conv2d_transpose_kernel(x: &Array, ct: &Array, c: ConvArgs, k_shape: Shape) -> Array {
+    let g = Conv::new(x.shape(), k_shape, c);
     check_cotangent(ct, &g);
+    if needs_strong_zeros(c, x, ct) {
+        let (x, ct, mut dk) = (x.data(), ct.data(), vec![0.0; k_shape.size()]);
+        for_each_term(&g, |xi, ki, yi| dk[ki] += strong(x[xi], ct[yi]));
+        return Array::new(k_shape, dk);
+    }
     let (rows, cols, o) = (g.rows(), g.cols(), g.o);
     let mut dk = vec![0.0; cols * o];
     if rows == 0 || cols * o == 0 {
         // A sum of no terms, or an empty kernel.
         return Array::new(k_shape, dk);
     }
+    let (ci, og) = (g.ci(), g.og());
     if g.is_pointwise() {
-        let image_t = MatRef::from_row_major_slice(x.data(), rows, cols).transpose();
+        let image = MatRef::from_row_major_slice(x.data(), rows, g.c);
         let ct = MatRef::from_row_major_slice(ct.data(), rows, o);
-        product(&mut dk, image_t, ct, Accum::Replace, par_for(rows * cols * o));
+        let par = par_for(rows * cols * og);
+        for group in 0..g.groups {
+            let dst = MatMut::from_row_major_slice_mut(&mut dk, cols, o).subcols_mut(group * og, og);
+            product(
+                dst,
+                group_cols(image, group, ci).transpose(),
+                group_cols(ct, group, og),
+                Accum::Replace,
+                par,
+            );
+        }
         return Array::new(k_shape, dk);
     }
-    // The sum over output pixels, block by block: each block of rows adds its share.
+    // The sum over output pixels, block by block: each block of rows adds its share, a group
+    // at a time.
     let (step, x, ct) = (g.block_rows(), x.data(), ct.data());
     let add = |first: usize, n: usize, dk: &mut [f64], block: &mut [f64], par: Par| {
         let block = &mut block[..n * cols];
-        im2col(x, &g, first, block);
-        let block_t = MatRef::from_row_major_slice(block, n, cols).transpose();
         let ct = MatRef::from_row_major_slice(&ct[first * o..(first + n) * o], n, o);
-        product(dk, block_t, ct, Accum::Add, par);
+        for group in 0..g.groups {
+            im2col(x, &g, group, first, block);
+            let block_t = MatRef::from_row_major_slice(block, n, cols).transpose();
+            let dst = MatMut::from_row_major_slice_mut(dk, cols, o).subcols_mut(group * og, og);
+            product(dst, block_t, group_cols(ct, group, og), Accum::Add, par);
+        }
     };
     let blocks = rows.div_ceil(step);
     if in_parallel(rows, step, cols * o) {
@@ -226,10 +294,9 @@ pub fn conv2d_transpose_kernel(
         let per_group = blocks.div_ceil(blocks.min(SUM_GROUPS));
         let partial: Vec<Vec<f64>> = (0..blocks.div_ceil(per_group))
             .into_par_iter()
-            .map(|group| {
+            .map(|part| {
                 let (mut dk, mut block) = (vec![0.0; cols * o], vec![0.0; step * cols]);
-                for first in
-                    (group * per_group * step..rows.min((group + 1) * per_group * step)).step_by(step)
+                for first in (part * per_group * step..rows.min((part + 1) * per_group * step)).step_by(step)
                 {
                     add(first, step.min(rows - first), &mut dk, &mut block, Par::Seq);
                 }
@@ -245,10 +312,52 @@ pub fn conv2d_transpose_kernel(
         let mut block = vec![0.0; step.min(rows) * cols];
         for first in (0..rows).step_by(step) {
             let n = step.min(rows - first);
-            add(first, n, &mut dk, &mut block, par_for(n * cols * o));
+            add(first, n, &mut dk, &mut block, par_for(n * cols * og));
         }
     }
     Array::new(k_shape, dk)
+}
+
+/// Whether a convolution with strong zeros must run term by term: only when an operand
+/// holds an infinite or NaN element. Otherwise a term with a zero factor is zero anyway, and
+/// the ordinary kernel gives the same result.
+fn needs_strong_zeros(c: ConvArgs, a: &Array, b: &Array) -> bool {
+    let finite = |a: &Array| a.data().iter().all(|v| v.is_finite());
+    c.strong && !(finite(a) && finite(b))
+}
+
+/// A product with a strong zero: 0 when either factor is 0, whatever the other is.
+fn strong(a: f64, b: f64) -> f64 {
+    if a == 0.0 || b == 0.0 {
+        0.0
+    } else {
+        a * b
+    }
+}
+
+/// Every term of the convolution `g` by its definition, in the order of the output pixels:
+/// `f(x offset, kernel offset, output offset)` for each input pixel under each output
+/// pixel's window (the padding has none), each input channel and each output channel of
+/// its group. The strong-zero forms sum these one at a time.
+fn for_each_term(g: &Conv, mut f: impl FnMut(usize, usize, usize)) {
+    let (c, ci, o, og, kw) = (g.c, g.ci(), g.o, g.og(), g.win.size_w);
+    for r in 0..g.rows() {
+        let w = RowWindow::of(g, r);
+        for i in 0..g.win.size_h {
+            let Some(start) = w.start(g, i) else { continue };
+            for j in w.j0..w.j1 {
+                let pixel = start + (j - w.j0) * c;
+                for group in 0..g.groups {
+                    for cc in 0..ci {
+                        let k_row = ((i * kw + j) * ci + cc) * o;
+                        for out in group * og..(group + 1) * og {
+                            f(pixel + group * ci + cc, k_row + out, r * o + out);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The kernel gradient of a convolution is summed over at most this many groups of blocks
@@ -316,13 +425,14 @@ impl RowWindow {
     }
 }
 
-/// Writes rows `first ..` of the window matrix (as many as `block` holds) into `block`:
-/// row `(bi, oy, ox)` holds the input pixels under that output pixel's window, in the
-/// kernel's order (window row, window column, channel), zeros where the window lies in the
-/// padding. Each window row is a contiguous run of the image, so it is copied whole.
-fn im2col(x: &[f64], g: &Conv, first: usize, block: &mut [f64]) {
-    let c = g.c;
-    let run = g.win.size_w * c;
+/// Writes rows `first ..` of group `group`'s window matrix (as many as `block` holds) into
+/// `block`: row `(bi, oy, ox)` holds the group's channels of the input pixels under that
+/// output pixel's window, in the kernel's order (window row, window column, channel),
+/// zeros where the window lies in the padding. With one group each window row is a
+/// contiguous run of the image, so it is copied whole; with several, pixel by pixel.
+fn im2col(x: &[f64], g: &Conv, group: usize, first: usize, block: &mut [f64]) {
+    let (c, ci) = (g.c, g.ci());
+    let run = g.win.size_w * ci;
     for (r, dst) in (first..).zip(block.chunks_exact_mut(g.cols())) {
         let w = RowWindow::of(g, r);
         for (i, seg) in dst.chunks_exact_mut(run).enumerate() {
@@ -330,34 +440,52 @@ fn im2col(x: &[f64], g: &Conv, first: usize, block: &mut [f64]) {
                 seg.fill(0.0);
                 continue;
             };
-            seg[..w.j0 * c].fill(0.0);
-            seg[w.j0 * c..w.j1 * c].copy_from_slice(&x[start..start + (w.j1 - w.j0) * c]);
-            seg[w.j1 * c..].fill(0.0);
+            seg[..w.j0 * ci].fill(0.0);
+            let inner = &mut seg[w.j0 * ci..w.j1 * ci];
+            if g.groups == 1 {
+                inner.copy_from_slice(&x[start..start + (w.j1 - w.j0) * c]);
+            } else {
+                let src = &x[start + group * ci..];
+                for (p, d) in inner.chunks_exact_mut(ci).enumerate() {
+                    d.copy_from_slice(&src[p * c..p * c + ci]);
+                }
+            }
+            seg[w.j1 * ci..].fill(0.0);
         }
     }
 }
 
-/// The adjoint of [`im2col`]: adds rows `first ..` of a window matrix back into the image
-/// gradient, each entry onto the pixel it was copied from (entries from the padding are
-/// dropped). `dx` holds the gradient from its element `base` on, which the rows reach.
-fn col2im(block: &[f64], g: &Conv, first: usize, dx: &mut [f64], base: usize) {
-    let c = g.c;
-    let run = g.win.size_w * c;
+/// The adjoint of [`im2col`]: adds rows `first ..` of group `group`'s window matrix back
+/// into the image gradient, each entry onto the pixel and channel it was copied from
+/// (entries from the padding are dropped). `dx` holds the gradient from its element `base`
+/// on, which the rows reach.
+fn col2im(block: &[f64], g: &Conv, group: usize, first: usize, dx: &mut [f64], base: usize) {
+    let (c, ci) = (g.c, g.ci());
+    let run = g.win.size_w * ci;
     for (r, src) in (first..).zip(block.chunks_exact(g.cols())) {
         let w = RowWindow::of(g, r);
         for (i, seg) in src.chunks_exact(run).enumerate() {
             let Some(start) = w.start(g, i).map(|s| s - base) else { continue };
-            for (d, s) in dx[start..start + (w.j1 - w.j0) * c].iter_mut().zip(&seg[w.j0 * c..w.j1 * c]) {
-                *d += s;
+            let inner = &seg[w.j0 * ci..w.j1 * ci];
+            if g.groups == 1 {
+                for (d, s) in dx[start..start + inner.len()].iter_mut().zip(inner) {
+                    *d += s;
+                }
+            } else {
+                for (p, s) in inner.chunks_exact(ci).enumerate() {
+                    let at = start + p * c + group * ci;
+                    for (d, s) in dx[at..at + ci].iter_mut().zip(s) {
+                        *d += s;
+                    }
+                }
             }
         }
     }
 }
 
-/// `dst (+)= lhs · rhs` on faer, with `dst` a row-major buffer of `lhs.nrows() × rhs.ncols()`.
-fn product(dst: &mut [f64], lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>, accum: Accum, par: Par) {
-    let (m, n) = (lhs.nrows(), rhs.ncols());
-    faer_matmul(MatMut::from_row_major_slice_mut(dst, m, n), accum, lhs, rhs, 1.0, par);
+/// `dst (+)= lhs · rhs` on faer.
+fn product(dst: MatMut<'_, f64>, lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>, accum: Accum, par: Par) {
+    faer_matmul(dst, accum, lhs, rhs, 1.0, par);
     super::linalg::clear_upper_avx();
 }
 

@@ -455,11 +455,21 @@ pub(crate) fn call(
             let steps = lw.prim(Prim::Binary(Binary::Mul), &[width, unit], span)?;
             lw.prim(Prim::Binary(Binary::Add), &[args[0].clone(), steps], span)
         }
-        "conv2d" | "conv2d_transpose_input" | "conv2d_transpose_kernel" => {
-            // `conv2d(x, k[, stride[, padding]])`; the transposes take the shape of what
-            // they produce after their two operands.
-            let first = if name == "conv2d" { 2 } else { 3 };
-            arity(name, &args, &(first..=first + 2).collect::<Vec<_>>(), span)?;
+        "conv2d"
+        | "conv2d_transpose_input"
+        | "conv2d_transpose_kernel"
+        | "safe_conv2d"
+        | "safe_conv2d_transpose_input"
+        | "safe_conv2d_transpose_kernel" => {
+            // `conv2d(x, k[, stride[, padding[, groups]]])`; the transposes take the shape
+            // of what they produce after their two operands. The `safe_` forms have strong
+            // zeros.
+            let (strong, base) = match name.strip_prefix("safe_") {
+                Some(base) => (true, base),
+                None => (false, name),
+            };
+            let first = if base == "conv2d" { 2 } else { 3 };
+            arity(name, &args, &(first..=first + 3).collect::<Vec<_>>(), span)?;
             let stride = match args.get(first) {
                 Some(s) => lw.static_count(s, "the stride", at(first))?,
                 None => 1,
@@ -476,8 +486,15 @@ pub(crate) fn call(
                     ))
                 }
             };
-            let c = crate::prim::Conv { stride, padding };
-            let prim = match name {
+            let groups = match args.get(first + 2) {
+                Some(g) => lw.static_count(g, "the number of groups", at(first + 2))?,
+                None => 1,
+            };
+            if groups == 0 {
+                return Err(Diagnostic::at(at(first + 2), "a convolution needs at least one group"));
+            }
+            let c = crate::prim::Conv { stride, padding, groups, strong };
+            let prim = match base {
                 "conv2d" => Prim::Conv2d(c),
                 "conv2d_transpose_input" => Prim::Conv2dTransposeInput(c, lw.static_shape(&args[2], at(2))?),
                 _ => Prim::Conv2dTransposeKernel(c, lw.static_shape(&args[2], at(2))?),

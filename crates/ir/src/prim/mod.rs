@@ -202,11 +202,24 @@ pub enum Sel {
     Range(usize, usize),
 }
 
-/// The static arguments of a convolution: its stride and padding.
+/// The static arguments of a convolution: its stride, padding and number of groups.
+///
+/// With `groups = g` (JAX's `feature_group_count`), the input's channels and the kernel's
+/// output channels are split into `g` consecutive groups, and group `i` of the output is
+/// the convolution of group `i` of the input with group `i` of the kernel: the kernel is
+/// `[kh, kw, c / g, o]`. `g = c` is a depthwise convolution; `vmap` of a convolution whose
+/// kernel is batched is one convolution with a group per batch element.
+///
+/// `strong` makes a term `x[..] * k[..]` with a zero factor exactly 0, even if the other
+/// factor is infinite or NaN (`safe_conv2d` and its adjoints: the convolution form of
+/// `safe_mul`, which NaN-safe derivatives use where a tangent or cotangent meets an image or
+/// a kernel).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Conv {
     pub stride: usize,
     pub padding: crate::window::Padding,
+    pub groups: usize,
+    pub strong: bool,
 }
 
 /// The static arguments of a pooling window: its size and stride (square windows).
@@ -281,8 +294,8 @@ pub enum Prim {
     /// `one_hot(labels, classes)`.
     OneHot(usize),
     Const(ConstArray),
-    /// `conv2d(x, k, stride, padding)`: `x: [b, h, w, c]`, `k: [kh, kw, c, o]`, a
-    /// cross-correlation (no kernel flip).
+    /// `conv2d(x, k, stride, padding, groups)`: `x: [b, h, w, c]`, `k: [kh, kw, c / groups,
+    /// o]`, a cross-correlation (no kernel flip).
     Conv2d(Conv),
     /// `conv2d_transpose_input(ct, k, shape, ..)`: the adjoint of `conv2d` in its input, for
     /// an input of the given shape.
@@ -377,6 +390,9 @@ pub const STRUCTURAL: &[&str] = &[
     "conv2d",
     "conv2d_transpose_input",
     "conv2d_transpose_kernel",
+    "safe_conv2d",
+    "safe_conv2d_transpose_input",
+    "safe_conv2d_transpose_kernel",
     "max_pool2d",
     "max_pool2d_pick",
     "max_pool2d_scatter",
@@ -426,6 +442,18 @@ impl Prim {
     }
 
     /// The name a script calls it by.
+    /// The form of a convolution with strong zeros (`safe_conv2d`, ..); any other primitive
+    /// as it is.
+    pub fn with_strong_zeros(&self) -> Prim {
+        let strong = |c: &Conv| Conv { strong: true, ..*c };
+        match self {
+            Prim::Conv2d(c) => Prim::Conv2d(strong(c)),
+            Prim::Conv2dTransposeInput(c, s) => Prim::Conv2dTransposeInput(strong(c), *s),
+            Prim::Conv2dTransposeKernel(c, s) => Prim::Conv2dTransposeKernel(strong(c), *s),
+            other => other.clone(),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Prim::Unary(u) => u.name(),
@@ -470,6 +498,9 @@ impl Prim {
             Prim::Linspace(..) => "linspace",
             Prim::OneHot(_) => "one_hot",
             Prim::Const(_) => "const",
+            Prim::Conv2d(c) if c.strong => "safe_conv2d",
+            Prim::Conv2dTransposeInput(c, _) if c.strong => "safe_conv2d_transpose_input",
+            Prim::Conv2dTransposeKernel(c, _) if c.strong => "safe_conv2d_transpose_kernel",
             Prim::Conv2d(_) => "conv2d",
             Prim::Conv2dTransposeInput(..) => "conv2d_transpose_input",
             Prim::Conv2dTransposeKernel(..) => "conv2d_transpose_kernel",
@@ -782,18 +813,14 @@ impl Prim {
             Prim::Conv2d(c) => {
                 arity(2)?;
                 let (x, k) = (image(args[0], "the input")?, image(args[1], "the kernel")?);
-                if x[3] != k[2] {
-                    return Err(format!(
-                        "`conv2d` of an input with {} channels ({}) by a kernel for {} ({})",
-                        x[3], args[0], k[2], args[1]
-                    ));
-                }
+                grouped(c, x, k, args[0], args[1])?;
                 let w = Window::conv(x[1], x[2], k[0], k[1], c.stride, c.padding)?;
                 ranked(&[x[0], w.out_h, w.out_w, k[3]])
             }
             Prim::Conv2dTransposeInput(c, xs) => {
                 arity(2)?;
                 let (x, k) = (image(*xs, "the input")?, image(args[1], "the kernel")?);
+                grouped(c, x, k, *xs, args[1])?;
                 let w = Window::conv(x[1], x[2], k[0], k[1], c.stride, c.padding)?;
                 expect_shape(args[0], &[x[0], w.out_h, w.out_w, k[3]], self.name())?;
                 Ok(*xs)
@@ -801,6 +828,7 @@ impl Prim {
             Prim::Conv2dTransposeKernel(c, ks) => {
                 arity(2)?;
                 let (x, k) = (image(args[0], "the input")?, image(*ks, "the kernel")?);
+                grouped(c, x, k, args[0], *ks)?;
                 let w = Window::conv(x[1], x[2], k[0], k[1], c.stride, c.padding)?;
                 expect_shape(args[1], &[x[0], w.out_h, w.out_w, k[3]], self.name())?;
                 Ok(*ks)
@@ -944,6 +972,32 @@ fn image(s: Shape, what: &str) -> Result<[usize; 4], String> {
         [a, b, c, d] => Ok([*a, *b, *c, *d]),
         _ => Err(format!("{what} must have rank 4 (`[batch, height, width, channels]` or `[height, width, in, out]`), found shape {s}")),
     }
+}
+
+/// Checks that an input's channels `x[3]` and a kernel's `k[2]` (input channels per group)
+/// and `k[3]` (output channels) fit a convolution in `c.groups` groups.
+fn grouped(c: &Conv, x: [usize; 4], k: [usize; 4], xs: Shape, ks: Shape) -> Result<(), String> {
+    let g = c.groups;
+    if g == 0 {
+        return Err("a convolution needs at least one group".into());
+    }
+    if x[3] != k[2] * g {
+        return Err(if g == 1 {
+            format!("`conv2d` of an input with {} channels ({xs}) by a kernel for {} ({ks})", x[3], k[2])
+        } else {
+            format!(
+                "`conv2d` in {g} groups of an input with {} channels ({xs}) needs a kernel for {} / {g} channels per group, found {} ({ks})",
+                x[3], x[3], k[2]
+            )
+        });
+    }
+    if !k[3].is_multiple_of(g) {
+        return Err(format!(
+            "`conv2d` in {g} groups needs a kernel whose {} output channels ({ks}) split into {g} groups",
+            k[3]
+        ));
+    }
+    Ok(())
 }
 
 /// The shape of each window's result of a pooling over `x`.
