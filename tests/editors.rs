@@ -120,7 +120,8 @@ fn install_scripts_copy_the_repository_grammar() {
     let ignore = std::fs::read_to_string(ext_dir().join(".gitignore")).unwrap();
     assert!(ignore.lines().any(|l| l.trim() == "syntaxes/"), "the copy is not committed");
 
-    let dir = std::env::temp_dir().join(format!("ad-editors-{}", std::process::id()));
+    let dir =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ad-editors-{}", std::process::id()));
     let dest = dir.join("syntaxes/ad.tmLanguage.json");
     let node = std::env::var("AD_NODE").unwrap_or_else(|_| "node".into());
     match Command::new(&node)

@@ -16,7 +16,8 @@ fn ad_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs `ad run FILE` in a scratch directory (examples may write files there).
 fn run(file: &Path) -> std::process::Output {
-    let dir = std::env::temp_dir().join(format!("ad-examples-{}", std::process::id()));
+    let dir =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ad-examples-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     Command::new(env!("CARGO_BIN_EXE_ad")).arg("run").arg(file).current_dir(&dir).output().unwrap()
 }
@@ -92,7 +93,8 @@ fn book_snippets_run() {
         let text = std::fs::read_to_string(&f).unwrap();
         for (line, code) in ad_blocks(&text) {
             count += 1;
-            let dir = std::env::temp_dir().join(format!("ad-book-{}", std::process::id()));
+            let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("ad-book-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join("snippet.ad");
             std::fs::write(&path, &code).unwrap();

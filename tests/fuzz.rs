@@ -169,7 +169,8 @@ impl Drop for Fake {
 
 fn fake(name: &str, script: &str) -> Fake {
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("ad-fuzz-fake-{}-{name}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ad-fuzz-fake-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join(name);
     std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("write fake");

@@ -15,7 +15,8 @@ fn ad(dir: &Path, args: &[&str]) -> Output {
 
 /// A fresh scratch directory for one test, with `files` (path, contents) written into it.
 fn scratch(test: &str, files: &[(&str, &[u8])]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ad-modules-{}-{test}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ad-modules-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     for (path, contents) in files {
         let p = dir.join(path);

@@ -37,7 +37,8 @@ fn piped_errors_go_to_stderr_and_the_session_continues() {
 
 #[test]
 fn repl_loads_a_file_first() {
-    let dir = std::env::temp_dir().join(format!("ad-repl-{}", std::process::id()));
+    let dir =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ad-repl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("defs.ad");
     std::fs::write(&file, "def sq(x) = x * x\nlet k = 3\n").unwrap();
@@ -82,7 +83,8 @@ mod terminal {
     }
 
     fn history_file(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("ad-pty-{}", std::process::id()));
+        let dir =
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ad-pty-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join(name);
         let _ = std::fs::remove_file(&f);

@@ -611,7 +611,8 @@ fn qr_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
         _ => (e.emit(Prim::Decomp(Decomp::QrQ), [a]), o),
     };
     if m >= n {
-        return Some(if d == Decomp::QrQ { qr_dq(e, q, r, t0) } else { qr_dr(e, q, r, t0) });
+        let parts = qr_parts(e, q, r, t0);
+        return Some(if d == Decomp::QrQ { qr_dq(e, q, parts) } else { qr_dr(e, r, parts) });
     }
     let columns = |e: &mut Emitter, x: Atom, lo: usize, hi: usize| {
         let s = e.shape(x);
@@ -620,11 +621,13 @@ fn qr_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
         e.emit(Prim::Index(sels), [x])
     };
     let (r1, t1) = (columns(e, r, 0, m), columns(e, t0, 0, m));
-    let dq = qr_dq(e, q, r1, t1);
+    // The square rule on the first m columns, its parts computed once for dQ and dR₁.
+    let parts = qr_parts(e, q, r1, t1);
+    let dq = qr_dq(e, q, parts);
     if d == Decomp::QrQ {
         return Some(dq);
     }
-    let dr1 = qr_dr(e, q, r1, t1);
+    let dr1 = qr_dr(e, r1, parts);
     let (a2, t2) = (columns(e, a, m, n), columns(e, t0, m, n));
     let dqt = e.emit(Prim::Transpose, [dq]);
     let qt = e.emit(Prim::Transpose, [q]);
@@ -653,17 +656,15 @@ fn qr_parts(e: &mut Emitter, q: Atom, r: Atom, t0: Atom) -> (Atom, Atom, Atom) {
     (c, omega, xm)
 }
 
-/// dQ = Q (Ω - C) + X.
-fn qr_dq(e: &mut Emitter, q: Atom, r: Atom, t0: Atom) -> Atom {
-    let (c, omega, xm) = qr_parts(e, q, r, t0);
+/// dQ = Q (Ω - C) + X, from [`qr_parts`].
+fn qr_dq(e: &mut Emitter, q: Atom, (c, omega, xm): (Atom, Atom, Atom)) -> Atom {
     let d = e.bin(Binary::Sub, omega, c);
     let qd = e.matmul(q, d, false);
     e.bin(Binary::Add, qd, xm)
 }
 
-/// dR = (C - Ω) R.
-fn qr_dr(e: &mut Emitter, q: Atom, r: Atom, t0: Atom) -> Atom {
-    let (c, omega, _) = qr_parts(e, q, r, t0);
+/// dR = (C - Ω) R, from [`qr_parts`].
+fn qr_dr(e: &mut Emitter, r: Atom, (c, omega, _): (Atom, Atom, Atom)) -> Atom {
     let d = e.bin(Binary::Sub, c, omega);
     e.matmul(d, r, false)
 }
@@ -703,9 +704,8 @@ fn svd_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
         if m <= n {
             return Some(du);
         }
-        // The part of dA V / s outside the span of U.
-        let proj = e.matmul(ut, tv, false);
-        let uproj = e.matmul(u, proj, false);
+        // The part of dA V / s outside the span of U (whose coordinates Uᵀ dA V are dS).
+        let uproj = e.matmul(u, ds_mat, false);
         let rest = e.bin(Sub, tv, uproj);
         let rest = e.bin(Div, rest, row);
         return Some(e.bin(Add, du, rest));
@@ -716,11 +716,10 @@ fn svd_jvp(e: &mut Emitter, d: Decomp, a: Atom, o: Atom, t0: Atom) -> Tan {
     let fsym = e.bin(Mul, f, sym);
     let dv = e.matmul(v, fsym, false);
     let dv = if m < n {
-        // The part of dAᵀ U / s outside the span of V.
+        // The part of dAᵀ U / s outside the span of V (whose coordinates Vᵀ dAᵀ U are dSᵀ).
         let tt = e.emit(Prim::Transpose, [t0]);
         let tu = e.matmul(tt, u, false);
-        let proj = e.matmul(vt, tu, false);
-        let vproj = e.matmul(v, proj, false);
+        let vproj = e.matmul(v, ds_t, false);
         let rest = e.bin(Sub, tu, vproj);
         let rest = e.bin(Div, rest, row);
         e.bin(Add, dv, rest)

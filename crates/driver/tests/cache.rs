@@ -53,7 +53,8 @@ print(f([3, 4]))
 /// them invalid (the same name in another scope is another dependency).
 #[test]
 fn the_same_name_in_two_files_is_two_dependencies() {
-    let dir = std::env::temp_dir().join(format!("ad-cache-scopes-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ad-cache-scopes-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("a.ad"), "let w = 2\ndef fa(x) = sum(x * w)\n").unwrap();
     std::fs::write(dir.join("b.ad"), "let w = [10, 20]\ndef fb(x) = sum(x * w)\n").unwrap();

@@ -158,7 +158,8 @@ fn diagnostics_at_utf16_ranges() {
 /// to the document's path), and an error inside it is reported at the `import` statement.
 #[test]
 fn imports_are_read_from_beside_the_document() {
-    let dir = std::env::temp_dir().join(format!("ad-lsp-imports-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ad-lsp-imports-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("lib")).unwrap();
     std::fs::write(dir.join("lib/w.ad"), "let w = [[1, 2], [3, 4]]\ndef f(x) = x @ w\n").unwrap();
     std::fs::write(dir.join("lib/bad.ad"), "let a = 1\nlet b = [1, 2] + [1, 2, 3]\n").unwrap();
