@@ -227,3 +227,17 @@ impl Program {
         self.params.iter().map(|p| p.tree.leaves()).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Derivation holds every equation and variable of programs of hundreds of thousands of
+    /// equations, and the interpreter moves arrays per equation: their sizes are part of
+    /// what both cost. (An inline `[usize; 8]` shape made them 200, 88 and 80 bytes.)
+    #[test]
+    fn equations_variables_and_arrays_stay_small() {
+        use std::mem::size_of;
+        assert!(size_of::<super::Eqn>() <= 144, "Eqn is {} bytes", size_of::<super::Eqn>());
+        assert!(size_of::<super::VarInfo>() <= 32, "VarInfo is {} bytes", size_of::<super::VarInfo>());
+        assert!(size_of::<crate::Array>() <= 24, "Array is {} bytes", size_of::<crate::Array>());
+    }
+}

@@ -60,31 +60,93 @@ pub fn human_bytes(bytes: f64) -> String {
 /// The largest rank an array may have (DESIGN §1: "a practical cap such as 8").
 pub const MAX_RANK: usize = 8;
 
-/// A static shape: up to [`MAX_RANK`] dimensions, stored inline so that shapes are `Copy`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Shape {
-    rank: u8,
-    dims: [usize; MAX_RANK],
+/// A static shape: up to [`MAX_RANK`] dimensions. Shapes are interned: each distinct list
+/// of dimensions is stored once for the life of the process, and a `Shape` is a reference
+/// to it (16 bytes, `Copy`). Equations, variables, arrays and primitives all hold shapes,
+/// so this keeps them small (an inline `[usize; 8]` made every shape 72 bytes). Equality
+/// and hashing are by the dimensions, as before.
+#[derive(Clone, Copy)]
+pub struct Shape(&'static [usize]);
+
+impl PartialEq for Shape {
+    fn eq(&self, other: &Shape) -> bool {
+        std::ptr::eq(self.0, other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Shape {}
+
+impl std::hash::Hash for Shape {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+impl Default for Shape {
+    fn default() -> Shape {
+        Shape::SCALAR
+    }
+}
+
+/// The interned dimension lists: each is leaked once, the first time it is met. Programs
+/// meet few distinct shapes (a fuzzing campaign a few thousand), so this stays small.
+static INTERNED: std::sync::Mutex<Option<std::collections::HashSet<&'static [usize]>>> =
+    std::sync::Mutex::new(None);
+
+/// Entries of the per-thread cache in front of [`INTERNED`].
+const CACHE: usize = 64;
+
+thread_local! {
+    /// Recently interned shapes, by a hash of their dimensions: most lookups (the
+    /// interpreter computing a result's shape, derivation computing an equation's) find
+    /// their shape here without taking the lock.
+    static RECENT: [std::cell::Cell<&'static [usize]>; CACHE] =
+        const { [const { std::cell::Cell::new(&[]) }; CACHE] };
+}
+
+fn intern(d: &[usize]) -> Shape {
+    if d.is_empty() {
+        return Shape::SCALAR;
+    }
+    // A multiplicative hash of the dimensions picks the cache entry.
+    let h = d.iter().fold(d.len() as u64, |h, &x| (h ^ x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let slot = (h >> 58) as usize % CACHE;
+    RECENT.with(|recent| {
+        let cached = recent[slot].get();
+        if cached == d {
+            return Shape(cached);
+        }
+        let found = {
+            // A panic while holding the lock leaves the set as it was: still usable.
+            let mut set = INTERNED.lock().unwrap_or_else(|e| e.into_inner());
+            let set = set.get_or_insert_with(Default::default);
+            match set.get(d) {
+                Some(s) => *s,
+                None => {
+                    let leaked: &'static [usize] = Box::leak(d.to_vec().into_boxed_slice());
+                    set.insert(leaked);
+                    leaked
+                }
+            }
+        };
+        recent[slot].set(found);
+        Shape(found)
+    })
 }
 
 impl Shape {
-    pub const SCALAR: Shape = Shape { rank: 0, dims: [0; MAX_RANK] };
+    pub const SCALAR: Shape = Shape(&[]);
 
     pub fn scalar() -> Shape {
         Shape::SCALAR
     }
 
     pub fn vector(n: usize) -> Shape {
-        let mut dims = [0; MAX_RANK];
-        dims[0] = n;
-        Shape { rank: 1, dims }
+        intern(&[n])
     }
 
     pub fn matrix(m: usize, n: usize) -> Shape {
-        let mut dims = [0; MAX_RANK];
-        dims[0] = m;
-        dims[1] = n;
-        Shape { rank: 2, dims }
+        intern(&[m, n])
     }
 
     /// A shape from a list of dimensions; `None` if the rank exceeds [`MAX_RANK`].
@@ -92,21 +154,19 @@ impl Shape {
         if d.len() > MAX_RANK {
             return None;
         }
-        let mut dims = [0; MAX_RANK];
-        dims[..d.len()].copy_from_slice(d);
-        Some(Shape { rank: d.len() as u8, dims })
+        Some(intern(d))
     }
 
     pub fn rank(&self) -> usize {
-        self.rank as usize
+        self.0.len()
     }
 
-    pub fn dims(&self) -> &[usize] {
-        &self.dims[..self.rank as usize]
+    pub fn dims(&self) -> &'static [usize] {
+        self.0
     }
 
     pub fn dim(&self, axis: usize) -> usize {
-        self.dims()[axis]
+        self.0[axis]
     }
 
     /// Number of elements. Shapes are validated against [`max_elements`] when built from user
@@ -125,51 +185,47 @@ impl Shape {
     }
 
     pub fn is_scalar(&self) -> bool {
-        self.rank == 0
+        self.0.is_empty()
     }
 
     /// Rows and columns when viewed as a matrix: a vector is a single row, a scalar is 1×1,
     /// and higher ranks fold their leading axes into the rows.
     pub fn as_matrix(&self) -> (usize, usize) {
-        match self.rank {
-            0 => (1, 1),
-            1 => (1, self.dims[0]),
-            _ => {
-                let n = self.dims[self.rank as usize - 1];
-                (self.dims[..self.rank as usize - 1].iter().product(), n)
-            }
+        match self.0 {
+            [] => (1, 1),
+            [n] => (1, *n),
+            [rows @ .., n] => (rows.iter().product(), *n),
         }
     }
 
     /// A stack of matrices `[.., m, n]` (rank at least 2) as the number of matrices and
     /// `m`, `n`.
     pub fn matrix_stack(&self) -> (usize, usize, usize) {
-        let r = self.rank as usize;
-        (self.dims[..r - 2].iter().product(), self.dims[r - 2], self.dims[r - 1])
+        let r = self.rank();
+        (self.0[..r - 2].iter().product(), self.0[r - 2], self.0[r - 1])
     }
 
     /// The shape with `axis` removed.
     pub fn remove_axis(&self, axis: usize) -> Shape {
-        let mut out = *self;
-        let r = self.rank as usize;
-        out.dims.copy_within(axis + 1..r, axis);
-        out.dims[r - 1] = 0;
-        out.rank -= 1;
-        out
+        let mut dims = [0; MAX_RANK];
+        let r = self.rank();
+        dims[..axis].copy_from_slice(&self.0[..axis]);
+        dims[axis..r - 1].copy_from_slice(&self.0[axis + 1..]);
+        intern(&dims[..r - 1])
     }
 
     /// The shape with an axis of length `len` inserted before `axis`; `None` past the
     /// largest rank or for an axis out of range.
     pub fn insert_axis(&self, axis: usize, len: usize) -> Option<Shape> {
-        let r = self.rank as usize;
+        let r = self.rank();
         if axis > r || r == MAX_RANK {
             return None;
         }
-        let mut out = *self;
-        out.dims.copy_within(axis..r, axis + 1);
-        out.dims[axis] = len;
-        out.rank += 1;
-        Some(out)
+        let mut dims = [0; MAX_RANK];
+        dims[..axis].copy_from_slice(&self.0[..axis]);
+        dims[axis] = len;
+        dims[axis + 1..=r].copy_from_slice(&self.0[axis..]);
+        Some(intern(&dims[..=r]))
     }
 
     /// The dimensions padded on the left with 1s to rank `r` (at least this shape's rank):
@@ -182,10 +238,10 @@ impl Shape {
 
     /// The dims padded on the left with 1s to rank 2 (for shapes of rank at most 2).
     pub fn padded2(&self) -> [usize; 2] {
-        match self.rank {
-            0 => [1, 1],
-            1 => [1, self.dims[0]],
-            _ => [self.dims[0], self.dims[1]],
+        match self.0 {
+            [] => [1, 1],
+            [n] => [1, *n],
+            [m, n, ..] => [*m, *n],
         }
     }
 
@@ -193,7 +249,7 @@ impl Shape {
     pub fn strides(&self) -> Vec<usize> {
         let mut s = vec![1; self.rank()];
         for i in (0..self.rank().saturating_sub(1)).rev() {
-            s[i] = s[i + 1] * self.dims[i + 1];
+            s[i] = s[i + 1] * self.0[i + 1];
         }
         s
     }
@@ -201,6 +257,9 @@ impl Shape {
 
 /// NumPy broadcasting of two shapes: align on the right, a size-1 or missing axis stretches.
 pub fn broadcast(a: Shape, b: Shape) -> Option<Shape> {
+    if a == b {
+        return Some(a);
+    }
     let rank = a.rank().max(b.rank());
     let (pa, pb) = (a.padded(rank), b.padded(rank));
     let mut out = [0usize; MAX_RANK];
@@ -217,7 +276,7 @@ pub fn broadcast(a: Shape, b: Shape) -> Option<Shape> {
 
 /// True when `from` broadcasts to exactly `to`.
 pub fn broadcasts_to(from: Shape, to: Shape) -> bool {
-    from.rank <= to.rank && broadcast(from, to) == Some(to)
+    from.rank() <= to.rank() && broadcast(from, to) == Some(to)
 }
 
 impl fmt::Display for Shape {
@@ -272,5 +331,23 @@ mod tests {
         assert_eq!(Shape::checked_size(&[3, 4]), Some(12));
         assert_eq!(Shape::matrix(3, 4).to_string(), "[3, 4]");
         assert_eq!(shape_arg(Shape::vector(3)), "3");
+    }
+
+    #[test]
+    fn shapes_are_interned_and_compared_by_dimensions() {
+        let a = Shape::from_dims(&[2, 3, 4]).unwrap();
+        let b = Shape::matrix(2, 3).insert_axis(2, 4).unwrap();
+        assert_eq!(a, b);
+        assert!(std::ptr::eq(a.dims(), b.dims()), "one copy of each list of dimensions");
+        assert_eq!(a.remove_axis(1), Shape::matrix(2, 4));
+        assert_eq!(a.insert_axis(0, 5).unwrap().dims(), [5, 2, 3, 4]);
+        assert_eq!(a.insert_axis(3, 1).unwrap().dims(), [2, 3, 4, 1]);
+        assert_eq!(Shape::vector(3).remove_axis(0), Shape::SCALAR);
+        assert_ne!(Shape::vector(3), Shape::vector(4));
+        assert_eq!(Shape::default(), Shape::scalar());
+        // Shapes made on another thread are the same shapes.
+        let c = std::thread::spawn(|| Shape::from_dims(&[2, 3, 4]).unwrap()).join().unwrap();
+        assert!(std::ptr::eq(a.dims(), c.dims()));
+        assert_eq!(std::mem::size_of::<Shape>(), 16);
     }
 }
