@@ -228,24 +228,27 @@ impl Compiled {
                 regs[slot] = Some(a);
             }
         }
+        // The operands of each step, in one buffer for the whole run.
+        let mut args: Vec<Array> = Vec::with_capacity(4);
         for (i, s) in self.steps.iter().enumerate() {
             if i % 64 == 63 && interrupted() {
                 return Err(RunError::Interrupted);
             }
-            let args: Vec<Array> = s
-                .args
-                .iter()
-                .map(|o| match o {
-                    Operand::Take(v) => regs[*v].take(),
-                    Operand::Borrow(v) => regs[*v].clone(),
-                    Operand::Const(a) => Some(a.clone()),
-                })
-                .map(|a| a.unwrap_or_else(|| missing(s.out)))
-                .collect();
+            args.clear();
+            args.extend(
+                s.args
+                    .iter()
+                    .map(|o| match o {
+                        Operand::Take(v) => regs[*v].take(),
+                        Operand::Borrow(v) => regs[*v].clone(),
+                        Operand::Const(a) => Some(a.clone()),
+                    })
+                    .map(|a| a.unwrap_or_else(|| missing(s.out))),
+            );
             match s.region.as_deref() {
                 // An equation holding programs gives one result per output of theirs.
                 Some(region) => {
-                    let outs = run_region(&s.prim, region, args, s.span)?;
+                    let outs = run_region(&s.prim, region, std::mem::take(&mut args), s.span)?;
                     for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
                         regs[*slot] = Some(a);
                     }
@@ -256,11 +259,14 @@ impl Compiled {
                         Some(kernels::linalg::matmul_transposed(&args[0], &args[1], ta, tb, s.shape));
                 }
                 None => {
-                    let a =
-                        kernels::try_apply(&s.prim, args, s.shape).map_err(|m| RunError::At(s.span, m))?;
+                    let a = kernels::try_apply_in(&s.prim, &mut args, s.shape)
+                        .map_err(|m| RunError::At(s.span, m))?;
                     regs[s.out] = Some(a);
                 }
             }
+            // What the kernel only read goes now, so that a dead value's buffer is free
+            // for the next step.
+            args.clear();
             for v in &s.drop_after {
                 regs[*v] = None;
             }

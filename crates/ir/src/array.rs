@@ -65,6 +65,13 @@ impl Array {
         Array { shape, data: self.data.clone() }
     }
 
+    /// [`reshaped`](Array::reshaped), keeping the buffer's ownership: a kernel given the only
+    /// reference can still write in place.
+    pub fn into_reshaped(self, shape: Shape) -> Array {
+        debug_assert_eq!(shape.size(), self.shape.size());
+        Array { shape, data: self.data }
+    }
+
     /// True when both arrays share one buffer (identity, used by caches).
     pub fn same_buffer(&self, other: &Array) -> bool {
         Rc::ptr_eq(&self.data, &other.data)

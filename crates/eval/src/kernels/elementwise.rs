@@ -169,13 +169,13 @@ pub fn zip(
     if sb.size() == 1 {
         let y = b.data()[0];
         if sa.size() == out.size() {
-            return map(a.reshaped(out), |x| f(x, y));
+            return map(a.into_reshaped(out), |x| f(x, y));
         }
     }
     if sa.size() == 1 {
         let x = a.data()[0];
         if sb.size() == out.size() {
-            return map(b.reshaped(out), |y| f(x, y));
+            return map(b.into_reshaped(out), |y| f(x, y));
         }
     }
     // General broadcasting: row by row over the result, each operand read with the strides

@@ -17,12 +17,19 @@ use ad_ir::{Array, Shape};
 /// Applies `prim` to `args` like [`apply`], checking positions computed at run time: only
 /// indexing and updating at such positions can fail (a position out of range).
 pub fn try_apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Result<Array, String> {
+    try_apply_in(prim, &mut args, out)
+}
+
+/// [`try_apply`] on operands in a buffer the caller reuses (the interpreter's, so that a
+/// step allocates no list of operands): the operands a kernel consumes are taken from it,
+/// and the caller clears what is left.
+pub fn try_apply_in(prim: &Prim, args: &mut Vec<Array>, out: Shape) -> Result<Array, String> {
     match prim {
         Prim::DynIndex(sel) => dynamic::dyn_index(&args[0], sel, &args[1..], out),
         Prim::DynUpdate(sel) => {
             let positions = args.split_off(2);
-            let v = operand(&mut args, prim);
-            let x = operand(&mut args, prim);
+            let v = operand(args, prim);
+            let x = operand(args, prim);
             dynamic::dyn_update(x, &v, sel, &positions)
         }
         Prim::Check(message) => {
@@ -37,20 +44,25 @@ pub fn try_apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Result<Array,
                 }
             }
         }
-        _ => Ok(apply(prim, args, out)),
+        _ => Ok(apply_in(prim, args, out)),
     }
 }
 
 /// Applies `prim` to `args`, consuming them so that a sole owner's buffer can be reused.
 pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
+    apply_in(prim, &mut args, out)
+}
+
+/// [`apply`] on operands in a buffer the caller reuses (see [`try_apply_in`]).
+pub fn apply_in(prim: &Prim, args: &mut Vec<Array>, out: Shape) -> Array {
     match prim {
         Prim::Unary(u) => {
-            let a = operand(&mut args, prim);
+            let a = operand(args, prim);
             elementwise::unary(*u, a)
         }
         Prim::Binary(b) => {
-            let y = operand(&mut args, prim);
-            let x = operand(&mut args, prim);
+            let y = operand(args, prim);
+            let x = operand(args, prim);
             elementwise::binary(*b, x, y, out)
         }
         Prim::Where => elementwise::select(&args[0], &args[1], &args[2], out),
@@ -77,8 +89,8 @@ pub fn apply(prim: &Prim, mut args: Vec<Array>, out: Shape) -> Array {
         Prim::Index(sels) => structure::index(&args[0], sels, out),
         Prim::Pad(w) => structure::pad(&args[0], w, out),
         Prim::Concat(axis) => structure::concat(&args[0], &args[1], *axis, out),
-        Prim::Stack => structure::stack(&args, out),
-        Prim::StopGradient => operand(&mut args, prim),
+        Prim::Stack => structure::stack(args, out),
+        Prim::StopGradient => operand(args, prim),
         Prim::Full(s, v) => Array::full(*s, v.0),
         Prim::Eye(n) => create::eye(*n),
         Prim::Arange(n) => create::arange(*n),
