@@ -39,8 +39,11 @@ pub fn simplify(mut p: Program) -> Program {
     // The input can be large (a derivative before simplification): `dce` consumes it.
     let mut cur = dce::dce(p);
     for _ in 0..MAX_ROUNDS {
-        let next = dce::dce(rewrite::rewrite(&cur));
-        let done = next.eqns.len() >= cur.eqns.len();
+        let (rewritten, settled) = rewrite::rewrite(&cur);
+        let next = dce::dce(rewritten);
+        // A pass that settled is a fixed point (dead-code elimination, which follows, only
+        // removes equations no rule looks at): another would rebuild the program for nothing.
+        let done = settled || next.eqns.len() >= cur.eqns.len();
         cur = next;
         if done {
             break;

@@ -21,6 +21,11 @@ struct Rw {
     inputs: Vec<Var>,
     /// The span of the equation being rewritten, for the equations a rewrite adds.
     span: ad_syntax::Span,
+    /// Whether a rule emitted an equation without simplifying it (a helper it builds the
+    /// rewritten equation from), or an equation was rewritten more times than the pass
+    /// follows: then another pass may simplify further. Otherwise every equation was
+    /// simplified with its operands in their final form, and the pass is a fixed point.
+    unsettled: bool,
 }
 
 enum Out {
@@ -104,7 +109,9 @@ impl std::hash::Hasher for KeyIsHash {
 
 type Table = HashMap<u64, u32, std::hash::BuildHasherDefault<KeyIsHash>>;
 
-pub fn rewrite(p: &Program) -> Program {
+/// One pass of rewriting, and whether it settled: when it did, another pass would change
+/// nothing (see `Rw::unsettled`).
+pub fn rewrite(p: &Program) -> (Program, bool) {
     let mut rw = Rw {
         b: Builder { vars: Vec::with_capacity(p.vars.len()), eqns: Vec::with_capacity(p.eqns.len()) },
         uniform: Vec::with_capacity(p.vars.len()),
@@ -114,6 +121,7 @@ pub fn rewrite(p: &Program) -> Program {
         is_input: Vec::with_capacity(p.vars.len()),
         inputs: Vec::new(),
         span: p.span,
+        unsettled: false,
     };
     let mut map = Subst::new(p);
     for v in &p.inputs {
@@ -158,6 +166,9 @@ pub fn rewrite(p: &Program) -> Program {
                 _ => break,
             }
         }
+        if matches!(r, Out::Emit(..)) {
+            rw.unsettled = true;
+        }
         let atom = match r {
             Out::Same(a) => a,
             Out::Emit(p2, a2) => rw.emit(p2, a2, info.shape, e.span),
@@ -172,7 +183,8 @@ pub fn rewrite(p: &Program) -> Program {
         map.set(e.out, atom);
     }
     let outputs = p.outputs.iter().map(|a| map.get(*a)).collect();
-    p.rebuilt(rw.b.vars, rw.inputs, rw.b.eqns, outputs)
+    let settled = !rw.unsettled;
+    (p.rebuilt(rw.b.vars, rw.inputs, rw.b.eqns, outputs), settled)
 }
 
 impl Rw {
@@ -263,6 +275,7 @@ impl Rw {
         if !same_prim || shape != self.shape(ay) {
             return None;
         }
+        self.unsettled = true;
         let inner = self.emit(Prim::Binary(op), smallvec::smallvec![ax, ay], shape, ad_syntax::Span::DUMMY);
         Some(Out::Emit(px, smallvec::smallvec![inner]))
     }
@@ -290,6 +303,7 @@ impl Rw {
         let part_shape = self.shape(v);
         let mut index_args: Args = smallvec::smallvec![acc];
         index_args.extend(at.iter().copied());
+        self.unsettled = true;
         let part = self.emit(Prim::DynIndex(sel.clone()), index_args, part_shape, self.span);
         let sum = self.emit(Prim::Binary(Binary::Add), smallvec::smallvec![part, v], part_shape, self.span);
         let mut args: Args = smallvec::smallvec![acc, sum];
@@ -312,6 +326,7 @@ impl Rw {
             _ => return None,
         };
         let shape = self.shape(y);
+        self.unsettled = true;
         Some(self.emit(
             Prim::Binary(Binary::Mul),
             smallvec::smallvec![args[0], args[1]],
