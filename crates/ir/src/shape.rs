@@ -257,19 +257,29 @@ impl Shape {
 
 /// NumPy broadcasting of two shapes: align on the right, a size-1 or missing axis stretches.
 pub fn broadcast(a: Shape, b: Shape) -> Option<Shape> {
-    if a == b {
+    if a == b || b.is_scalar() {
         return Some(a);
     }
+    if a.is_scalar() {
+        return Some(b);
+    }
     let rank = a.rank().max(b.rank());
-    let (pa, pb) = (a.padded(rank), b.padded(rank));
+    // Axis `i` of the result, counted from the right, with missing axes read as 1.
+    let from_right = |s: Shape, i: usize| if i < s.rank() { s.0[s.rank() - 1 - i] } else { 1 };
     let mut out = [0usize; MAX_RANK];
     for i in 0..rank {
-        out[i] = match (pa[i], pb[i]) {
+        out[rank - 1 - i] = match (from_right(a, i), from_right(b, i)) {
             (x, y) if x == y => x,
             (1, y) => y,
             (x, 1) => x,
             _ => return None,
         };
+    }
+    if out[..rank] == *a.0 {
+        return Some(a);
+    }
+    if out[..rank] == *b.0 {
+        return Some(b);
     }
     Shape::from_dims(&out[..rank])
 }
@@ -322,6 +332,14 @@ mod tests {
         assert!(broadcasts_to(v3, m23));
         assert!(!broadcasts_to(m23, v3));
         assert!(!broadcasts_to(m13, v3));
+        // Any rank: aligned on the right, size-1 and missing axes stretch.
+        let d = |x: &[usize]| Shape::from_dims(x).unwrap();
+        assert_eq!(broadcast(d(&[2, 1, 3]), d(&[4, 1])), Some(d(&[2, 4, 3])));
+        assert_eq!(broadcast(d(&[4, 1]), d(&[2, 1, 3])), Some(d(&[2, 4, 3])));
+        assert_eq!(broadcast(d(&[5, 1, 1, 2]), d(&[3, 1])), Some(d(&[5, 1, 3, 2])));
+        assert_eq!(broadcast(s, d(&[2, 3, 4])), Some(d(&[2, 3, 4])));
+        assert_eq!(broadcast(d(&[2, 3, 4]), d(&[3, 1])), Some(d(&[2, 3, 4])));
+        assert_eq!(broadcast(d(&[2, 3, 4]), d(&[2, 4])), None);
     }
 
     #[test]
