@@ -463,9 +463,10 @@ fn batch_axes_in_place(mut p: Program, primal: &Program, axes: &[Option<i64>]) -
     for (leaf, k) in moves {
         let old = p.inputs[leaf];
         let s = p.var_shape(old);
-        let mut dims = s.dims()[1..].to_vec();
-        dims.insert(k, s.dim(0));
-        let shape = ad_ir::Shape::from_dims(&dims).ok_or("internal error: a moved axis changed the rank")?;
+        let shape = s
+            .remove_axis(0)
+            .insert_axis(k, s.dim(0))
+            .ok_or("internal error: a moved axis changed the rank")?;
         let new = ad_ir::Var(u32::try_from(p.vars.len()).map_err(|_| "the program has too many variables")?);
         let name = p.vars[old.index()].name.take();
         p.vars.push(ad_ir::VarInfo { shape, name });

@@ -6,12 +6,12 @@
 
 mod common;
 
-use ad_driver::derive::{derive_named, lower_named, VmapOpts};
-use ad_driver::golden::{parse_directives, Action};
+use ad_driver::derive::lower_named;
+use ad_driver::golden::{collect, parse_directives, produce, Action};
 use ad_driver::{Session, SharedBuf};
 use ad_ir::transform::{Mode, Request};
 use common::gradcheck_functions::FUNCTIONS;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[test]
 fn simplified_programs_are_fixed_points() {
@@ -38,42 +38,22 @@ fn assert_fixed_point(d: &ad_ir::Program, what: &str) {
     assert_eq!(d.eqns.len(), again.eqns.len(), "{what}");
 }
 
-fn golden_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            golden_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "ad") {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn golden_derived_programs_are_fixed_points() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/ad");
-    let mut files = Vec::new();
-    golden_files(&root, &mut files);
     let mut checked = 0;
-    for path in files {
+    for path in collect(&[root]) {
         let text = std::fs::read_to_string(&path).unwrap();
         let Ok(directives) = parse_directives(&path, &text) else { continue };
         for d in directives {
-            let Action::Derive { mode, function, shapes } = &d.action else { continue };
-            let mut s = Session::new(Box::new(SharedBuf::default()));
-            if s.check_source(&path.display().to_string(), &text).is_empty() {
-                let Ok(derived) = derive_named(&mut s, function, shapes, *mode, &VmapOpts::default()) else {
-                    continue;
-                };
-                // The planner's programs are built from simplified pieces; the others are
-                // what `derive` returns.
-                if derived.plan.is_none() {
-                    assert_fixed_point(
-                        &derived.program,
-                        &format!("{} of {function} in {}", mode.name(), path.display()),
-                    );
-                    checked += 1;
-                }
+            let Action::Derive { mode, function, .. } = &d.action else { continue };
+            let Ok((_, Some(derived))) = produce(&path, &text, &d.action) else { continue };
+            // The planner's programs are built from simplified pieces; the others are what
+            // `derive` returns.
+            if derived.plan.is_none() {
+                let what = format!("{} of {function} in {}", mode.name(), path.display());
+                assert_fixed_point(&derived.program, &what);
+                checked += 1;
             }
         }
     }

@@ -234,7 +234,7 @@ impl Compiled {
             if i % 64 == 63 && interrupted() {
                 return Err(RunError::Interrupted);
             }
-            args.clear();
+            // Empty: every step leaves it so.
             args.extend(
                 s.args
                     .iter()

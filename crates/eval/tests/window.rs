@@ -607,7 +607,7 @@ fn conv2d_strong_zeros() {
     // `safe_conv2d` and its adjoints: a term with a zero factor is 0 even when the other is
     // infinite or NaN, so a zero cotangent cancels a NaN pixel; other terms propagate as
     // usual. Against the definition with `safe_mul`'s product, in groups and not.
-    let strong = |a: f64, b: f64| if a == 0.0 || b == 0.0 { 0.0 } else { a * b };
+    let strong = ad_ir::scalar::safe_mul;
     let mut rng = Rng::new(41);
     for case in 0..60 {
         let groups = rng.int(1, 3);

@@ -228,14 +228,6 @@ impl Shape {
         Some(intern(&dims[..=r]))
     }
 
-    /// The dimensions padded on the left with 1s to rank `r` (at least this shape's rank):
-    /// how broadcasting aligns shapes.
-    pub fn padded(&self, r: usize) -> Vec<usize> {
-        let mut out = vec![1; r.saturating_sub(self.rank())];
-        out.extend_from_slice(self.dims());
-        out
-    }
-
     /// The dims padded on the left with 1s to rank 2 (for shapes of rank at most 2).
     pub fn padded2(&self) -> [usize; 2] {
         match self.0 {

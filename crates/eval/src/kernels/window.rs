@@ -13,6 +13,7 @@
 //! position of the maximum; its derivative kernels read or add at those positions.
 
 use ad_ir::prim::Conv as ConvArgs;
+use ad_ir::scalar::safe_mul;
 use ad_ir::window::Window;
 use ad_ir::{Array, Shape};
 use faer::linalg::matmul::matmul as faer_matmul;
@@ -126,7 +127,7 @@ pub fn conv2d(x: &Array, k: &Array, c: ConvArgs) -> Array {
     let g = Conv::new(x.shape(), k.shape(), c);
     if needs_strong_zeros(c, x, k) {
         let (x, k, mut y) = (x.data(), k.data(), vec![0.0; g.rows() * g.o]);
-        for_each_term(&g, |xi, ki, yi| y[yi] += strong(x[xi], k[ki]));
+        for_each_term(&g, |xi, ki, yi| y[yi] += safe_mul(x[xi], k[ki]));
         return Array::new(g.y_shape(), y);
     }
     let (rows, cols, o) = (g.rows(), g.cols(), g.o);
@@ -184,7 +185,7 @@ pub fn conv2d_transpose_input(ct: &Array, k: &Array, c: ConvArgs, x_shape: Shape
     check_cotangent(ct, &g);
     if needs_strong_zeros(c, ct, k) {
         let (ct, k, mut dx) = (ct.data(), k.data(), vec![0.0; x_shape.size()]);
-        for_each_term(&g, |xi, ki, yi| dx[xi] += strong(ct[yi], k[ki]));
+        for_each_term(&g, |xi, ki, yi| dx[xi] += safe_mul(ct[yi], k[ki]));
         return Array::new(x_shape, dx);
     }
     let (rows, cols, o) = (g.rows(), g.cols(), g.o);
@@ -248,7 +249,7 @@ pub fn conv2d_transpose_kernel(x: &Array, ct: &Array, c: ConvArgs, k_shape: Shap
     check_cotangent(ct, &g);
     if needs_strong_zeros(c, x, ct) {
         let (x, ct, mut dk) = (x.data(), ct.data(), vec![0.0; k_shape.size()]);
-        for_each_term(&g, |xi, ki, yi| dk[ki] += strong(x[xi], ct[yi]));
+        for_each_term(&g, |xi, ki, yi| dk[ki] += safe_mul(x[xi], ct[yi]));
         return Array::new(k_shape, dk);
     }
     let (rows, cols, o) = (g.rows(), g.cols(), g.o);
@@ -326,19 +327,10 @@ fn needs_strong_zeros(c: ConvArgs, a: &Array, b: &Array) -> bool {
     c.strong && !(finite(a) && finite(b))
 }
 
-/// A product with a strong zero: 0 when either factor is 0, whatever the other is.
-fn strong(a: f64, b: f64) -> f64 {
-    if a == 0.0 || b == 0.0 {
-        0.0
-    } else {
-        a * b
-    }
-}
-
 /// Every term of the convolution `g` by its definition, in the order of the output pixels:
 /// `f(x offset, kernel offset, output offset)` for each input pixel under each output
 /// pixel's window (the padding has none), each input channel and each output channel of
-/// its group. The strong-zero forms sum these one at a time.
+/// its group. The strong-zero forms sum these one at a time, with `safe_mul`'s product.
 fn for_each_term(g: &Conv, mut f: impl FnMut(usize, usize, usize)) {
     let (c, ci, o, og, kw) = (g.c, g.ci(), g.o, g.og(), g.win.size_w);
     for r in 0..g.rows() {
