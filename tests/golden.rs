@@ -7,6 +7,15 @@ use std::path::Path;
 
 fn check(path: &Path, text: String) -> datatest_stable::Result<()> {
     ad_eval::set_compile(true);
+    ad_eval::set_compile_eagerly(false);
+    run(path, text)
+}
+
+/// Every golden program again with every planned program compiled to machine code at its
+/// first run (DESIGN §11): compiled code must give the same results bit for bit.
+fn compiled(path: &Path, text: String) -> datatest_stable::Result<()> {
+    ad_eval::set_compile(true);
+    ad_eval::set_compile_eagerly(true);
     run(path, text)
 }
 
@@ -14,6 +23,7 @@ fn check(path: &Path, text: String) -> datatest_stable::Result<()> {
 /// must give the same results bit for bit, so the same expected files hold.
 fn interpreted(path: &Path, text: String) -> datatest_stable::Result<()> {
     ad_eval::set_compile(false);
+    ad_eval::set_compile_eagerly(false);
     run(path, text)
 }
 
@@ -41,5 +51,6 @@ fn run(path: &Path, text: String) -> datatest_stable::Result<()> {
 // programs beside them have more (`sin_mul.vjp.ad`).
 datatest_stable::harness! {
     { test = check, root = "tests/golden", pattern = r"(^|/)[^./]+\.ad$" },
+    { test = compiled, root = "tests/golden", pattern = r"(^|/)[^./]+\.ad$" },
     { test = interpreted, root = "tests/golden", pattern = r"(^|/)[^./]+\.ad$" },
 }

@@ -1420,8 +1420,23 @@ impl Checker {
     }
 }
 
+/// Runs `p` in the interpreter, and again compiled (DESIGN §11: a program of small values is
+/// planned and compiled whole, here at its first run), which must give the same bits.
 fn run(s: &Session, p: &Program, inputs: Vec<Array>) -> Result<Vec<Array>, String> {
-    s.run_program(p, inputs).ok_or_else(|| format!("`{}` could not run", p.name))
+    let interpreted =
+        s.run_program(p, inputs.clone()).ok_or_else(|| format!("`{}` could not run", p.name))?;
+    ad_eval::set_compile_eagerly(true);
+    let compiled = s.run_program(p, inputs);
+    ad_eval::set_compile_eagerly(false);
+    let bits = |xs: &[Array]| -> Vec<u64> {
+        xs.iter()
+            .flat_map(|a| a.data().iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }))
+            .collect()
+    };
+    match compiled {
+        Some(c) if bits(&c) == bits(&interpreted) => Ok(interpreted),
+        other => panic!("`{}` compiled gives {other:?}, interpreted {interpreted:?}", p.name),
+    }
 }
 
 /// Runs `f` (a block of `?`s) for its result.
@@ -1891,6 +1906,7 @@ fn random_programs_agree_across_modes() {
     let start = Instant::now();
     let mut stats = Stats::default();
     let mut failures = Vec::new();
+    let compiled_before = ad_eval::compiled_plans();
     for seed in seeds() {
         let spec = match catch_unwind(|| generate(seed)) {
             Ok(spec) => spec,
@@ -1911,6 +1927,8 @@ fn random_programs_agree_across_modes() {
     }
     print_stats("random programs", &stats, start.elapsed());
     report(&failures, stats.cases);
+    // Every program also ran compiled (`run`): the comparison is void unless it did.
+    assert!(ad_eval::compiled_plans() > compiled_before, "no program was compiled");
 }
 
 /// The generator produces the two shapes of program that found real bugs: a `where` whose

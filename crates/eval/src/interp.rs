@@ -83,6 +83,37 @@ pub struct Compiled {
     /// equations would otherwise allocate (and the system zero) a fresh one per call,
     /// which costs more than running it.
     spare: std::cell::RefCell<Vec<Option<Array>>>,
+    /// The program planned in one slab and compiled once it has run a few times
+    /// (`planned::ProgramPlan`), when it may be.
+    hot: Option<Rc<HotProgram>>,
+}
+
+/// A program waiting to become hot, then its plan (none if it could not be planned).
+#[derive(Debug)]
+struct HotProgram {
+    program: std::cell::RefCell<Option<Program>>,
+    runs: std::cell::Cell<u32>,
+    eager: bool,
+    plan: std::cell::OnceCell<Option<crate::planned::ProgramPlan>>,
+}
+
+/// Runs before a program is planned and compiled: the first runs of a program (a function
+/// called once at the top level) cost less in the interpreter than compiling.
+const HOT_PROGRAM_RUNS: u32 = 2;
+
+impl HotProgram {
+    fn run(&self, inputs: &[Array]) -> Option<Result<Vec<Array>, RunError>> {
+        let runs = self.runs.get();
+        if runs < HOT_PROGRAM_RUNS && !self.eager {
+            self.runs.set(runs + 1);
+            return None;
+        }
+        let plan = self.plan.get_or_init(|| {
+            let p = self.program.borrow_mut().take()?;
+            crate::planned::ProgramPlan::new(&p)
+        });
+        plan.as_ref()?.run(inputs)
+    }
 }
 
 /// Why a run stopped early: the user asked (Ctrl-C), or a value known only now was wrong
@@ -214,10 +245,21 @@ impl Compiled {
             })
             .collect();
         let inputs = p.inputs.iter().map(|v| (v.index(), last[v.index()].is_some())).collect();
-        Compiled { n_vars: n, inputs, steps, outputs, spare: Default::default() }
+        let hot = (compiling() && crate::planned::may_plan(p)).then(|| {
+            Rc::new(HotProgram {
+                program: std::cell::RefCell::new(Some(p.clone())),
+                runs: Default::default(),
+                eager: crate::planned::eager(),
+                plan: Default::default(),
+            })
+        });
+        Compiled { n_vars: n, inputs, steps, outputs, spare: Default::default(), hot }
     }
 
     pub fn run(&self, inputs: Vec<Array>) -> Result<Vec<Array>, RunError> {
+        if let Some(out) = self.hot.as_ref().and_then(|h| h.run(&inputs)) {
+            return out;
+        }
         // A run inside another run of the same program (none today) finds the spare taken
         // and starts a register file of its own.
         let mut regs = self.spare.take();

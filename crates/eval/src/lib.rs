@@ -14,6 +14,7 @@ pub mod reverse;
 pub mod rng;
 
 pub use interp::{compiling, interrupted, set_compile, Compiled, RunError, INTERRUPT};
+pub use planned::{compiled_plans, set_compile_eagerly};
 
 /// Evaluates one primitive on concrete arrays (the top level's path), after checking shapes.
 pub fn apply(prim: &ad_ir::Prim, args: &[ad_ir::Array]) -> Result<ad_ir::Array, String> {

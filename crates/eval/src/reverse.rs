@@ -221,11 +221,26 @@ pub(crate) fn run(r: &Reversal, lo: i64, hi: Option<i64>, args: Vec<Array>) -> R
     let mut ct: State = it.collect();
     let mut acc: State = r.out_shapes[r.cotangents..].iter().map(|s| Array::full(*s, 0.0)).collect();
     if let Some(p) = &r.plan {
-        p.start(&consts);
+        p.start(hi.map(|h| h.saturating_sub(lo)), &consts);
     }
-    let mut run = Run { r, consts, lo, stats: ReversalStats::default(), held: 1 };
     let budget = ad_ir::shape::tape_budget();
     let slots = (budget / state_bytes(&init)).max(1);
+    // A planned `for` loop whose record fits is reversed in its slab, the record flat.
+    if let (Some(p), Some(h)) = (&r.plan, hi) {
+        let trips = (h - lo).max(0) as u64;
+        if trips <= slots {
+            let out = p.recorded(lo, trips, &init, &ct)?;
+            let stats = ReversalStats {
+                trips,
+                forward_steps: trips,
+                peak_states: trips + 1,
+                strategy: Strategy::Recorded,
+            };
+            LAST.with(|s| s.set(stats));
+            return Ok(out);
+        }
+    }
+    let mut run = Run { r, consts, lo, stats: ReversalStats::default(), held: 1 };
     // Forwards: record while the record fits; a `for` loop that will not fit goes straight
     // to checkpoints.
     let mut tape: Vec<State> = Vec::new();

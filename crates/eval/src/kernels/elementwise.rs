@@ -7,21 +7,33 @@ use ad_ir::prim::{Binary, Unary};
 use ad_ir::scalar;
 use ad_ir::{Array, Shape};
 
-pub fn unary(op: Unary, a: Array) -> Array {
+pub fn unary(op: Unary, mut a: Array) -> Array {
+    if let Some(d) = a.data_mut() {
+        unary_slice(op, d, None);
+        return a;
+    }
+    let mut out = vec![0.0; a.shape().size()];
+    unary_slice(op, &mut out, Some(a.data()));
+    Array::new(a.shape(), out)
+}
+
+/// `dst[i] = op(src[i])`, or `op(dst[i])` in place without a source: the loop `unary` runs,
+/// which the compiled tier also calls for long steps.
+pub(crate) fn unary_slice(op: Unary, dst: &mut [f64], src: Option<&[f64]>) {
     match op {
-        Unary::Neg => map(a, |x| -x),
-        Unary::Exp => map(a, scalar::exp),
-        Unary::Log => map(a, f64::ln),
-        Unary::Sin => map(a, f64::sin),
-        Unary::Cos => map(a, f64::cos),
-        Unary::Tanh => map(a, scalar::tanh),
-        Unary::Sqrt => map(a, f64::sqrt),
-        Unary::Abs => map(a, f64::abs),
-        Unary::Sigmoid => map(a, scalar::sigmoid),
-        Unary::Relu => map(a, scalar::relu),
-        Unary::Sign => map(a, scalar::sign),
+        Unary::Neg => map_into(dst, src, |x| -x),
+        Unary::Exp => map_into(dst, src, scalar::exp),
+        Unary::Log => map_into(dst, src, f64::ln),
+        Unary::Sin => map_into(dst, src, f64::sin),
+        Unary::Cos => map_into(dst, src, f64::cos),
+        Unary::Tanh => map_into(dst, src, scalar::tanh),
+        Unary::Sqrt => map_into(dst, src, f64::sqrt),
+        Unary::Abs => map_into(dst, src, f64::abs),
+        Unary::Sigmoid => map_into(dst, src, scalar::sigmoid),
+        Unary::Relu => map_into(dst, src, scalar::relu),
+        Unary::Sign => map_into(dst, src, scalar::sign),
         // The rest through their scalar definitions (libm's portable implementations).
-        op => map(a, move |x| scalar::unary(op, x)),
+        op => map_into(dst, src, move |x| scalar::unary(op, x)),
     }
 }
 

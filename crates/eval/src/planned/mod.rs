@@ -25,6 +25,7 @@
 //! `builder.rs` chooses the places and makes the steps; `steps.rs` runs them.
 
 mod builder;
+mod jit;
 mod steps;
 
 use crate::interp::{interrupted, RunError};
@@ -40,6 +41,193 @@ const MAX_STEP: usize = 4096;
 
 /// The largest slab a loop may plan (in elements, 256 MiB).
 const MAX_SLAB: usize = 1 << 25;
+
+/// A plan runs compiled (`jit.rs`) once it is hot: from its first run if that run loops at
+/// least this many times (or is a `while` loop), else from its third.
+const HOT_TRIPS: i64 = 64;
+const HOT_RUNS: u32 = 2;
+
+thread_local! {
+    static EAGER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static COMPILED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many plans this thread has compiled to machine code (the tests check that the
+/// compiled tier ran).
+pub fn compiled_plans() -> u64 {
+    COMPILED.with(|c| c.get())
+}
+
+/// Whether plans are compiled at their first run on this thread (`set_compile_eagerly`).
+pub(crate) fn eager() -> bool {
+    EAGER.with(|c| c.get())
+}
+
+fn count_compiled() {
+    COMPILED.with(|c| c.set(c.get() + 1));
+}
+
+/// Whether plans prepared on this thread are compiled at their first run, however cold
+/// (the tests run every golden program this way, so that the compiled tier runs all of
+/// them).
+pub fn set_compile_eagerly(on: bool) {
+    EAGER.with(|c| c.set(on));
+}
+
+/// A plan's compiled form, made once the plan is hot; none when it cannot be compiled.
+#[derive(Debug)]
+struct Hot<N> {
+    runs: std::cell::Cell<u32>,
+    eager: bool,
+    native: std::cell::OnceCell<Option<N>>,
+}
+
+impl<N> Default for Hot<N> {
+    fn default() -> Self {
+        Hot { runs: Default::default(), eager: eager(), native: Default::default() }
+    }
+}
+
+impl<N> Hot<N> {
+    /// The compiled form for a run of `trips` iterations (none when unknown), compiled now
+    /// with `compile` if the plan has become hot.
+    fn native(&self, trips: Option<i64>, compile: impl FnOnce() -> Option<N>) -> Option<&N> {
+        let runs = self.runs.get();
+        self.runs.set(runs.saturating_add(1));
+        if let Some(n) = self.native.get() {
+            return n.as_ref();
+        }
+        if !(self.eager || runs >= HOT_RUNS || trips.is_none_or(|t| t >= HOT_TRIPS)) {
+            return None;
+        }
+        self.native.get_or_init(compile).as_ref()
+    }
+
+    /// The compiled form, if it has been made.
+    fn ready(&self) -> Option<&N> {
+        self.native.get().and_then(Option::as_ref)
+    }
+}
+
+/// A loop compiled to one function.
+#[derive(Debug)]
+struct NativeLoop {
+    f: jit::LoopFn,
+    _code: jit::Code,
+}
+
+impl NativeLoop {
+    fn new(it: &Iteration) -> Option<NativeLoop> {
+        if it.body.len() > jit::MAX_STEPS {
+            return None;
+        }
+        let mut c = jit::Compiler::new()?;
+        c.looping(it)?;
+        let (code, addrs) = c.finish()?;
+        // SAFETY: the function was compiled with `LoopFn`'s signature.
+        let f = unsafe { std::mem::transmute::<*const u8, jit::LoopFn>(addrs[0]) };
+        count_compiled();
+        Some(NativeLoop { f, _code: code })
+    }
+}
+
+/// A whole program (not a loop) planned in one slab and compiled, for a program that runs
+/// often: a function called from a top-level loop, a gradient taken at every training step.
+/// `interp::Compiled` keeps the program until its third run (or its first, eagerly), then
+/// plans it here; if it cannot be planned, it stays with the interpreter.
+#[derive(Debug)]
+pub(crate) struct ProgramPlan {
+    len: usize,
+    init: Vec<(usize, Box<[f64]>)>,
+    inputs: Vec<Slot>,
+    steps: Vec<Step>,
+    outs: Vec<Out>,
+    out_shapes: Vec<Shape>,
+    slab: std::cell::RefCell<(Vec<f64>, Vec<f64>)>,
+    native: Option<NativeSteps>,
+}
+
+/// Steps compiled to one function.
+#[derive(Debug)]
+struct NativeSteps {
+    f: jit::StepsFn,
+    _code: jit::Code,
+}
+
+impl NativeSteps {
+    fn new(steps: &[Step]) -> Option<NativeSteps> {
+        if steps.len() > jit::MAX_STEPS {
+            return None;
+        }
+        let mut c = jit::Compiler::new()?;
+        c.steps(steps)?;
+        let (code, addrs) = c.finish()?;
+        // SAFETY: the function was compiled with `StepsFn`'s signature.
+        let f = unsafe { std::mem::transmute::<*const u8, jit::StepsFn>(addrs[0]) };
+        count_compiled();
+        Some(NativeSteps { f, _code: code })
+    }
+}
+
+/// The largest value of a program that is planned and compiled whole. Compiled steps run
+/// one element at a time, while the interpreter's kernels run four or eight lanes at a time:
+/// past a few dozen elements the kernels win back more than the interpreter's cost per
+/// equation (measured on the Rosenbrock function of 100 variables: 3.1 µs per gradient
+/// compiled whole, 1.6 µs interpreted), so only programs of small values are compiled whole.
+const MAX_PROGRAM_VALUE: usize = 32;
+
+/// Whether a program is worth keeping until it is hot: small enough to compile, with small
+/// values only (the builder decides the rest).
+pub(crate) fn may_plan(p: &ad_ir::Program) -> bool {
+    p.eqns.len() <= jit::MAX_STEPS && p.vars.iter().all(|v| v.shape.size() <= MAX_PROGRAM_VALUE)
+}
+
+impl ProgramPlan {
+    pub(crate) fn new(p: &ad_ir::Program) -> Option<ProgramPlan> {
+        let mut b = Builder::default();
+        let inputs: Vec<Slot> = p.inputs.iter().map(|v| b.alloc(p.var_shape(*v).size())).collect();
+        // The inputs are written at every run, so their places may be reused after their
+        // last use.
+        let (steps, outs) = b.program(p, &inputs, &vec![false; inputs.len()])?;
+        let out_shapes = p
+            .outputs
+            .iter()
+            .map(|a| match a {
+                ad_ir::Atom::Var(v) => p.var_shape(*v),
+                ad_ir::Atom::Lit(_) => Shape::scalar(),
+            })
+            .collect();
+        let native = NativeSteps::new(&steps);
+        (b.len <= MAX_SLAB).then_some(ProgramPlan {
+            len: b.len,
+            init: b.init,
+            inputs,
+            steps,
+            outs,
+            out_shapes,
+            slab: Default::default(),
+            native,
+        })
+    }
+
+    /// Runs the program on `inputs`; none if it is already running (a run inside another
+    /// run of the same program, which then goes to the interpreter).
+    pub(crate) fn run(&self, inputs: &[Array]) -> Option<Result<Vec<Array>, RunError>> {
+        let mut slab = self.slab.try_borrow_mut().ok()?;
+        let (s, scratch) = &mut *slab;
+        s.resize(self.len, 0.0);
+        // Constants are written at every run: a step may write over one after its last use.
+        for (at, data) in &self.init {
+            s[*at..*at + data.len()].copy_from_slice(data);
+        }
+        write(s, &self.inputs, inputs);
+        let ran = match &self.native {
+            Some(n) => jit::run_steps(n.f, s, scratch),
+            None => exec(&self.steps, s, scratch),
+        };
+        Some(ran.map(|()| read(s, &self.outs, &self.out_shapes)))
+    }
+}
 
 /// A place in the slab: an offset and a length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,8 +253,10 @@ pub(crate) struct LoopPlan {
     inputs: Vec<Slot>,
     shapes: Vec<Shape>,
     carries: usize,
-    iteration: Iteration,
+    /// Boxed: compiled code refers to it, and the plan may move.
+    iteration: Box<Iteration>,
     spare: std::cell::RefCell<Vec<f64>>,
+    hot: Hot<NativeLoop>,
 }
 
 /// What one iteration of a loop does in the slab: set the index, test the condition (of a
@@ -94,8 +284,9 @@ impl LoopPlan {
             inputs,
             shapes,
             carries: op.carries,
-            iteration,
+            iteration: Box::new(iteration),
             spare: Default::default(),
+            hot: Hot::default(),
         })
     }
 
@@ -111,7 +302,11 @@ impl LoopPlan {
         for (slot, a) in self.inputs[1..].iter().zip(&args) {
             s[slot.at..slot.at + slot.len].copy_from_slice(a.data());
         }
-        self.iteration.run(lo, hi, &mut s, &mut Vec::new())?;
+        let trips = hi.map(|h| h.saturating_sub(lo));
+        match self.hot.native(trips, || NativeLoop::new(&self.iteration)) {
+            Some(n) => jit::run_loop(n.f, lo, hi, &mut s, &mut Vec::new())?,
+            None => self.iteration.run(lo, hi, &mut s, &mut Vec::new())?,
+        }
         let carried = self.inputs[1..]
             .iter()
             .zip(&self.shapes[1..])
@@ -142,26 +337,31 @@ impl Iteration {
                 }
             }
             exec(&self.body, s, scratch)?;
-            // Every value moves only after all are read: one carried value's new place may
-            // be another's old one.
-            if let [(from, to)] = self.moves.as_slice() {
-                put(s, *from, *to);
-            } else if !self.moves.is_empty() {
-                scratch.clear();
-                for (from, to) in &self.moves {
-                    match from {
-                        Out::Slot(f) => scratch.extend_from_slice(&s[f.at..f.at + f.len]),
-                        Out::Lit(x) => scratch.extend(std::iter::repeat_n(*x, to.len)),
-                    }
-                }
-                let mut k = 0;
-                for (_, to) in &self.moves {
-                    s[to.at..to.at + to.len].copy_from_slice(&scratch[k..k + to.len]);
-                    k += to.len;
-                }
-            }
+            self.move_back(s, scratch);
         }
         Ok(())
+    }
+
+    /// Moves the carried values from where the body leaves them to where it reads them.
+    /// Every value moves only after all are read: one carried value's new place may be
+    /// another's old one.
+    fn move_back(&self, s: &mut [f64], scratch: &mut Vec<f64>) {
+        if let [(from, to)] = self.moves.as_slice() {
+            put(s, *from, *to);
+        } else if !self.moves.is_empty() {
+            scratch.clear();
+            for (from, to) in &self.moves {
+                match from {
+                    Out::Slot(f) => scratch.extend_from_slice(&s[f.at..f.at + f.len]),
+                    Out::Lit(x) => scratch.extend(std::iter::repeat_n(*x, to.len)),
+                }
+            }
+            let mut k = 0;
+            for (_, to) in &self.moves {
+                s[to.at..to.at + to.len].copy_from_slice(&scratch[k..k + to.len]);
+                k += to.len;
+            }
+        }
     }
 }
 
@@ -192,6 +392,41 @@ pub(crate) struct ReversalPlan {
     back: (Vec<Step>, Vec<Out>),
     back_shapes: Vec<Shape>,
     slab: std::cell::RefCell<(Vec<f64>, Vec<f64>)>,
+    hot: Hot<NativeReversal>,
+}
+
+/// A reversal's three programs compiled, into one module.
+#[derive(Debug)]
+struct NativeReversal {
+    body: jit::StepsFn,
+    cond: Option<jit::StepsFn>,
+    back: jit::StepsFn,
+    _code: jit::Code,
+}
+
+impl NativeReversal {
+    fn new(p: &ReversalPlan) -> Option<NativeReversal> {
+        let cond_steps = p.cond.as_ref().map_or(0, |c| c.0.len());
+        if p.body.0.len() + p.back.0.len() + cond_steps > jit::MAX_STEPS {
+            return None;
+        }
+        let mut c = jit::Compiler::new()?;
+        c.steps(&p.body.0)?;
+        c.steps(&p.back.0)?;
+        if let Some((steps, _)) = &p.cond {
+            c.steps(steps)?;
+        }
+        let (code, addrs) = c.finish()?;
+        // SAFETY: the functions were compiled with `StepsFn`'s signature.
+        let f = |a: *const u8| unsafe { std::mem::transmute::<*const u8, jit::StepsFn>(a) };
+        count_compiled();
+        Some(NativeReversal {
+            body: f(addrs[0]),
+            back: f(addrs[1]),
+            cond: addrs.get(2).map(|a| f(*a)),
+            _code: code,
+        })
+    }
 }
 
 impl ReversalPlan {
@@ -225,11 +460,14 @@ impl ReversalPlan {
             back: back_plan,
             back_shapes: op.out_shapes(),
             slab: Default::default(),
+            hot: Hot::default(),
         })
     }
 
-    /// Prepares the slab for a run with these constants.
-    pub(crate) fn start(&self, consts: &[Array]) {
+    /// Prepares the slab for a run of `trips` iterations (none when unknown) with these
+    /// constants.
+    pub(crate) fn start(&self, trips: Option<i64>, consts: &[Array]) {
+        self.hot.native(trips, || NativeReversal::new(self));
         let (s, _) = &mut *self.slab.borrow_mut();
         s.clear();
         s.resize(self.len, 0.0);
@@ -244,7 +482,10 @@ impl ReversalPlan {
         let (s, scratch) = &mut *self.slab.borrow_mut();
         s[self.index] = i as f64;
         write(s, &self.carries, state);
-        exec(&self.body.0, s, scratch)?;
+        match self.hot.ready() {
+            Some(n) => jit::run_steps(n.body, s, scratch)?,
+            None => exec(&self.body.0, s, scratch)?,
+        }
         Ok(read(s, &self.body.1, &self.carry_shapes))
     }
 
@@ -254,7 +495,10 @@ impl ReversalPlan {
         let (s, scratch) = &mut *self.slab.borrow_mut();
         s[self.index] = i as f64;
         write(s, &self.carries, state);
-        exec(steps, s, scratch)?;
+        match self.hot.ready().and_then(|n| n.cond) {
+            Some(f) => jit::run_steps(f, s, scratch)?,
+            None => exec(steps, s, scratch)?,
+        }
         Ok(match go {
             Out::Slot(g) => s[g.at],
             Out::Lit(x) => *x,
@@ -268,8 +512,94 @@ impl ReversalPlan {
         s[self.index] = i as f64;
         write(s, &self.carries, state);
         write(s, &self.cts, ct);
-        exec(&self.back.0, s, scratch)?;
+        match self.hot.ready() {
+            Some(n) => jit::run_steps(n.back, s, scratch)?,
+            None => exec(&self.back.0, s, scratch)?,
+        }
         Ok(read(s, &self.back.1, &self.back_shapes))
+    }
+}
+
+impl ReversalPlan {
+    /// Reverses `trips` iterations of a `for` loop from `lo` entirely in the slab, the
+    /// record one flat buffer of carried values (the caller has checked that it fits the
+    /// budget, as for a recorded reversal, and called `start`): no array is made per
+    /// iteration. Returns the cotangents before the loop, then the contributions to the
+    /// constants' cotangents. The same steps run in the same order as in `step` and `back`,
+    /// and contributions are added in the same order, so the results are the same bits.
+    pub(crate) fn recorded(
+        &self,
+        lo: i64,
+        trips: u64,
+        init: &[Array],
+        ct: &[Array],
+    ) -> Result<Vec<Array>, RunError> {
+        let (s, scratch) = &mut *self.slab.borrow_mut();
+        let s = s.as_mut_slice();
+        let native = self.hot.ready();
+        let width: usize = self.carries.iter().map(|c| c.len).sum();
+        let mut tape = Vec::with_capacity(width * trips as usize);
+        write(s, &self.carries, init);
+        for j in 0..trips {
+            if j % 1024 == 1023 && interrupted() {
+                return Err(RunError::Interrupted);
+            }
+            for c in &self.carries {
+                tape.extend_from_slice(&s[c.at..c.at + c.len]);
+            }
+            s[self.index] = (lo + j as i64) as f64;
+            match native {
+                Some(n) => jit::run_steps(n.body, s, scratch)?,
+                None => exec(&self.body.0, s, scratch)?,
+            }
+            settle(s, scratch, &self.body.1, &self.carries);
+        }
+        let n_ct = self.cts.len();
+        write(s, &self.cts, ct);
+        let mut acc: Vec<Vec<f64>> = self.back_shapes[n_ct..].iter().map(|sh| vec![0.0; sh.size()]).collect();
+        for j in (0..trips).rev() {
+            if j % 1024 == 1023 && interrupted() {
+                return Err(RunError::Interrupted);
+            }
+            let mut k = j as usize * width;
+            for c in &self.carries {
+                s[c.at..c.at + c.len].copy_from_slice(&tape[k..k + c.len]);
+                k += c.len;
+            }
+            s[self.index] = (lo + j as i64) as f64;
+            match native {
+                Some(n) => jit::run_steps(n.back, s, scratch)?,
+                None => exec(&self.back.0, s, scratch)?,
+            }
+            for (a, out) in acc.iter_mut().zip(&self.back.1[n_ct..]) {
+                match *out {
+                    Out::Slot(o) => a.iter_mut().zip(&s[o.at..o.at + o.len]).for_each(|(a, c)| *a += c),
+                    Out::Lit(x) => a.iter_mut().for_each(|a| *a += x),
+                }
+            }
+            settle(s, scratch, &self.back.1[..n_ct], &self.cts);
+        }
+        let outs: Vec<Out> = self.cts.iter().map(|c| Out::Slot(*c)).collect();
+        let mut result = read(s, &outs, &self.back_shapes[..n_ct]);
+        result.extend(acc.into_iter().zip(&self.back_shapes[n_ct..]).map(|(a, sh)| Array::new(*sh, a)));
+        Ok(result)
+    }
+}
+
+/// Moves values to their places, all read before any is written (a value's new place may
+/// be another's old one).
+fn settle(s: &mut [f64], scratch: &mut Vec<f64>, outs: &[Out], to: &[Slot]) {
+    scratch.clear();
+    for (o, t) in outs.iter().zip(to) {
+        match *o {
+            Out::Slot(f) => scratch.extend_from_slice(&s[f.at..f.at + f.len]),
+            Out::Lit(x) => scratch.extend(std::iter::repeat_n(x, t.len)),
+        }
+    }
+    let mut k = 0;
+    for t in to {
+        s[t.at..t.at + t.len].copy_from_slice(&scratch[k..k + t.len]);
+        k += t.len;
     }
 }
 

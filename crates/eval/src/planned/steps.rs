@@ -96,6 +96,22 @@ pub(super) struct Nested {
     pub(super) span: Span,
 }
 
+impl Nested {
+    /// The loop's bounds, checked, after copying its carried values into place.
+    pub(super) fn enter(&self, s: &mut [f64]) -> Result<(i64, Option<i64>), RunError> {
+        let bound = |src: &Src, which| crate::interp::bound_value(src.get(s, 0), which, self.span);
+        let lo = bound(&self.lo, "lower")?;
+        let hi = match self.hi.get(s, 0) {
+            x if self.is_while && x == f64::INFINITY => None,
+            _ => Some(bound(&self.hi, "upper")?),
+        };
+        for (from, to) in &self.enter {
+            s.copy_within(*from..*from + to.len, to.at);
+        }
+        Ok((lo, hi))
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Branches {
     pub(super) c: Src,
@@ -158,15 +174,7 @@ pub(super) fn exec(steps: &[Step], s: &mut [f64], scratch: &mut Vec<f64>) -> Res
                 kernels::linalg::matmul_2d_into(x, y, &mut s[out.at..out.at + out.len], *m, *k, *n);
             }
             Step::Loop(l) => {
-                let bound = |src: &Src, which| crate::interp::bound_value(src.get(s, 0), which, l.span);
-                let lo = bound(&l.lo, "lower")?;
-                let hi = match l.hi.get(s, 0) {
-                    x if l.is_while && x == f64::INFINITY => None,
-                    _ => Some(bound(&l.hi, "upper")?),
-                };
-                for (from, to) in &l.enter {
-                    s.copy_within(*from..*from + to.len, to.at);
-                }
+                let (lo, hi) = l.enter(s)?;
                 l.iteration.run(lo, hi, s, scratch)?;
             }
             Step::Cond(b) => {

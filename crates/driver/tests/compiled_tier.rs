@@ -1,0 +1,194 @@
+//! The compiled tier against the interpreter (DESIGN §11): random functions with loops in
+//! them, and their gradients (whose reversals run planned too), run three ways — by the
+//! interpreter alone (`--no-compile`), planned with the default policy (run cold as steps
+//! first, compiled once hot) and compiled at the first run — must give the same results bit
+//! for bit (NaN for NaN).
+//!
+//! The generator writes loop bodies from every callable elementwise primitive (so each one's
+//! compiled form meets its interpreted one), operands that are runs, single elements,
+//! numbers and broadcasts of other shapes, gathers (indexing, slices, reversals,
+//! concatenation), sums, positions computed at run time, an `if` and a nested `while` in the
+//! body, and vectors both shorter and longer than the compiler unrolls.
+//!
+//! `AD_TIER_CASES=N` runs N programs (default below); `AD_TIER_SEED=N` runs only seed N and
+//! prints its program.
+
+use ad_driver::derive::lower_named;
+use ad_driver::{Session, SharedBuf};
+use ad_eval::rng::Rng;
+use ad_ir::prim::{Binary, Unary};
+use ad_ir::{Array, Program, Shape};
+
+const DEFAULT_CASES: u64 = 60;
+
+struct Gen {
+    rng: Rng,
+    n: usize,
+}
+
+impl Gen {
+    fn below(&mut self, k: usize) -> usize {
+        (self.rng.uniform() * k as f64) as usize % k
+    }
+
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len())]
+    }
+
+    fn lit(&mut self) -> String {
+        format!("{:.3}", self.rng.uniform() * 2.0 - 1.0)
+    }
+
+    /// An expression of shape `[n]` of depth at most `depth`.
+    fn vector(&mut self, depth: usize) -> String {
+        if depth == 0 || self.below(4) == 0 {
+            return self.leaf();
+        }
+        let unary: Vec<&str> = Unary::ALL.iter().filter(|u| u.callable()).map(|u| u.name()).collect();
+        let binary: Vec<&str> = Binary::ALL.iter().filter(|b| b.callable()).map(|b| b.name()).collect();
+        match self.below(6) {
+            0 | 1 => {
+                let f = self.pick(&unary);
+                format!("{f}({})", self.vector(depth - 1))
+            }
+            2 | 3 => {
+                let f = self.pick(&binary);
+                format!("{f}({}, {})", self.vector(depth - 1), self.vector(depth - 1))
+            }
+            4 => {
+                let op = self.pick(&["+", "-", "*", "/"]);
+                format!("({} {op} {})", self.vector(depth - 1), self.vector(depth - 1))
+            }
+            _ => format!(
+                "where({} > {}, {}, {})",
+                self.vector(depth - 1),
+                self.lit(),
+                self.vector(depth - 1),
+                self.leaf()
+            ),
+        }
+    }
+
+    fn leaf(&mut self) -> String {
+        let n = self.n;
+        match self.below(12) {
+            0 | 1 => "s".into(),
+            2 => "x".into(),
+            3 => "p".into(),
+            4 => self.lit(),
+            5 => "(i / 7)".into(),
+            6 => "s[::-1]".into(),
+            7 if n > 1 => "concat((s[1:], s[:1]), 0)".into(),
+            8 => format!("s[{}]", self.below(n)),
+            // A broadcast of another shape: a column against a row, summed back.
+            9 => "sum(reshape(s, (1, -1)) * reshape(x, (-1, 1)), 0) / 4".into(),
+            10 => "s[mod(i, rows(s))]".into(),
+            _ => "t".into(),
+        }
+    }
+
+    fn statement(&mut self) -> String {
+        match self.below(7) {
+            0..=2 => format!("    s = 0.5 * s + 0.5 * tanh({})\n", self.vector(3)),
+            3 => "    t = t + sum(s) * 0.01\n".into(),
+            4 => format!(
+                "    if t > {} {{\n      s = s * 0.9\n    }} else {{\n      s = s + {}\n    }}\n",
+                self.lit(),
+                self.lit()
+            ),
+            5 => {
+                "    let r = abs(t) + 1\n    while r > 0.5 {\n      r = r / 2\n    }\n    s = s + r * 0.01\n"
+                    .into()
+            }
+            _ => format!("    s[mod(i, rows(s))] += {} * p\n", self.lit()),
+        }
+    }
+
+    fn program(&mut self, trips: usize) -> String {
+        let n = self.n;
+        let mut body = String::new();
+        for _ in 0..2 + self.below(4) {
+            body.push_str(&self.statement());
+        }
+        format!(
+            "def f(x: [{n}], p: []) {{\n  let s = x * 0.5\n  let t = 0\n  for i in 0..{trips} {{\n{body}  }}\n  (s, t)\n}}\n\
+             def loss(x: [{n}], p: []) {{\n  let (s, t) = f(x, p)\n  sum(s) + t\n}}\n\
+             def g(x: [{n}], p: []) {{\n  grad(loss, (0, 1))(x, p)\n}}\n"
+        )
+    }
+}
+
+fn lowered(src: &str, function: &str) -> Result<Program, String> {
+    let mut s = Session::new(Box::new(SharedBuf::default()));
+    s.run_source("tier.ad", src).map_err(|e| ad_syntax::render(&s.sources, &e, false))?;
+    lower_named(&mut s, function, &[]).map(|l| l.program).map_err(|e| e.message)
+}
+
+/// The results of running `p` on `args` in one way, as bits (every NaN the same).
+fn run(
+    p: &Program,
+    args: &[Array],
+    compile: bool,
+    eager: bool,
+    times: usize,
+) -> Result<Vec<Vec<u64>>, String> {
+    ad_eval::set_compile(compile);
+    ad_eval::set_compile_eagerly(eager);
+    let c = ad_eval::Compiled::new(p);
+    ad_eval::set_compile(true);
+    ad_eval::set_compile_eagerly(false);
+    let mut last = Vec::new();
+    for _ in 0..times {
+        let out = c.run(args.to_vec()).map_err(|e| format!("{e:?}"))?;
+        let bits: Vec<Vec<u64>> = out
+            .iter()
+            .map(|a| a.data().iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect())
+            .collect();
+        if !last.is_empty() && bits != last {
+            return Err("two runs of the same program differ".into());
+        }
+        last = bits;
+    }
+    Ok(last)
+}
+
+/// Runs seed `seed`'s program three ways; an error describes a disagreement.
+fn case(seed: u64) -> Result<(), String> {
+    let mut g = Gen { rng: Rng::new(seed), n: [1, 3, 9, 13][seed as usize % 4] };
+    // Short loops run cold as steps until their third run; long ones compile at the first.
+    let trips = if seed % 3 == 0 { 70 } else { 5 + g.below(20) };
+    let src = g.program(trips);
+    if std::env::var_os("AD_TIER_SEED").is_some() {
+        println!("{src}");
+    }
+    let x = Array::new(Shape::vector(g.n), (0..g.n).map(|k| (k as f64 * 0.7).sin()).collect());
+    let args = vec![x, Array::scalar(0.3)];
+    for name in ["f", "g"] {
+        let p = lowered(&src, name).map_err(|e| format!("{src}\n{e}"))?;
+        let reference = run(&p, &args, false, false, 1);
+        for (eager, times) in [(false, 4), (true, 2)] {
+            let other = run(&p, &args, true, eager, times);
+            if other != reference {
+                return Err(format!(
+                    "seed {seed}, {name}, eager {eager}:\n{src}\ninterpreted {reference:?}\ncompiled {other:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn compiled_loops_agree_with_the_interpreter_bit_for_bit() {
+    if let Some(seed) = std::env::var("AD_TIER_SEED").ok().and_then(|s| s.parse().ok()) {
+        case(seed).unwrap_or_else(|e| panic!("{e}"));
+        return;
+    }
+    let cases = std::env::var("AD_TIER_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_CASES);
+    let before = ad_eval::compiled_plans();
+    let failures: Vec<String> = (0..cases).filter_map(|seed| case(seed).err()).collect();
+    assert!(failures.is_empty(), "{} of {cases} disagree; the first:\n{}", failures.len(), failures[0]);
+    // The test is void unless the compiled tier ran: every program's loop and its gradient's
+    // reversal are compiled in the eager runs.
+    assert!(ad_eval::compiled_plans() - before >= 2 * cases, "the compiled tier did not run");
+}
