@@ -156,7 +156,7 @@ fn run(
 fn case(seed: u64) -> Result<(), String> {
     let mut g = Gen { rng: Rng::new(seed), n: [1, 3, 9, 13][seed as usize % 4] };
     // Short loops run cold as steps until their third run; long ones compile at the first.
-    let trips = if seed % 3 == 0 { 70 } else { 5 + g.below(20) };
+    let trips = if seed.is_multiple_of(3) { 70 } else { 5 + g.below(20) };
     let src = g.program(trips);
     if std::env::var_os("AD_TIER_SEED").is_some() {
         println!("{src}");

@@ -1,327 +1,19 @@
-//! The compiled tier (DESIGN §11): a planned program's steps compiled to machine code with
-//! cranelift.
-//!
-//! A planned program already has everything a compiler needs: every value has a fixed place
-//! in the slab, every step's operands are offsets known in advance. Compiling it removes
-//! what is left of interpretation — the dispatch on each step and on each operand's kind,
-//! the bounds checks — so a loop body of scalar arithmetic runs as straight-line code with
-//! its operands at constant offsets from one pointer.
-//!
-//! The compiled code means exactly what `steps::exec` means, bit for bit. Arithmetic that
-//! IEEE 754 rounds correctly (`+ - * /`, `sqrt`, negation, `abs`), comparisons, logical
-//! operators, `where`, gathers and copies are emitted as instructions; every other scalar
-//! function is a call to the primitive's own `eval` (the function the interpreter and the
-//! planned steps call), so `exp`, `tanh` or `pow` cannot differ. Steps whose work is in a
-//! kernel (sums, products, computed positions) call `exec` on that one step. Elements are
-//! computed in the order the planned steps compute them, loads and stores included, so a
-//! result written over its operand reads what the steps read.
-//!
-//! Failures inside a call (a position out of range, a loop bound that is not an integer, a
-//! panic) are kept in the `Ctx` and the compiled code returns at once with a code saying so;
-//! the caller turns it back into the `RunError` (or resumes the panic). No Rust unwinding
-//! crosses compiled frames.
+//! Writing a function's instructions from planned steps (see the module above for what
+//! they must mean).
 
-use super::steps::{exec, Branches, Nested, Src, Step, NONE};
-use super::{Iteration, Out, Slot};
-use crate::interp::{RunError, INTERRUPT};
+use super::callouts::{
+    binary_call, enter_call, moves_call, put_call, step_call, unary_call, unary_slice_call,
+};
+use super::{Signatures, INTERRUPTED, MOVE_IN_REGISTERS, UNROLL};
+use crate::interp::INTERRUPT;
+use crate::planned::steps::{Branches, Nested, Src, Step, NONE};
+use crate::planned::{Iteration, Out, Slot};
 use ad_ir::prim::{Binary, Unary};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    types, AbiParam, Block, BlockArg, InstBuilder, MemFlagsData, SigRef, Signature, StackSlotData,
-    StackSlotKind, Type, Value,
+    types, Block, BlockArg, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value,
 };
-use cranelift_codegen::settings::{self, Configurable};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{FuncId, Module};
-use std::any::Any;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-/// Compiled steps: `(slab, ctx) -> code`.
-pub(super) type StepsFn = unsafe extern "C" fn(*mut f64, *mut Ctx) -> u32;
-/// A compiled loop: `(slab, ctx, lo, hi) -> code`, `hi = i64::MAX` for a `while` loop.
-pub(super) type LoopFn = unsafe extern "C" fn(*mut f64, *mut Ctx, i64, i64) -> u32;
-
-const OK: u32 = 0;
-const FAILED: u32 = 1;
-const INTERRUPTED: u32 = 2;
-
-/// Elementwise steps of at most this many elements are unrolled; longer ones loop.
-const UNROLL: usize = 8;
-/// Moves of at most this many elements in all are done in registers; longer ones call out.
-const MOVE_IN_REGISTERS: usize = 32;
-/// Programs of more steps than this are left to the planned steps: compiling them would
-/// cost more than it saves on any run that is not very long.
-pub(super) const MAX_STEPS: usize = 20_000;
-
-/// What compiled code shares with the functions it calls: the slab's length (to make a
-/// slice of it again), the scratch buffer the steps use, and a failure to report.
-pub(super) struct Ctx<'a> {
-    len: usize,
-    scratch: &'a mut Vec<f64>,
-    failure: Option<Failure>,
-}
-
-enum Failure {
-    Run(RunError),
-    Panic(Box<dyn Any + Send>),
-}
-
-/// Machine code, freed when dropped.
-pub(super) struct Code {
-    module: Option<JITModule>,
-}
-
-impl Drop for Code {
-    fn drop(&mut self) {
-        if let Some(m) = self.module.take() {
-            // SAFETY: the function pointers into this module live only in the structure that
-            // owns this `Code` (`Native`), which drops them with it, and no compiled function
-            // runs while its owner is being dropped.
-            unsafe { m.free_memory() };
-        }
-    }
-}
-
-impl std::fmt::Debug for Code {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Code")
-    }
-}
-
-/// Runs compiled steps on the slab.
-pub(super) fn run_steps(f: StepsFn, s: &mut [f64], scratch: &mut Vec<f64>) -> Result<(), RunError> {
-    let mut ctx = Ctx { len: s.len(), scratch, failure: None };
-    // SAFETY: `f` was compiled from steps planned for a slab of this length (the plans check
-    // it before calling), every offset it uses lies inside it, and the slab is borrowed
-    // mutably for the call.
-    let code = unsafe { f(s.as_mut_ptr(), &mut ctx) };
-    finish(code, ctx)
-}
-
-/// Runs a compiled loop from `lo` to `hi` (none for a `while` loop) on the slab.
-pub(super) fn run_loop(
-    f: LoopFn,
-    lo: i64,
-    hi: Option<i64>,
-    s: &mut [f64],
-    scratch: &mut Vec<f64>,
-) -> Result<(), RunError> {
-    let mut ctx = Ctx { len: s.len(), scratch, failure: None };
-    // SAFETY: as in `run_steps`.
-    let code = unsafe { f(s.as_mut_ptr(), &mut ctx, lo, hi.unwrap_or(i64::MAX)) };
-    finish(code, ctx)
-}
-
-fn finish(code: u32, ctx: Ctx) -> Result<(), RunError> {
-    match (code, ctx.failure) {
-        (OK, _) => Ok(()),
-        (INTERRUPTED, _) => Err(RunError::Interrupted),
-        (_, Some(Failure::Run(e))) => Err(e),
-        (_, Some(Failure::Panic(p))) => std::panic::resume_unwind(p),
-        (_, None) => panic!("internal error: compiled code failed without saying why"),
-    }
-}
-
-/// Runs `f` on the slab behind `slab`, keeping a failure or a panic in the context.
-///
-/// # Safety
-/// `ctx` and `slab` are the pointers `run_steps` or `run_loop` passed to compiled code, which
-/// passes them on unchanged; no other reference to the slab is alive during the call.
-unsafe fn call_out(
-    ctx: *mut Ctx,
-    slab: *mut f64,
-    f: impl FnOnce(&mut [f64], &mut Vec<f64>) -> Result<(), RunError>,
-) -> u32 {
-    // SAFETY: see the function's contract.
-    let ctx = unsafe { &mut *ctx };
-    let s = unsafe { std::slice::from_raw_parts_mut(slab, ctx.len) };
-    match catch_unwind(AssertUnwindSafe(|| f(s, ctx.scratch))) {
-        Ok(Ok(())) => OK,
-        Ok(Err(e)) => {
-            ctx.failure = Some(Failure::Run(e));
-            FAILED
-        }
-        Err(p) => {
-            ctx.failure = Some(Failure::Panic(p));
-            FAILED
-        }
-    }
-}
-
-/// One step the compiled code does not do itself.
-unsafe extern "C" fn step_call(ctx: *mut Ctx, slab: *mut f64, step: *const Step) -> u32 {
-    // SAFETY: `step` points into the plan that owns the compiled code; see `call_out`.
-    unsafe { call_out(ctx, slab, |s, scratch| exec(std::slice::from_ref(&*step), s, scratch)) }
-}
-
-/// A loop's carried values moved back, when they are too long to move in registers.
-unsafe extern "C" fn moves_call(ctx: *mut Ctx, slab: *mut f64, it: *const Iteration) -> u32 {
-    // SAFETY: as in `step_call`.
-    unsafe {
-        call_out(ctx, slab, |s, scratch| {
-            (*it).move_back(s, scratch);
-            Ok(())
-        })
-    }
-}
-
-/// A nested loop's bounds (checked as the planned steps check them, written to `bounds`)
-/// and the copies of its carried values into place.
-unsafe extern "C" fn enter_call(ctx: *mut Ctx, slab: *mut f64, l: *const Nested, bounds: *mut i64) -> u32 {
-    // SAFETY: as in `step_call`; `bounds` is a stack slot of two `i64`s of the caller.
-    unsafe {
-        call_out(ctx, slab, |s, _| {
-            let (lo, hi) = (*l).enter(s)?;
-            *bounds = lo;
-            *bounds.add(1) = hi.unwrap_or(i64::MAX);
-            Ok(())
-        })
-    }
-}
-
-/// A value moved to where a branch leaves it, when it is too long to move in registers.
-unsafe extern "C" fn put_call(ctx: *mut Ctx, slab: *mut f64, m: *const (Out, Slot)) -> u32 {
-    // SAFETY: as in `step_call`.
-    unsafe {
-        call_out(ctx, slab, |s, _| {
-            let (from, to) = *m;
-            super::put(s, from, to);
-            Ok(())
-        })
-    }
-}
-
-/// A long unary step on a run, by the interpreter's (vectorised) kernel: `src` is null when
-/// the step writes over its operand.
-unsafe extern "C" fn unary_slice_call(op: u32, dst: *mut f64, src: *const f64, n: usize) {
-    // SAFETY: the compiled code passes places of the slab it was planned for, of `n`
-    // elements each, either the same place (`src` null) or places that do not overlap.
-    let (dst, src) = unsafe {
-        let d = std::slice::from_raw_parts_mut(dst, n);
-        (d, (!src.is_null()).then(|| std::slice::from_raw_parts(src, n)))
-    };
-    crate::kernels::elementwise::unary_slice(Unary::ALL[op as usize], dst, src);
-}
-
-extern "C" fn unary_call(op: u32, x: f64) -> f64 {
-    Unary::ALL[op as usize].eval(x)
-}
-
-extern "C" fn binary_call(op: u32, x: f64, y: f64) -> f64 {
-    Binary::ALL[op as usize].eval(x, y)
-}
-
-/// Compiles functions into one module.
-pub(super) struct Compiler {
-    module: JITModule,
-    fctx: FunctionBuilderContext,
-    ptr: Type,
-    ids: Vec<FuncId>,
-}
-
-impl Compiler {
-    /// A compiler for this machine, or none when cranelift does not support it (the plans
-    /// then run as steps).
-    pub(super) fn new() -> Option<Compiler> {
-        let mut flags = settings::builder();
-        flags.set("opt_level", "speed").ok()?;
-        flags.set("use_colocated_libcalls", "false").ok()?;
-        flags.set("is_pic", "false").ok()?;
-        let isa = cranelift_native::builder().ok()?.finish(settings::Flags::new(flags)).ok()?;
-        let module = JITModule::new(JITBuilder::with_isa(isa, cranelift_module::default_libcall_names()));
-        let ptr = module.target_config().pointer_type();
-        Some(Compiler { module, fctx: FunctionBuilderContext::new(), ptr, ids: Vec::new() })
-    }
-
-    /// Compiles steps into a `StepsFn`; returns its index among this compiler's functions.
-    pub(super) fn steps(&mut self, steps: &[Step]) -> Option<usize> {
-        self.function(false, |e| {
-            e.steps(steps);
-        })
-    }
-
-    /// Compiles a loop into a `LoopFn`; returns its index among this compiler's functions.
-    pub(super) fn looping(&mut self, it: &Iteration) -> Option<usize> {
-        self.function(true, |e| {
-            let (lo, hi) = (e.params[2], e.params[3]);
-            e.iteration(it, lo, hi);
-        })
-    }
-
-    fn function(&mut self, looping: bool, body: impl FnOnce(&mut Emit)) -> Option<usize> {
-        let ptr = self.ptr;
-        let mut sig = self.module.make_signature();
-        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr)]);
-        if looping {
-            sig.params.extend([AbiParam::new(types::I64), AbiParam::new(types::I64)]);
-        }
-        sig.returns.push(AbiParam::new(types::I32));
-        let id = self.module.declare_anonymous_function(&sig).ok()?;
-        let mut ctx = self.module.make_context();
-        ctx.func.signature = sig;
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut self.fctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        let params = b.block_params(entry).to_vec();
-        let fail = b.create_block();
-        let code = b.append_block_param(fail, types::I32);
-        let sigs = Signatures::new(&mut b, &self.module, ptr);
-        let mut e =
-            Emit { b, slab: params[0], ctx: params[1], params, fail, ptr, sigs, known: Default::default() };
-        body(&mut e);
-        let ok = e.b.ins().iconst(types::I32, OK as i64);
-        e.b.ins().return_(&[ok]);
-        e.b.switch_to_block(fail);
-        e.b.ins().return_(&[code]);
-        e.b.seal_all_blocks();
-        e.b.finalize(self.module.target_config());
-        self.module.define_function(id, &mut ctx).ok()?;
-        self.module.clear_context(&mut ctx);
-        self.ids.push(id);
-        Some(self.ids.len() - 1)
-    }
-
-    /// Finishes the module: its code and the address of each function, in order.
-    pub(super) fn finish(mut self) -> Option<(Code, Vec<*const u8>)> {
-        self.module.finalize_definitions().ok()?;
-        let addrs = self.ids.iter().map(|id| self.module.get_finalized_function(*id)).collect();
-        Some((Code { module: Some(self.module) }, addrs))
-    }
-}
-
-/// The signatures of the functions compiled code calls.
-struct Signatures {
-    unary: SigRef,
-    binary: SigRef,
-    /// `(ctx, slab, pointer) -> code`: `step_call` and `moves_call`.
-    call: SigRef,
-    slice: SigRef,
-    enter: SigRef,
-}
-
-impl Signatures {
-    fn new(b: &mut FunctionBuilder, module: &JITModule, ptr: Type) -> Signatures {
-        let sig = |params: &[Type], ret: Type| {
-            let mut s: Signature = module.make_signature();
-            s.params.extend(params.iter().map(|t| AbiParam::new(*t)));
-            s.returns.push(AbiParam::new(ret));
-            s
-        };
-        Signatures {
-            unary: b.import_signature(sig(&[types::I32, types::F64], types::F64)),
-            binary: b.import_signature(sig(&[types::I32, types::F64, types::F64], types::F64)),
-            call: b.import_signature(sig(&[ptr, ptr, ptr], types::I32)),
-            enter: b.import_signature(sig(&[ptr, ptr, ptr, ptr], types::I32)),
-            slice: b.import_signature({
-                let mut s: Signature = module.make_signature();
-                s.params.extend([types::I32, ptr, ptr, types::I64].map(AbiParam::new));
-                s
-            }),
-        }
-    }
-}
+use cranelift_frontend::FunctionBuilder;
 
 /// Which element of a step is being computed: a known one (unrolled) or the loop's counter.
 #[derive(Clone, Copy)]
@@ -331,18 +23,71 @@ enum Elem {
     Dyn(Value, Value),
 }
 
+/// An elementwise step whose operation is an instruction (not a call): its result's place
+/// and its operands.
+fn elementwise(step: &Step) -> Option<(Slot, Vec<&Src>)> {
+    match step {
+        Step::Unary(op, x, o) if Emit::inline_unary(*op) => Some((*o, vec![x])),
+        Step::Binary(op, x, y, o) if inline_binary(*op) => Some((*o, vec![x, y])),
+        Step::Where(c, a, b, o) => Some((*o, vec![c, a, b])),
+        _ => None,
+    }
+}
+
+fn inline_binary(op: Binary) -> bool {
+    use Binary::*;
+    matches!(op, Add | Sub | Mul | Div | Lt | Le | Gt | Ge | Eq | Ne | And | Or)
+}
+
+/// The end of the chain of elementwise steps from `steps[i]` that one loop can run (at
+/// least `i + 1`): steps of one length, longer than are unrolled (shorter ones are
+/// straight-line code already), whose operands are numbers, single elements no step of the
+/// chain writes, or runs that either are exactly a result of the chain (element `k` reads
+/// element `k`, computed in the same iteration or, for a later step's result, not yet
+/// written, as unfused) or lie apart from every result of the chain. Then running the
+/// chain element by element reads what running it step by step reads.
+pub(super) fn chain(steps: &[Step], i: usize) -> usize {
+    let n = match elementwise(&steps[i]) {
+        Some((o, _)) if o.len > UNROLL => o.len,
+        _ => return i + 1,
+    };
+    let overlaps = |at: usize, len: usize, s: &Slot| at < s.at + s.len && s.at < at + len;
+    let mut outs: Vec<Slot> = Vec::new();
+    let mut reads: Vec<&Src> = Vec::new();
+    let mut j = i;
+    while let Some((o, srcs)) = steps.get(j).and_then(elementwise) {
+        if o.len != n {
+            break;
+        }
+        outs.push(o);
+        let fits = |src: &&Src| match **src {
+            Src::Lit(_) => true,
+            Src::One(at) => !outs.iter().any(|s| overlaps(at, 1, s)),
+            Src::Run(at) => outs.iter().all(|s| s.at == at || !overlaps(at, n, s)),
+            Src::Map(_) => false,
+        };
+        if !srcs.iter().chain(&reads).all(fits) {
+            outs.pop();
+            break;
+        }
+        reads.extend(srcs);
+        j += 1;
+    }
+    j.max(i + 1)
+}
+
 /// Emits one function's instructions.
-struct Emit<'a> {
-    b: FunctionBuilder<'a>,
-    slab: Value,
-    ctx: Value,
-    params: Vec<Value>,
+pub(super) struct Emit<'a> {
+    pub(super) b: FunctionBuilder<'a>,
+    pub(super) slab: Value,
+    pub(super) ctx: Value,
+    pub(super) params: Vec<Value>,
     /// Returns the code given to it.
-    fail: Block,
-    ptr: Type,
-    sigs: Signatures,
+    pub(super) fail: Block,
+    pub(super) ptr: Type,
+    pub(super) sigs: Signatures,
     /// The value of each slab element read or written in the current block, by offset.
-    known: std::collections::HashMap<usize, Value>,
+    pub(super) known: std::collections::HashMap<usize, Value>,
 }
 
 fn mem() -> MemFlagsData {
@@ -658,10 +403,51 @@ impl Emit<'_> {
         self.b.inst_results(call)[0]
     }
 
-    fn steps(&mut self, steps: &[Step]) {
-        for step in steps {
-            self.step(step);
+    /// Emits steps in order; a chain of elementwise steps (`chain`) runs as one loop.
+    pub(super) fn steps(&mut self, steps: &[Step]) {
+        let mut i = 0;
+        while i < steps.len() {
+            let end = chain(steps, i);
+            if end > i + 1 {
+                self.fused(&steps[i..end]);
+            } else {
+                self.step(&steps[i]);
+            }
+            i = end;
         }
+    }
+
+    /// A chain of elementwise steps of one length in one loop: at each element every step
+    /// computes its element in turn, and a step reading another's result at the same
+    /// element takes it from the register it was computed in.
+    fn fused(&mut self, chain: &[Step]) {
+        let Some((first, _)) = elementwise(&chain[0]) else { return };
+        self.range(first.len, |e, k| {
+            let mut computed: std::collections::HashMap<usize, Value> = Default::default();
+            for step in chain {
+                let Some((o, srcs)) = elementwise(step) else { continue };
+                let v: Vec<Value> = srcs
+                    .iter()
+                    .map(|src| match src {
+                        Src::Run(at) if computed.contains_key(at) => computed[at],
+                        _ => e.src(src, k),
+                    })
+                    .collect();
+                let x = match step {
+                    Step::Unary(op, ..) => e.unary(*op, v[0]),
+                    Step::Binary(op, ..) => e.binary(*op, v[0], v[1]),
+                    _ => {
+                        let c = e.nonzero(v[0]);
+                        e.b.ins().select(c, v[1], v[2])
+                    }
+                };
+                match k {
+                    Elem::At(k) => e.store(x, e.slab, o.at + k),
+                    Elem::Dyn(_, row) => e.store(x, row, o.at),
+                }
+                computed.insert(o.at, x);
+            }
+        });
     }
 
     fn step(&mut self, step: &Step) {
@@ -752,7 +538,7 @@ impl Emit<'_> {
     }
 
     /// A loop from `lo` to `hi` (i64 values), as `Iteration::run` runs it.
-    fn iteration(&mut self, it: &Iteration, lo: Value, hi: Value) {
+    pub(super) fn iteration(&mut self, it: &Iteration, lo: Value, hi: Value) {
         let header = self.b.create_block();
         let body = self.b.create_block();
         let done = self.b.create_block();
