@@ -118,14 +118,7 @@ struct NativeLoop {
 
 impl NativeLoop {
     fn new(it: &Iteration) -> Option<NativeLoop> {
-        if it.body.len() > jit::MAX_STEPS {
-            return None;
-        }
-        let mut c = jit::Compiler::new()?;
-        c.looping(it)?;
-        let (code, addrs) = c.finish()?;
-        // SAFETY: the function was compiled with `LoopFn`'s signature.
-        let f = unsafe { std::mem::transmute::<*const u8, jit::LoopFn>(addrs[0]) };
+        let (code, f) = jit::compile_loop(it)?;
         count_compiled();
         Some(NativeLoop { f, _code: code })
     }
@@ -156,14 +149,7 @@ struct NativeSteps {
 
 impl NativeSteps {
     fn new(steps: &[Step]) -> Option<NativeSteps> {
-        if steps.len() > jit::MAX_STEPS {
-            return None;
-        }
-        let mut c = jit::Compiler::new()?;
-        c.steps(steps)?;
-        let (code, addrs) = c.finish()?;
-        // SAFETY: the function was compiled with `StepsFn`'s signature.
-        let f = unsafe { std::mem::transmute::<*const u8, jit::StepsFn>(addrs[0]) };
+        let (code, f) = jit::compile_steps(steps)?;
         count_compiled();
         Some(NativeSteps { f, _code: code })
     }
@@ -417,8 +403,8 @@ impl NativeReversal {
             c.steps(steps)?;
         }
         let (code, addrs) = c.finish()?;
-        // SAFETY: the functions were compiled with `StepsFn`'s signature.
-        let f = |a: *const u8| unsafe { std::mem::transmute::<*const u8, jit::StepsFn>(a) };
+        // SAFETY: each address is a function `Compiler::steps` compiled.
+        let f = |a: *const u8| unsafe { jit::steps_fn(a) };
         count_compiled();
         Some(NativeReversal {
             body: f(addrs[0]),

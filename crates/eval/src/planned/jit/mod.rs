@@ -152,6 +152,40 @@ unsafe fn call_out(
         }
     }
 }
+/// Compiles one function with `define`, unless the program is longer than `MAX_STEPS`.
+fn compile_one(len: usize, define: impl FnOnce(&mut Compiler) -> Option<usize>) -> Option<(Code, *const u8)> {
+    if len > MAX_STEPS {
+        return None;
+    }
+    let mut c = Compiler::new()?;
+    define(&mut c)?;
+    let (code, addrs) = c.finish()?;
+    Some((code, *addrs.first()?))
+}
+
+/// Steps compiled to one function, with the code that holds it.
+pub(super) fn compile_steps(steps: &[Step]) -> Option<(Code, StepsFn)> {
+    let (code, a) = compile_one(steps.len(), |c| c.steps(steps))?;
+    // SAFETY: the address is a function `Compiler::steps` compiled.
+    Some((code, unsafe { steps_fn(a) }))
+}
+
+/// A loop compiled to one function, with the code that holds it.
+pub(super) fn compile_loop(it: &Iteration) -> Option<(Code, LoopFn)> {
+    let (code, a) = compile_one(it.body.len(), |c| c.looping(it))?;
+    // SAFETY: `Compiler::looping` compiled the function with `LoopFn`'s signature.
+    Some((code, unsafe { std::mem::transmute::<*const u8, LoopFn>(a) }))
+}
+
+/// The function at `a` as compiled steps.
+///
+/// # Safety
+/// `a` is the address of a function `Compiler::steps` compiled, in a module not yet freed.
+pub(super) unsafe fn steps_fn(a: *const u8) -> StepsFn {
+    // SAFETY: see the contract.
+    unsafe { std::mem::transmute::<*const u8, StepsFn>(a) }
+}
+
 /// Compiles functions into one module.
 pub(super) struct Compiler {
     module: JITModule,

@@ -1,7 +1,7 @@
 //! Compiled steps, fused or not, against the planned steps, and where chains stop.
 
 use super::emit::chain;
-use super::{run_steps, Compiler, StepsFn};
+use super::{compile_steps, run_steps};
 use crate::planned::steps::{exec, Src, Step};
 use crate::planned::Slot;
 use ad_ir::prim::{Binary, Unary};
@@ -21,11 +21,7 @@ fn both(steps: &[Step]) -> (Vec<f64>, Vec<f64>) {
     let start: Vec<f64> = (0..8 * N).map(|k| (k as f64 * 0.37).sin()).collect();
     let mut planned = start.clone();
     exec(steps, &mut planned, &mut Vec::new()).expect("the steps run");
-    let mut c = Compiler::new().expect("cranelift supports this machine");
-    c.steps(steps).expect("the steps compile");
-    let (_code, addrs) = c.finish().expect("the module finishes");
-    // SAFETY: compiled with `StepsFn`'s signature; `_code` outlives the call.
-    let f = unsafe { std::mem::transmute::<*const u8, StepsFn>(addrs[0]) };
+    let (_code, f) = compile_steps(steps).expect("the steps compile");
     let mut compiled = start;
     run_steps(f, &mut compiled, &mut Vec::new()).expect("the compiled steps run");
     (planned, compiled)
