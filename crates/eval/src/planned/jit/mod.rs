@@ -9,12 +9,15 @@
 //!
 //! The compiled code means exactly what `steps::exec` means, bit for bit. Arithmetic that
 //! IEEE 754 rounds correctly (`+ - * /`, `sqrt`, negation, `abs`), comparisons, logical
-//! operators, `where`, gathers and copies are emitted as instructions; every other scalar
-//! function is a call to the primitive's own `eval` (the function the interpreter and the
-//! planned steps call), so `exp`, `tanh` or `pow` cannot differ. Steps whose work is in a
-//! kernel (sums, products, computed positions) call `exec` on that one step. Elements are
-//! computed in the order the planned steps compute them, loads and stores included, so a
-//! result written over its operand reads what the steps read.
+//! operators, `where`, gathers, copies and indexing at computed positions (one contiguous
+//! part) are emitted as instructions; every other scalar function is a call to the
+//! primitive's own `eval` (the function the interpreter and the planned steps call), so
+//! `exp`, `tanh` or `pow` cannot differ, and a long unary step calls the interpreter's
+//! vectorised kernel. Steps whose work is in a kernel (sums, products) call `exec` on that
+//! one step. Elements are computed in the order the planned steps compute them, so a result
+//! written over its operand reads what the steps read; a chain of elementwise steps runs
+//! fused only where computing element by element reads the same (`emit::chain`), and a slab
+//! element a block has already read or written is taken from its register.
 //!
 //! Failures inside a call (a position out of range, a loop bound that is not an integer, a
 //! panic) are kept in the `Ctx` and the compiled code returns at once with a code saying so;
