@@ -36,6 +36,10 @@ use ad_ir::{Array, Program, Tree};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+
+#[path = "common/both_tiers.rs"]
+mod both_tiers;
+use both_tiers::run_both_ways;
 use std::time::Instant;
 
 /// How far conditions and kinks stay from their boundaries. Central differences move the point
@@ -1420,23 +1424,9 @@ impl Checker {
     }
 }
 
-/// Runs `p` in the interpreter, and again compiled (DESIGN §11: a program of small values is
-/// planned and compiled whole, here at its first run), which must give the same bits.
+/// Runs `p`, interpreted and compiled (which must agree bit for bit).
 fn run(s: &Session, p: &Program, inputs: Vec<Array>) -> Result<Vec<Array>, String> {
-    let interpreted =
-        s.run_program(p, inputs.clone()).ok_or_else(|| format!("`{}` could not run", p.name))?;
-    ad_eval::set_compile_eagerly(true);
-    let compiled = s.run_program(p, inputs);
-    ad_eval::set_compile_eagerly(false);
-    let bits = |xs: &[Array]| -> Vec<u64> {
-        xs.iter()
-            .flat_map(|a| a.data().iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }))
-            .collect()
-    };
-    match compiled {
-        Some(c) if bits(&c) == bits(&interpreted) => Ok(interpreted),
-        other => panic!("`{}` compiled gives {other:?}, interpreted {interpreted:?}", p.name),
-    }
+    run_both_ways(s, p, inputs).ok_or_else(|| format!("`{}` could not run", p.name))
 }
 
 /// Runs `f` (a block of `?`s) for its result.

@@ -9,6 +9,10 @@ use ad_driver::SharedBuf;
 use ad_ir::transform::{JacMode, Mode, Request};
 use proptest::prelude::*;
 
+#[path = "common/both_tiers.rs"]
+mod both_tiers;
+use both_tiers::run_both_ways;
+
 /// A random expression of vector shape [3]. Only smooth operations: central differences
 /// near a kink could straddle it and fail for the wrong reason.
 fn vector(depth: u32) -> BoxedStrategy<String> {
@@ -62,7 +66,7 @@ fn check(body: &str) -> Result<(), String> {
         let req = Request { mode: Mode::Jacobian(jm), wrt: vec![0] };
         let d = ad_autodiff::derive(&p, &req)?;
         check_derived(&s, &p, &d, &req, 6).map_err(|e| format!("{jm:?} Jacobian: {e}\n{src}"))?;
-        jacobians.push(s.run_program(&d, x.clone()).ok_or("the Jacobian did not run")?);
+        jacobians.push(run_both_ways(&s, &d, x.clone()).ok_or("the Jacobian did not run")?);
     }
     if !(ad_driver::check::close(&jacobians[0], &jacobians[1], 1e-10, 1e-12)
         && ad_driver::check::close(&jacobians[0], &jacobians[2], 1e-10, 1e-12))
@@ -73,6 +77,9 @@ fn check(body: &str) -> Result<(), String> {
         let req = Request { mode, wrt: vec![0, 1, 2] };
         let d = ad_autodiff::derive(&p, &req)?;
         check_derived(&s, &p, &d, &req, 5).map_err(|e| format!("{mode:?}: {e}\n{src}"))?;
+        // The derived program compiled gives the interpreter's bits.
+        let inputs = ad_driver::check::random_point(&d, &mut rng);
+        run_both_ways(&s, &d, inputs).ok_or_else(|| format!("{mode:?} did not run"))?;
         // Printing a derived program and reading it back gives the same text.
         let text = ad_ir::print_program(&d)?;
         let mut s2 = Session::new(Box::new(SharedBuf::default()));
