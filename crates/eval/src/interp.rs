@@ -85,35 +85,7 @@ pub struct Compiled {
     spare: std::cell::RefCell<Vec<Option<Array>>>,
     /// The program planned in one slab and compiled once it has run a few times
     /// (`planned::ProgramPlan`), when it may be.
-    hot: Option<Rc<HotProgram>>,
-}
-
-/// A program waiting to become hot, then its plan (none if it could not be planned).
-#[derive(Debug)]
-struct HotProgram {
-    program: std::cell::RefCell<Option<Program>>,
-    runs: std::cell::Cell<u32>,
-    eager: bool,
-    plan: std::cell::OnceCell<Option<crate::planned::ProgramPlan>>,
-}
-
-/// Runs before a program is planned and compiled: the first runs of a program (a function
-/// called once at the top level) cost less in the interpreter than compiling.
-const HOT_PROGRAM_RUNS: u32 = 2;
-
-impl HotProgram {
-    fn run(&self, inputs: &[Array]) -> Option<Result<Vec<Array>, RunError>> {
-        let runs = self.runs.get();
-        if runs < HOT_PROGRAM_RUNS && !self.eager {
-            self.runs.set(runs + 1);
-            return None;
-        }
-        let plan = self.plan.get_or_init(|| {
-            let p = self.program.borrow_mut().take()?;
-            crate::planned::ProgramPlan::new(&p)
-        });
-        plan.as_ref()?.run(inputs)
-    }
+    hot: Option<Rc<crate::planned::HotProgram>>,
 }
 
 /// Why a run stopped early: the user asked (Ctrl-C), or a value known only now was wrong
@@ -245,14 +217,7 @@ impl Compiled {
             })
             .collect();
         let inputs = p.inputs.iter().map(|v| (v.index(), last[v.index()].is_some())).collect();
-        let hot = (compiling() && crate::planned::may_plan(p)).then(|| {
-            Rc::new(HotProgram {
-                program: std::cell::RefCell::new(Some(p.clone())),
-                runs: Default::default(),
-                eager: crate::planned::eager(),
-                plan: Default::default(),
-            })
-        });
+        let hot = compiling().then(|| crate::planned::HotProgram::new(p)).flatten().map(Rc::new);
         Compiled { n_vars: n, inputs, steps, outputs, spare: Default::default(), hot }
     }
 

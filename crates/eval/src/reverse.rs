@@ -219,7 +219,6 @@ pub(crate) fn run(r: &Reversal, lo: i64, hi: Option<i64>, args: Vec<Array>) -> R
     let init: State = it.by_ref().take(r.carries).collect();
     let consts: Vec<Array> = it.by_ref().take(r.consts).collect();
     let mut ct: State = it.collect();
-    let mut acc: State = r.out_shapes[r.cotangents..].iter().map(|s| Array::full(*s, 0.0)).collect();
     if let Some(p) = &r.plan {
         p.start(hi.map(|h| h.saturating_sub(lo)), &consts);
     }
@@ -240,6 +239,7 @@ pub(crate) fn run(r: &Reversal, lo: i64, hi: Option<i64>, args: Vec<Array>) -> R
             return Ok(out);
         }
     }
+    let mut acc: State = r.out_shapes[r.cotangents..].iter().map(|s| Array::full(*s, 0.0)).collect();
     let mut run = Run { r, consts, lo, stats: ReversalStats::default(), held: 1 };
     // Forwards: record while the record fits; a `for` loop that will not fit goes straight
     // to checkpoints.

@@ -59,7 +59,7 @@ pub fn compiled_plans() -> u64 {
 }
 
 /// Whether plans are compiled at their first run on this thread (`set_compile_eagerly`).
-pub(crate) fn eager() -> bool {
+fn eager() -> bool {
     EAGER.with(|c| c.get())
 }
 
@@ -126,8 +126,7 @@ impl NativeLoop {
 
 /// A whole program (not a loop) planned in one slab and compiled, for a program that runs
 /// often: a function called from a top-level loop, a gradient taken at every training step.
-/// `interp::Compiled` keeps the program until its third run (or its first, eagerly), then
-/// plans it here; if it cannot be planned, it stays with the interpreter.
+/// `HotProgram` makes it once the program is hot.
 #[derive(Debug)]
 pub(crate) struct ProgramPlan {
     len: usize,
@@ -162,14 +161,34 @@ impl NativeSteps {
 /// compiled whole, 1.6 µs interpreted), so only programs of small values are compiled whole.
 const MAX_PROGRAM_VALUE: usize = 32;
 
-/// Whether a program is worth keeping until it is hot: small enough to compile, with small
-/// values only (the builder decides the rest).
-pub(crate) fn may_plan(p: &ad_ir::Program) -> bool {
-    p.eqns.len() <= jit::MAX_STEPS && p.vars.iter().all(|v| v.shape.size() <= MAX_PROGRAM_VALUE)
+/// A program kept until it is hot (by `Hot`'s rule: its third run, or its first eagerly),
+/// then planned and compiled whole; it stays with the interpreter if it cannot be planned.
+#[derive(Debug)]
+pub(crate) struct HotProgram {
+    program: std::cell::RefCell<Option<ad_ir::Program>>,
+    hot: Hot<ProgramPlan>,
+}
+
+impl HotProgram {
+    /// Keeps `p` if it is worth planning: small enough to compile, with small values only
+    /// (the builder decides the rest).
+    pub(crate) fn new(p: &ad_ir::Program) -> Option<HotProgram> {
+        let small =
+            p.eqns.len() <= jit::MAX_STEPS && p.vars.iter().all(|v| v.shape.size() <= MAX_PROGRAM_VALUE);
+        small.then(|| HotProgram { program: std::cell::RefCell::new(Some(p.clone())), hot: Hot::default() })
+    }
+
+    /// Runs the program planned, once it is hot; none while it is not (or cannot be), when
+    /// the interpreter runs it.
+    pub(crate) fn run(&self, inputs: &[Array]) -> Option<Result<Vec<Array>, RunError>> {
+        // A program has no trip count: only its runs make it hot.
+        let plan = self.hot.native(Some(0), || ProgramPlan::new(&self.program.borrow_mut().take()?))?;
+        plan.run(inputs)
+    }
 }
 
 impl ProgramPlan {
-    pub(crate) fn new(p: &ad_ir::Program) -> Option<ProgramPlan> {
+    fn new(p: &ad_ir::Program) -> Option<ProgramPlan> {
         let mut b = Builder::default();
         let inputs: Vec<Slot> = p.inputs.iter().map(|v| b.alloc(p.var_shape(*v).size())).collect();
         // The inputs are written at every run, so their places may be reused after their
@@ -207,10 +226,7 @@ impl ProgramPlan {
             s[*at..*at + data.len()].copy_from_slice(data);
         }
         write(s, &self.inputs, inputs);
-        let ran = match &self.native {
-            Some(n) => jit::run_steps(n.f, s, scratch),
-            None => exec(&self.steps, s, scratch),
-        };
+        let ran = run(self.native.as_ref().map(|n| n.f), &self.steps, s, scratch);
         Some(ran.map(|()| read(s, &self.outs, &self.out_shapes)))
     }
 }
@@ -334,19 +350,8 @@ impl Iteration {
     fn move_back(&self, s: &mut [f64], scratch: &mut Vec<f64>) {
         if let [(from, to)] = self.moves.as_slice() {
             put(s, *from, *to);
-        } else if !self.moves.is_empty() {
-            scratch.clear();
-            for (from, to) in &self.moves {
-                match from {
-                    Out::Slot(f) => scratch.extend_from_slice(&s[f.at..f.at + f.len]),
-                    Out::Lit(x) => scratch.extend(std::iter::repeat_n(*x, to.len)),
-                }
-            }
-            let mut k = 0;
-            for (_, to) in &self.moves {
-                s[to.at..to.at + to.len].copy_from_slice(&scratch[k..k + to.len]);
-                k += to.len;
-            }
+        } else {
+            settle(s, scratch, self.moves.iter().copied());
         }
     }
 }
@@ -468,10 +473,7 @@ impl ReversalPlan {
         let (s, scratch) = &mut *self.slab.borrow_mut();
         s[self.index] = i as f64;
         write(s, &self.carries, state);
-        match self.hot.ready() {
-            Some(n) => jit::run_steps(n.body, s, scratch)?,
-            None => exec(&self.body.0, s, scratch)?,
-        }
+        run(self.hot.ready().map(|n| n.body), &self.body.0, s, scratch)?;
         Ok(read(s, &self.body.1, &self.carry_shapes))
     }
 
@@ -481,10 +483,7 @@ impl ReversalPlan {
         let (s, scratch) = &mut *self.slab.borrow_mut();
         s[self.index] = i as f64;
         write(s, &self.carries, state);
-        match self.hot.ready().and_then(|n| n.cond) {
-            Some(f) => jit::run_steps(f, s, scratch)?,
-            None => exec(steps, s, scratch)?,
-        }
+        run(self.hot.ready().and_then(|n| n.cond), steps, s, scratch)?;
         Ok(match go {
             Out::Slot(g) => s[g.at],
             Out::Lit(x) => *x,
@@ -498,10 +497,7 @@ impl ReversalPlan {
         s[self.index] = i as f64;
         write(s, &self.carries, state);
         write(s, &self.cts, ct);
-        match self.hot.ready() {
-            Some(n) => jit::run_steps(n.back, s, scratch)?,
-            None => exec(&self.back.0, s, scratch)?,
-        }
+        run(self.hot.ready().map(|n| n.back), &self.back.0, s, scratch)?;
         Ok(read(s, &self.back.1, &self.back_shapes))
     }
 }
@@ -534,11 +530,8 @@ impl ReversalPlan {
                 tape.extend_from_slice(&s[c.at..c.at + c.len]);
             }
             s[self.index] = (lo + j as i64) as f64;
-            match native {
-                Some(n) => jit::run_steps(n.body, s, scratch)?,
-                None => exec(&self.body.0, s, scratch)?,
-            }
-            settle(s, scratch, &self.body.1, &self.carries);
+            run(native.map(|n| n.body), &self.body.0, s, scratch)?;
+            settle(s, scratch, self.body.1.iter().copied().zip(self.carries.iter().copied()));
         }
         let n_ct = self.cts.len();
         write(s, &self.cts, ct);
@@ -553,17 +546,14 @@ impl ReversalPlan {
                 k += c.len;
             }
             s[self.index] = (lo + j as i64) as f64;
-            match native {
-                Some(n) => jit::run_steps(n.back, s, scratch)?,
-                None => exec(&self.back.0, s, scratch)?,
-            }
+            run(native.map(|n| n.back), &self.back.0, s, scratch)?;
             for (a, out) in acc.iter_mut().zip(&self.back.1[n_ct..]) {
                 match *out {
                     Out::Slot(o) => a.iter_mut().zip(&s[o.at..o.at + o.len]).for_each(|(a, c)| *a += c),
                     Out::Lit(x) => a.iter_mut().for_each(|a| *a += x),
                 }
             }
-            settle(s, scratch, &self.back.1[..n_ct], &self.cts);
+            settle(s, scratch, self.back.1[..n_ct].iter().copied().zip(self.cts.iter().copied()));
         }
         let outs: Vec<Out> = self.cts.iter().map(|c| Out::Slot(*c)).collect();
         let mut result = read(s, &outs, &self.back_shapes[..n_ct]);
@@ -572,18 +562,31 @@ impl ReversalPlan {
     }
 }
 
+/// Runs steps compiled when they have been (`f`), else as steps.
+fn run(
+    f: Option<jit::StepsFn>,
+    steps: &[Step],
+    s: &mut [f64],
+    scratch: &mut Vec<f64>,
+) -> Result<(), RunError> {
+    match f {
+        Some(f) => jit::run_steps(f, s, scratch),
+        None => exec(steps, s, scratch),
+    }
+}
+
 /// Moves values to their places, all read before any is written (a value's new place may
 /// be another's old one).
-fn settle(s: &mut [f64], scratch: &mut Vec<f64>, outs: &[Out], to: &[Slot]) {
+fn settle(s: &mut [f64], scratch: &mut Vec<f64>, moves: impl Iterator<Item = (Out, Slot)> + Clone) {
     scratch.clear();
-    for (o, t) in outs.iter().zip(to) {
-        match *o {
+    for (o, t) in moves.clone() {
+        match o {
             Out::Slot(f) => scratch.extend_from_slice(&s[f.at..f.at + f.len]),
             Out::Lit(x) => scratch.extend(std::iter::repeat_n(x, t.len)),
         }
     }
     let mut k = 0;
-    for t in to {
+    for (_, t) in moves {
         s[t.at..t.at + t.len].copy_from_slice(&scratch[k..k + t.len]);
         k += t.len;
     }
