@@ -22,6 +22,28 @@ pub fn dot_name(name: Option<&str>) -> Option<Rc<str>> {
     name.map(|n| format!("{n}_dot").into())
 }
 
+/// `name_dot` for names that repeat (a long program assigns the same few names again and
+/// again): the last name's tangent name is kept and shared, instead of being formatted
+/// and allocated for every equation.
+#[derive(Default)]
+struct DotNames {
+    last: Option<(Rc<str>, Option<Rc<str>>)>,
+}
+
+impl DotNames {
+    fn of(&mut self, name: Option<Rc<str>>) -> Option<Rc<str>> {
+        let name = name?;
+        match &self.last {
+            Some((n, dot)) if Rc::ptr_eq(n, &name) || **n == *name => dot.clone(),
+            _ => {
+                let dot = dot_name(Some(&name));
+                self.last = Some((name, dot.clone()));
+                dot
+            }
+        }
+    }
+}
+
 /// Differentiates `p` forward with respect to the input leaves `wrt` (indices into
 /// `p.inputs`).
 pub fn jvp(p: &Program, wrt: &[usize], nan_safe: bool) -> Jvp {
@@ -60,6 +82,7 @@ pub fn jvp_with(p: &Program, wrt: &[usize], nan_safe: bool, split: bool) -> Resu
         }
         tangent_inputs.push(t);
     }
+    let mut dots = DotNames::default();
     for e in &p.eqns {
         em.span = e.span;
         let args: ad_ir::Args = e.args.iter().map(|a| map.get(*a)).collect();
@@ -99,14 +122,15 @@ pub fn jvp_with(p: &Program, wrt: &[usize], nan_safe: bool, split: bool) -> Resu
             em.b.vars[o.index()].name = name.clone();
         }
         map.set(e.out, out);
-        let ts: Vec<Tan> = e.args.iter().map(|a| a.var().and_then(|v| tan[v.index()])).collect();
+        let ts: smallvec::SmallVec<[Tan; 3]> =
+            e.args.iter().map(|a| a.var().and_then(|v| tan[v.index()])).collect();
         // A primitive of class zero has no derivative: its result's tangent stays symbolic.
         if ts.iter().any(Option::is_some) && e.prim.class() != ad_ir::prim::Class::Zero {
             let before = em.b.vars.len();
             let t = jvp_rule(&mut em, &e.prim, &args, out, &ts);
             if let Some(Atom::Var(tv)) = t {
                 if tv.index() >= before && em.b.vars[tv.index()].name.is_none() {
-                    em.b.vars[tv.index()].name = dot_name(name.as_deref());
+                    em.b.vars[tv.index()].name = dots.of(name);
                 }
             }
             tan[e.out.index()] = t.filter(|_| em.shape(out).size() > 0);

@@ -17,10 +17,13 @@ pub struct Linearized {
 
 pub fn linearize(p: &Program, wrt: &[usize], nan_safe: bool) -> Result<Linearized, String> {
     let mut j = jvp_with(p, wrt, nan_safe, true)?;
-    let eqns = std::mem::take(&mut j.em.b.eqns);
-    let (linear, primal): (Vec<Eqn>, Vec<Eqn>) =
-        eqns.into_iter().partition(|e| e.outs().any(|o| j.em.linear[o.index()]));
-    j.em.b.eqns = primal;
+    // The primal equations stay in the emitter's vector (closing up, in order); the linear
+    // ones move, in order, to a vector of their own, sized once.
+    let is_linear = |e: &Eqn| e.outs().any(|o| j.em.linear[o.index()]);
+    let mut eqns = std::mem::take(&mut j.em.b.eqns);
+    let mut linear = Vec::with_capacity(eqns.iter().filter(|e| is_linear(e)).count());
+    linear.extend(eqns.extract_if(.., |e| is_linear(e)));
+    j.em.b.eqns = eqns;
     Ok(Linearized { jvp: j, linear })
 }
 

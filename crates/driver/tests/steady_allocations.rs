@@ -104,3 +104,29 @@ fn planned_loops_allocate_nothing_per_iteration() {
     assert_eq!(short, long, "allocations grow with the trip count");
     assert!(long <= 8, "a planned loop's run allocated {long} times");
 }
+
+#[test]
+fn values_that_depend_on_no_input_are_computed_once() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // A basis and the arrays made from it alone (as in a Hessian's program) are computed
+    // when the program is prepared: 10 or 100 such equations, a run allocates the same.
+    let program = |n: usize| {
+        let mut body = String::from("def f(x: [40]) {\n  let c = eye(40)[:, :20] * 2\n");
+        for _ in 0..n {
+            body.push_str("  c = c * 0.5 + eye(40)[:, 1:21]\n");
+        }
+        body.push_str("  x @ c\n}\n");
+        lowered(&body, "f")
+    };
+    let (short, long) = (program(10), program(100));
+    assert!(long.eqns.len() >= 300, "{} equations", long.eqns.len());
+    let x = Array::new(Shape::vector(40), (0..40).map(|i| i as f64 / 40.0).collect());
+    let (a, b) = (steady_allocations(&short, &x), steady_allocations(&long, &x));
+    assert_eq!(
+        a,
+        b,
+        "{} equations allocated {a} times, {} equations {b} times",
+        short.eqns.len(),
+        long.eqns.len()
+    );
+}

@@ -208,7 +208,7 @@ impl Compiled {
                 step
             })
             .collect();
-        let outputs = p
+        let mut outputs: Vec<Operand> = p
             .outputs
             .iter()
             .map(|a| match a {
@@ -216,6 +216,7 @@ impl Compiled {
                 Atom::Var(v) => Operand::Borrow(v.index()),
             })
             .collect();
+        let steps = hoist_constants(steps, &mut outputs, n);
         let inputs = p.inputs.iter().map(|v| (v.index(), last[v.index()].is_some())).collect();
         let hot = compiling().then(|| crate::planned::HotProgram::new(p)).flatten().map(Rc::new);
         Compiled { n_vars: n, inputs, steps, outputs, spare: Default::default(), hot }
@@ -290,6 +291,65 @@ impl Compiled {
         *self.spare.borrow_mut() = regs;
         Ok(outputs)
     }
+}
+
+/// Values of at most this many elements that depend on no input are computed once, when
+/// the program is prepared; larger ones are computed by every run, so that a program kept
+/// in the cache does not hold large arrays it may never use again.
+const HOIST_MAX: usize = 1 << 16;
+
+/// Computes the steps that depend on no input (`eye(n)`, its slices, products of
+/// constants: a Hessian's basis, say) once, here, and gives their values to the steps that
+/// read them as constants; the steps themselves are removed. A step that fails (a check
+/// that does not hold) stays, to report its error when the program runs. The same kernels
+/// compute the same values, so the results are the same to the bit.
+fn hoist_constants(mut steps: Vec<Step>, outputs: &mut [Operand], n_vars: usize) -> Vec<Step> {
+    // Most programs have no such step (nothing to compute without an input): they are
+    // returned as they are.
+    let seed = |s: &Step| s.region.is_none() && s.args.iter().all(|o| matches!(o, Operand::Const(_)));
+    if !steps.iter().any(seed) {
+        return steps;
+    }
+    let mut known: Vec<Option<Array>> = vec![None; n_vars];
+    let constant = |o: &mut Operand, known: &[Option<Array>]| {
+        if let Operand::Take(v) | Operand::Borrow(v) = *o {
+            if let Some(a) = &known[v] {
+                *o = Operand::Const(a.clone());
+            }
+        }
+    };
+    // In place, in order: each step first reads the constants found before it.
+    steps.retain_mut(|s| {
+        for o in &mut s.args {
+            constant(o, &known);
+        }
+        if !seed(s) || !s.extra.is_empty() || s.shape.size() > HOIST_MAX {
+            return true;
+        }
+        let mut args: Vec<Array> = s
+            .args
+            .iter()
+            .filter_map(|o| match o {
+                Operand::Const(a) => Some(a.clone()),
+                _ => None,
+            })
+            .collect();
+        let value = match s.transposed {
+            [false, false] => kernels::try_apply_in(&s.prim, &mut args, s.shape).ok(),
+            [ta, tb] => Some(kernels::linalg::matmul_transposed(&args[0], &args[1], ta, tb, s.shape)),
+        };
+        match value {
+            Some(a) => {
+                known[s.out] = Some(a);
+                false
+            }
+            None => true,
+        }
+    });
+    for o in outputs {
+        constant(o, &known);
+    }
+    steps
 }
 
 /// Runs an equation that holds programs (a loop, a reversal, an `if`, a call with its own

@@ -381,3 +381,57 @@ fn batched_matmul_matches_reference() {
         }
     }
 }
+
+/// Transposes of matrices larger than a cache block, with ragged edges in both directions
+/// (tiles of four rows and the rows left over), and of stacks of them.
+#[test]
+fn transposes_of_every_size_match_reference() {
+    for dims in [[37, 70], [64, 33], [4, 4], [3, 9], [1, 9], [9, 1], [0, 3], [33, 32], [2, 5]] {
+        for stack in [vec![], vec![2]] {
+            let mut d = stack.clone();
+            d.extend(dims);
+            let s = sh(&d);
+            let a = arr(s, 21);
+            let r = d.len();
+            let mut t = d.clone();
+            t.swap(r - 2, r - 1);
+            let out = sh(&t);
+            let got = structure::transpose(&a, out);
+            for idx in indices(out) {
+                let mut src = idx.clone();
+                src.swap(r - 2, r - 1);
+                assert_eq!(got.data()[position(out, &idx)], a.data()[position(s, &src)], "{d:?} at {idx:?}");
+            }
+        }
+    }
+}
+
+/// Zero padding, any widths on every axis (none, before, after, both), of arrays with and
+/// without elements, against zeros with the array copied in.
+#[test]
+fn padding_matches_reference() {
+    let widths = [(0, 0), (2, 0), (0, 3), (1, 2)];
+    for dims in [vec![5], vec![3, 4], vec![2, 3, 4], vec![2, 0], vec![0, 3]] {
+        let s = sh(&dims);
+        let a = arr(s, 33);
+        for w0 in widths {
+            for w1 in widths {
+                let w: Vec<(usize, usize)> =
+                    (0..dims.len()).map(|i| if i + 1 == dims.len() { w1 } else { w0 }).collect();
+                let out = sh(&dims.iter().zip(&w).map(|(d, (lo, hi))| d + lo + hi).collect::<Vec<_>>());
+                let got = structure::pad(&a, &w, out);
+                assert_eq!(got.data().len(), out.size());
+                for idx in indices(out) {
+                    let src: Option<Vec<usize>> = idx
+                        .iter()
+                        .zip(&w)
+                        .zip(&dims)
+                        .map(|((&i, &(lo, _)), &d)| i.checked_sub(lo).filter(|&j| j < d))
+                        .collect();
+                    let want = src.map_or(0.0, |src| a.data()[position(s, &src)]);
+                    assert_eq!(got.data()[position(out, &idx)], want, "{dims:?} {w:?} at {idx:?}");
+                }
+            }
+        }
+    }
+}

@@ -4,7 +4,8 @@
 
 use ad_ir::{Atom, Program, Var, VarInfo};
 
-pub fn dce(p: Program) -> Program {
+/// Which equations the outputs need (a backward scan; nothing is copied).
+pub fn live_eqns(p: &Program) -> Vec<bool> {
     let mut live = vec![false; p.vars.len()];
     for a in &p.outputs {
         if let Atom::Var(v) = a {
@@ -12,18 +13,25 @@ pub fn dce(p: Program) -> Program {
         }
     }
     let mut keep = vec![false; p.eqns.len()];
-    let (mut kept, mut kept_vars) = (0, p.inputs.len());
     for (i, e) in p.eqns.iter().enumerate().rev() {
         if e.outs().any(|o| live[o.index()]) {
             keep[i] = true;
-            kept += 1;
-            kept_vars += 1 + e.extra.len();
             for a in &e.args {
                 if let Atom::Var(v) = a {
                     live[v.index()] = true;
                 }
             }
         }
+    }
+    keep
+}
+
+pub fn dce(p: Program) -> Program {
+    let keep = live_eqns(&p);
+    let (mut kept, mut kept_vars) = (0, p.inputs.len());
+    for (e, _) in p.eqns.iter().zip(&keep).filter(|(_, k)| **k) {
+        kept += 1;
+        kept_vars += 1 + e.extra.len();
     }
     let mut renum: Vec<Option<Var>> = vec![None; p.vars.len()];
     let mut vars: Vec<VarInfo> = Vec::with_capacity(kept_vars);

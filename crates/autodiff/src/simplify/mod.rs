@@ -36,18 +36,24 @@ pub fn simplify(mut p: Program) -> Program {
     if let Some(q) = literals::literal_consts(&p) {
         p = q;
     }
-    // The input can be large (a derivative before simplification): `dce` consumes it.
-    let mut cur = dce::dce(p);
-    for _ in 0..MAX_ROUNDS {
-        let (rewritten, settled) = rewrite::rewrite(&cur);
-        let next = dce::dce(rewritten);
+    // The input can be large (a derivative before simplification, with the parts of the
+    // JVP that reverse mode does not need): the first pass rewrites only the equations the
+    // results need, instead of copying the program once more to drop the others first.
+    let live = dce::live_eqns(&p);
+    let mut size = live.iter().filter(|k| **k).count();
+    let (rewritten, mut settled) = rewrite::rewrite(&p, Some(&live));
+    drop(p);
+    let mut cur = dce::dce(rewritten);
+    for _ in 1..MAX_ROUNDS {
         // A pass that settled is a fixed point (dead-code elimination, which follows, only
         // removes equations no rule looks at): another would rebuild the program for nothing.
-        let done = settled || next.eqns.len() >= cur.eqns.len();
-        cur = next;
-        if done {
+        if settled || cur.eqns.len() >= size {
             break;
         }
+        size = cur.eqns.len();
+        let (rewritten, s) = rewrite::rewrite(&cur, None);
+        settled = s;
+        cur = dce::dce(rewritten);
     }
     cur
 }

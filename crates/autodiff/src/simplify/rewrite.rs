@@ -110,8 +110,9 @@ impl std::hash::Hasher for KeyIsHash {
 type Table = HashMap<u64, u32, std::hash::BuildHasherDefault<KeyIsHash>>;
 
 /// One pass of rewriting, and whether it settled: when it did, another pass would change
-/// nothing (see `Rw::unsettled`).
-pub fn rewrite(p: &Program) -> (Program, bool) {
+/// nothing (see `Rw::unsettled`). With `live`, only the equations it marks are rewritten
+/// (the others are dead: no result needs them).
+pub fn rewrite(p: &Program, live: Option<&[bool]>) -> (Program, bool) {
     let mut rw = Rw {
         b: Builder { vars: Vec::with_capacity(p.vars.len()), eqns: Vec::with_capacity(p.eqns.len()) },
         uniform: Vec::with_capacity(p.vars.len()),
@@ -133,7 +134,10 @@ pub fn rewrite(p: &Program) -> (Program, bool) {
         rw.inputs.push(nv);
         map.set(*v, Atom::Var(nv));
     }
-    for e in &p.eqns {
+    for (i, e) in p.eqns.iter().enumerate() {
+        if live.is_some_and(|l| !l[i]) {
+            continue;
+        }
         let args: Args = e.args.iter().map(|a| map.get(*a)).collect();
         if matches!(
             e.prim,

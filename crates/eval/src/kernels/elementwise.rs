@@ -3,6 +3,7 @@
 //! use), so a chain of elementwise operations allocates once.
 
 use super::layout::{broadcast_strides, for_each_row, inner, rows};
+use super::simd::wide_fn;
 use ad_ir::prim::{Binary, Unary};
 use ad_ir::scalar;
 use ad_ir::{Array, Shape};
@@ -84,18 +85,8 @@ fn map_into(dst: &mut [f64], src: Option<&[f64]>, f: impl Fn(f64) -> f64 + Copy 
     map_chunk(dst, src, f)
 }
 
-#[inline(always)]
-fn map_chunk(dst: &mut [f64], src: Option<&[f64]>, f: impl Fn(f64) -> f64 + Copy) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        match simd_level() {
-            // SAFETY: the processor supports these instructions (checked by simd_level).
-            Simd::Avx512 => return unsafe { map_avx512(dst, src, f) },
-            Simd::Avx2 => return unsafe { map_avx2(dst, src, f) },
-            Simd::None => {}
-        }
-    }
-    map_plain(dst, src, f)
+wide_fn! {
+    fn map_chunk[](dst: &mut [f64], src: Option<&[f64]>, f: impl Fn(f64) -> f64 + Copy) = map_plain;
 }
 
 #[inline(always)]
@@ -114,42 +105,8 @@ fn map_plain(dst: &mut [f64], src: Option<&[f64]>, f: impl Fn(f64) -> f64) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn map_avx2(dst: &mut [f64], src: Option<&[f64]>, f: impl Fn(f64) -> f64) {
-    map_plain(dst, src, f)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-unsafe fn map_avx512(dst: &mut [f64], src: Option<&[f64]>, f: impl Fn(f64) -> f64) {
-    map_plain(dst, src, f)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-enum Simd {
-    None,
-    Avx2,
-    Avx512,
-}
-
-#[cfg(target_arch = "x86_64")]
-fn simd_level() -> Simd {
-    use std::arch::is_x86_feature_detected as has;
-    use std::sync::OnceLock;
-    static LEVEL: OnceLock<Simd> = OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        if has!("avx512f") && has!("avx512dq") && has!("avx2") && has!("fma") {
-            Simd::Avx512
-        } else if has!("avx2") && has!("fma") {
-            Simd::Avx2
-        } else {
-            Simd::None
-        }
-    })
-}
-
+/// `f` applied elementwise to `a` and `b` broadcast to `out`, each loop compiled for the
+/// processor's widest vectors ([`wide_fn!`]).
 #[inline]
 pub fn zip(
     mut a: Array,
@@ -160,22 +117,19 @@ pub fn zip(
     let (sa, sb) = (a.shape(), b.shape());
     if sa == out && sb.size() == out.size() {
         if let Some(d) = a.data_mut() {
-            for (x, &y) in d.iter_mut().zip(b.data()) {
-                *x = f(*x, y);
-            }
+            zip_assign(d, b.data(), f);
             return a;
         }
     }
     if sb == out && sa.size() == out.size() {
         if let Some(d) = b.data_mut() {
-            for (y, &x) in d.iter_mut().zip(a.data()) {
-                *y = f(x, *y);
-            }
+            zip_assign(d, a.data(), move |y, x| f(x, y));
             return b;
         }
     }
     if sa.size() == out.size() && sb.size() == out.size() {
-        let data = a.data().iter().zip(b.data()).map(|(&x, &y)| f(x, y)).collect();
+        let mut data = Vec::with_capacity(out.size());
+        zip_new(&mut data, a.data(), b.data(), f);
         return Array::new(out, data);
     }
     if sb.size() == 1 {
@@ -190,15 +144,67 @@ pub fn zip(
             return map(b.into_reshaped(out), |y| f(x, y));
         }
     }
-    // General broadcasting: row by row over the result, each operand read with the strides
-    // that repeat it along its missing or size-1 axes.
-    let (sa, sb) = (broadcast_strides(sa, out), broadcast_strides(sb, out));
-    let (ia, ib) = (inner(&sa), inner(&sb));
-    let (_, n) = rows(out);
-    let (ad, bd) = (a.data(), b.data());
     let mut data = Vec::with_capacity(out.size());
-    for_each_row(out, &[&sa, &sb], |o| {
-        let (ai, bi) = (o[0], o[1]);
+    zip_broadcast(&mut data, (&a, &b), out, f);
+    Array::new(out, data)
+}
+
+wide_fn! {
+    /// `d[i] = f(d[i], o[i])`.
+    fn zip_assign[](d: &mut [f64], o: &[f64], f: impl Fn(f64, f64) -> f64) = zip_assign_plain;
+}
+
+#[inline(always)]
+fn zip_assign_plain(d: &mut [f64], o: &[f64], f: impl Fn(f64, f64) -> f64) {
+    for (x, &y) in d.iter_mut().zip(o) {
+        *x = f(*x, y);
+    }
+}
+
+wide_fn! {
+    /// `f(a[i], b[i])` appended to `data`.
+    fn zip_new[](data: &mut Vec<f64>, a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) = zip_new_plain;
+}
+
+#[inline(always)]
+fn zip_new_plain(data: &mut Vec<f64>, a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) {
+    data.extend(a.iter().zip(b).map(|(&x, &y)| f(x, y)));
+}
+
+/// General broadcasting: `f` of the operands broadcast to `out`, appended to `data`, row by
+/// row over the result, each operand read with the strides that repeat it along its missing
+/// or size-1 axes.
+fn zip_broadcast(data: &mut Vec<f64>, (a, b): (&Array, &Array), out: Shape, f: impl Fn(f64, f64) -> f64) {
+    let (sa, sb) = (broadcast_strides(a.shape(), out), broadcast_strides(b.shape(), out));
+    let (_, n) = rows(out);
+    // Where each row starts in each operand; the rows are then run by one loop compiled for
+    // wide vectors (a closure called per row would be compiled for the baseline only).
+    let mut starts = Vec::with_capacity(out.size() / n.max(1));
+    for_each_row(out, &[&sa, &sb], |o| starts.push((o[0], o[1])));
+    zip_rows(data, &starts, (a.data(), b.data()), (inner(&sa), inner(&sb), n), f);
+}
+
+wide_fn! {
+    fn zip_rows[](
+        data: &mut Vec<f64>,
+        starts: &[(usize, usize)],
+        operands: (&[f64], &[f64]),
+        steps: (usize, usize, usize),
+        f: impl Fn(f64, f64) -> f64
+    ) = zip_rows_plain;
+}
+
+/// The rows of a broadcast `f(a, b)` starting at `starts`, `n` elements each; an operand
+/// whose last stride is 0 repeats one element along the row.
+#[inline(always)]
+fn zip_rows_plain(
+    data: &mut Vec<f64>,
+    starts: &[(usize, usize)],
+    (ad, bd): (&[f64], &[f64]),
+    (ia, ib, n): (usize, usize, usize),
+    f: impl Fn(f64, f64) -> f64,
+) {
+    for &(ai, bi) in starts {
         match (ia, ib) {
             (0, 0) => data.extend(std::iter::repeat_n(f(ad[ai], bd[bi]), n)),
             (_, 0) => {
@@ -211,8 +217,7 @@ pub fn zip(
             }
             _ => data.extend(ad[ai..ai + n].iter().zip(&bd[bi..bi + n]).map(|(&x, &y)| f(x, y))),
         }
-    });
-    Array::new(out, data)
+    }
 }
 
 pub fn select(c: &Array, a: &Array, b: &Array, out: Shape) -> Array {

@@ -2,6 +2,7 @@
 //! NumPy's `matmul`); solves and decompositions are in `factor.rs`.
 
 use super::layout::{broadcast_strides, for_each_row};
+use super::simd::wide_fn;
 use ad_ir::{Array, Shape};
 use faer::linalg::matmul::matmul as faer_matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -129,11 +130,7 @@ fn matmul_2d(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
 pub(crate) fn matmul_2d_into(a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: usize, n: usize) {
     if k == 1 && m * n > 0 {
         // The outer product, element by element as `outer` computes it.
-        for (row, &x) in c.chunks_exact_mut(n).zip(a) {
-            for (o, &y) in row.iter_mut().zip(b) {
-                *o = x * y;
-            }
-        }
+        outer_into(c, a, b);
         return;
     }
     if m * n * k <= 64 * 64 || n == 1 || m == 1 {
@@ -185,9 +182,7 @@ fn outer(col: &[f64], row: &[f64]) -> Vec<f64> {
     let (m, n) = (col.len(), row.len());
     let mut data = Vec::with_capacity(m * n);
     if m * n < PARALLEL_OUTER_ABOVE {
-        for &c in col {
-            data.extend(row.iter().map(|&r| c * r));
-        }
+        outer_rows(&mut data, col, row);
         return data;
     }
     // Large results: rows are written on all cores, straight into the new buffer.
@@ -202,11 +197,42 @@ fn outer(col: &[f64], row: &[f64]) -> Vec<f64> {
     data
 }
 
+wide_fn! {
+    fn outer_rows[](data: &mut Vec<f64>, col: &[f64], row: &[f64]) = outer_rows_plain;
+}
+
+#[inline(always)]
+fn outer_rows_plain(data: &mut Vec<f64>, col: &[f64], row: &[f64]) {
+    for &c in col {
+        data.extend(row.iter().map(|&r| c * r));
+    }
+}
+
+wide_fn! {
+    /// The outer product of `col` and `row` written over `c` (`col.len()` rows).
+    fn outer_into[](c: &mut [f64], col: &[f64], row: &[f64]) = outer_into_plain;
+}
+
+#[inline(always)]
+fn outer_into_plain(c: &mut [f64], col: &[f64], row: &[f64]) {
+    for (dst, &x) in c.chunks_exact_mut(row.len()).zip(col) {
+        for (o, &y) in dst.iter_mut().zip(row) {
+            *o = x * y;
+        }
+    }
+}
+
 /// Outer products with more elements than this are written in parallel.
 const PARALLEL_OUTER_ABOVE: usize = 1 << 16;
 
-/// Row-major product for small or vector cases, where faer's setup dominates.
-fn small_matmul(a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: usize, n: usize) {
+wide_fn! {
+    /// Row-major product for small or vector cases, where faer's setup dominates; it adds
+    /// to `c`.
+    fn small_matmul[](a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: usize, n: usize) = small_matmul_plain;
+}
+
+#[inline(always)]
+fn small_matmul_plain(a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: usize, n: usize) {
     if n == 1 {
         for i in 0..m {
             c[i] = dot(&a[i * k..(i + 1) * k], b);
@@ -224,47 +250,80 @@ fn small_matmul(a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: usize, n: usiz
     }
 }
 
-/// [`small_matmul`] of `op(a)` (`m × k`) and `op(b)` (`k × n`), where `op` reads the
-/// operand transposed when its flag is set (`a` stored as `k × m`, `b` as `n × k`), with
-/// the same order of operations as `small_matmul` on the transposes, so the same bits.
-fn small_matmul_strided(
+wide_fn! {
+    /// [`small_matmul`] of `op(a)` (`m × k`) and `op(b)` (`k × n`), where `op` reads the
+    /// operand transposed when its flag is set (`a` stored as `k × m`, `b` as `n × k`), with
+    /// the same order of operations as `small_matmul` on the transposes, so the same bits.
+    fn small_matmul_strided[](
+        a: &[f64],
+        b: &[f64],
+        c: &mut [f64],
+        dims: (usize, usize, usize),
+        flags: (bool, bool)
+    ) = small_matmul_strided_plain;
+}
+
+#[inline(always)]
+fn small_matmul_strided_plain(
     a: &[f64],
     b: &[f64],
     c: &mut [f64],
     (m, k, n): (usize, usize, usize),
     (ta, tb): (bool, bool),
 ) {
-    let at = |i: usize, p: usize| if ta { a[p * m + i] } else { a[i * k + p] };
-    let bt = |p: usize, j: usize| if tb { b[j * k + p] } else { b[p * n + j] };
+    if m == 0 || n == 0 {
+        return;
+    }
     if n == 1 {
-        // `dot`'s grouping: four running sums over whole chunks of four, then the rest.
-        for (i, out) in c.iter_mut().enumerate().take(m) {
-            let mut acc = [0.0f64; 4];
-            let whole = k - k % 4;
-            for p in (0..whole).step_by(4) {
-                for (l, acc) in acc.iter_mut().enumerate() {
-                    *acc += at(i, p + l) * bt(p + l, 0);
+        // Matrix-vector products take `dot`'s grouping for each entry: four running sums
+        // over whole chunks of four, then the rest (`b` reads the same either way).
+        if !ta {
+            for (i, out) in c.iter_mut().enumerate().take(m) {
+                *out = dot(&a[i * k..(i + 1) * k], &b[..k]);
+            }
+            return;
+        }
+        // `a'` times a vector: the four running sums of every entry at once, so that the
+        // loops run along `a`'s rows (contiguous) rather than down its columns.
+        let whole = k - k % 4;
+        let mut acc = vec![0.0f64; 4 * m];
+        for p in (0..whole).step_by(4) {
+            for (l, sums) in acc.chunks_exact_mut(m).enumerate() {
+                let y = b[p + l];
+                for (s, &x) in sums.iter_mut().zip(&a[(p + l) * m..(p + l + 1) * m]) {
+                    *s += x * y;
                 }
             }
-            let mut s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+        }
+        for (i, out) in c.iter_mut().enumerate().take(m) {
+            let mut s = (acc[i] + acc[2 * m + i]) + (acc[m + i] + acc[3 * m + i]);
             for p in whole..k {
-                s += at(i, p) * bt(p, 0);
+                s += a[p * m + i] * b[p];
             }
             *out = s;
         }
         return;
     }
+    let at = |i: usize, p: usize| if ta { a[p * m + i] } else { a[i * k + p] };
     for i in 0..m {
         let row = &mut c[i * n..(i + 1) * n];
         for p in 0..k {
             let x = at(i, p);
-            for (j, o) in row.iter_mut().enumerate() {
-                *o += x * bt(p, j);
+            if tb {
+                for (j, o) in row.iter_mut().enumerate() {
+                    *o += x * b[j * k + p];
+                }
+            } else {
+                // Rows of `b` are contiguous: the inner loop runs along them.
+                for (o, y) in row.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                    *o += x * y;
+                }
             }
         }
     }
 }
 
+#[inline(always)]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     let mut acc = [0.0f64; 4];
     let ca = a.chunks_exact(4);

@@ -8,6 +8,7 @@ pub mod factor;
 pub mod layout;
 pub mod linalg;
 pub mod reduce;
+pub(crate) mod simd;
 pub mod structure;
 pub mod window;
 

@@ -73,11 +73,43 @@ pub fn index(a: &Array, sels: &[Sel], out: Shape) -> Array {
     Array::new(out, data)
 }
 
+/// Zero padding, written once in order: each row of the result is zeros, or zeros around a
+/// row of `a` (zeroing the whole result first and copying `a` over it wrote the inside
+/// twice).
 pub fn pad(a: &Array, widths: &[(usize, usize)], out: Shape) -> Array {
-    let mut data = vec![0.0; out.size()];
-    let start: Vec<usize> = widths.iter().map(|(lo, _)| *lo).collect();
-    let zeros = vec![0; start.len()];
-    copy_block(a.data(), a.shape(), &zeros, &mut data, out, &start, a.shape().dims());
+    let (src, odims) = (a.shape().dims(), out.dims());
+    let Some((&(lo, _), lead)) = widths.split_last() else { return a.clone() };
+    let n = odims[odims.len() - 1];
+    let k = src[src.len() - 1];
+    let mut data = Vec::with_capacity(out.size());
+    let d = a.data();
+    // The row of `a` each row of the result holds, if any: the leading positions, less the
+    // padding before them, must fall inside `a`.
+    let mut idx = vec![0usize; lead.len()];
+    for _ in 0..out.size() / n.max(1) {
+        let mut row = Some(0usize);
+        for (axis, (&i, &(before, _))) in idx.iter().zip(lead).enumerate() {
+            row = match (row, i.checked_sub(before)) {
+                (Some(r), Some(j)) if j < src[axis] => Some(r * src[axis] + j),
+                _ => None,
+            };
+        }
+        match row {
+            Some(r) if k > 0 => {
+                data.resize(data.len() + lo, 0.0);
+                data.extend_from_slice(&d[r * k..(r + 1) * k]);
+                data.resize(data.len() + (n - lo - k), 0.0);
+            }
+            _ => data.resize(data.len() + n, 0.0),
+        }
+        for axis in (0..idx.len()).rev() {
+            idx[axis] += 1;
+            if idx[axis] < odims[axis] {
+                break;
+            }
+            idx[axis] = 0;
+        }
+    }
     Array::new(out, data)
 }
 
@@ -168,12 +200,32 @@ pub fn flip(a: &Array, axes: ad_ir::prim::Axes) -> Array {
     Array::new(s, data)
 }
 
-fn transpose_block(src: &[f64], dst: &mut [f64], m: usize, n: usize) {
+super::simd::wide_fn! {
+    /// The `m × n` matrix `src` transposed into `dst`.
+    fn transpose_block[](src: &[f64], dst: &mut [f64], m: usize, n: usize) = transpose_block_plain;
+}
+
+#[inline(always)]
+fn transpose_block_plain(src: &[f64], dst: &mut [f64], m: usize, n: usize) {
+    // Blocks of 32 × 32 keep both sides in cache. Inside a block, four rows of `a` are
+    // walked together, each step writing four consecutive elements of a row of the result;
+    // the block's last rows (fewer than four) element by element.
     const B: usize = 32;
     for ib in (0..m).step_by(B) {
+        let ie = (ib + B).min(m);
         for jb in (0..n).step_by(B) {
-            for i in ib..(ib + B).min(m) {
-                for j in jb..(jb + B).min(n) {
+            let je = (jb + B).min(n);
+            let mut i = ib;
+            while i + 4 <= ie {
+                let rows: [&[f64]; 4] = std::array::from_fn(|r| &src[(i + r) * n + jb..(i + r) * n + je]);
+                for (c, j) in (jb..je).enumerate() {
+                    let out = &mut dst[j * m + i..j * m + i + 4];
+                    out.copy_from_slice(&[rows[0][c], rows[1][c], rows[2][c], rows[3][c]]);
+                }
+                i += 4;
+            }
+            for i in i..ie {
+                for j in jb..je {
                     dst[j * m + i] = src[i * n + j];
                 }
             }
