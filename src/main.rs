@@ -30,7 +30,7 @@ struct Cli {
     #[arg(long = "ad-memory", value_name = "SIZE", global = true, value_parser = ad_driver::memory::parse_size)]
     ad_memory: Option<u64>,
     /// Run everything in the interpreter, the reference semantics: loops are not planned
-    /// into one buffer.
+    /// into one buffer and elementwise chains are not run in blocks.
     #[arg(long = "no-compile", global = true)]
     no_compile: bool,
 }

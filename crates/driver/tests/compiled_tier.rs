@@ -13,73 +13,45 @@
 //! `AD_TIER_CASES=N` runs N programs (default below); `AD_TIER_SEED=N` runs only seed N and
 //! prints its program.
 
-use ad_driver::derive::lower_named;
-use ad_driver::{Session, SharedBuf};
+#[path = "common/random_programs.rs"]
+mod random_programs;
+
 use ad_eval::rng::Rng;
-use ad_ir::prim::{Binary, Unary};
 use ad_ir::{Array, Program, Shape};
+use random_programs::{bits, lowered, Draw};
 
 const DEFAULT_CASES: u64 = 60;
 
 struct Gen {
-    rng: Rng,
+    d: Draw,
     n: usize,
 }
 
 impl Gen {
     fn below(&mut self, k: usize) -> usize {
-        (self.rng.uniform() * k as f64) as usize % k
-    }
-
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len())]
+        self.d.below(k)
     }
 
     fn lit(&mut self) -> String {
-        format!("{:.3}", self.rng.uniform() * 2.0 - 1.0)
+        self.d.lit()
     }
 
     /// An expression of shape `[n]` of depth at most `depth`.
     fn vector(&mut self, depth: usize) -> String {
-        if depth == 0 || self.below(4) == 0 {
-            return self.leaf();
-        }
-        let unary: Vec<&str> = Unary::ALL.iter().filter(|u| u.callable()).map(|u| u.name()).collect();
-        let binary: Vec<&str> = Binary::ALL.iter().filter(|b| b.callable()).map(|b| b.name()).collect();
-        match self.below(6) {
-            0 | 1 => {
-                let f = self.pick(&unary);
-                format!("{f}({})", self.vector(depth - 1))
-            }
-            2 | 3 => {
-                let f = self.pick(&binary);
-                format!("{f}({}, {})", self.vector(depth - 1), self.vector(depth - 1))
-            }
-            4 => {
-                let op = self.pick(&["+", "-", "*", "/"]);
-                format!("({} {op} {})", self.vector(depth - 1), self.vector(depth - 1))
-            }
-            _ => format!(
-                "where({} > {}, {}, {})",
-                self.vector(depth - 1),
-                self.lit(),
-                self.vector(depth - 1),
-                self.leaf()
-            ),
-        }
+        let n = self.n;
+        self.d.elementwise(depth, &mut |d| Gen::leaf(d, n))
     }
 
-    fn leaf(&mut self) -> String {
-        let n = self.n;
-        match self.below(12) {
+    fn leaf(d: &mut Draw, n: usize) -> String {
+        match d.below(12) {
             0 | 1 => "s".into(),
             2 => "x".into(),
             3 => "p".into(),
-            4 => self.lit(),
+            4 => d.lit(),
             5 => "(i / 7)".into(),
             6 => "s[::-1]".into(),
             7 if n > 1 => "concat((s[1:], s[:1]), 0)".into(),
-            8 => format!("s[{}]", self.below(n)),
+            8 => format!("s[{}]", d.below(n)),
             // A broadcast of another shape: a column against a row, summed back.
             9 => "sum(reshape(s, (1, -1)) * reshape(x, (-1, 1)), 0) / 4".into(),
             10 => "s[mod(i, rows(s))]".into(),
@@ -118,12 +90,6 @@ impl Gen {
     }
 }
 
-fn lowered(src: &str, function: &str) -> Result<Program, String> {
-    let mut s = Session::new(Box::new(SharedBuf::default()));
-    s.run_source("tier.ad", src).map_err(|e| ad_syntax::render(&s.sources, &e, false))?;
-    lower_named(&mut s, function, &[]).map(|l| l.program).map_err(|e| e.message)
-}
-
 /// The results of running `p` on `args` in one way, as bits (every NaN the same).
 fn run(
     p: &Program,
@@ -140,10 +106,7 @@ fn run(
     let mut last = Vec::new();
     for _ in 0..times {
         let out = c.run(args.to_vec()).map_err(|e| format!("{e:?}"))?;
-        let bits: Vec<Vec<u64>> = out
-            .iter()
-            .map(|a| a.data().iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect())
-            .collect();
+        let bits = bits(&out);
         if !last.is_empty() && bits != last {
             return Err("two runs of the same program differ".into());
         }
@@ -154,7 +117,7 @@ fn run(
 
 /// Runs seed `seed`'s program three ways; an error describes a disagreement.
 fn case(seed: u64) -> Result<(), String> {
-    let mut g = Gen { rng: Rng::new(seed), n: [1, 3, 9, 13][seed as usize % 4] };
+    let mut g = Gen { d: Draw(Rng::new(seed)), n: [1, 3, 9, 13][seed as usize % 4] };
     // Short loops run cold as steps until their third run; long ones compile at the first.
     let trips = if seed.is_multiple_of(3) { 70 } else { 5 + g.below(20) };
     let src = g.program(trips);

@@ -35,32 +35,34 @@ pub fn compiling() -> bool {
 }
 
 #[derive(Clone, Debug)]
-enum Operand {
+pub(crate) enum Operand {
     Take(usize),
     Borrow(usize),
     Const(Array),
 }
 
 #[derive(Clone, Debug)]
-struct Step {
-    prim: Prim,
-    args: Vec<Operand>,
-    out: usize,
-    /// The results after the first (a loop's carried values).
-    extra: Vec<usize>,
-    shape: Shape,
+pub(crate) struct Step {
+    pub prim: Prim,
+    pub args: Vec<Operand>,
+    pub out: usize,
+    /// The results after the first (a loop's carried values, a chain's results).
+    pub extra: Vec<usize>,
+    pub shape: Shape,
     /// Values whose last use is this step but that could not be taken (used twice here).
-    drop_after: Vec<usize>,
+    pub drop_after: Vec<usize>,
     /// For a matrix product: which operands are read transposed (transposes fused into it).
-    transposed: [bool; 2],
+    pub transposed: [bool; 2],
     /// A loop's programs, prepared once.
-    region: Option<Rc<Region>>,
-    span: Span,
+    pub region: Option<Rc<Region>>,
+    /// Elementwise steps run as one chain (`chains.rs`), in place of `prim`.
+    pub chain: Option<Rc<crate::chains::Chain>>,
+    pub span: Span,
 }
 
 /// The programs of a loop equation.
 #[derive(Debug)]
-enum Region {
+pub(crate) enum Region {
     /// A loop planned in one buffer, when its body allows (`planned/`).
     Planned(crate::planned::LoopPlan),
     /// A loop's body and, for a `while` loop, its condition, for the interpreter.
@@ -197,6 +199,7 @@ impl Compiled {
                     shape: p.var_shape(e.out),
                     drop_after,
                     region,
+                    chain: None,
                     span: e.span,
                 };
                 // A result nobody reads is dropped right away.
@@ -217,6 +220,8 @@ impl Compiled {
             })
             .collect();
         let steps = hoist_constants(steps, &mut outputs, n);
+        // Elementwise chains run in blocks, except in the reference interpreter.
+        let steps = if compiling() { crate::chains::form_chains(steps, |v| p.vars[v].shape) } else { steps };
         let inputs = p.inputs.iter().map(|v| (v.index(), last[v.index()].is_some())).collect();
         let hot = compiling().then(|| crate::planned::HotProgram::new(p)).flatten().map(Rc::new);
         Compiled { n_vars: n, inputs, steps, outputs, spare: Default::default(), hot }
@@ -253,6 +258,16 @@ impl Compiled {
                     })
                     .map(|a| a.unwrap_or_else(|| missing(s.out))),
             );
+            if let Some(chain) = &s.chain {
+                let outs = chain.run(std::mem::take(&mut args));
+                for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
+                    regs[*slot] = Some(a);
+                }
+                for v in &s.drop_after {
+                    regs[*v] = None;
+                }
+                continue;
+            }
             match s.region.as_deref() {
                 // An equation holding programs gives one result per output of theirs.
                 Some(region) => {

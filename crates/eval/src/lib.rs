@@ -5,6 +5,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod chains;
 pub mod csv;
 mod fuse;
 pub mod interp;
@@ -13,6 +14,7 @@ mod planned;
 pub mod reverse;
 pub mod rng;
 
+pub use chains::chains_formed;
 pub use interp::{compiling, interrupted, set_compile, Compiled, RunError, INTERRUPT};
 pub use planned::{compiled_plans, set_compile_eagerly};
 

@@ -38,17 +38,82 @@ pub(crate) fn unary_slice(op: Unary, dst: &mut [f64], src: Option<&[f64]>) {
     }
 }
 
+/// `$body` with `$f` bound to the scalar function of the binary operation `$op`: the one
+/// table of them, which the array kernel and the slice kernel (elementwise chains) share,
+/// so that both compute every element with the same function.
+macro_rules! with_binary {
+    ($op:expr, |$f:ident| $body:expr) => {
+        match $op {
+            Binary::Add => {
+                let $f = |x: f64, y: f64| x + y;
+                $body
+            }
+            Binary::Sub => {
+                let $f = |x: f64, y: f64| x - y;
+                $body
+            }
+            Binary::Mul => {
+                let $f = |x: f64, y: f64| x * y;
+                $body
+            }
+            Binary::Div => {
+                let $f = |x: f64, y: f64| x / y;
+                $body
+            }
+            Binary::Pow => {
+                let $f = scalar::pow;
+                $body
+            }
+            Binary::Max => {
+                let $f = scalar::max;
+                $body
+            }
+            Binary::Min => {
+                let $f = scalar::min;
+                $body
+            }
+            Binary::SafeMul => {
+                let $f = scalar::safe_mul;
+                $body
+            }
+            op => {
+                let $f = move |x: f64, y: f64| scalar::binary(op, x, y);
+                $body
+            }
+        }
+    };
+}
+
 pub fn binary(op: Binary, a: Array, b: Array, out: Shape) -> Array {
-    match op {
-        Binary::Add => zip(a, b, out, |x, y| x + y),
-        Binary::Sub => zip(a, b, out, |x, y| x - y),
-        Binary::Mul => zip(a, b, out, |x, y| x * y),
-        Binary::Div => zip(a, b, out, |x, y| x / y),
-        Binary::Pow => zip(a, b, out, scalar::pow),
-        Binary::Max => zip(a, b, out, scalar::max),
-        Binary::Min => zip(a, b, out, scalar::min),
-        Binary::SafeMul => zip(a, b, out, scalar::safe_mul),
-        op => zip(a, b, out, move |x, y| scalar::binary(op, x, y)),
+    with_binary!(op, |f| zip(a, b, out, f))
+}
+
+/// `dst[i] = op(a[i], b[i])` on slices of one length (elementwise chains, `chains.rs`).
+pub(crate) fn binary_slice(op: Binary, dst: &mut [f64], a: &[f64], b: &[f64]) {
+    with_binary!(op, |f| zip_slices(dst, a, b, f))
+}
+
+wide_fn! {
+    fn zip_slices[](dst: &mut [f64], a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) = zip_slices_plain;
+}
+
+#[inline(always)]
+fn zip_slices_plain(dst: &mut [f64], a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) {
+    for ((o, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+        *o = f(x, y);
+    }
+}
+
+wide_fn! {
+    /// `where` on slices of one length: `a[i]` where `c[i]` is not zero, else `b[i]`, as
+    /// [`select`] chooses.
+    pub(crate) fn select_slice[](dst: &mut [f64], c: &[f64], a: &[f64], b: &[f64]) = select_slice_plain;
+}
+
+#[inline(always)]
+fn select_slice_plain(dst: &mut [f64], c: &[f64], a: &[f64], b: &[f64]) {
+    for (((o, &c), &x), &y) in dst.iter_mut().zip(c).zip(a).zip(b) {
+        *o = if c != 0.0 { x } else { y };
     }
 }
 

@@ -1,0 +1,413 @@
+//! Elementwise chains run in blocks: consecutive elementwise steps (`+`, `tanh`, `where`
+//! ...) with results of one shape run as one step, which computes a block of a few hundred
+//! elements of every result in turn and writes only the values read after the chain. The
+//! values that live only inside the chain never exist as arrays, so a chain of k
+//! operations reads and writes memory about once instead of k times, and allocates once.
+//!
+//! Every element is computed by the same scalar function, on the same operands, as the
+//! steps would have computed it (the slice kernels share the elementwise kernels' table of
+//! functions), so the results are the same to the bit. Operands from outside the chain
+//! are arrays of the chain's size, single numbers, or rows repeated along the leading axes
+//! (a bias); a step reading anything else ends the chain.
+
+use crate::interp::{Operand, Step};
+use crate::kernels::elementwise::{binary_slice, select_slice, unary_slice};
+use ad_ir::prim::{Binary, Prim, Unary};
+use ad_ir::{Array, Shape};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Elements per block: a block of every value of a chain stays in the first-level cache.
+const BLOCK: usize = 256;
+/// Results smaller than this are left to the steps (a chain saves little there).
+pub(crate) const MIN_LEN: usize = 256;
+/// At most this many operations in one chain (their blocks must fit in the cache).
+pub(crate) const MAX_OPS: usize = 24;
+
+/// Where an operation's operand comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Src {
+    /// The result of an earlier operation of the chain.
+    Op(usize),
+    /// Operand `i` of the chain step, an array with as many elements as the chain's results.
+    Full(usize),
+    /// Operand `i`, a single number.
+    Scalar(usize),
+    /// Operand `i`, a row of `n` elements repeated along the leading axes.
+    Row(usize, usize),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    Unary(Unary),
+    Binary(Binary),
+    Where,
+}
+
+impl Kind {
+    /// The operation of an elementwise primitive, if it is one.
+    pub(crate) fn of(prim: &Prim) -> Option<Kind> {
+        match prim {
+            Prim::Unary(u) => Some(Kind::Unary(*u)),
+            Prim::Binary(b) => Some(Kind::Binary(*b)),
+            Prim::Where => Some(Kind::Where),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Op {
+    pub kind: Kind,
+    pub args: Vec<Src>,
+}
+
+/// A chain: its operations in order, and which of their results leave it.
+#[derive(Debug)]
+pub(crate) struct Chain {
+    pub shape: Shape,
+    pub ops: Vec<Op>,
+    /// The operations whose results are read after the chain, in the order of the step's
+    /// results.
+    pub results: Vec<usize>,
+}
+
+impl Chain {
+    /// Runs the chain on the step's operands (taken ones may be written over: the first
+    /// result goes into the buffer of a full-size operand the step holds the only
+    /// reference to, as the elementwise kernels write into a dying operand). Long results
+    /// are computed in pieces on all cores.
+    pub(crate) fn run(&self, mut args: Vec<Array>) -> Vec<Array> {
+        let len = self.shape.size();
+        let full = |s: &Src| match s {
+            Src::Full(i) => Some(*i),
+            _ => None,
+        };
+        // The first result's buffer: a dying operand's, or a new one.
+        let mut reused = None;
+        let mut first = Vec::new();
+        for i in self.ops.iter().flat_map(|o| o.args.iter().filter_map(full)) {
+            if let Some(d) = args[i].data_mut() {
+                first = std::mem::take(d);
+                reused = Some(i);
+                break;
+            }
+        }
+        if reused.is_none() {
+            first = vec![0.0; len];
+        }
+        let mut rest: Vec<Vec<f64>> = self.results[1..].iter().map(|_| vec![0.0; len]).collect();
+        let inputs = Inputs {
+            data: args.iter().map(|a| a.data()).collect(),
+            reused,
+            // Single numbers, spread over a block once for the whole run.
+            spread: args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| if self.reads_number(i) { vec![a.data()[0]; BLOCK] } else { Vec::new() })
+                .collect(),
+        };
+        let mut outs: Vec<&mut [f64]> =
+            std::iter::once(first.as_mut_slice()).chain(rest.iter_mut().map(|v| v.as_mut_slice())).collect();
+        if len > PARALLEL_ABOVE {
+            use rayon::prelude::*;
+            let mut pieces: Vec<Vec<&mut [f64]>> = (0..len.div_ceil(PIECE)).map(|_| Vec::new()).collect();
+            for out in outs {
+                for (piece, part) in pieces.iter_mut().zip(out.chunks_mut(PIECE)) {
+                    piece.push(part);
+                }
+            }
+            pieces
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(k, mut outs)| self.run_range(k * PIECE, &mut outs, &inputs));
+        } else {
+            self.run_range(0, &mut outs, &inputs);
+        }
+        std::iter::once(first).chain(rest).map(|d| Array::new(self.shape, d)).collect()
+    }
+
+    /// Whether an operation reads operand `i` as a single number.
+    fn reads_number(&self, i: usize) -> bool {
+        self.ops.iter().any(|o| o.args.contains(&Src::Scalar(i)))
+    }
+
+    /// Computes the results from position `offset` on, as many as `outs[0]` holds, into
+    /// `outs` (the first result, then the others), block by block.
+    fn run_range(&self, offset: usize, outs: &mut [&mut [f64]], inputs: &Inputs) {
+        let len = outs[0].len();
+        let mut blocks: Vec<Vec<f64>> = self.ops.iter().map(|_| vec![0.0; BLOCK]).collect();
+        let mut rows: [Vec<f64>; 3] = [vec![0.0; BLOCK], vec![0.0; BLOCK], vec![0.0; BLOCK]];
+        for start in (0..len).step_by(BLOCK) {
+            let n = BLOCK.min(len - start);
+            let at = offset + start;
+            for (k, op) in self.ops.iter().enumerate() {
+                let (done, now) = blocks.split_at_mut(k);
+                let dst = &mut now[0][..n];
+                // Repeated rows are laid out for this block first: the row from the
+                // position the block starts at, wrapping around.
+                for (slot, s) in op.args.iter().enumerate() {
+                    if let Src::Row(i, m) = *s {
+                        let row = inputs.data[i];
+                        let (mut j, mut filled) = (at % m, 0);
+                        while filled < n {
+                            let take = (m - j).min(n - filled);
+                            rows[slot][filled..filled + take].copy_from_slice(&row[j..j + take]);
+                            filled += take;
+                            j = 0;
+                        }
+                    }
+                }
+                let first: &[f64] = &outs[0][start..start + n];
+                let operand = |slot: usize| -> &[f64] {
+                    match op.args[slot] {
+                        Src::Op(j) => &done[j][..n],
+                        // The dying operand whose buffer the first result reuses: this
+                        // block of it is read here and written only after every operation.
+                        Src::Full(i) if inputs.reused == Some(i) => first,
+                        Src::Full(i) => &inputs.data[i][at..at + n],
+                        // Spread in `run` for every single-number operand.
+                        Src::Scalar(i) => &inputs.spread[i][..n],
+                        Src::Row(..) => &rows[slot][..n],
+                    }
+                };
+                match op.kind {
+                    Kind::Unary(u) => unary_slice(u, dst, Some(operand(0))),
+                    Kind::Binary(b) => binary_slice(b, dst, operand(0), operand(1)),
+                    Kind::Where => select_slice(dst, operand(0), operand(1), operand(2)),
+                }
+            }
+            for (out, &k) in outs.iter_mut().zip(&self.results) {
+                out[start..start + n].copy_from_slice(&blocks[k][..n]);
+            }
+        }
+    }
+}
+
+/// What a chain reads: its operands' elements (the reused one's through the first result),
+/// and single numbers spread over a block.
+struct Inputs<'a> {
+    data: Vec<&'a [f64]>,
+    reused: Option<usize>,
+    /// A block of each single-number operand's value (empty for the other operands).
+    spread: Vec<Vec<f64>>,
+}
+
+/// Results longer than this are computed on all cores, in pieces of `PIECE` elements (the
+/// elementwise kernels' threshold and piece).
+const PARALLEL_ABOVE: usize = 32_768;
+const PIECE: usize = 16_384;
+
+/// How an operand of shape `s` from outside a chain whose results have shape `out` is
+/// read, as operand `i` of the chain step; `None` when the chain cannot read it.
+pub(crate) fn outside(i: usize, s: Shape, out: Shape) -> Option<Src> {
+    if s.size() == out.size() {
+        return Some(Src::Full(i));
+    }
+    if s.size() == 1 {
+        return Some(Src::Scalar(i));
+    }
+    // A row: every axis but the last missing or of size 1, the last one the result's.
+    let dims = s.dims();
+    let last = *dims.last()?;
+    let row = dims[..dims.len() - 1].iter().all(|&d| d == 1) && out.dims().last() == Some(&last);
+    (row && dims.len() <= out.rank()).then_some(Src::Row(i, last))
+}
+
+/// Replaces each run of two or more consecutive elementwise steps with results of one
+/// shape (at least [`MIN_LEN`] elements) and operands a chain can read by one chain step.
+/// `shape_of` gives the shape of each register.
+pub(crate) fn form_chains(steps: Vec<Step>, shape_of: impl Fn(usize) -> Shape) -> Vec<Step> {
+    let chainable = |s: &Step| {
+        s.region.is_none()
+            && s.transposed == [false; 2]
+            && s.extra.is_empty()
+            && s.shape.size() >= MIN_LEN
+            && Kind::of(&s.prim).is_some()
+    };
+    if steps.windows(2).all(|w| !(chainable(&w[0]) && chainable(&w[1]))) {
+        return steps;
+    }
+    let mut out = Vec::with_capacity(steps.len());
+    let mut group: Vec<Step> = Vec::new();
+    let mut building: Option<Builder> = None;
+    for s in steps {
+        if chainable(&s) {
+            let b = building.get_or_insert_with(|| Builder::new(s.shape));
+            if b.add(&s, &shape_of) {
+                group.push(s);
+                continue;
+            }
+            // This step cannot join: the chain so far ends, and a new one may start here.
+            flush(&mut out, &mut group, building.take());
+            let mut b = Builder::new(s.shape);
+            if b.add(&s, &shape_of) {
+                building = Some(b);
+                group.push(s);
+            } else {
+                out.push(s);
+            }
+            continue;
+        }
+        // A step that neither reads what the chain computes nor ends the life of what it
+        // reads runs before the chain, which goes on gathering (derived programs
+        // interleave the small operations that make a coefficient with the large ones
+        // that use it).
+        if building.as_ref().is_some_and(|b| b.independent(&s)) {
+            out.push(s);
+            continue;
+        }
+        flush(&mut out, &mut group, building.take());
+        out.push(s);
+    }
+    flush(&mut out, &mut group, building.take());
+    out
+}
+
+thread_local! {
+    static FORMED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many chains this thread has formed (the tests check that chains ran).
+pub fn chains_formed() -> u64 {
+    FORMED.with(|c| c.get())
+}
+
+/// Emits the steps gathered so far: one chain step for two or more, else the step itself.
+fn flush(out: &mut Vec<Step>, group: &mut Vec<Step>, building: Option<Builder>) {
+    match building {
+        Some(b) if group.len() >= 2 => {
+            if let Some(step) = b.finish(group) {
+                FORMED.with(|c| c.set(c.get() + 1));
+                out.push(step);
+                group.clear();
+                return;
+            }
+            out.append(group);
+        }
+        _ => out.append(group),
+    }
+}
+
+/// A chain being gathered: its operations, the registers they produce, and the chain
+/// step's operands.
+struct Builder {
+    shape: Shape,
+    ops: Vec<Op>,
+    /// Register → the operation of the chain that produces it.
+    produced: HashMap<usize, usize>,
+    /// Register (or, for a constant, a fresh key past every register) → operand index.
+    operands: Vec<Operand>,
+    by_register: HashMap<usize, usize>,
+    /// Registers whose last use is in the chain.
+    dying: Vec<usize>,
+}
+
+impl Builder {
+    fn new(shape: Shape) -> Builder {
+        Builder {
+            shape,
+            ops: Vec::new(),
+            produced: HashMap::new(),
+            operands: Vec::new(),
+            by_register: HashMap::new(),
+            dying: Vec::new(),
+        }
+    }
+
+    /// Whether `s` can run before the chain instead of after the steps gathered so far:
+    /// it reads no value they produce, and the chain's operands outlive it.
+    fn independent(&self, s: &Step) -> bool {
+        let reads_chain = s.args.iter().any(|o| match o {
+            Operand::Take(v) | Operand::Borrow(v) => self.produced.contains_key(v),
+            Operand::Const(_) => false,
+        });
+        let ends_operand =
+            s.args.iter().any(|o| matches!(o, Operand::Take(v) if self.by_register.contains_key(v)));
+        let drops =
+            s.drop_after.iter().any(|v| self.produced.contains_key(v) || self.by_register.contains_key(v));
+        !(reads_chain || ends_operand || drops)
+    }
+
+    /// Adds the step if the chain can take it (its result has the chain's shape, there is
+    /// room, and every operand is readable).
+    fn add(&mut self, s: &Step, shape_of: &impl Fn(usize) -> Shape) -> bool {
+        if s.shape != self.shape || self.ops.len() >= MAX_OPS {
+            return false;
+        }
+        let mut args = Vec::with_capacity(s.args.len());
+        let (mut operands, mut by_register) = (self.operands.clone(), self.by_register.clone());
+        for o in &s.args {
+            let src = match o {
+                Operand::Take(v) | Operand::Borrow(v) => match self.produced.get(v) {
+                    Some(&k) => Src::Op(k),
+                    None => {
+                        let i = *by_register.entry(*v).or_insert_with(|| {
+                            operands.push(Operand::Borrow(*v));
+                            operands.len() - 1
+                        });
+                        match outside(i, shape_of(*v), self.shape) {
+                            Some(src) => src,
+                            None => return false,
+                        }
+                    }
+                },
+                Operand::Const(a) => {
+                    operands.push(Operand::Const(a.clone()));
+                    match outside(operands.len() - 1, a.shape(), self.shape) {
+                        Some(src) => src,
+                        None => return false,
+                    }
+                }
+            };
+            args.push(src);
+        }
+        let Some(kind) = Kind::of(&s.prim) else { return false };
+        self.operands = operands;
+        self.by_register = by_register;
+        for o in &s.args {
+            if let Operand::Take(v) = o {
+                self.dying.push(*v);
+            }
+        }
+        self.dying.extend(&s.drop_after);
+        self.produced.insert(s.out, self.ops.len());
+        self.ops.push(Op { kind, args });
+        true
+    }
+
+    /// The chain step: results are the values read after the chain (those that do not die
+    /// in it); operands whose last use is in the chain are taken.
+    fn finish(self, group: &[Step]) -> Option<Step> {
+        let mut results: Vec<usize> = Vec::new();
+        let mut result_regs: Vec<usize> = Vec::new();
+        for s in group {
+            if !self.dying.contains(&s.out) {
+                results.push(self.produced[&s.out]);
+                result_regs.push(s.out);
+            }
+        }
+        let (&out, extra) = result_regs.split_first()?;
+        let operands = self
+            .operands
+            .into_iter()
+            .map(|o| match o {
+                Operand::Borrow(v) if self.dying.contains(&v) => Operand::Take(v),
+                o => o,
+            })
+            .collect();
+        let first = &group[0];
+        Some(Step {
+            prim: first.prim.clone(),
+            args: operands,
+            out,
+            extra: extra.to_vec(),
+            shape: self.shape,
+            drop_after: Vec::new(),
+            transposed: [false; 2],
+            region: None,
+            chain: Some(Rc::new(Chain { shape: self.shape, ops: self.ops, results })),
+            span: first.span,
+        })
+    }
+}
