@@ -50,20 +50,33 @@ pub fn is_effect(name: &str) -> bool {
     EFFECTS.contains(&name) || super::io_effects::is_io_effect(name)
 }
 
+/// The builtin called `name`, if any: a hash lookup, since every name a top-level statement
+/// evaluates is looked up here (a scan of the table was a tenth of a small function's
+/// call).
 pub fn lookup(name: &str) -> Option<&'static str> {
-    names().iter().find(|n| **n == name).copied()
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| names().iter().copied().collect()).get(name).copied()
 }
 
 pub fn is_builtin_name(name: &str) -> bool {
     lookup(name).is_some()
 }
 
+/// The callable elementwise primitive called `name`, if any (by hash, as `lookup`).
 fn unary_of(name: &str) -> Option<Unary> {
-    Unary::ALL.iter().find(|u| u.name() == name && u.callable()).copied()
+    static MAP: std::sync::OnceLock<std::collections::HashMap<&'static str, Unary>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(|| Unary::ALL.iter().filter(|u| u.callable()).map(|u| (u.name(), *u)).collect())
+        .get(name)
+        .copied()
 }
 
 fn binary_of(name: &str) -> Option<Binary> {
-    Binary::ALL.iter().find(|b| b.name() == name && b.callable()).copied()
+    static MAP: std::sync::OnceLock<std::collections::HashMap<&'static str, Binary>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(|| Binary::ALL.iter().filter(|b| b.callable()).map(|b| (b.name(), *b)).collect())
+        .get(name)
+        .copied()
 }
 
 pub(super) fn arity(name: &str, args: &[LVal], allowed: &[usize], span: Span) -> Result<()> {
