@@ -212,21 +212,27 @@ fn transpose_block(src: &[f64], dst: &mut [f64], m: usize, n: usize) {
             return;
         }
     }
-    transpose_block_plain(src, dst, m, n)
+    in_blocks(src, dst, m, n, |src, dst, i, j| {
+        for c in 0..4 {
+            for r in 0..4 {
+                dst[(j + c) * m + i + r] = src[(i + r) * n + j + c];
+            }
+        }
+    })
 }
 
-/// [`transpose_block_plain`]'s blocks, with each whole 4 × 4 tile read as four rows of four
-/// and written as four rows of the result: two unpacks and two lane swaps per pair of
-/// rows, instead of sixteen single moves. The ragged edges move element by element.
-///
-/// # Safety
-/// The processor must support AVX, and `src` and `dst` must hold at least `m · n` elements.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn transpose_avx(src: &[f64], dst: &mut [f64], m: usize, n: usize) {
-    use std::arch::x86_64::*;
+/// The transpose in blocks of 32 × 32, which keep both sides in cache: each whole 4 × 4
+/// tile (rows `i..i + 4`, columns `j..j + 4` of `src`) moved by `tile`, the blocks' ragged
+/// edges element by element.
+#[inline(always)]
+fn in_blocks(
+    src: &[f64],
+    dst: &mut [f64],
+    m: usize,
+    n: usize,
+    tile: impl Fn(&[f64], &mut [f64], usize, usize),
+) {
     const B: usize = 32;
-    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
     for ib in (0..m).step_by(B) {
         let ie = (ib + B).min(m);
         for jb in (0..n).step_by(B) {
@@ -235,24 +241,7 @@ unsafe fn transpose_avx(src: &[f64], dst: &mut [f64], m: usize, n: usize) {
             while i + 4 <= ie {
                 let mut j = jb;
                 while j + 4 <= je {
-                    // SAFETY: rows i..i + 4 < m and columns j..j + 4 ≤ n of the m × n
-                    // source, and rows j..j + 4 ≤ n, columns i..i + 4 ≤ m of the n × m
-                    // result: all inside the m · n elements both hold.
-                    unsafe {
-                        let r0 = _mm256_loadu_pd(s.add(i * n + j));
-                        let r1 = _mm256_loadu_pd(s.add((i + 1) * n + j));
-                        let r2 = _mm256_loadu_pd(s.add((i + 2) * n + j));
-                        let r3 = _mm256_loadu_pd(s.add((i + 3) * n + j));
-                        // (r0[0], r1[0], r0[2], r1[2]), (r0[1], r1[1], r0[3], r1[3]), ...
-                        let t0 = _mm256_unpacklo_pd(r0, r1);
-                        let t1 = _mm256_unpackhi_pd(r0, r1);
-                        let t2 = _mm256_unpacklo_pd(r2, r3);
-                        let t3 = _mm256_unpackhi_pd(r2, r3);
-                        _mm256_storeu_pd(d.add(j * m + i), _mm256_permute2f128_pd(t0, t2, 0x20));
-                        _mm256_storeu_pd(d.add((j + 1) * m + i), _mm256_permute2f128_pd(t1, t3, 0x20));
-                        _mm256_storeu_pd(d.add((j + 2) * m + i), _mm256_permute2f128_pd(t0, t2, 0x31));
-                        _mm256_storeu_pd(d.add((j + 3) * m + i), _mm256_permute2f128_pd(t1, t3, 0x31));
-                    }
+                    tile(src, dst, i, j);
                     j += 4;
                 }
                 for j in j..je {
@@ -271,29 +260,34 @@ unsafe fn transpose_avx(src: &[f64], dst: &mut [f64], m: usize, n: usize) {
     }
 }
 
-fn transpose_block_plain(src: &[f64], dst: &mut [f64], m: usize, n: usize) {
-    // Blocks of 32 × 32 keep both sides in cache. Inside a block, four rows of `a` are
-    // walked together, each step writing four consecutive elements of a row of the result;
-    // the block's last rows (fewer than four) element by element.
-    const B: usize = 32;
-    for ib in (0..m).step_by(B) {
-        let ie = (ib + B).min(m);
-        for jb in (0..n).step_by(B) {
-            let je = (jb + B).min(n);
-            let mut i = ib;
-            while i + 4 <= ie {
-                let rows: [&[f64]; 4] = std::array::from_fn(|r| &src[(i + r) * n + jb..(i + r) * n + je]);
-                for (c, j) in (jb..je).enumerate() {
-                    let out = &mut dst[j * m + i..j * m + i + 4];
-                    out.copy_from_slice(&[rows[0][c], rows[1][c], rows[2][c], rows[3][c]]);
-                }
-                i += 4;
-            }
-            for i in i..ie {
-                for j in jb..je {
-                    dst[j * m + i] = src[i * n + j];
-                }
-            }
+/// [`in_blocks`] with each tile read as four rows of four and written as four rows of the
+/// result: two unpacks and two lane swaps per pair of rows instead of sixteen single moves.
+///
+/// # Safety
+/// The processor must support AVX, and `src` and `dst` must hold at least `m · n` elements.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose_avx(src: &[f64], dst: &mut [f64], m: usize, n: usize) {
+    use std::arch::x86_64::*;
+    in_blocks(src, dst, m, n, |src, dst, i, j| {
+        let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+        // SAFETY: rows i..i + 4 ≤ m and columns j..j + 4 ≤ n of the m × n source, and rows
+        // j..j + 4 ≤ n, columns i..i + 4 ≤ m of the n × m result (`in_blocks` passes whole
+        // tiles only): all inside the m · n elements both hold (the caller's promise).
+        unsafe {
+            let r0 = _mm256_loadu_pd(s.add(i * n + j));
+            let r1 = _mm256_loadu_pd(s.add((i + 1) * n + j));
+            let r2 = _mm256_loadu_pd(s.add((i + 2) * n + j));
+            let r3 = _mm256_loadu_pd(s.add((i + 3) * n + j));
+            // (r0[0], r1[0], r0[2], r1[2]), (r0[1], r1[1], r0[3], r1[3]), and so for r2, r3.
+            let t0 = _mm256_unpacklo_pd(r0, r1);
+            let t1 = _mm256_unpackhi_pd(r0, r1);
+            let t2 = _mm256_unpacklo_pd(r2, r3);
+            let t3 = _mm256_unpackhi_pd(r2, r3);
+            _mm256_storeu_pd(d.add(j * m + i), _mm256_permute2f128_pd(t0, t2, 0x20));
+            _mm256_storeu_pd(d.add((j + 1) * m + i), _mm256_permute2f128_pd(t1, t3, 0x20));
+            _mm256_storeu_pd(d.add((j + 2) * m + i), _mm256_permute2f128_pd(t0, t2, 0x31));
+            _mm256_storeu_pd(d.add((j + 3) * m + i), _mm256_permute2f128_pd(t1, t3, 0x31));
         }
-    }
+    })
 }
