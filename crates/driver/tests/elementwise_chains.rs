@@ -3,8 +3,8 @@
 //! every callable elementwise primitive, `where`, infix operators, single numbers, a row
 //! broadcast along the leading axis, a column broadcast (which a chain cannot read, so it
 //! ends one), reductions of values a chain computes, small vectors computed in between (which run before the chain that reads
-//! them), and intermediate values returned as results, must give the same bits (NaN for
-//! NaN); and chains must have formed.
+//! them), intermediate values returned as results, and sums over all axes ending chains,
+//! must give the same bits (NaN for NaN); and chains must have formed.
 //!
 //! `AD_CHAIN_CASES=N` runs N programs (default below); `AD_CHAIN_SEED=N` runs only seed N
 //! and prints its program.
@@ -71,8 +71,12 @@ impl Gen {
             self.matrices += 1;
         }
         let last = self.matrices - 1;
-        let other = self.below(self.matrices);
-        format!("def f(x: [{rows}, {cols}], b: [{cols}], s: []) {{\n{body}  (a{last}, a{other} + 1)\n}}\n")
+        let (other, third) = (self.below(self.matrices), self.below(self.matrices));
+        // Sums over all axes end chains: one of a value also returned, one of values that
+        // live only inside the chain.
+        format!(
+            "def f(x: [{rows}, {cols}], b: [{cols}], s: []) {{\n{body}  (a{last}, a{other} + 1, sum(a{last} * 0.5), sum(tanh(a{third}) * 3))\n}}\n"
+        )
     }
 }
 

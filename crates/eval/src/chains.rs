@@ -70,6 +70,39 @@ pub(crate) struct Chain {
     /// The operations whose results are read after the chain, in the order of the step's
     /// results.
     pub results: Vec<usize>,
+    /// The operation whose elements a sum over all axes that ends the chain adds up: its
+    /// number is the step's last result.
+    pub sum: Option<usize>,
+}
+
+/// A sum over all axes, added up block by block in the order `reduce::sum_slice` adds
+/// (eight running sums over whole chunks of eight, combined, then the rest), so that it is
+/// the same to the bit. Blocks hold whole chunks of eight but the last.
+#[derive(Default)]
+struct Lanes {
+    acc: [f64; 8],
+    tail: Vec<f64>,
+}
+
+impl Lanes {
+    fn add(&mut self, xs: &[f64]) {
+        let chunks = xs.chunks_exact(8);
+        self.tail.extend_from_slice(chunks.remainder());
+        for c in chunks {
+            for (a, x) in self.acc.iter_mut().zip(c) {
+                *a += x;
+            }
+        }
+    }
+
+    fn total(&self) -> f64 {
+        let a = &self.acc;
+        let mut s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+        for x in &self.tail {
+            s += x;
+        }
+        s
+    }
 }
 
 impl Chain {
@@ -83,20 +116,23 @@ impl Chain {
             Src::Full(i) => Some(*i),
             _ => None,
         };
-        // The first result's buffer: a dying operand's, or a new one.
+        // The first result's buffer: a dying operand's, or a new one (none when the chain's
+        // only result is its sum).
         let mut reused = None;
         let mut first = Vec::new();
-        for i in self.ops.iter().flat_map(|o| o.args.iter().filter_map(full)) {
-            if let Some(d) = args[i].data_mut() {
-                first = std::mem::take(d);
-                reused = Some(i);
-                break;
+        if !self.results.is_empty() {
+            for i in self.ops.iter().flat_map(|o| o.args.iter().filter_map(full)) {
+                if let Some(d) = args[i].data_mut() {
+                    first = std::mem::take(d);
+                    reused = Some(i);
+                    break;
+                }
+            }
+            if reused.is_none() {
+                first = vec![0.0; len];
             }
         }
-        if reused.is_none() {
-            first = vec![0.0; len];
-        }
-        let mut rest: Vec<Vec<f64>> = self.results[1..].iter().map(|_| vec![0.0; len]).collect();
+        let mut rest: Vec<Vec<f64>> = self.results.iter().skip(1).map(|_| vec![0.0; len]).collect();
         let inputs = Inputs {
             data: args.iter().map(|a| a.data()).collect(),
             reused,
@@ -107,9 +143,13 @@ impl Chain {
                 .map(|(i, a)| if self.reads_number(i) { vec![a.data()[0]; BLOCK] } else { Vec::new() })
                 .collect(),
         };
-        let mut outs: Vec<&mut [f64]> =
-            std::iter::once(first.as_mut_slice()).chain(rest.iter_mut().map(|v| v.as_mut_slice())).collect();
-        if len > PARALLEL_ABOVE {
+        let mut outs: Vec<&mut [f64]> = std::iter::once(first.as_mut_slice())
+            .chain(rest.iter_mut().map(|v| v.as_mut_slice()))
+            .take(self.results.len())
+            .collect();
+        let mut lanes = self.sum.map(|_| Lanes::default());
+        // A chain that ends in a sum runs in order (`form_chains` makes none that long).
+        if len > PARALLEL_ABOVE && lanes.is_none() {
             use rayon::prelude::*;
             let mut pieces: Vec<Vec<&mut [f64]>> = (0..len.div_ceil(PIECE)).map(|_| Vec::new()).collect();
             for out in outs {
@@ -117,14 +157,19 @@ impl Chain {
                     piece.push(part);
                 }
             }
-            pieces
-                .into_par_iter()
-                .enumerate()
-                .for_each(|(k, mut outs)| self.run_range(k * PIECE, &mut outs, &inputs));
+            pieces.into_par_iter().enumerate().for_each(|(k, mut outs)| {
+                self.run_range((k * PIECE, PIECE.min(len - k * PIECE)), &mut outs, &inputs, None)
+            });
         } else {
-            self.run_range(0, &mut outs, &inputs);
+            self.run_range((0, len), &mut outs, &inputs, lanes.as_mut());
         }
-        std::iter::once(first).chain(rest).map(|d| Array::new(self.shape, d)).collect()
+        let mut results: Vec<Array> = std::iter::once(first)
+            .chain(rest)
+            .take(self.results.len())
+            .map(|d| Array::new(self.shape, d))
+            .collect();
+        results.extend(lanes.map(|l| Array::scalar(l.total())));
+        results
     }
 
     /// Whether an operation reads operand `i` as a single number.
@@ -132,10 +177,16 @@ impl Chain {
         self.ops.iter().any(|o| o.args.contains(&Src::Scalar(i)))
     }
 
-    /// Computes the results from position `offset` on, as many as `outs[0]` holds, into
-    /// `outs` (the first result, then the others), block by block.
-    fn run_range(&self, offset: usize, outs: &mut [&mut [f64]], inputs: &Inputs) {
-        let len = outs[0].len();
+    /// Computes `len` elements of the results from position `offset` on into `outs` (the
+    /// first result, then the others), block by block, and adds the summed operation's
+    /// into `lanes`.
+    fn run_range(
+        &self,
+        (offset, len): (usize, usize),
+        outs: &mut [&mut [f64]],
+        inputs: &Inputs,
+        mut lanes: Option<&mut Lanes>,
+    ) {
         let mut blocks: Vec<Vec<f64>> = self.ops.iter().map(|_| vec![0.0; BLOCK]).collect();
         let mut rows: [Vec<f64>; 3] = [vec![0.0; BLOCK], vec![0.0; BLOCK], vec![0.0; BLOCK]];
         for start in (0..len).step_by(BLOCK) {
@@ -158,17 +209,17 @@ impl Chain {
                         }
                     }
                 }
-                let first: &[f64] = &outs[0][start..start + n];
+                let first: Option<&[f64]> = outs.first().map(|o| &o[start..start + n]);
                 let operand = |slot: usize| -> &[f64] {
-                    match op.args[slot] {
-                        Src::Op(j) => &done[j][..n],
+                    match (op.args[slot], first) {
+                        (Src::Op(j), _) => &done[j][..n],
                         // The dying operand whose buffer the first result reuses: this
                         // block of it is read here and written only after every operation.
-                        Src::Full(i) if inputs.reused == Some(i) => first,
-                        Src::Full(i) => &inputs.data[i][at..at + n],
+                        (Src::Full(i), Some(first)) if inputs.reused == Some(i) => first,
+                        (Src::Full(i), _) => &inputs.data[i][at..at + n],
                         // Spread in `run` for every single-number operand.
-                        Src::Scalar(i) => &inputs.spread[i][..n],
-                        Src::Row(..) => &rows[slot][..n],
+                        (Src::Scalar(i), _) => &inputs.spread[i][..n],
+                        (Src::Row(..), _) => &rows[slot][..n],
                     }
                 };
                 match op.kind {
@@ -179,6 +230,9 @@ impl Chain {
             }
             for (out, &k) in outs.iter_mut().zip(&self.results) {
                 out[start..start + n].copy_from_slice(&blocks[k][..n]);
+            }
+            if let (Some(k), Some(lanes)) = (self.sum, lanes.as_deref_mut()) {
+                lanes.add(&blocks[k][..n]);
             }
         }
     }
@@ -232,6 +286,14 @@ pub(crate) fn form_chains(steps: Vec<Step>, shape_of: impl Fn(usize) -> Shape) -
     let mut group: Vec<Step> = Vec::new();
     let mut building: Option<Builder> = None;
     for s in steps {
+        // A sum over all axes of a value the chain computes ends it.
+        if let Some(b) = building.as_mut() {
+            if b.add_sum(&s) {
+                group.push(s);
+                flush(&mut out, &mut group, building.take());
+                continue;
+            }
+        }
         if chainable(&s) {
             let b = building.get_or_insert_with(|| Builder::new(s.shape));
             if b.add(&s, &shape_of) {
@@ -301,6 +363,8 @@ struct Builder {
     by_register: HashMap<usize, usize>,
     /// Registers whose last use is in the chain.
     dying: Vec<usize>,
+    /// The sum that ends the chain: the operation it adds up and its register.
+    sum: Option<(usize, usize)>,
 }
 
 impl Builder {
@@ -312,6 +376,7 @@ impl Builder {
             operands: Vec::new(),
             by_register: HashMap::new(),
             dying: Vec::new(),
+            sum: None,
         }
     }
 
@@ -329,10 +394,32 @@ impl Builder {
         !(reads_chain || ends_operand || drops)
     }
 
+    /// Ends the chain with `s` if it sums a value the chain computes over all its axes, and
+    /// the chain is short enough to run in order (a sum is added up in one order).
+    fn add_sum(&mut self, s: &Step) -> bool {
+        let summed = match s.args.as_slice() {
+            [Operand::Take(v) | Operand::Borrow(v)] => self.produced.get(v).copied(),
+            _ => None,
+        };
+        let Some(k) = summed else { return false };
+        let whole = matches!(s.prim, Prim::Sum(_)) && s.shape.rank() == 0 && s.region.is_none();
+        if !whole || self.sum.is_some() || self.shape.size() > PARALLEL_ABOVE {
+            return false;
+        }
+        for o in &s.args {
+            if let Operand::Take(v) = o {
+                self.dying.push(*v);
+            }
+        }
+        self.dying.extend(&s.drop_after);
+        self.sum = Some((k, s.out));
+        true
+    }
+
     /// Adds the step if the chain can take it (its result has the chain's shape, there is
     /// room, and every operand is readable).
     fn add(&mut self, s: &Step, shape_of: &impl Fn(usize) -> Shape) -> bool {
-        if s.shape != self.shape || self.ops.len() >= MAX_OPS {
+        if s.shape != self.shape || self.ops.len() >= MAX_OPS || self.sum.is_some() {
             return false;
         }
         let mut args = Vec::with_capacity(s.args.len());
@@ -382,11 +469,16 @@ impl Builder {
         let mut results: Vec<usize> = Vec::new();
         let mut result_regs: Vec<usize> = Vec::new();
         for s in group {
-            if !self.dying.contains(&s.out) {
-                results.push(self.produced[&s.out]);
-                result_regs.push(s.out);
+            if let Some(&k) = self.produced.get(&s.out) {
+                if !self.dying.contains(&s.out) {
+                    results.push(k);
+                    result_regs.push(s.out);
+                }
             }
         }
+        // The sum is the last result, if anything reads it.
+        let sum = self.sum.filter(|(_, reg)| !self.dying.contains(reg));
+        result_regs.extend(sum.map(|(_, reg)| reg));
         let (&out, extra) = result_regs.split_first()?;
         let operands = self
             .operands
@@ -406,7 +498,12 @@ impl Builder {
             drop_after: Vec::new(),
             transposed: [false; 2],
             region: None,
-            chain: Some(Rc::new(Chain { shape: self.shape, ops: self.ops, results })),
+            chain: Some(Rc::new(Chain {
+                shape: self.shape,
+                ops: self.ops,
+                results,
+                sum: sum.map(|(k, _)| k),
+            })),
             span: first.span,
         })
     }
