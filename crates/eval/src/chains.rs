@@ -10,7 +10,7 @@
 //! are arrays of the chain's size, single numbers, or rows repeated along the leading axes
 //! (a bias); a step reading anything else ends the chain.
 
-use crate::interp::{Operand, Step};
+use crate::interp::{Operand, Region, Step};
 use crate::kernels::elementwise::{binary_slice, select_slice, unary_slice};
 use ad_ir::prim::{Binary, Prim, Unary};
 use ad_ir::{Array, Shape};
@@ -497,13 +497,12 @@ impl Builder {
             shape: self.shape,
             drop_after: Vec::new(),
             transposed: [false; 2],
-            region: None,
-            chain: Some(Rc::new(Chain {
+            region: Some(Rc::new(Region::Chain(Chain {
                 shape: self.shape,
                 ops: self.ops,
                 results,
                 sum: sum.map(|(k, _)| k),
-            })),
+            }))),
             span: first.span,
         })
     }

@@ -53,10 +53,8 @@ pub(crate) struct Step {
     pub drop_after: Vec<usize>,
     /// For a matrix product: which operands are read transposed (transposes fused into it).
     pub transposed: [bool; 2],
-    /// A loop's programs, prepared once.
+    /// A loop's programs, prepared once, or the elementwise steps this one stands for.
     pub region: Option<Rc<Region>>,
-    /// Elementwise steps run as one chain (`chains.rs`), in place of `prim`.
-    pub chain: Option<Rc<crate::chains::Chain>>,
     pub span: Span,
 }
 
@@ -72,6 +70,8 @@ pub(crate) enum Region {
     Cond(Compiled, Compiled),
     /// The function of a `custom_jvp` call (its rule is for differentiation only).
     Call(Compiled),
+    /// Consecutive elementwise steps run as one chain, in blocks (`chains.rs`).
+    Chain(crate::chains::Chain),
 }
 
 /// A program prepared for repeated execution.
@@ -199,7 +199,6 @@ impl Compiled {
                     shape: p.var_shape(e.out),
                     drop_after,
                     region,
-                    chain: None,
                     span: e.span,
                 };
                 // A result nobody reads is dropped right away.
@@ -258,16 +257,6 @@ impl Compiled {
                     })
                     .map(|a| a.unwrap_or_else(|| missing(s.out))),
             );
-            if let Some(chain) = &s.chain {
-                let outs = chain.run(std::mem::take(&mut args));
-                for (slot, a) in std::iter::once(&s.out).chain(&s.extra).zip(outs) {
-                    regs[*slot] = Some(a);
-                }
-                for v in &s.drop_after {
-                    regs[*v] = None;
-                }
-                continue;
-            }
             match s.region.as_deref() {
                 // An equation holding programs gives one result per output of theirs.
                 Some(region) => {
@@ -386,6 +375,7 @@ fn run_region(prim: &Prim, region: &Region, args: Vec<Array>, span: Span) -> Res
             }
         }
         (_, Region::Call(f)) => f.run(args),
+        (_, Region::Chain(chain)) => Ok(chain.run(args)),
         (_, Region::Reverse(r)) => {
             let (lo, hi) = loop_bounds(&args, r.cond.is_some(), span)?;
             crate::reverse::run(r, lo, hi, args)
