@@ -18,14 +18,46 @@ pub fn call(
     span: Span,
     arg_spans: &[Span],
 ) -> lower::Result<LVal> {
+    let known = call_known_scalars(f, &args);
+    let (entry, leaves) = specialise(s, f, &args, &known, span, arg_spans).map_err(|e| at_call(e, span))?;
+    run(&entry, leaves, span, Some("in this call"))
+}
+
+/// Calls the body of a top-level loop (`Host::call_traced`): its arguments' scalar values
+/// change from call to call, so lowering treats them as unknown; `None` when the body does
+/// not lower to a program (the caller then runs it statement by statement, which reports
+/// whatever is wrong where a user expects it).
+pub fn call_traced(s: &mut Session, f: &LVal, args: Vec<LVal>, span: Span) -> Option<lower::Result<LVal>> {
+    // `--no-compile`: the reference semantics run a loop's statements one by one.
+    if !ad_eval::compiling() {
+        return None;
+    }
+    let mut known = Vec::new();
+    ad_ir::lower::spec::known_scalars(f, &mut known);
+    let n_args: usize = args.iter().map(|a| Spec::of(a).leaves()).sum();
+    known.extend(std::iter::repeat_n(None, n_args));
+    let spans = vec![span; args.len()];
+    let (entry, leaves) = specialise(s, f, &args, &known, span, &spans).ok()?;
+    Some(run(&entry, leaves, span, None))
+}
+
+/// The specialisation of `f` for `args` (found in the cache or lowered and compiled now),
+/// with the leaves it runs on: the arguments', then the captured top-level names'.
+fn specialise(
+    s: &mut Session,
+    f: &LVal,
+    args: &[LVal],
+    known: &[Option<f64>],
+    span: Span,
+    arg_spans: &[Span],
+) -> lower::Result<(Rc<Entry>, Vec<Array>)> {
     let key = (Spec::of(f), args.iter().map(Spec::of).collect::<Vec<_>>());
     let mut leaves: Vec<Array> = Vec::new();
     flatten(f, &mut leaves);
-    for a in &args {
+    for a in args {
         flatten(a, &mut leaves);
     }
     let n_args = leaves.len();
-    let mut found = None;
     if let Some(entries) = s.cache.map.get(&key) {
         for e in entries {
             leaves.truncate(n_args);
@@ -36,44 +68,37 @@ pub fn call(
                     .iter()
                     .all(|(i, x)| leaves.get(*i).and_then(|a| a.as_scalar()) == Some(*x))
             {
-                found = Some(e.clone());
-                break;
+                return Ok((e.clone(), leaves));
             }
         }
     }
-    let entry = match found {
-        Some(e) => e,
-        None => {
-            // The cache never refuses: past this many specialisations for different values,
-            // the oldest is forgotten (lowered again if it is called again).
-            if let Some(v) = s.cache.map.get_mut(&key) {
-                if v.len() >= MAX_VALUE_SPECIALISATIONS {
-                    v.remove(0);
-                }
-            }
-            leaves.truncate(n_args);
-            let known = call_known_scalars(f, &args);
-            let lowered =
-                lower_function(s, f, &key.1, &known, span, arg_spans).map_err(|e| at_call(e, span))?;
-            s.cache.lowerings += 1;
-            if !s.capture_leaves(&lowered, &mut leaves) {
-                return Err(Diagnostic::at(
-                    span,
-                    "internal error: a captured name disappeared while lowering",
-                ));
-            }
-            let compiled = Compiled::new(&lowered.program);
-            let e = Rc::new(Entry { lowered, compiled });
-            s.cache.map.entry(key).or_default().push(e.clone());
-            e
+    // The cache never refuses: past this many specialisations for different values, the
+    // oldest is forgotten (lowered again if it is called again).
+    if let Some(v) = s.cache.map.get_mut(&key) {
+        if v.len() >= MAX_VALUE_SPECIALISATIONS {
+            v.remove(0);
         }
-    };
+    }
+    leaves.truncate(n_args);
+    let lowered = lower_function(s, f, &key.1, known, span, arg_spans)?;
+    s.cache.lowerings += 1;
+    if !s.capture_leaves(&lowered, &mut leaves) {
+        return Err(Diagnostic::at(span, "internal error: a captured name disappeared while lowering"));
+    }
+    let compiled = Compiled::new(&lowered.program);
+    let e = Rc::new(Entry { lowered, compiled });
+    s.cache.map.entry(key).or_default().push(e.clone());
+    Ok((e, leaves))
+}
+
+/// Runs a specialisation; errors inside it get `label` at the call when they are elsewhere.
+fn run(entry: &Entry, leaves: Vec<Array>, span: Span, label: Option<&str>) -> lower::Result<LVal> {
     let outs = entry.compiled.run(leaves).map_err(|e| match e {
         ad_eval::RunError::Interrupted => Diagnostic::at(span, "interrupted"),
-        ad_eval::RunError::At(at, message) if at != span => {
-            Diagnostic::at(at, message).with_label(span, "in this call")
-        }
-        ad_eval::RunError::At(at, message) => Diagnostic::at(at, message),
+        ad_eval::RunError::At(at, message) => match label {
+            Some(label) if at != span => Diagnostic::at(at, message).with_label(span, label),
+            _ => Diagnostic::at(at, message),
+        },
     })?;
     Ok(entry.lowered.out_spec.unflatten(&mut outs.into_iter()))
 }

@@ -312,6 +312,10 @@ impl Host for Session {
         crate::call::call(self, f, args, span, arg_spans)
     }
 
+    fn call_traced(&mut self, f: &LVal, args: Vec<LVal>, span: Span) -> Option<lower::Result<LVal>> {
+        crate::call::call_traced(self, f, args, span)
+    }
+
     fn effect(&mut self, effect: Effect, span: Span) -> lower::Result<LVal> {
         match effect {
             Effect::Print(vals) => {

@@ -7,6 +7,8 @@ pub const FUNCTIONS: &[&str] = &[
     // A loop equation (more iterations than are unrolled) carrying a vector and an array,
     // with indexing and indexed update at the loop's index.
     "def f(x: [20, 3], y: [20], w: [3]) {\n  let h = w\n  for i in 0..20 {\n    h = tanh(h * x[i]) * 0.9 + w\n    y[i] = sum(h) * y[i]\n  }\n  (h, y)\n}",
+    // A loop carrying a tuple (one carried value per array), and an `if` rebinding it.
+    "def f(W: [2, 3], b: [3], x: [4, 2]) {\n  let p = (W, b)\n  for k in 0..20 {\n    let (A, c) = p\n    p = (A * 0.9 + 0.01 * c[0], c - 0.1 * sum(tanh(x @ A + c), 0))\n    if sum(c) > 2 { p = (A, c * 0.5) }\n  }\n  let (A, c) = p\n  tanh(x @ A + c)\n}",
     // A `while` loop whose trip count depends on the values (reversed by `reverse_loop`),
     // and a `for` loop whose bounds are computed.
     "def f(x: [3], k: []) {\n  let h = x\n  let n = 0\n  while sum(h * h) < 30 && n < 12 {\n    h = h * (1 + 0.1 * k) + sin(h) * 0.2\n    n += 1\n  }\n  h * k\n}",

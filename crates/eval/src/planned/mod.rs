@@ -35,9 +35,12 @@ use builder::Builder;
 use steps::{exec, Step};
 
 /// The largest result of an elementwise, gather or reduction step in a planned body. Beyond
-/// it the interpreter's vectorised kernels are faster than a step's general loop, and the
-/// per-equation cost the plan saves no longer matters.
-const MAX_STEP: usize = 4096;
+/// it the interpreter's vectorised kernels (and its chains) are faster than a step's general
+/// loop, and the per-equation cost the plan saves no longer matters. Measured per iteration
+/// of `s = s * 0.999 + s * s * 0.001 - 0.0001` in a function: planned 0.73 vs 0.97 µs at
+/// 512 elements, 1.48 vs 1.31 at 1,024, 6.7 vs 3.3 at 4,096; a 2-16-1 network's training
+/// step on 64 points (values of 1,024 elements), 12.2 µs planned vs 9.5.
+const MAX_STEP: usize = 512;
 
 /// The largest slab a loop may plan (in elements, 256 MiB).
 const MAX_SLAB: usize = 1 << 25;

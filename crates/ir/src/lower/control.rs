@@ -108,7 +108,7 @@ impl Lowerer<'_> {
             &[body],
             span,
             "loop",
-            "a loop inside a function can carry only arrays and numbers",
+            "a loop inside a function can carry only arrays, numbers and tuples of them",
         )?;
         let mark = self.b.eqns.len();
         // A `while` loop's counter is named `i` in printed programs that read it.
@@ -116,16 +116,10 @@ impl Lowerer<'_> {
         let index_name =
             var.map(|v| v.name.clone()).filter(|n| !n.contains(' ')).unwrap_or_else(|| "i".into());
         let index = self.b.new_var(Shape::scalar(), Some(index_name));
+        let init_shapes = self.leaf_shapes(&carried);
+        let placeholders = self.placeholders(&carried, &init_shapes);
         let mut inputs = vec![index];
-        let mut init_shapes = Vec::new();
-        for (name, v) in &carried {
-            let shape = self.shape_of(v).unwrap_or_default();
-            let placeholder = self.b.new_var(shape, Some(name.clone()));
-            inputs.push(placeholder);
-            init_shapes.push(shape);
-            // The name is local (it was found among the locals above), so this rebinds it.
-            let _ = self.set_local(name, LVal::Arr(Arr::Var { var: placeholder, shape, known: None }));
-        }
+        inputs.extend(&placeholders);
         // A `while` loop's condition, evaluated on the carried values before each iteration.
         let mut test = None;
         if let Some(c) = cond {
@@ -188,20 +182,15 @@ impl Lowerer<'_> {
         let lo = self.atom(bounds.0, bound_spans.0)?;
         let hi = self.atom(bounds.1, bound_spans.1)?;
         let mut args = vec![lo, hi];
-        for (_, v) in &carried {
-            args.push(self.atom(v, span)?);
-        }
+        args.extend(self.leaf_atoms(&carried, span)?);
         args.extend(consts);
-        let n = carried.len();
+        let n = init_shapes.len();
         if n == 0 {
             // A loop that carries nothing computes nothing a function can return.
             return Ok(());
         }
         let outs = self.b.push_multi(Prim::Loop(op(n)), args, &init_shapes, span);
-        for ((name, _), (out, shape)) in carried.iter().zip(outs.into_iter().zip(init_shapes)) {
-            self.b.vars[out.index()].name = Some(name.clone());
-            let _ = self.set_local(name, LVal::Arr(Arr::Var { var: out, shape, known: None }));
-        }
+        self.rebind_leaves(&carried, &outs, &init_shapes, true);
         Ok(())
     }
 
@@ -219,10 +208,9 @@ impl Lowerer<'_> {
         span: Span,
     ) -> Result<LVal> {
         let blocks: Vec<&Block> = std::iter::once(then).chain(els).collect();
-        let rule = "an `if` on a computed condition can rebind only arrays and numbers";
+        let rule = "an `if` on a computed condition can rebind only arrays, numbers and tuples of them";
         let carried = self.rebound(&blocks, span, "`if`", rule)?;
-        let init_shapes: Vec<Shape> =
-            carried.iter().map(|(_, v)| self.shape_of(v).unwrap_or_default()).collect();
+        let init_shapes = self.leaf_shapes(&carried);
         let pred = self.atom(cv, c.span)?;
         let mut branches = Vec::new();
         for b in [Some(then), els] {
@@ -263,24 +251,19 @@ impl Lowerer<'_> {
                 consts.push(*k);
             }
         }
-        let then_p = self.widen(then_p, carried.len(), &then_k, &consts);
-        let else_p = self.widen(else_p, carried.len(), &else_k, &consts);
+        let then_p = self.widen(then_p, init_shapes.len(), &then_k, &consts);
+        let else_p = self.widen(else_p, init_shapes.len(), &else_k, &consts);
         let mut shapes = init_shapes.clone();
         shapes.extend(then_v.0.iter().copied());
         if shapes.is_empty() {
             return Ok(LVal::unit());
         }
         let mut args = vec![pred];
-        for (_, v) in &carried {
-            args.push(self.atom(v, span)?);
-        }
+        args.extend(self.leaf_atoms(&carried, span)?);
         args.extend(consts);
         let outs = self.b.push_multi(Prim::Cond(CondOp::new(then_p, else_p)), args, &shapes, span);
-        for ((name, _), (out, shape)) in carried.iter().zip(outs.iter().zip(&init_shapes)) {
-            self.b.vars[out.index()].name = Some(name.clone());
-            let _ = self.set_local(name, LVal::Arr(Arr::Var { var: *out, shape: *shape, known: None }));
-        }
-        let values: Vec<LVal> = outs[carried.len()..]
+        self.rebind_leaves(&carried, &outs, &init_shapes, true);
+        let values: Vec<LVal> = outs[init_shapes.len()..]
             .iter()
             .zip(&then_v.0)
             .map(|(v, s)| LVal::Arr(Arr::Var { var: *v, shape: *s, known: None }))
@@ -304,14 +287,7 @@ impl Lowerer<'_> {
         span: Span,
     ) -> Result<Branch> {
         let mark = self.b.eqns.len();
-        let mut inputs = Vec::new();
-        for ((name, _), shape) in carried.iter().zip(init) {
-            let placeholder = self.b.new_var(*shape, Some(name.clone()));
-            inputs.push(placeholder);
-            // The name is local (it was found among the locals), so this rebinds it.
-            let _ =
-                self.set_local(name, LVal::Arr(Arr::Var { var: placeholder, shape: *shape, known: None }));
-        }
+        let inputs = self.placeholders(carried, init);
         let value = match b {
             Some(b) => self.block(b)?,
             None => LVal::unit(),
@@ -355,7 +331,7 @@ impl Lowerer<'_> {
             }
             let Some(v) = self.local(&name) else { continue };
             match &v {
-                LVal::Num(_) | LVal::Arr(_) => carried.push((name, v)),
+                v if plain(v) => carried.push((name, v.clone())),
                 other => {
                     return Err(Diagnostic::at(
                         span,
@@ -367,8 +343,9 @@ impl Lowerer<'_> {
         Ok(carried)
     }
 
-    /// The values of the names `carried` now, each of the shape it had before (`init`): a
-    /// name whose shape changed is an error naming `what` changed it.
+    /// The leaves of the names `carried` now, each of the shape it had before (`init`, one
+    /// shape per leaf): a name whose shape or structure changed is an error naming `what`
+    /// changed it.
     fn carried_values(
         &mut self,
         carried: &[(Name, LVal)],
@@ -377,22 +354,87 @@ impl Lowerer<'_> {
         what: &str,
         hint: &str,
     ) -> Result<Vec<Atom>> {
-        let mut values = Vec::with_capacity(carried.len());
-        for ((name, _), shape) in carried.iter().zip(init) {
+        let mut values = Vec::with_capacity(init.len());
+        let mut shapes = init.iter();
+        for (name, before) in carried {
             let v = self.local(name).unwrap_or(LVal::unit());
-            match self.shape_of(&v) {
-                Some(found) if found == *shape => values.push(self.atom(&v, span)?),
-                found => {
-                    let found = found.map(|f| f.to_string()).unwrap_or_else(|| v.describe());
-                    return Err(Diagnostic::at(
-                        span,
-                        format!("{what} changes the shape of `{name}` from {shape} to {found}"),
-                    )
-                    .with_hint(hint));
-                }
+            let mut leaves = Vec::new();
+            super::spec::for_each_leaf(&v, &mut |x| leaves.push(x.clone()));
+            let mut now = Vec::with_capacity(leaves.len());
+            for x in &leaves {
+                now.push(self.shape_of(x));
+            }
+            let n = leaves_of(before);
+            let was: Vec<Shape> = shapes.by_ref().take(n).copied().collect();
+            let same_structure = plain(&v) && same_nesting(&v, before);
+            if !same_structure || now.iter().zip(&was).any(|(a, b)| *a != Some(*b)) {
+                let show = |v: &LVal, shapes: Vec<String>| match v {
+                    LVal::Tuple(_) => format!("({})", shapes.join(", ")),
+                    _ => shapes.into_iter().next().unwrap_or_else(|| v.describe()),
+                };
+                let found = if plain(&v) {
+                    show(&v, now.iter().map(|s| s.map(|s| s.to_string()).unwrap_or_default()).collect())
+                } else {
+                    v.describe()
+                };
+                let init = show(before, was.iter().map(|s| s.to_string()).collect());
+                return Err(Diagnostic::at(
+                    span,
+                    format!("{what} changes the shape of `{name}` from {init} to {found}"),
+                )
+                .with_hint(hint));
+            }
+            for x in &leaves {
+                values.push(self.atom(x, span)?);
             }
         }
         Ok(values)
+    }
+
+    /// The shapes of the leaves of the rebound names' values, in order.
+    fn leaf_shapes(&self, carried: &[(Name, LVal)]) -> Vec<Shape> {
+        let mut shapes = Vec::new();
+        for (_, v) in carried {
+            super::spec::for_each_leaf(v, &mut |x| shapes.push(self.shape_of(x).unwrap_or_default()));
+        }
+        shapes
+    }
+
+    /// The atoms of the leaves of the rebound names' values, in order.
+    fn leaf_atoms(&mut self, carried: &[(Name, LVal)], span: Span) -> Result<Vec<Atom>> {
+        let mut leaves = Vec::new();
+        for (_, v) in carried {
+            super::spec::for_each_leaf(v, &mut |x| leaves.push(x.clone()));
+        }
+        leaves.iter().map(|x| self.atom(x, span)).collect()
+    }
+
+    /// One new variable per leaf of the rebound names (`shapes`), to which the names are
+    /// rebound: a region's inputs.
+    fn placeholders(&mut self, carried: &[(Name, LVal)], shapes: &[Shape]) -> Vec<Var> {
+        let vars: Vec<Var> = shapes.iter().map(|sh| self.b.new_var(*sh, None)).collect();
+        self.rebind_leaves(carried, &vars, shapes, true);
+        vars
+    }
+
+    /// Rebinds each name of `carried` to its structure with `vars` as leaves; `name` names
+    /// the variables after them (a tuple's leaves stay unnamed).
+    fn rebind_leaves(&mut self, carried: &[(Name, LVal)], vars: &[Var], shapes: &[Shape], name: bool) {
+        let mut k = 0;
+        for (n, before) in carried {
+            if name && !matches!(before, LVal::Tuple(_)) {
+                if let Some(v) = vars.get(k) {
+                    self.b.vars[v.index()].name = Some(n.clone());
+                }
+            }
+            let v = rebuild(before, &mut || {
+                let leaf = LVal::Arr(Arr::Var { var: vars[k], shape: shapes[k], known: None });
+                k += 1;
+                leaf
+            });
+            // The name is local (`rebound` found it among the locals), so this rebinds it.
+            let _ = self.set_local(n, v);
+        }
     }
 
     /// A branch program (inputs: `carried` rebound names, then the values `own`) taking the
@@ -596,7 +638,43 @@ impl Lowerer<'_> {
 
 /// The names a block assigns (`x = ..`, `(a, b) = ..`, `x[i] = ..`), at any depth, in order
 /// of first assignment.
-fn assigned_names(b: &Block, out: &mut Vec<Name>) {
+/// Arrays, numbers and tuples of them: what a region can carry or rebind.
+pub(crate) fn plain(v: &LVal) -> bool {
+    match v {
+        LVal::Num(_) | LVal::Arr(_) => true,
+        LVal::Tuple(t) => t.iter().all(plain),
+        LVal::Func(_) | LVal::Str(_) | LVal::None => false,
+    }
+}
+
+/// Whether two plain values nest tuples alike (their leaves' shapes aside).
+fn same_nesting(a: &LVal, b: &LVal) -> bool {
+    match (a, b) {
+        (LVal::Tuple(x), LVal::Tuple(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(x, y)| same_nesting(x, y))
+        }
+        (LVal::Tuple(_), _) | (_, LVal::Tuple(_)) => false,
+        _ => true,
+    }
+}
+
+/// How many arrays and numbers a plain value holds.
+fn leaves_of(v: &LVal) -> usize {
+    match v {
+        LVal::Tuple(t) => t.iter().map(leaves_of).sum(),
+        _ => 1,
+    }
+}
+
+/// `template`'s structure with leaves from `leaf`, in order.
+fn rebuild(template: &LVal, leaf: &mut impl FnMut() -> LVal) -> LVal {
+    match template {
+        LVal::Tuple(t) => LVal::Tuple(t.iter().map(|x| rebuild(x, leaf)).collect::<Vec<_>>().into()),
+        _ => leaf(),
+    }
+}
+
+pub(crate) fn assigned_names(b: &Block, out: &mut Vec<Name>) {
     fn pattern(p: &Pattern, out: &mut Vec<Name>) {
         match p {
             Pattern::Name(id) => {

@@ -28,6 +28,7 @@ pub mod spec;
 mod statics;
 mod stmt;
 mod strided;
+mod top_loop;
 pub mod value;
 pub mod vmap;
 
@@ -85,6 +86,12 @@ pub trait Host {
     fn apply(&mut self, prim: &Prim, args: &[Array], span: Span) -> Result<Array>;
     /// Calls a user function on concrete arguments (eager mode).
     fn call(&mut self, f: &LVal, args: Vec<LVal>, span: Span, arg_spans: &[Span]) -> Result<LVal>;
+    /// Calls `f` as [`Host::call`] does, except that lowering does not use the scalar values
+    /// of the arguments (a top-level loop's index and carried values, which change from call
+    /// to call), and that a function that does not lower gives `None` rather than an error.
+    fn call_traced(&mut self, _f: &LVal, _args: Vec<LVal>, _span: Span) -> Option<Result<LVal>> {
+        None
+    }
     /// Performs an effect at the top level. While checking, only `read_csv` is asked for
     /// (to learn the file's shape).
     fn effect(&mut self, effect: builtins::Effect, span: Span) -> Result<LVal>;
@@ -159,6 +166,10 @@ pub struct Lowerer<'h> {
     /// While checking: the files imported (and checked) so far, whose definitions are
     /// checked with the script's.
     pub(crate) imported: Vec<Module>,
+    /// Top-level loops whose bodies run as programs: the loop's span and the names passed
+    /// in, with the function made of its body (one per loop, so its specialisation is
+    /// found again when the loop runs again inside an enclosing one).
+    pub(crate) bodies: Vec<(Span, Vec<Name>, Rc<ast::Def>)>,
 }
 
 impl<'h> Lowerer<'h> {
@@ -179,6 +190,7 @@ impl<'h> Lowerer<'h> {
             written: Vec::new(),
             saved: Vec::new(),
             imported: Vec::new(),
+            bodies: Vec::new(),
         }
     }
 

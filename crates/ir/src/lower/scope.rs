@@ -242,7 +242,7 @@ pub(crate) fn free_names(e: &Expr, bound: &mut Vec<Name>, out: &mut Vec<Name>, s
     }
 }
 
-fn free_in_block(b: &Block, bound: &mut Vec<Name>, out: &mut Vec<Name>, seen: &mut HashSet<Name>) {
+pub(crate) fn free_in_block(b: &Block, bound: &mut Vec<Name>, out: &mut Vec<Name>, seen: &mut HashSet<Name>) {
     let n = bound.len();
     for s in &b.stmts {
         free_in_stmt(s, bound, out, seen);
@@ -250,7 +250,7 @@ fn free_in_block(b: &Block, bound: &mut Vec<Name>, out: &mut Vec<Name>, seen: &m
     bound.truncate(n);
 }
 
-fn pattern_names(p: &Pattern, out: &mut Vec<Name>) {
+pub(crate) fn pattern_names(p: &Pattern, out: &mut Vec<Name>) {
     match p {
         Pattern::Name(id) => out.push(id.name.clone()),
         Pattern::Tuple(ps, _) => ps.iter().for_each(|p| pattern_names(p, out)),

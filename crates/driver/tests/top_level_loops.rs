@@ -1,0 +1,175 @@
+//! Top-level loops whose bodies run as one program (`lower/top_loop.rs`): the body is
+//! lowered once per loop, whatever the number of iterations, and every name it assigns ends
+//! with the value the statement-by-statement reference (`--no-compile`) gives, bit for bit.
+//! Bodies that cannot be a program (effects, shapes that depend on the index, carried values
+//! that change shape, a `let` that shadows a carried name) run statement by statement.
+
+use ad_driver::Session;
+use ad_driver::SharedBuf;
+use ad_ir::lower::value::{Arr, LVal};
+
+/// Every number in a value, as bits.
+fn bits(v: &LVal, out: &mut Vec<u64>) {
+    match v {
+        LVal::Num(x) => out.push(x.to_bits()),
+        LVal::Arr(Arr::Val(a)) => out.extend(a.data().iter().map(|x| x.to_bits())),
+        LVal::Tuple(t) => t.iter().for_each(|x| bits(x, out)),
+        other => panic!("unexpected value {other:?}"),
+    }
+}
+
+struct Run {
+    out: String,
+    lowerings: usize,
+    /// Whether a loop's body was lowered as a program.
+    body: bool,
+    values: Vec<Vec<u64>>,
+}
+
+/// Runs `src` with top-level loops compiled or not; returns what it printed, how many
+/// functions it lowered, and the bits of the top-level names `names`.
+fn run(src: &str, compile: bool, names: &[&str]) -> Run {
+    ad_eval::set_compile(compile);
+    let buf = SharedBuf::default();
+    let mut s = Session::new(Box::new(buf.clone()));
+    let r = s.run_source("loop.ad", src);
+    ad_eval::set_compile(true);
+    if let Err(e) = r {
+        panic!("{src}\nfailed: {e:?}");
+    }
+    let values = names
+        .iter()
+        .map(|n| {
+            let mut b = Vec::new();
+            bits(s.global_value(n).unwrap_or_else(|| panic!("no `{n}`")), &mut b);
+            b
+        })
+        .collect();
+    let body = s.specializations().iter().any(|e| e.lowered.program.name == "loop body");
+    Run { out: buf.take(), lowerings: s.lowerings(), body, values }
+}
+
+/// Runs `src` both ways; the printed text and the names' bits must agree. Returns the
+/// compiled run.
+fn both_ways(src: &str, names: &[&str]) -> Run {
+    let reference = run(src, false, names);
+    let compiled = run(src, true, names);
+    assert_eq!(compiled.out, reference.out, "{src}");
+    assert_eq!(compiled.values, reference.values, "{src}");
+    compiled
+}
+
+const TRAIN: &str = "
+seed(0)
+let X = randn((64, 2))
+let Y = sin(X[:, :1])
+def loss(params, X, Y) {
+  let (W1, b1, W2, b2) = params
+  let out = tanh(X @ W1 + b1) @ W2 + b2
+  sum((out - Y) ^ 2) / rows(X)
+}
+let params = (randn((2, 16)) / sqrt(2), zeros(16), randn((16, 1)) / sqrt(16), zeros(1))
+let lr = 0.1
+let losses = zeros(STEPS)
+for step in 0..STEPS {
+  losses[step] = loss(params, X, Y)
+  params = params - lr * grad(loss)(params, X, Y)
+  lr = lr * 0.99
+}
+print(losses[STEPS - 1])
+";
+
+#[test]
+fn a_training_loop_is_lowered_once_and_agrees_bit_for_bit() {
+    let names = ["params", "lr", "losses"];
+    let short = both_ways(&TRAIN.replace("STEPS", "5"), &names);
+    let long = both_ways(&TRAIN.replace("STEPS", "60"), &names);
+    // The loop's body once (the index, `params`, `lr` and `losses` are inputs, not
+    // constants), and `loss` for the final print, however many iterations run.
+    assert_eq!(short.lowerings, long.lowerings);
+    assert!(long.lowerings <= 2, "{} lowerings", long.lowerings);
+    assert!(long.body);
+    assert!(!run(&TRAIN.replace("STEPS", "60"), false, &[]).body);
+}
+
+#[test]
+fn while_loops_and_loops_nested_in_an_interpreted_loop() {
+    let src = "
+let x = [1, 2, 3]
+let n = 0
+while sum(x) < 1000 {
+  x = x * 1.5 + 1
+  n += 1
+}
+let acc = zeros(3)
+for epoch in 0..3 {
+  for i in 0..4 {
+    acc = acc + epoch * i * x
+  }
+  print(epoch, sum(acc))
+}
+let picked = 0
+for i in 0..30 {
+  picked = picked + x[mod(i, 3)] * i
+}
+";
+    let r = both_ways(src, &["x", "n", "acc", "picked"]);
+    assert_eq!(r.out.lines().count(), 3);
+    // The `while` body once; the inner `for` (reading `epoch`, an enclosing loop's index,
+    // as an input) once for all three epochs (the outer loop prints: statement by
+    // statement); the last body once, though it indexes by the loop's index.
+    assert_eq!(r.lowerings, 3);
+}
+
+#[test]
+fn bodies_that_cannot_be_programs_run_statement_by_statement() {
+    let cases = [
+        // An effect in the body.
+        ("let x = 0\nfor i in 0..3 {\n  x = x + i\n  print(x)\n}\n", "x"),
+        // A shape that depends on the index.
+        ("let x = 0\nfor i in 0..4 {\n  x = x + sum(ones(i + 1))\n}\n", "x"),
+        // A carried value that changes shape: the first iteration runs as a program, the
+        // next ones cannot reuse it.
+        ("let x = [1]\nfor i in 0..4 {\n  x = concat((x, [i]))\n}\n", "x"),
+        // A `let` at the top of the body shadows the carried name.
+        ("let x = 1\nfor i in 0..3 {\n  x = x + 1\n  let x = 100\n}\n", "x"),
+        // A carried function value.
+        ("let f = x => x\nlet y = 2\nfor i in 0..3 {\n  f = x => x * 2\n  y = f(y)\n}\n", "y"),
+    ];
+    for (src, name) in cases {
+        both_ways(src, &[name]);
+    }
+    let shadow = run(cases[3].0, true, &["x"]);
+    assert_eq!(shadow.values, vec![vec![4f64.to_bits()]]);
+    // `ones(i + 1)` needs the index's value while lowering: no program is made (one per
+    // value of the index would be).
+    let by_index = run(cases[1].0, true, &["x"]);
+    assert!(!by_index.body && by_index.lowerings == 0, "{} lowerings", by_index.lowerings);
+    let growing = run(cases[2].0, true, &["x"]);
+    assert_eq!(growing.values[0].len(), 5);
+    assert_eq!(growing.lowerings, 1);
+}
+
+#[test]
+fn an_iteration_that_fails_as_a_program_runs_again_statement_by_statement() {
+    // In the program `v[i]` is a computed index, checked as it runs; the fourth iteration
+    // fails after adding 1 to `total`.
+    let src =
+        "let v = [1, 2, 3]\nlet total = 0\nfor i in 0..5 {\n  total = total + 1\n  total = total + v[i]\n}\n";
+    let mut messages = Vec::new();
+    for compile in [false, true] {
+        ad_eval::set_compile(compile);
+        let mut s = Session::new(Box::new(SharedBuf::default()));
+        let r = s.run_source("err.ad", src);
+        ad_eval::set_compile(true);
+        let errors = r.expect_err("an index out of range");
+        messages.push(format!("{errors:?}"));
+        // Iterations 0 to 2 ran, and the failing one's first assignment.
+        let mut b = Vec::new();
+        bits(s.global_value("total").unwrap_or_else(|| panic!("no total")), &mut b);
+        assert_eq!(b, vec![10f64.to_bits()], "compile {compile}");
+        assert_eq!(s.specializations().iter().any(|e| e.lowered.program.name == "loop body"), compile);
+    }
+    assert!(messages[0].contains("out of range"), "{}", messages[0]);
+    assert_eq!(messages[0], messages[1]);
+}
