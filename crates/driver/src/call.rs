@@ -9,6 +9,7 @@ use ad_ir::lower::value::LVal;
 use ad_ir::lower::{self, lower_function};
 use ad_ir::Array;
 use ad_syntax::{Diagnostic, Span};
+use std::any::Any;
 use std::rc::Rc;
 
 pub fn call(
@@ -27,18 +28,54 @@ pub fn call(
 /// change from call to call, so lowering treats them as unknown; `None` when the body does
 /// not lower to a program (the caller then runs it statement by statement, which reports
 /// whatever is wrong where a user expects it).
-pub fn call_traced(s: &mut Session, f: &LVal, args: Vec<LVal>, span: Span) -> Option<lower::Result<LVal>> {
+pub fn call_traced(
+    s: &mut Session,
+    f: &LVal,
+    args: Vec<LVal>,
+    assigned: &[ad_ir::lower::value::Name],
+    span: Span,
+    memo: &mut Option<Box<dyn Any>>,
+) -> Option<lower::Result<LVal>> {
     // `--no-compile`: the reference semantics run a loop's statements one by one.
     if !ad_eval::compiling() {
         return None;
     }
+    let specs: Vec<Spec> = args.iter().map(Spec::of).collect();
+    let mut leaves: Vec<Array> = Vec::new();
+    flatten(f, &mut leaves);
+    for a in &args {
+        flatten(a, &mut leaves);
+    }
+    if let Some(m) = memo.as_ref().and_then(|m| m.downcast_ref::<TracedMemo>()) {
+        if m.specs == specs {
+            leaves.extend(m.captured.iter().cloned());
+            return Some(run(&m.entry, leaves, span, None));
+        }
+    }
     let mut known = Vec::new();
     ad_ir::lower::spec::known_scalars(f, &mut known);
-    let n_args: usize = args.iter().map(|a| Spec::of(a).leaves()).sum();
-    known.extend(std::iter::repeat_n(None, n_args));
+    known.resize(leaves.len(), None);
+    let n_args = leaves.len();
     let spans = vec![span; args.len()];
     let (entry, leaves) = specialise(s, f, &args, &known, span, &spans).ok()?;
+    let scope = ad_ir::lower::Host::scope(s, span.file);
+    if entry.lowered.global_deps.iter().any(|(sc, n, _)| *sc == scope && assigned.contains(n)) {
+        return None;
+    }
+    let captured = leaves[n_args..].to_vec();
+    *memo = Some(Box::new(TracedMemo { specs, entry: entry.clone(), captured }));
     Some(run(&entry, leaves, span, None))
+}
+
+/// What calls of a loop's body keep between iterations (`Host::call_traced`'s memo). While
+/// a top-level loop runs, only its body assigns top-level names, and the body's program
+/// reads none of those it assigns (it would not be used), so the specialisation and the
+/// captured values found at one call hold for the next calls whose arguments have the
+/// same structure: those skip the cache's lookup and its checks.
+struct TracedMemo {
+    specs: Vec<Spec>,
+    entry: Rc<Entry>,
+    captured: Vec<Array>,
 }
 
 /// The specialisation of `f` for `args` (found in the cache or lowered and compiled now),

@@ -312,8 +312,15 @@ impl Host for Session {
         crate::call::call(self, f, args, span, arg_spans)
     }
 
-    fn call_traced(&mut self, f: &LVal, args: Vec<LVal>, span: Span) -> Option<lower::Result<LVal>> {
-        crate::call::call_traced(self, f, args, span)
+    fn call_traced(
+        &mut self,
+        f: &LVal,
+        args: Vec<LVal>,
+        assigned: &[Name],
+        span: Span,
+        memo: &mut Option<Box<dyn std::any::Any>>,
+    ) -> Option<lower::Result<LVal>> {
+        crate::call::call_traced(self, f, args, assigned, span, memo)
     }
 
     fn effect(&mut self, effect: Effect, span: Span) -> lower::Result<LVal> {

@@ -108,17 +108,28 @@ for epoch in 0..3 {
   }
   print(epoch, sum(acc))
 }
+let X = [1, 2]
+let total = 0
+for e in 0..3 {
+  X = X * 2
+  for i in 0..4 {
+    total = total + sum(X) * i
+  }
+  print(total)
+}
 let picked = 0
 for i in 0..30 {
   picked = picked + x[mod(i, 3)] * i
 }
 ";
-    let r = both_ways(src, &["x", "n", "acc", "picked"]);
-    assert_eq!(r.out.lines().count(), 3);
+    let r = both_ways(src, &["x", "n", "acc", "total", "picked"]);
+    assert_eq!(r.out.lines().count(), 6);
     // The `while` body once; the inner `for` (reading `epoch`, an enclosing loop's index,
     // as an input) once for all three epochs (the outer loop prints: statement by
-    // statement); the last body once, though it indexes by the loop's index.
-    assert_eq!(r.lowerings, 3);
+    // statement); the loop reading `X`, which changes between its runs, once (its program
+    // reads `X` as a captured input); the last body once, though it indexes by the loop's
+    // index.
+    assert_eq!(r.lowerings, 4);
 }
 
 #[test]
@@ -133,6 +144,11 @@ fn bodies_that_cannot_be_programs_run_statement_by_statement() {
         ("let x = [1]\nfor i in 0..4 {\n  x = concat((x, [i]))\n}\n", "x"),
         // A `let` at the top of the body shadows the carried name.
         ("let x = 1\nfor i in 0..3 {\n  x = x + 1\n  let x = 100\n}\n", "x"),
+        // A function the body calls reads a top-level name the body assigns: statement by
+        // statement it sees each new value at once (the program would see it only after
+        // the iteration).
+        ("let w = 1\ndef f(x) = x * w\nlet y = 0\nfor i in 0..4 {\n  w = w + 1\n  y = y + f(2)\n}\n", "y"),
+        ("let w = 1\ndef loss(v) = sum(v * v) * w\nlet v = [1, 2]\nfor i in 0..4 {\n  w = w * 2\n  v = v - 0.01 * grad(loss)(v)\n}\n", "v"),
         // A carried function value.
         ("let f = x => x\nlet y = 2\nfor i in 0..3 {\n  f = x => x * 2\n  y = f(y)\n}\n", "y"),
     ];

@@ -89,7 +89,18 @@ pub trait Host {
     /// Calls `f` as [`Host::call`] does, except that lowering does not use the scalar values
     /// of the arguments (a top-level loop's index and carried values, which change from call
     /// to call), and that a function that does not lower gives `None` rather than an error.
-    fn call_traced(&mut self, _f: &LVal, _args: Vec<LVal>, _span: Span) -> Option<Result<LVal>> {
+    /// So does one that reads any of the top-level names `assigned` (of the scope of
+    /// `span`'s file): `f` receives their new values as arguments, but a function it calls
+    /// would read the top-level name, which is assigned only when `f` returns. `memo` is
+    /// the host's, kept by the caller from one call of the same loop to the next.
+    fn call_traced(
+        &mut self,
+        _f: &LVal,
+        _args: Vec<LVal>,
+        _assigned: &[Name],
+        _span: Span,
+        _memo: &mut Option<Box<dyn std::any::Any>>,
+    ) -> Option<Result<LVal>> {
         None
     }
     /// Performs an effect at the top level. While checking, only `read_csv` is asked for

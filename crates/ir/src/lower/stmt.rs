@@ -98,7 +98,7 @@ impl Lowerer<'_> {
                         self.host.loop_step((i - a) as u64);
                     }
                     r = self.check_interrupt(s.span).map(|()| LVal::unit());
-                    if let (Ok(_), Some(bf)) = (&r, &program) {
+                    if let (Ok(_), Some(bf)) = (&r, &mut program) {
                         match self.run_body(bf, Some(i)) {
                             Ok(Some(same)) => {
                                 if !same {
@@ -155,7 +155,7 @@ impl Lowerer<'_> {
                     if self.static_num(&c, "the condition", cond.span)? == 0.0 {
                         return Ok(None);
                     }
-                    if let Some(bf) = &program {
+                    if let Some(bf) = &mut program {
                         match self.run_body(bf, None) {
                             Ok(Some(same)) => {
                                 if !same {

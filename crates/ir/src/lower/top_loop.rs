@@ -31,7 +31,11 @@ pub(crate) struct BodyFn {
     /// in this order), then local names of enclosing loops that it only reads.
     params: Vec<Name>,
     carried: usize,
+    /// The carried names that are top-level names (not an enclosing loop's).
+    globals: Vec<Name>,
     span: Span,
+    /// The host's memo of this loop's calls (`Host::call_traced`).
+    memo: Option<Box<dyn std::any::Any>>,
 }
 
 impl Lowerer<'_> {
@@ -57,10 +61,13 @@ impl Lowerer<'_> {
             })
         };
         let scope = self.scope_at(body.span);
-        let (mut carried, mut read) = (Vec::new(), Vec::new());
+        let (mut carried, mut read, mut globals) = (Vec::new(), Vec::new(), Vec::new());
         for n in free {
             let local = self.local(&n);
             if assigned.contains(&n) {
+                if local.is_none() {
+                    globals.push(n.clone());
+                }
                 let v = local.or_else(|| self.host.global(scope, &n))?;
                 if !plain(&v) || shadowed(&n) {
                     return None;
@@ -84,14 +91,21 @@ impl Lowerer<'_> {
                 d
             }
         };
-        Some(BodyFn { f: LVal::Func(Rc::new(Func::Def(def))), params, carried: n_carried, span: s.span })
+        Some(BodyFn {
+            f: LVal::Func(Rc::new(Func::Def(def))),
+            params,
+            carried: n_carried,
+            globals,
+            span: s.span,
+            memo: None,
+        })
     }
 
     /// Runs one iteration (`index` for a `for` loop) through the body's program and assigns
     /// what it carries. `Ok(None)`: the body does not lower, nothing ran. `Ok(Some(same))`:
     /// it ran; `same` is false when a carried value changed structure (the next iteration
     /// would need another program: the caller goes on statement by statement).
-    pub(crate) fn run_body(&mut self, bf: &BodyFn, index: Option<i64>) -> Result<Option<bool>> {
+    pub(crate) fn run_body(&mut self, bf: &mut BodyFn, index: Option<i64>) -> Result<Option<bool>> {
         let scope = self.scope_at(bf.span);
         let mut args: Vec<LVal> = index.map(|i| LVal::Num(i as f64)).into_iter().collect();
         for n in &bf.params {
@@ -102,7 +116,9 @@ impl Lowerer<'_> {
         }
         let first = usize::from(index.is_some());
         let before: Vec<Spec> = args[first..first + bf.carried].iter().map(Spec::of).collect();
-        let Some(out) = self.host.call_traced(&bf.f, args, bf.span) else { return Ok(None) };
+        let Some(out) = self.host.call_traced(&bf.f, args, &bf.globals, bf.span, &mut bf.memo) else {
+            return Ok(None);
+        };
         let LVal::Tuple(values) = out? else {
             return Err(Diagnostic::at(bf.span, "internal error: a loop body's program gave no tuple"));
         };
