@@ -78,14 +78,23 @@ fn where_broadcasts() {
 
 #[test]
 fn matmul_matches_reference_in_every_rank_combination() {
-    for (m, k, n) in [(1, 1, 1), (3, 4, 5), (70, 80, 90), (200, 150, 100), (1, 300, 1), (5, 0, 3)] {
+    // Inner dimension 1 (outer products, written directly): small, empty, and large enough
+    // to be written on all cores; their entries are single products, so exact.
+    let outer = [(64, 1, 16), (3, 1, 0), (0, 1, 4), (300, 1, 300)];
+    for (m, k, n) in
+        [(1, 1, 1), (3, 4, 5), (70, 80, 90), (200, 150, 100), (1, 300, 1), (5, 0, 3)].into_iter().chain(outer)
+    {
         let a = arr(Shape::matrix(m, k), 1);
         let b = arr(Shape::matrix(k, n), 2);
         let c = kernels::apply(&Prim::MatMul, vec![a.clone(), b.clone()], Shape::matrix(m, n));
+        assert_eq!(c.data().len(), m * n);
         for i in 0..m {
             for j in 0..n {
                 let e: f64 = (0..k).map(|p| a.data()[i * k + p] * b.data()[p * n + j]).sum();
                 assert!((c.data()[i * n + j] - e).abs() < 1e-9 * (1.0 + e.abs()), "{m}x{k}x{n} at {i},{j}");
+                if k == 1 {
+                    assert_eq!(c.data()[i * n + j], e, "{m}x{k}x{n} at {i},{j}");
+                }
             }
         }
         let v = arr(Shape::vector(k), 3);
