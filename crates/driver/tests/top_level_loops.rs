@@ -132,6 +132,39 @@ for i in 0..30 {
     assert_eq!(r.lowerings, 4);
 }
 
+/// A body with effects runs them at the top level and the runs of statements between them
+/// as programs: a fresh random batch each step (declared by an effect, read by the program
+/// after it), a loss declared by a program and printed by the statement after it, and a
+/// `print` inside an `if` on the index.
+#[test]
+fn effects_run_between_parts_that_are_programs() {
+    let src = "
+seed(3)
+def loss(w, x, y) = sum((x @ w - y) ^ 2) / rows(x)
+let w = zeros(3)
+let target = [1, -2, 0.5]
+let seen = 0
+for step in 0..40 {
+  let x = randn((8, 3))
+  let y = x @ target
+  let l = loss(w, x, y)
+  w = w - 0.1 * grad(loss)(w, x, y)
+  seen += 1
+  if mod(step, 10) == 0 {
+    print(step, l)
+  }
+}
+print(w, seen)
+";
+    let r = both_ways(src, &["w", "seen"]);
+    assert!(r.body);
+    assert_eq!(r.out.lines().count(), 5);
+    // One program for the statements between `randn` and the `if` however many steps
+    // run, and `loss` for nothing else.
+    let short = run(&src.replace("0..40", "0..12"), true, &[]);
+    assert_eq!(short.lowerings, r.lowerings);
+}
+
 #[test]
 fn bodies_that_cannot_be_programs_run_statement_by_statement() {
     let cases = [

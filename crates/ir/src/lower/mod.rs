@@ -177,10 +177,11 @@ pub struct Lowerer<'h> {
     /// While checking: the files imported (and checked) so far, whose definitions are
     /// checked with the script's.
     pub(crate) imported: Vec<Module>,
-    /// Top-level loops whose bodies run as programs: the loop's span and the names passed
-    /// in, with the function made of its body (one per loop, so its specialisation is
-    /// found again when the loop runs again inside an enclosing one).
-    pub(crate) bodies: Vec<(Span, Vec<Name>, Rc<ast::Def>)>,
+    /// Parts of top-level loops' bodies that run as programs: the loop's span and the
+    /// part's first statement, and the names passed in, with the function made of the
+    /// part (one per part, so its specialisation is found again when the loop runs again
+    /// inside an enclosing one).
+    pub(crate) bodies: top_loop::PartDefs,
 }
 
 impl<'h> Lowerer<'h> {

@@ -91,34 +91,25 @@ impl Lowerer<'_> {
                     self.host.loop_started((last - a).max(0) as u64);
                 }
                 let mut r = Ok(LVal::unit());
-                // Two iterations or more: the body runs as one program when it can.
-                let mut program = if top && last - a >= 2 { self.body_fn(s, Some(var), body) } else { None };
+                // Two iterations or more: runs of the body's statements become programs
+                // where they can (`top_loop.rs`), decided at the first iteration.
+                let mut parts = None;
+                let mut decided = !(top && last - a >= 2);
                 for i in a..last {
                     if top {
                         self.host.loop_step((i - a) as u64);
                     }
                     r = self.check_interrupt(s.span).map(|()| LVal::unit());
-                    if let (Ok(_), Some(bf)) = (&r, &mut program) {
-                        match self.run_body(bf, Some(i)) {
-                            Ok(Some(same)) => {
-                                if !same {
-                                    program = None;
-                                }
-                                continue;
-                            }
-                            // A body that does not lower, or fails as a program, runs
-                            // statement by statement (which reports the failure where the
-                            // reference semantics do, after the assignments before it).
-                            Ok(None) => program = None,
-                            Err(_) => {
-                                program = None;
-                                r = self.check_interrupt(s.span).map(|()| LVal::unit());
-                            }
-                        }
-                    }
                     if r.is_ok() {
                         self.frames.push(vec![(var.name.clone(), LVal::Num(i as f64))]);
-                        r = self.block_stmts(body);
+                        if !decided {
+                            decided = true;
+                            parts = self.body_parts(s, body);
+                        }
+                        r = match &mut parts {
+                            Some(parts) => self.run_parts(parts, body).map(|()| LVal::unit()),
+                            None => self.block_stmts(body),
+                        };
                         self.frames.pop();
                     }
                     if r.is_err() {
@@ -135,7 +126,8 @@ impl Lowerer<'_> {
                 if self.in_function {
                     return self.while_once(s, cond, body).map(|()| None);
                 }
-                let mut program = if self.mode == Mode::Eager { self.body_fn(s, None, body) } else { None };
+                let mut parts = None;
+                let mut decided = self.mode != Mode::Eager;
                 loop {
                     self.check_interrupt(s.span)?;
                     let c = self.expr(cond)?;
@@ -155,22 +147,17 @@ impl Lowerer<'_> {
                     if self.static_num(&c, "the condition", cond.span)? == 0.0 {
                         return Ok(None);
                     }
-                    if let Some(bf) = &mut program {
-                        match self.run_body(bf, None) {
-                            Ok(Some(same)) => {
-                                if !same {
-                                    program = None;
-                                }
-                                continue;
-                            }
-                            Ok(None) => program = None,
-                            Err(_) => {
-                                program = None;
-                                self.check_interrupt(s.span)?;
-                            }
-                        }
+                    self.frames.push(Vec::new());
+                    if !decided {
+                        decided = true;
+                        parts = self.body_parts(s, body);
                     }
-                    self.block(body)?;
+                    let r = match &mut parts {
+                        Some(parts) => self.run_parts(parts, body),
+                        None => self.block_stmts(body).map(|_| ()),
+                    };
+                    self.frames.pop();
+                    r?;
                 }
             }
             StmtKind::Expr(e) => Ok(Some(self.expr(e)?)),

@@ -2,92 +2,168 @@
 //!
 //! Statement by statement, every iteration of a top-level loop pays for lowering and
 //! dispatching each operation on its own, and a derivative it calls is a separate program.
-//! A body that is a function of the names it reads (no effects, no definitions, arrays and
-//! numbers only) is instead lowered once, as a function of the loop's index and the names
-//! it assigns, and each iteration calls that program ([`super::Host::call_traced`]): derivatives
-//! are inlined into it, and the interpreter's fused chains, planned memory and compiled tier
-//! apply to the whole body. The index and the carried values are inputs whose values the
-//! program does not depend on, so the body is lowered once per loop, not per iteration.
+//! Instead, the body is cut into parts: runs of statements without effects, each lowered
+//! once as a function of the names it reads from the iteration (the loop's index, names an
+//! earlier statement of the body declared, an enclosing loop's names) and of the names it
+//! assigns; and the statements with effects (`print`, `randn`, `plot`, ...), which run as
+//! before. Each iteration calls the parts' programs ([`super::Host::call_traced`]) and runs
+//! the other statements in order: derivatives are inlined into the programs, and the
+//! interpreter's fused chains, planned memory and compiled tier apply to them. The index
+//! and the values read are inputs whose values a program does not depend on, so each part
+//! is lowered once per loop, not per iteration.
 //!
 //! What a user sees does not change: the host is told of every iteration (progress, Ctrl-C),
-//! and the names the body assigns are assigned after each iteration. A body that does not
-//! lower (a `print`, a shape that depends on the index, ...) runs statement by statement, as
-//! before, which reports anything wrong where it is written.
+//! the names a part assigns are assigned, and those it declares with `let` that later
+//! statements read are declared, as soon as it has run. A part that does not lower (a
+//! shape that depends on the index, a value that is a function, ...), whose carried values
+//! change shape, or that fails as a program runs statement by statement from then on, which
+//! reports anything wrong where it is written.
 
 use super::control::{assigned_names, plain};
-use super::scope::free_in_block;
+use super::scope::{free_in_block, pattern_names};
 use super::spec::Spec;
 use super::value::{Func, LVal, Name};
-use super::{Lowerer, Result};
+use super::{builtins, Lowerer, Result};
 use ad_syntax::ast::{Block, Def, Expr, ExprKind, Ident, Param, Stmt, StmtKind};
 use ad_syntax::{Diagnostic, Span};
 use std::collections::HashSet;
+use std::ops::Range;
 use std::rc::Rc;
 
-/// A loop body as a function `(index, params...) -> (carried...)`.
+/// The functions made of parts of top-level loops' bodies (`Lowerer::bodies`): the loop's
+/// span and the part's first statement, the names passed in, and the function.
+pub(crate) type PartDefs = Vec<((Span, usize), Vec<Name>, Rc<Def>)>;
+
+/// A run of statements of a loop's body as a function `(params...) -> (results...)`.
 pub(crate) struct BodyFn {
     f: LVal,
-    /// The names passed in after the index: first the names the body assigns (its result,
-    /// in this order), then local names of enclosing loops that it only reads.
+    /// The names passed in: first those the statements assign (results, in this order),
+    /// then local names they only read.
     params: Vec<Name>,
     carried: usize,
-    /// The carried names that are top-level names (not an enclosing loop's).
+    /// Names the statements declare with `let` that later statements read: results after
+    /// the carried ones, declared in the iteration's scope.
+    exported: Vec<Name>,
+    /// The carried names that are top-level names (not local ones).
     globals: Vec<Name>,
     span: Span,
-    /// The host's memo of this loop's calls (`Host::call_traced`).
+    /// The host's memo of this part's calls (`Host::call_traced`).
     memo: Option<Box<dyn std::any::Any>>,
 }
 
+/// A part of a loop's body: statements (by position) and, while they run as one, their
+/// program.
+pub(crate) struct Part {
+    stmts: Range<usize>,
+    program: Option<BodyFn>,
+}
+
+/// Whether a statement must run at the top level: it performs an effect (names an effect
+/// builtin, so a `print` inside an `if` counts), defines, or imports.
+fn effectful(s: &Stmt) -> bool {
+    if matches!(s.kind, StmtKind::Def(_) | StmtKind::Import { .. }) {
+        return true;
+    }
+    let block = Block { stmts: vec![s.clone()], span: s.span };
+    let mut free = Vec::new();
+    free_in_block(&block, &mut Vec::new(), &mut free, &mut HashSet::new());
+    free.iter().any(|n| builtins::is_effect(n))
+}
+
+/// The names the statements declare with `let` at their own level.
+fn declared(stmts: &[Stmt]) -> Vec<Name> {
+    let mut names = Vec::new();
+    for st in stmts {
+        if let StmtKind::Let { pat, .. } = &st.kind {
+            pattern_names(pat, &mut names);
+        }
+    }
+    names
+}
+
 impl Lowerer<'_> {
-    /// The body of the top-level loop `s` as a function, when the names it reads and
-    /// assigns allow one (`None`: run it statement by statement). `var` is a `for` loop's
-    /// index.
-    pub(crate) fn body_fn(&mut self, s: &Stmt, var: Option<&Ident>, body: &Block) -> Option<BodyFn> {
-        let mut bound: Vec<Name> = var.iter().map(|v| v.name.clone()).collect();
+    /// The parts of the body of the top-level loop `s`, with a program for each run of
+    /// statements without effects; `None` when no run can be one (the body then runs
+    /// statement by statement). Called with the iteration's scope pushed (holding the
+    /// loop's index, if any).
+    pub(crate) fn body_parts(&mut self, s: &Stmt, body: &Block) -> Option<Vec<Part>> {
+        let mut parts = Vec::new();
+        let mut start = 0;
+        let n = body.stmts.len();
+        while start < n {
+            let pure = !effectful(&body.stmts[start]);
+            let mut end = start + 1;
+            while end < n && effectful(&body.stmts[end]) != pure {
+                end += 1;
+            }
+            let program = if pure { self.part_fn(s, body, start..end) } else { None };
+            parts.push(Part { stmts: start..end, program });
+            start = end;
+        }
+        parts.iter().any(|p| p.program.is_some()).then_some(parts)
+    }
+
+    /// The statements `range` of a loop's body as a function, when the names they read and
+    /// assign allow one.
+    fn part_fn(&mut self, s: &Stmt, body: &Block, range: Range<usize>) -> Option<BodyFn> {
+        let stmts = &body.stmts[range.clone()];
+        let block = Block { stmts: stmts.to_vec(), span: body.span };
         let mut free = Vec::new();
-        free_in_block(body, &mut bound, &mut free, &mut HashSet::new());
+        free_in_block(&block, &mut Vec::new(), &mut free, &mut HashSet::new());
         let mut assigned = Vec::new();
-        assigned_names(body, &mut assigned);
-        // The program returns the carried names from the end of the body, where a `let` at
-        // its top would shadow them.
-        let shadowed = |n: &Name| {
-            body.stmts.iter().any(|st| match &st.kind {
-                StmtKind::Let { pat, .. } => {
-                    let mut names = Vec::new();
-                    super::scope::pattern_names(pat, &mut names);
-                    names.contains(n)
-                }
-                _ => false,
-            })
-        };
+        assigned_names(&block, &mut assigned);
+        // Names earlier statements of the body declare are locals of the iteration when
+        // these statements run.
+        let before = declared(&body.stmts[..range.start]);
+        let own = declared(stmts);
+        // The program returns its results from the end of the statements, where a `let`
+        // among them would shadow a carried name.
+        if assigned.iter().any(|n| free.contains(n) && own.contains(n)) {
+            return None;
+        }
         let scope = self.scope_at(body.span);
         let (mut carried, mut read, mut globals) = (Vec::new(), Vec::new(), Vec::new());
         for n in free {
-            let local = self.local(&n);
+            let local = before.contains(&n) || self.local(&n).is_some();
+            if !local && builtins::lookup(&n).is_some() && self.host.global(scope, &n).is_none() {
+                continue;
+            }
             if assigned.contains(&n) {
-                if local.is_none() {
+                if !local {
+                    // A top-level name: it must exist, and hold arrays and numbers.
+                    if !plain(&self.host.global(scope, &n)?) {
+                        return None;
+                    }
                     globals.push(n.clone());
                 }
-                let v = local.or_else(|| self.host.global(scope, &n))?;
-                if !plain(&v) || shadowed(&n) {
-                    return None;
-                }
                 carried.push(n);
-            } else if let Some(v) = local {
-                if !plain(&v) {
-                    return None;
-                }
+            } else if local {
                 read.push(n);
+            } else {
+                // A top-level name read: a captured input of the program (lowering finds
+                // it), or an unknown name, which statement by statement reports.
+                self.host.global(scope, &n)?;
+            }
+        }
+        // Declared names that later statements of the body read.
+        let mut later = Vec::new();
+        let rest = Block { stmts: body.stmts[range.end..].to_vec(), span: body.span };
+        free_in_block(&rest, &mut Vec::new(), &mut later, &mut HashSet::new());
+        let mut exported: Vec<Name> = Vec::new();
+        for n in own {
+            if later.contains(&n) && !exported.contains(&n) {
+                exported.push(n);
             }
         }
         let n_carried = carried.len();
         let mut params = carried;
         params.extend(read);
-        let def = match self.bodies.iter().find(|(sp, p, _)| *sp == s.span && *p == params) {
+        let key = (s.span, range.start);
+        let def = match self.bodies.iter().find(|(k, p, _)| *k == key && *p == params) {
             Some((_, _, d)) => d.clone(),
             None => {
-                let d = Rc::new(body_def(s, var, body, &params, n_carried));
-                self.bodies.push((s.span, params.clone(), d.clone()));
+                let d = Rc::new(part_def(s, body, stmts, &params[..n_carried], &params, &exported));
+                self.bodies.push((key, params.clone(), d.clone()));
                 d
             }
         };
@@ -95,27 +171,55 @@ impl Lowerer<'_> {
             f: LVal::Func(Rc::new(Func::Def(def))),
             params,
             carried: n_carried,
+            exported,
             globals,
             span: s.span,
             memo: None,
         })
     }
 
-    /// Runs one iteration (`index` for a `for` loop) through the body's program and assigns
-    /// what it carries. `Ok(None)`: the body does not lower, nothing ran. `Ok(Some(same))`:
-    /// it ran; `same` is false when a carried value changed structure (the next iteration
-    /// would need another program: the caller goes on statement by statement).
-    pub(crate) fn run_body(&mut self, bf: &mut BodyFn, index: Option<i64>) -> Result<Option<bool>> {
-        let scope = self.scope_at(bf.span);
-        let mut args: Vec<LVal> = index.map(|i| LVal::Num(i as f64)).into_iter().collect();
-        for n in &bf.params {
-            match self.local(n).or_else(|| self.host.global(scope, n)) {
-                Some(v) => args.push(v),
-                None => return Ok(None),
+    /// Runs one iteration of a loop's body by its parts (the iteration's scope pushed).
+    pub(crate) fn run_parts(&mut self, parts: &mut [Part], body: &Block) -> Result<()> {
+        for part in parts.iter_mut() {
+            if let Some(bf) = &mut part.program {
+                match self.run_part(bf) {
+                    Ok(Some(same)) => {
+                        if !same {
+                            part.program = None;
+                        }
+                        continue;
+                    }
+                    Ok(None) => part.program = None,
+                    Err(_) => {
+                        // Run the statements one by one instead (after the user's Ctrl-C,
+                        // stop): they report the failure where the reference semantics
+                        // do, after the assignments before it.
+                        part.program = None;
+                        self.check_interrupt(body.span)?;
+                    }
+                }
+            }
+            for st in &body.stmts[part.stmts.clone()] {
+                self.stmt(st)?;
             }
         }
-        let first = usize::from(index.is_some());
-        let before: Vec<Spec> = args[first..first + bf.carried].iter().map(Spec::of).collect();
+        Ok(())
+    }
+
+    /// Runs a part's program and assigns and declares what it gives. `Ok(None)`: it does not
+    /// lower (or a value it reads is not an array, a number or a tuple of them), nothing
+    /// ran. `Ok(Some(same))`: it ran; `same` is false when a carried value changed structure
+    /// (the next iteration would need another program).
+    fn run_part(&mut self, bf: &mut BodyFn) -> Result<Option<bool>> {
+        let scope = self.scope_at(bf.span);
+        let mut args = Vec::with_capacity(bf.params.len());
+        for n in &bf.params {
+            match self.local(n).or_else(|| self.host.global(scope, n)) {
+                Some(v) if plain(&v) => args.push(v),
+                _ => return Ok(None),
+            }
+        }
+        let before: Vec<Spec> = args[..bf.carried].iter().map(Spec::of).collect();
         let Some(out) = self.host.call_traced(&bf.f, args, &bf.globals, bf.span, &mut bf.memo) else {
             return Ok(None);
         };
@@ -129,21 +233,31 @@ impl Lowerer<'_> {
                 self.host.set_global(scope, n.clone(), v);
             }
         }
+        for (n, v) in bf.exported.iter().zip(values.iter().skip(bf.carried)) {
+            if let Some(frame) = self.frames.last_mut() {
+                frame.push((n.clone(), v.clone()));
+            }
+        }
         Ok(Some(same))
     }
 }
 
-/// `def (index, params...) { body; (carried...) }`, written at the loop's spans so that
-/// what it reads is looked up in the loop's scope and errors point into the loop.
-fn body_def(s: &Stmt, var: Option<&Ident>, body: &Block, params: &[Name], carried: usize) -> Def {
+/// `def (params...) { stmts; (carried..., exported...) }`, written at the loop's spans so
+/// that what it reads is looked up in the loop's scope and errors point into the loop.
+fn part_def(
+    s: &Stmt,
+    body: &Block,
+    stmts: &[Stmt],
+    carried: &[Name],
+    params: &[Name],
+    exported: &[Name],
+) -> Def {
     let at = |kind| Expr { kind, span: body.span };
     let ident = |name: &Name| Ident { name: name.clone(), span: s.span };
-    let mut decl: Vec<Param> = var.iter().map(|v| Param { name: (*v).clone(), annot: None }).collect();
-    decl.extend(params.iter().map(|n| Param { name: ident(n), annot: None }));
-    let result =
-        at(ExprKind::Tuple(params[..carried].iter().map(|n| at(ExprKind::Var(n.clone()))).collect()));
-    let mut stmts = body.stmts.clone();
-    stmts.push(Stmt { kind: StmtKind::Expr(result), span: body.span });
+    let decl: Vec<Param> = params.iter().map(|n| Param { name: ident(n), annot: None }).collect();
+    let results = carried.iter().chain(exported).map(|n| at(ExprKind::Var(n.clone()))).collect();
+    let mut stmts = stmts.to_vec();
+    stmts.push(Stmt { kind: StmtKind::Expr(at(ExprKind::Tuple(results))), span: body.span });
     Def {
         name: Ident { name: "loop body".into(), span: s.span },
         params: decl,
