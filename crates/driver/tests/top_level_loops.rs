@@ -182,6 +182,10 @@ fn bodies_that_cannot_be_programs_run_statement_by_statement() {
         // the iteration).
         ("let w = 1\ndef f(x) = x * w\nlet y = 0\nfor i in 0..4 {\n  w = w + 1\n  y = y + f(2)\n}\n", "y"),
         ("let w = 1\ndef loss(v) = sum(v * v) * w\nlet v = [1, 2]\nfor i in 0..4 {\n  w = w * 2\n  v = v - 0.01 * grad(loss)(v)\n}\n", "v"),
+        // A statement with an effect assigns a top-level name that the program after it
+        // reads, directly and through a function: each iteration sees the new value.
+        ("let lr = 1\ndef scaled(x) = x * lr\nlet s = 0\nlet t = 0\nfor i in 0..6 {\n  if mod(i, 2) == 0 {\n    lr = lr * 0.5\n    print(lr)\n  }\n  s = s + lr * i\n}\nfor i in 0..6 {\n  if mod(i, 2) == 0 {\n    lr = lr * 0.5\n    print(lr)\n  }\n  t = t + scaled(i)\n}\n", "s"),
+        ("let lr = 1\ndef scaled(x) = x * lr\nlet s = 0\nlet t = 0\nfor i in 0..6 {\n  if mod(i, 2) == 0 {\n    lr = lr * 0.5\n    print(lr)\n  }\n  s = s + lr * i\n}\nfor i in 0..6 {\n  if mod(i, 2) == 0 {\n    lr = lr * 0.5\n    print(lr)\n  }\n  t = t + scaled(i)\n}\n", "t"),
         // A carried function value.
         ("let f = x => x\nlet y = 2\nfor i in 0..3 {\n  f = x => x * 2\n  y = f(y)\n}\n", "y"),
     ];

@@ -44,7 +44,7 @@ pub(crate) struct BodyFn {
     /// Names the statements declare with `let` that later statements read: results after
     /// the carried ones, declared in the iteration's scope.
     exported: Vec<Name>,
-    /// The carried names that are top-level names (not local ones).
+    /// The top-level names the loop's body assigns (here or in another part).
     globals: Vec<Name>,
     span: Span,
     /// The host's memo of this part's calls (`Host::call_traced`).
@@ -112,6 +112,11 @@ impl Lowerer<'_> {
         free_in_block(&block, &mut Vec::new(), &mut free, &mut HashSet::new());
         let mut assigned = Vec::new();
         assigned_names(&block, &mut assigned);
+        // Top-level names the body assigns anywhere (these statements, or ones with effects
+        // between runs of its programs) are passed in, not captured: a program's captured
+        // values are taken once for the loop's run.
+        let mut assigned_anywhere = Vec::new();
+        assigned_names(body, &mut assigned_anywhere);
         // Names earlier statements of the body declare are locals of the iteration when
         // these statements run.
         let before = declared(&body.stmts[..range.start]);
@@ -122,22 +127,27 @@ impl Lowerer<'_> {
             return None;
         }
         let scope = self.scope_at(body.span);
-        let (mut carried, mut read, mut globals) = (Vec::new(), Vec::new(), Vec::new());
+        let is_local = |lw: &Self, n: &Name| before.contains(n) || lw.local(n).is_some();
+        // The top-level names the body assigns: a function the program calls must not read
+        // them (it would see the value from before the iteration).
+        let globals: Vec<Name> = assigned_anywhere
+            .iter()
+            .filter(|n| !is_local(self, n) && self.host.global(scope, n).is_some())
+            .cloned()
+            .collect();
+        let (mut carried, mut read) = (Vec::new(), Vec::new());
         for n in free {
-            let local = before.contains(&n) || self.local(&n).is_some();
+            let local = is_local(self, &n);
             if !local && builtins::lookup(&n).is_some() && self.host.global(scope, &n).is_none() {
                 continue;
             }
             if assigned.contains(&n) {
-                if !local {
-                    // A top-level name: it must exist, and hold arrays and numbers.
-                    if !plain(&self.host.global(scope, &n)?) {
-                        return None;
-                    }
-                    globals.push(n.clone());
+                // A top-level name must exist, and hold arrays and numbers.
+                if !local && !plain(&self.host.global(scope, &n)?) {
+                    return None;
                 }
                 carried.push(n);
-            } else if local {
+            } else if local || globals.contains(&n) {
                 read.push(n);
             } else {
                 // A top-level name read: a captured input of the program (lowering finds
