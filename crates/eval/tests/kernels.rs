@@ -106,6 +106,44 @@ fn matmul_matches_reference_in_every_rank_combination() {
     }
 }
 
+/// A stack of products too small for more than one core each, but many: they are shared
+/// out between the cores, and each must give the bits it gives alone (plain and with
+/// transposed operands, with a broadcast stack).
+#[test]
+fn stacked_products_shared_between_cores_match_each_product_alone() {
+    use ad_eval::kernels::linalg::matmul_transposed;
+    let (m, k, n) = (60, 70, 50);
+    for (stack_a, stack_b) in [(vec![40], vec![40]), (vec![8, 5], vec![5])] {
+        let mut da = stack_a.clone();
+        da.extend([m, k]);
+        let mut db = stack_b.clone();
+        db.extend([k, n]);
+        let (a, b) = (arr(sh(&da), 7), arr(sh(&db), 8));
+        let out = ad_ir::prim::matmul_shape(a.shape(), b.shape()).unwrap();
+        let got = kernels::apply(&Prim::MatMul, vec![a.clone(), b.clone()], out);
+        // The same products with a's stack transposed in memory, read through the flag.
+        let mut dt = stack_a.clone();
+        dt.extend([k, m]);
+        let perm: Vec<usize> = (0..da.len() - 2).chain([da.len() - 1, da.len() - 2]).collect();
+        let at = structure::permute(&a, &perm, sh(&dt));
+        let got_t = matmul_transposed(&at, &b, true, false, out);
+        let batch: usize = out.dims()[..out.rank() - 2].iter().product();
+        let b_batch: usize = stack_b.iter().product();
+        for e in 0..batch {
+            let ai = Array::new(Shape::matrix(m, k), a.data()[e * m * k..(e + 1) * m * k].to_vec());
+            let be = e % b_batch;
+            let bi = Array::new(Shape::matrix(k, n), b.data()[be * k * n..(be + 1) * k * n].to_vec());
+            let alone = kernels::apply(&Prim::MatMul, vec![ai, bi], Shape::matrix(m, n));
+            let part = &got.data()[e * m * n..(e + 1) * m * n];
+            assert_eq!(part, alone.data(), "stack {stack_a:?} @ {stack_b:?}, element {e}");
+            let part_t = &got_t.data()[e * m * n..(e + 1) * m * n];
+            for (g, w) in part_t.iter().zip(alone.data()) {
+                assert!((g - w).abs() <= 1e-12 * (1.0 + w.abs()), "transposed, element {e}");
+            }
+        }
+    }
+}
+
 /// A product reading transposed operands (the interpreter's fused transposes) equals the
 /// product of the transposes, small and large, single and stacked (with a broadcast stack).
 #[test]

@@ -36,11 +36,41 @@ pub fn matmul(a: &Array, b: &Array, out: Shape) -> Array {
         let rows = if k == 0 { sa.dims()[..sa.rank() - 1].iter().product() } else { rows };
         return Array::new(out, matmul_2d(a.data(), b.data(), rows, k, n));
     }
-    let mut data = Vec::with_capacity(out.size());
-    for (ia, ib) in batch_offsets(sa, sb, out) {
-        data.extend(matmul_2d(&a.data()[ia..ia + m * k], &b.data()[ib..ib + k * n], m, k, n));
-    }
+    let offsets = batch_offsets(sa, sb, out);
+    let mut data = vec![0.0; out.size()];
+    let (ad, bd) = (a.data(), b.data());
+    for_each_product(&mut data, m * n, m * n * k, &offsets, |c, (ia, ib)| {
+        matmul_2d_into(&ad[ia..ia + m * k], &bd[ib..ib + k * n], c, m, k, n)
+    });
     Array::new(out, data)
+}
+
+/// Runs `product` on each batch element's part of `c` (`mn` elements each) with its
+/// operands' offsets. Products of `work` multiply-adds at most [`PARALLEL_ABOVE`] each run
+/// on one core whatever the batch (as each would alone, so the bits are the same), so a
+/// batch of them whose total is larger is shared out between the cores, a product to a
+/// task; larger products run one after another, each on all cores.
+fn for_each_product(
+    c: &mut [f64],
+    mn: usize,
+    work: usize,
+    offsets: &[(usize, usize)],
+    product: impl Fn(&mut [f64], (usize, usize)) + Sync,
+) {
+    if mn == 0 {
+        return;
+    }
+    if work <= PARALLEL_ABOVE && work * offsets.len() > PARALLEL_ABOVE {
+        use rayon::prelude::*;
+        c.par_chunks_mut(mn).zip(offsets.par_iter()).for_each(|(c, &o)| {
+            product(c, o);
+            clear_upper_avx();
+        });
+        return;
+    }
+    for (c, &o) in c.chunks_exact_mut(mn).zip(offsets) {
+        product(c, o);
+    }
 }
 
 /// `op(a) @ op(b)`, where `op` swaps the last two axes of its operand when the operand's
@@ -77,11 +107,12 @@ pub fn matmul_transposed(a: &Array, b: &Array, ta: bool, tb: bool, out: Shape) -
     let offsets = if sa.rank() <= 2 && sb.rank() <= 2 { vec![(0, 0)] } else { batch_offsets(sa, sb, out) };
     let mut data = vec![0.0; out.size()];
     let par = if m * n * k > PARALLEL_ABOVE { Par::rayon(0) } else { Par::Seq };
-    for (c, (ia, ib)) in data.chunks_exact_mut(m * n).zip(offsets) {
-        let lhs = transposed_view(&a.data()[ia..ia + m * k], ta, m, k);
-        let rhs = transposed_view(&b.data()[ib..ib + k * n], tb, k, n);
+    let (ad, bd) = (a.data(), b.data());
+    for_each_product(&mut data, m * n, m * n * k, &offsets, |c, (ia, ib)| {
+        let lhs = transposed_view(&ad[ia..ia + m * k], ta, m, k);
+        let rhs = transposed_view(&bd[ib..ib + k * n], tb, k, n);
         faer_matmul(MatMut::from_row_major_slice_mut(c, m, n), Accum::Replace, lhs, rhs, 1.0, par);
-    }
+    });
     clear_upper_avx();
     Array::new(out, data)
 }
