@@ -67,11 +67,12 @@ pub fn call_traced(
     Some(run(&entry, leaves, span, None))
 }
 
-/// What calls of a loop's body keep between iterations (`Host::call_traced`'s memo). While
-/// a top-level loop runs, only its body assigns top-level names, and the body's program
-/// reads none of those it assigns (it would not be used), so the specialisation and the
-/// captured values found at one call hold for the next calls whose arguments have the
-/// same structure: those skip the cache's lookup and its checks.
+/// What calls of a part of a loop's body keep between iterations (`Host::call_traced`'s
+/// memo, one per run of the loop). While a top-level loop runs, only its body assigns
+/// top-level names; those are passed to its programs as arguments, never captured (a
+/// program that reads one through a function it calls is refused above). So the
+/// specialisation and the captured values found at one call hold for the next calls whose
+/// arguments have the same structure: those skip the cache's lookup and its checks.
 struct TracedMemo {
     specs: Vec<Spec>,
     entry: Rc<Entry>,
