@@ -312,7 +312,7 @@ pub(crate) fn vmap_custom(
                         prim: Prim::Sum(ad_ir::prim::Axes::one(0)),
                         args: [bwd.outputs[k]].into_iter().collect(),
                         span: bwd.span,
-                        extra: Vec::new(),
+                        extra: Box::default(),
                     });
                     bwd.outputs[k] = Atom::Var(total);
                 }

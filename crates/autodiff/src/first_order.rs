@@ -259,7 +259,7 @@ fn jvp2_program(p: &Program, wrt: &[usize]) -> Result<Program, String> {
             prim: Prim::Full(s, ad_ir::prim::F64(0.0)),
             args: Default::default(),
             span: p.span,
-            extra: Vec::new(),
+            extra: Box::default(),
         });
     }
     defs.extend(std::mem::take(&mut b.eqns));

@@ -478,7 +478,7 @@ fn batch_axes_in_place(mut p: Program, primal: &Program, axes: &[Option<i64>]) -
             prim: ad_ir::Prim::Permute(perm),
             args: [ad_ir::Atom::Var(new)].into_iter().collect(),
             span: p.span,
-            extra: Vec::new(),
+            extra: Box::default(),
         });
     }
     front.append(&mut p.eqns);

@@ -46,7 +46,7 @@ impl Builder {
         span: Span,
     ) -> Var {
         let out = self.new_var(shape, None);
-        self.eqns.push(Eqn { out, prim, args: args.into_iter().collect(), span, extra: Vec::new() });
+        self.eqns.push(Eqn { out, prim, args: args.into_iter().collect(), span, extra: Box::default() });
         out
     }
 
@@ -64,7 +64,7 @@ impl Builder {
             prim,
             args: args.into_iter().collect(),
             span,
-            extra: outs[1..].to_vec(),
+            extra: outs[1..].into(),
         });
         outs
     }

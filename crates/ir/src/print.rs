@@ -844,7 +844,7 @@ impl<'p> Block<'p> {
                         prim: Prim::Full(shape, crate::prim::F64(0.0)),
                         args: Default::default(),
                         span: bw.span,
-                        extra: Vec::new(),
+                        extra: Box::default(),
                     });
                     bw.outputs.push(Atom::Var(z));
                 }

@@ -81,7 +81,7 @@ pub struct Eqn {
     pub span: Span,
     /// The results after the first, for structured operations with several (a loop's
     /// carried values); empty for every other primitive.
-    pub extra: Vec<Var>,
+    pub extra: Box<[Var]>,
 }
 
 impl Eqn {

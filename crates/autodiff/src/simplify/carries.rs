@@ -78,7 +78,7 @@ pub(crate) fn constant_carries(p: &Program) -> Option<Program> {
                 e.prim = Prim::Loop(Rc::new(new));
                 e.args = args.into_iter().collect();
                 e.out = kept_outs[0];
-                e.extra = kept_outs[1..].to_vec();
+                e.extra = kept_outs[1..].into();
             }
         }
         eqns.push(e);

@@ -78,7 +78,7 @@ pub(crate) fn simplify_conds(p: &Program) -> Option<Program> {
             prim: Prim::Cond(CondOp::new(then, els)),
             args: new_args.into_iter().collect(),
             span: e.span,
-            extra: vars[1..].to_vec(),
+            extra: vars[1..].into(),
         });
     }
     let outputs = p.outputs.iter().map(|a| get(&map, *a)).collect();

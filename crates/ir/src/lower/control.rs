@@ -524,7 +524,7 @@ impl Lowerer<'_> {
                 prim: e.prim.clone(),
                 args,
                 span: e.span,
-                extra: outs[1..].to_vec(),
+                extra: outs[1..].into(),
             });
         }
         let outs = outputs.iter().map(|a| get(a, &map)).collect();
