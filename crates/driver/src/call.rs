@@ -20,8 +20,21 @@ pub fn call(
     arg_spans: &[Span],
 ) -> lower::Result<LVal> {
     let known = call_known_scalars(f, &args);
-    let (entry, leaves) = specialise(s, f, &args, &known, span, arg_spans).map_err(|e| at_call(e, span))?;
+    let specs: Vec<Spec> = args.iter().map(Spec::of).collect();
+    let leaves = arg_leaves(f, &args);
+    let (entry, leaves) =
+        specialise(s, f, &specs, leaves, &known, span, arg_spans).map_err(|e| at_call(e, span))?;
     run(&entry, leaves, span, Some("in this call"))
+}
+
+/// The leaves of a call's function value, then of its arguments.
+fn arg_leaves(f: &LVal, args: &[LVal]) -> Vec<Array> {
+    let mut leaves = Vec::new();
+    flatten(f, &mut leaves);
+    for a in args {
+        flatten(a, &mut leaves);
+    }
+    leaves
 }
 
 /// Calls the body of a top-level loop (`Host::call_traced`): its arguments' scalar values
@@ -41,11 +54,7 @@ pub fn call_traced(
         return None;
     }
     let specs: Vec<Spec> = args.iter().map(Spec::of).collect();
-    let mut leaves: Vec<Array> = Vec::new();
-    flatten(f, &mut leaves);
-    for a in &args {
-        flatten(a, &mut leaves);
-    }
+    let mut leaves = arg_leaves(f, &args);
     if let Some(m) = memo.as_ref().and_then(|m| m.downcast_ref::<TracedMemo>()) {
         if m.specs == specs {
             leaves.extend(m.captured.iter().cloned());
@@ -57,7 +66,7 @@ pub fn call_traced(
     known.resize(leaves.len(), None);
     let n_args = leaves.len();
     let spans = vec![span; args.len()];
-    let (entry, leaves) = specialise(s, f, &args, &known, span, &spans).ok()?;
+    let (entry, leaves) = specialise(s, f, &specs, leaves, &known, span, &spans).ok()?;
     let scope = ad_ir::lower::Host::scope(s, span.file);
     if entry.lowered.global_deps.iter().any(|(sc, n, _)| *sc == scope && assigned.contains(n)) {
         return None;
@@ -79,22 +88,19 @@ struct TracedMemo {
     captured: Vec<Array>,
 }
 
-/// The specialisation of `f` for `args` (found in the cache or lowered and compiled now),
-/// with the leaves it runs on: the arguments', then the captured top-level names'.
+/// The specialisation of `f` for arguments of structure `specs` (found in the cache or
+/// lowered and compiled now), with the leaves it runs on: `leaves` (the function's and the
+/// arguments', from [`arg_leaves`]), then the captured top-level names'.
 fn specialise(
     s: &mut Session,
     f: &LVal,
-    args: &[LVal],
+    specs: &[Spec],
+    mut leaves: Vec<Array>,
     known: &[Option<f64>],
     span: Span,
     arg_spans: &[Span],
 ) -> lower::Result<(Rc<Entry>, Vec<Array>)> {
-    let key = (Spec::of(f), args.iter().map(Spec::of).collect::<Vec<_>>());
-    let mut leaves: Vec<Array> = Vec::new();
-    flatten(f, &mut leaves);
-    for a in args {
-        flatten(a, &mut leaves);
-    }
+    let key = (Spec::of(f), specs.to_vec());
     let n_args = leaves.len();
     if let Some(entries) = s.cache.map.get(&key) {
         for e in entries {

@@ -2,6 +2,7 @@
 //! count is too large to unroll, is lowered once into a loop equation holding its body as a
 //! sub-program (`region.rs`); indexing at computed positions and indexed update.
 
+use super::spec::Spec;
 use super::value::{Arr, LVal, Name};
 use super::{Lowerer, Result};
 use crate::prim::Prim;
@@ -190,7 +191,7 @@ impl Lowerer<'_> {
             return Ok(());
         }
         let outs = self.b.push_multi(Prim::Loop(op(n)), args, &init_shapes, span);
-        self.rebind_leaves(&carried, &outs, &init_shapes, true);
+        self.rebind_leaves(&carried, &outs, &init_shapes);
         Ok(())
     }
 
@@ -262,7 +263,7 @@ impl Lowerer<'_> {
         args.extend(self.leaf_atoms(&carried, span)?);
         args.extend(consts);
         let outs = self.b.push_multi(Prim::Cond(CondOp::new(then_p, else_p)), args, &shapes, span);
-        self.rebind_leaves(&carried, &outs, &init_shapes, true);
+        self.rebind_leaves(&carried, &outs, &init_shapes);
         let values: Vec<LVal> = outs[init_shapes.len()..]
             .iter()
             .zip(&then_v.0)
@@ -322,7 +323,7 @@ impl Lowerer<'_> {
     fn rebound(&self, blocks: &[&Block], span: Span, what: &str, rule: &str) -> Result<Vec<(Name, LVal)>> {
         let mut assigned = Vec::new();
         for b in blocks {
-            assigned_names(b, &mut assigned);
+            assigned_names(&b.stmts, &mut assigned);
         }
         let mut carried: Vec<(Name, LVal)> = Vec::new();
         for name in assigned {
@@ -364,9 +365,8 @@ impl Lowerer<'_> {
             for x in &leaves {
                 now.push(self.shape_of(x));
             }
-            let n = leaves_of(before);
-            let was: Vec<Shape> = shapes.by_ref().take(n).copied().collect();
-            let same_structure = plain(&v) && same_nesting(&v, before);
+            let was: Vec<Shape> = shapes.by_ref().take(Spec::of(before).leaves()).copied().collect();
+            let same_structure = plain(&v) && Spec::of(&v).tree() == Spec::of(before).tree();
             if !same_structure || now.iter().zip(&was).any(|(a, b)| *a != Some(*b)) {
                 let show = |v: &LVal, shapes: Vec<String>| match v {
                     LVal::Tuple(_) => format!("({})", shapes.join(", ")),
@@ -413,16 +413,16 @@ impl Lowerer<'_> {
     /// rebound: a region's inputs.
     fn placeholders(&mut self, carried: &[(Name, LVal)], shapes: &[Shape]) -> Vec<Var> {
         let vars: Vec<Var> = shapes.iter().map(|sh| self.b.new_var(*sh, None)).collect();
-        self.rebind_leaves(carried, &vars, shapes, true);
+        self.rebind_leaves(carried, &vars, shapes);
         vars
     }
 
-    /// Rebinds each name of `carried` to its structure with `vars` as leaves; `name` names
+    /// Rebinds each name of `carried` to its structure with `vars` as leaves, and names
     /// the variables after them (a tuple's leaves stay unnamed).
-    fn rebind_leaves(&mut self, carried: &[(Name, LVal)], vars: &[Var], shapes: &[Shape], name: bool) {
+    fn rebind_leaves(&mut self, carried: &[(Name, LVal)], vars: &[Var], shapes: &[Shape]) {
         let mut k = 0;
         for (n, before) in carried {
-            if name && !matches!(before, LVal::Tuple(_)) {
+            if !matches!(before, LVal::Tuple(_)) {
                 if let Some(v) = vars.get(k) {
                     self.b.vars[v.index()].name = Some(n.clone());
                 }
@@ -647,25 +647,6 @@ pub(crate) fn plain(v: &LVal) -> bool {
     }
 }
 
-/// Whether two plain values nest tuples alike (their leaves' shapes aside).
-fn same_nesting(a: &LVal, b: &LVal) -> bool {
-    match (a, b) {
-        (LVal::Tuple(x), LVal::Tuple(y)) => {
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|(x, y)| same_nesting(x, y))
-        }
-        (LVal::Tuple(_), _) | (_, LVal::Tuple(_)) => false,
-        _ => true,
-    }
-}
-
-/// How many arrays and numbers a plain value holds.
-fn leaves_of(v: &LVal) -> usize {
-    match v {
-        LVal::Tuple(t) => t.iter().map(leaves_of).sum(),
-        _ => 1,
-    }
-}
-
 /// `template`'s structure with leaves from `leaf`, in order.
 fn rebuild(template: &LVal, leaf: &mut impl FnMut() -> LVal) -> LVal {
     match template {
@@ -674,7 +655,7 @@ fn rebuild(template: &LVal, leaf: &mut impl FnMut() -> LVal) -> LVal {
     }
 }
 
-pub(crate) fn assigned_names(b: &Block, out: &mut Vec<Name>) {
+pub(crate) fn assigned_names(stmts: &[Stmt], out: &mut Vec<Name>) {
     fn pattern(p: &Pattern, out: &mut Vec<Name>) {
         match p {
             Pattern::Name(id) => {
@@ -687,13 +668,13 @@ pub(crate) fn assigned_names(b: &Block, out: &mut Vec<Name>) {
     }
     fn expr(e: &Expr, out: &mut Vec<Name>) {
         if let ExprKind::If(_, t, f) = &e.kind {
-            assigned_names(t, out);
+            assigned_names(&t.stmts, out);
             if let Some(f) = f {
-                assigned_names(f, out);
+                assigned_names(&f.stmts, out);
             }
         }
     }
-    for s in &b.stmts {
+    for s in stmts {
         match &s.kind {
             StmtKind::Assign { pat, .. } => pattern(pat, out),
             StmtKind::Update { target, .. } => {
@@ -708,7 +689,7 @@ pub(crate) fn assigned_names(b: &Block, out: &mut Vec<Name>) {
                 }
             }
             StmtKind::For { body, .. } | StmtKind::While { body, .. } | StmtKind::ForEach { body, .. } => {
-                assigned_names(body, out)
+                assigned_names(&body.stmts, out)
             }
             StmtKind::Expr(e) => expr(e, out),
             StmtKind::Let { .. } | StmtKind::Def(_) | StmtKind::Import { .. } | StmtKind::Error => {}

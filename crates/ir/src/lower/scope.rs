@@ -243,8 +243,18 @@ pub(crate) fn free_names(e: &Expr, bound: &mut Vec<Name>, out: &mut Vec<Name>, s
 }
 
 pub(crate) fn free_in_block(b: &Block, bound: &mut Vec<Name>, out: &mut Vec<Name>, seen: &mut HashSet<Name>) {
+    free_in_stmts(&b.stmts, bound, out, seen);
+}
+
+/// The free names of statements run in order in one scope (their `let`s end with it).
+pub(crate) fn free_in_stmts(
+    stmts: &[Stmt],
+    bound: &mut Vec<Name>,
+    out: &mut Vec<Name>,
+    seen: &mut HashSet<Name>,
+) {
     let n = bound.len();
-    for s in &b.stmts {
+    for s in stmts {
         free_in_stmt(s, bound, out, seen);
     }
     bound.truncate(n);

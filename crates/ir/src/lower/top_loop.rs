@@ -20,7 +20,7 @@
 //! reports anything wrong where it is written.
 
 use super::control::{assigned_names, plain};
-use super::scope::{free_in_block, pattern_names};
+use super::scope::{free_in_stmts, pattern_names};
 use super::spec::Spec;
 use super::value::{Func, LVal, Name};
 use super::{builtins, Lowerer, Result};
@@ -64,9 +64,8 @@ fn effectful(s: &Stmt) -> bool {
     if matches!(s.kind, StmtKind::Def(_) | StmtKind::Import { .. }) {
         return true;
     }
-    let block = Block { stmts: vec![s.clone()], span: s.span };
     let mut free = Vec::new();
-    free_in_block(&block, &mut Vec::new(), &mut free, &mut HashSet::new());
+    free_in_stmts(std::slice::from_ref(s), &mut Vec::new(), &mut free, &mut HashSet::new());
     free.iter().any(|n| builtins::is_effect(n))
 }
 
@@ -107,16 +106,15 @@ impl Lowerer<'_> {
     /// assign allow one.
     fn part_fn(&mut self, s: &Stmt, body: &Block, range: Range<usize>) -> Option<BodyFn> {
         let stmts = &body.stmts[range.clone()];
-        let block = Block { stmts: stmts.to_vec(), span: body.span };
         let mut free = Vec::new();
-        free_in_block(&block, &mut Vec::new(), &mut free, &mut HashSet::new());
+        free_in_stmts(stmts, &mut Vec::new(), &mut free, &mut HashSet::new());
         let mut assigned = Vec::new();
-        assigned_names(&block, &mut assigned);
+        assigned_names(stmts, &mut assigned);
         // Top-level names the body assigns anywhere (these statements, or ones with effects
         // between runs of its programs) are passed in, not captured: a program's captured
         // values are taken once for the loop's run.
         let mut assigned_anywhere = Vec::new();
-        assigned_names(body, &mut assigned_anywhere);
+        assigned_names(&body.stmts, &mut assigned_anywhere);
         // Names earlier statements of the body declare are locals of the iteration when
         // these statements run.
         let before = declared(&body.stmts[..range.start]);
@@ -157,8 +155,7 @@ impl Lowerer<'_> {
         }
         // Declared names that later statements of the body read.
         let mut later = Vec::new();
-        let rest = Block { stmts: body.stmts[range.end..].to_vec(), span: body.span };
-        free_in_block(&rest, &mut Vec::new(), &mut later, &mut HashSet::new());
+        free_in_stmts(&body.stmts[range.end..], &mut Vec::new(), &mut later, &mut HashSet::new());
         let mut exported: Vec<Name> = Vec::new();
         for n in own {
             if later.contains(&n) && !exported.contains(&n) {
