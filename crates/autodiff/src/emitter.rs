@@ -62,7 +62,7 @@ impl Emitter {
 
     /// Emits `prim(args)`; the result is linear when an operand is.
     pub fn emit(&mut self, prim: Prim, args: impl IntoIterator<Item = Atom>) -> Atom {
-        let args: ad_ir::Args = args.into_iter().collect();
+        let args = ad_ir::args_of(args);
         let linear = args.iter().any(|a| self.is_linear(*a));
         let a = self.b.emit(prim, args, self.span);
         if let Atom::Var(v) = a {
@@ -88,11 +88,11 @@ impl Emitter {
     }
 
     pub fn un(&mut self, u: Unary, x: Atom) -> Atom {
-        self.emit(Prim::Unary(u), vec![x])
+        self.emit(Prim::Unary(u), [x])
     }
 
     pub fn bin(&mut self, b: Binary, x: Atom, y: Atom) -> Atom {
-        self.emit(Prim::Binary(b), vec![x, y])
+        self.emit(Prim::Binary(b), [x, y])
     }
 
     /// A zero array of the given shape (a literal for scalars).
@@ -100,7 +100,7 @@ impl Emitter {
         if s.is_scalar() {
             Atom::Lit(0.0)
         } else {
-            self.emit(Prim::Full(s, F64(0.0)), vec![])
+            self.emit(Prim::Full(s, F64(0.0)), [])
         }
     }
 
@@ -109,7 +109,7 @@ impl Emitter {
         if self.shape(a) == s {
             a
         } else {
-            self.emit(Prim::BroadcastTo(s), vec![a])
+            self.emit(Prim::BroadcastTo(s), [a])
         }
     }
 
@@ -127,7 +127,7 @@ impl Emitter {
         if self.shape(a) == s {
             a
         } else {
-            self.emit(Prim::SumTo(s), vec![a])
+            self.emit(Prim::SumTo(s), [a])
         }
     }
 

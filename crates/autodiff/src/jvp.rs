@@ -85,7 +85,7 @@ pub fn jvp_with(p: &Program, wrt: &[usize], nan_safe: bool, split: bool) -> Resu
     let mut dots = DotNames::default();
     for e in &p.eqns {
         em.span = e.span;
-        let args: ad_ir::Args = e.args.iter().map(|a| map.get(*a)).collect();
+        let args = ad_ir::args_of(e.args.iter().map(|a| map.get(*a)));
         if matches!(
             e.prim,
             ad_ir::Prim::Loop(_)

@@ -272,7 +272,15 @@ pub(crate) fn in_groups(
         Prim::Conv2dTransposeInput(c, _) => (*c, false),
         other => return Err(format!("internal error: `{}` is not a convolution", other.name())),
     };
-    let c = if shared { c } else { ad_ir::prim::Conv { groups: c.groups * b, ..c } };
+    let c = if shared {
+        c
+    } else {
+        // The groups multiply the channels, which a shape holds, so a count that does not
+        // fit in 32 bits belongs to an array too large to run.
+        let groups = u32::try_from(c.groups() * b)
+            .map_err(|_| format!("a batched convolution in {} groups is too large", c.groups() * b))?;
+        ad_ir::prim::Conv { groups, ..c }
+    };
     let x = if shared { args[0] } else { into_channels(em, args[0], batched[0])? };
     let y = into_channels(em, args[1], batched[1])?;
     let grouped = match prim {

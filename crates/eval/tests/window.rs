@@ -70,7 +70,7 @@ fn taps(win: &Window, oy: usize, ox: usize) -> Vec<(usize, usize, usize, usize)>
 
 /// The static arguments of a convolution in one group.
 fn conv(stride: usize, padding: Padding) -> Conv {
-    Conv { stride, padding, groups: 1, strong: false }
+    Conv { stride: stride as u32, padding, groups: 1, strong: false }
 }
 
 /// A convolution's sizes and windows, by the definition.
@@ -108,26 +108,26 @@ fn conv_terms(
 
 fn naive_conv(x: &Array, k: &Array, c: Conv) -> Array {
     let (xd, kd) = (dims4(x), dims4(k));
-    let win = conv_window(xd, kd, c.stride, c.padding);
+    let win = conv_window(xd, kd, c.stride(), c.padding);
     let yd = [xd[0], win.out_h, win.out_w, kd[3]];
     let mut y = vec![0.0; yd.iter().product()];
-    conv_terms(xd, kd, &win, c.groups, |xi, ki, yi| y[yi] += x.data()[xi] * k.data()[ki]);
+    conv_terms(xd, kd, &win, c.groups(), |xi, ki, yi| y[yi] += x.data()[xi] * k.data()[ki]);
     arr(&yd, y)
 }
 
 fn naive_conv_transpose_input(ct: &Array, k: &Array, c: Conv, xd: [usize; 4]) -> Array {
     let kd = dims4(k);
-    let win = conv_window(xd, kd, c.stride, c.padding);
+    let win = conv_window(xd, kd, c.stride(), c.padding);
     let mut dx = vec![0.0; xd.iter().product()];
-    conv_terms(xd, kd, &win, c.groups, |xi, ki, yi| dx[xi] += ct.data()[yi] * k.data()[ki]);
+    conv_terms(xd, kd, &win, c.groups(), |xi, ki, yi| dx[xi] += ct.data()[yi] * k.data()[ki]);
     arr(&xd, dx)
 }
 
 fn naive_conv_transpose_kernel(x: &Array, ct: &Array, c: Conv, kd: [usize; 4]) -> Array {
     let xd = dims4(x);
-    let win = conv_window(xd, kd, c.stride, c.padding);
+    let win = conv_window(xd, kd, c.stride(), c.padding);
     let mut dk = vec![0.0; kd.iter().product()];
-    conv_terms(xd, kd, &win, c.groups, |xi, ki, yi| dk[ki] += x.data()[xi] * ct.data()[yi]);
+    conv_terms(xd, kd, &win, c.groups(), |xi, ki, yi| dk[ki] += x.data()[xi] * ct.data()[yi]);
     arr(&kd, dk)
 }
 
@@ -228,7 +228,7 @@ fn check_conv(rng: &mut Rng, xd: [usize; 4], kd: [usize; 4], stride: usize, padd
 
 /// [`check_conv`] for any number of groups.
 fn check_grouped(rng: &mut Rng, xd: [usize; 4], kd: [usize; 4], c: Conv) {
-    let what = format!("x {xd:?}, k {kd:?}, stride {}, {}, {} groups", c.stride, c.padding, c.groups);
+    let what = format!("x {xd:?}, k {kd:?}, stride {}, {}, {} groups", c.stride(), c.padding, c.groups);
     let (x, k) = (rng.array(&xd), rng.array(&kd));
     let y = conv2d(&x, &k, c);
     assert_close(&y, &naive_conv(&x, &k, c), &format!("conv2d {what}"));
@@ -271,12 +271,12 @@ fn conv2d_in_groups_matches_the_reference_on_random_sizes() {
         let xd = [rng.int(1, 3), rng.int(1, 9), rng.int(1, 9), groups * rng.int(1, 3)];
         let kd = [rng.int(1, 4), rng.int(1, 4), xd[3] / groups, groups * rng.int(1, 3)];
         let c = Conv {
-            stride: rng.int(1, 3),
+            stride: rng.int(1, 3) as u32,
             padding: [Padding::Same, Padding::Valid][rng.int(0, 1)],
-            groups,
+            groups: groups as u32,
             strong: false,
         };
-        if Window::conv(xd[1], xd[2], kd[0], kd[1], c.stride, c.padding).is_err() {
+        if Window::conv(xd[1], xd[2], kd[0], kd[1], c.stride(), c.padding).is_err() {
             continue;
         }
         check_grouped(&mut rng, xd, kd, c);
@@ -614,8 +614,8 @@ fn conv2d_strong_zeros() {
         let xd = [rng.int(1, 2), rng.int(2, 7), rng.int(2, 7), groups * rng.int(1, 2)];
         let kd = [rng.int(1, 3), rng.int(1, 3), xd[3] / groups, groups * rng.int(1, 2)];
         let padding = [Padding::Same, Padding::Valid][rng.int(0, 1)];
-        let c = Conv { stride: rng.int(1, 2), padding, groups, strong: true };
-        let Ok(win) = Window::conv(xd[1], xd[2], kd[0], kd[1], c.stride, c.padding) else { continue };
+        let c = Conv { stride: rng.int(1, 2) as u32, padding, groups: groups as u32, strong: true };
+        let Ok(win) = Window::conv(xd[1], xd[2], kd[0], kd[1], c.stride(), c.padding) else { continue };
         let yd = [xd[0], win.out_h, win.out_w, kd[3]];
         // One operand poisoned at a time, as in derivatives (the tangent or cotangent is
         // finite; the image or kernel it meets may not be).

@@ -46,7 +46,7 @@ impl Builder {
         span: Span,
     ) -> Var {
         let out = self.new_var(shape, None);
-        self.eqns.push(Eqn { out, prim, args: args.into_iter().collect(), span, extra: Box::default() });
+        self.eqns.push(Eqn { out, prim, args: crate::program::args_of(args), span, extra: Box::default() });
         out
     }
 
@@ -62,7 +62,7 @@ impl Builder {
         self.eqns.push(Eqn {
             out: outs[0],
             prim,
-            args: args.into_iter().collect(),
+            args: crate::program::args_of(args),
             span,
             extra: outs[1..].into(),
         });
@@ -85,7 +85,7 @@ impl Builder {
     /// be larger than the memory budget allows: transformations check their programs with
     /// [`too_large`] before returning them.
     pub fn emit(&mut self, prim: Prim, args: impl IntoIterator<Item = Atom>, span: Span) -> Atom {
-        let args: crate::program::Args = args.into_iter().collect();
+        let args = crate::program::args_of(args);
         let shapes: smallvec::SmallVec<[Shape; 3]> = args.iter().map(|a| self.shape(*a)).collect();
         let shape = match prim.infer_structure(&shapes) {
             Ok(s) => s,
@@ -106,7 +106,7 @@ impl Builder {
             map.set(*v, *a);
         }
         for e in &p.eqns {
-            let args = e.args.iter().map(|a| map.get(*a)).collect();
+            let args = crate::program::args_of(e.args.iter().map(|a| map.get(*a)));
             for (v, o) in e.outs().zip(self.copy_eqn(p, e, args)) {
                 map.set(v, Atom::Var(o));
             }

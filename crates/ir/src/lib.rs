@@ -26,6 +26,6 @@ pub use array::Array;
 pub use builder::{Builder, Subst};
 pub use prim::{Binary, Prim, Sel, Unary};
 pub use print::print_program;
-pub use program::{Args, Atom, Eqn, Program, Tree, Var, VarInfo};
+pub use program::{args_of, Args, Atom, Eqn, Program, Tree, Var, VarInfo};
 pub use shape::Shape;
 pub use verify::verify;

@@ -73,6 +73,24 @@ impl From<Var> for Atom {
 /// building and copying programs does not allocate per equation.
 pub type Args = smallvec::SmallVec<[Atom; 3]>;
 
+/// The operands `it` yields, as `Args`. Equations are built by the million while deriving,
+/// and `SmallVec`'s general `collect` (which reserves, then checks its capacity before
+/// every element) cost more than the rest of building one: up to three operands are
+/// written straight into the inline buffer.
+pub fn args_of(it: impl IntoIterator<Item = Atom>) -> Args {
+    let mut it = it.into_iter();
+    let mut buf = [Atom::Lit(0.0); 3];
+    for (n, slot) in buf.iter_mut().enumerate() {
+        match it.next() {
+            Some(a) => *slot = a,
+            None => return Args::from_buf_and_len(buf, n),
+        }
+    }
+    let mut args = Args::from_buf(buf);
+    args.extend(it);
+    args
+}
+
 #[derive(Clone, Debug)]
 pub struct Eqn {
     pub out: Var,
@@ -236,8 +254,21 @@ mod tests {
     #[test]
     fn equations_variables_and_arrays_stay_small() {
         use std::mem::size_of;
-        assert!(size_of::<super::Eqn>() <= 144, "Eqn is {} bytes", size_of::<super::Eqn>());
+        assert!(size_of::<super::Eqn>() <= 120, "Eqn is {} bytes", size_of::<super::Eqn>());
+        assert!(size_of::<crate::Prim>() <= 32, "Prim is {} bytes", size_of::<crate::Prim>());
         assert!(size_of::<super::VarInfo>() <= 32, "VarInfo is {} bytes", size_of::<super::VarInfo>());
         assert!(size_of::<crate::Array>() <= 24, "Array is {} bytes", size_of::<crate::Array>());
+    }
+
+    #[test]
+    fn operands_are_collected_in_order_inline_or_not() {
+        use super::{args_of, Atom, Var};
+        for n in 0..6 {
+            let atoms: Vec<Atom> =
+                (0..n).map(|i| if i % 2 == 0 { Atom::Var(Var(i)) } else { Atom::Lit(i as f64) }).collect();
+            let args = args_of(atoms.iter().copied());
+            assert_eq!(args.as_slice(), atoms.as_slice(), "{n} operands");
+            assert_eq!(args.spilled(), n > 3, "{n} operands");
+        }
     }
 }

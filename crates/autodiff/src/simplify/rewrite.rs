@@ -11,13 +11,13 @@ struct Rw {
     /// For each emitted variable: the value it holds everywhere, if uniform (`zeros`,
     /// `full`), and the equation that computed it.
     uniform: Vec<Option<f64>>,
-    def: Vec<Option<usize>>,
+    def: Vec<u32>,
     /// Common subexpressions: equations by the hash of (primitive, operands).
     /// The last equation emitted with each hash; `chain[i]` is the one before equation `i`
     /// with the same hash (a linked list per hash, without an allocation per equation).
     cse: Table,
     chain: Vec<u32>,
-    is_input: Vec<bool>,
+    /// The inputs, which are the first variables emitted.
     inputs: Vec<Var>,
     /// The span of the equation being rewritten, for the equations a rewrite adds.
     span: ad_syntax::Span,
@@ -87,7 +87,11 @@ impl std::hash::Hasher for WordHasher {
     }
 }
 
-/// The table of keys that are hashes already: a key is its own hash.
+/// The table of keys that are hashes already: a key is its own hash. Keys are the low 32
+/// bits of the hash (equal keys are confirmed by comparing the equations along `chain`, so
+/// a shorter key only makes chains a little longer), which halves the table: it has a slot
+/// per equation of the program. The table places a key by its low bits and tells keys of one
+/// group apart by its top seven, so the 32 bits are repeated in the upper half.
 #[derive(Default)]
 struct KeyIsHash(u64);
 
@@ -98,8 +102,8 @@ impl std::hash::Hasher for KeyIsHash {
         }
     }
 
-    fn write_u64(&mut self, w: u64) {
-        self.0 = w;
+    fn write_u32(&mut self, w: u32) {
+        self.0 = u64::from(w) << 32 | u64::from(w);
     }
 
     fn finish(&self) -> u64 {
@@ -107,7 +111,7 @@ impl std::hash::Hasher for KeyIsHash {
     }
 }
 
-type Table = HashMap<u64, u32, std::hash::BuildHasherDefault<KeyIsHash>>;
+type Table = HashMap<u32, u32, std::hash::BuildHasherDefault<KeyIsHash>>;
 
 /// One pass of rewriting, and whether it settled: when it did, another pass would change
 /// nothing (see `Rw::unsettled`). With `live`, only the equations it marks are rewritten
@@ -119,7 +123,6 @@ pub fn rewrite(p: &Program, live: Option<&[bool]>) -> (Program, bool) {
         def: Vec::with_capacity(p.vars.len()),
         cse: Table::with_capacity_and_hasher(p.eqns.len(), Default::default()),
         chain: Vec::with_capacity(p.eqns.len()),
-        is_input: Vec::with_capacity(p.vars.len()),
         inputs: Vec::new(),
         span: p.span,
         unsettled: false,
@@ -129,8 +132,7 @@ pub fn rewrite(p: &Program, live: Option<&[bool]>) -> (Program, bool) {
         let info = &p.vars[v.index()];
         let nv = rw.b.new_var(info.shape, info.name.clone());
         rw.uniform.push(None);
-        rw.def.push(None);
-        rw.is_input.push(true);
+        rw.def.push(NONE);
         rw.inputs.push(nv);
         map.set(*v, Atom::Var(nv));
     }
@@ -138,7 +140,7 @@ pub fn rewrite(p: &Program, live: Option<&[bool]>) -> (Program, bool) {
         if live.is_some_and(|l| !l[i]) {
             continue;
         }
-        let args: Args = e.args.iter().map(|a| map.get(*a)).collect();
+        let args = ad_ir::args_of(e.args.iter().map(|a| map.get(*a)));
         if matches!(
             e.prim,
             Prim::Loop(_) | Prim::ReverseLoop(_) | Prim::Cond(_) | Prim::Custom(_) | Prim::CustomLin(_)
@@ -149,8 +151,7 @@ pub fn rewrite(p: &Program, live: Option<&[bool]>) -> (Program, bool) {
             rw.chain.push(NONE);
             for (v, o) in e.outs().zip(outs) {
                 rw.uniform.push(None);
-                rw.def.push(Some(rw.b.eqns.len() - 1));
-                rw.is_input.push(false);
+                rw.def.push(rw.b.eqns.len() as u32 - 1);
                 map.set(v, Atom::Var(o));
             }
             continue;
@@ -180,7 +181,7 @@ pub fn rewrite(p: &Program, live: Option<&[bool]>) -> (Program, bool) {
         };
         if let (Atom::Var(nv), Some(name)) = (atom, &info.name) {
             let slot = &mut rw.b.vars[nv.index()].name;
-            if slot.is_none() && !rw.is_input[nv.index()] {
+            if slot.is_none() && nv.index() >= rw.inputs.len() {
                 *slot = Some(name.clone());
             }
         }
@@ -214,8 +215,11 @@ impl Rw {
 
     /// The equation that computed `a`, as (primitive, operands).
     fn def_of(&self, a: Atom) -> Option<(&Prim, &[Atom])> {
-        let i = self.def[a.var()?.index()]?;
-        let e = &self.b.eqns[i];
+        let i = self.def[a.var()?.index()];
+        if i == NONE {
+            return None;
+        }
+        let e = &self.b.eqns[i as usize];
         Some((&e.prim, &e.args))
     }
 
@@ -225,7 +229,8 @@ impl Rw {
                 return Atom::Lit(v.0);
             }
         }
-        let h = key_hash(&prim, &args);
+        // The low half of the hash is the key (see `KeyIsHash`).
+        let h = key_hash(&prim, &args) as u32;
         let mut i = self.cse.get(&h).copied().unwrap_or(NONE);
         while i != NONE {
             let e = &self.b.eqns[i as usize];
@@ -238,8 +243,7 @@ impl Rw {
         let v = self.b.push(prim, args, shape, span);
         let i = self.b.eqns.len() - 1;
         self.uniform.push(uniform);
-        self.def.push(Some(i));
-        self.is_input.push(false);
+        self.def.push(i as u32);
         let previous = self.cse.insert(h, i as u32).unwrap_or(NONE);
         self.chain.push(previous);
         Atom::Var(v)

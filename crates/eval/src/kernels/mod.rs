@@ -101,11 +101,11 @@ pub fn apply_in(prim: &Prim, args: &mut Vec<Array>, out: Shape) -> Array {
         Prim::Conv2d(c) => window::conv2d(&args[0], &args[1], *c),
         Prim::Conv2dTransposeInput(c, s) => window::conv2d_transpose_input(&args[0], &args[1], *c, *s),
         Prim::Conv2dTransposeKernel(c, s) => window::conv2d_transpose_kernel(&args[0], &args[1], *c, *s),
-        Prim::MaxPool2d(p) => window::max_pool2d(&args[0], p.size, p.stride),
-        Prim::MaxPool2dPick(p) => window::max_pool2d_pick(&args[0], &args[1], p.size, p.stride),
-        Prim::MaxPool2dScatter(p) => window::max_pool2d_scatter(&args[0], &args[1], p.size, p.stride),
-        Prim::AvgPool2d(p) => window::avg_pool2d(&args[0], p.size, p.stride),
-        Prim::AvgPool2dTranspose(p, s) => window::avg_pool2d_transpose(&args[0], p.size, p.stride, *s),
+        Prim::MaxPool2d(p) => window::max_pool2d(&args[0], p.size(), p.stride()),
+        Prim::MaxPool2dPick(p) => window::max_pool2d_pick(&args[0], &args[1], p.size(), p.stride()),
+        Prim::MaxPool2dScatter(p) => window::max_pool2d_scatter(&args[0], &args[1], p.size(), p.stride()),
+        Prim::AvgPool2d(p) => window::avg_pool2d(&args[0], p.size(), p.stride()),
+        Prim::AvgPool2dTranspose(p, s) => window::avg_pool2d_transpose(&args[0], p.size(), p.stride(), *s),
         // Positions are checked by `try_apply`, and loops run in the interpreter, which calls
         // neither of these here.
         Prim::DynIndex(_)

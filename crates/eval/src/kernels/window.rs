@@ -46,13 +46,13 @@ impl Conv {
     fn new(x_shape: Shape, k_shape: Shape, c: ConvArgs) -> Conv {
         let (x, k) = (x_shape.dims(), k_shape.dims());
         let ([b, h, w, ch], [kh, kw, kc, o]) = (four(x, "image"), four(k, "kernel"));
-        let groups = c.groups;
+        let groups = c.groups();
         if groups == 0 || kc * groups != ch || !o.is_multiple_of(groups) {
             panic!(
                 "internal error: conv2d in {groups} groups of an image with {ch} channels and a kernel {k:?}"
             );
         }
-        let win = Window::conv(h, w, kh, kw, c.stride, c.padding)
+        let win = Window::conv(h, w, kh, kw, c.stride(), c.padding)
             .unwrap_or_else(|e| panic!("internal error: conv2d on unchecked shapes: {e}"));
         Conv { b, c: ch, o, groups, win }
     }

@@ -484,7 +484,7 @@ pub(crate) fn call(
             let first = if base == "conv2d" { 2 } else { 3 };
             arity(name, &args, &(first..=first + 3).collect::<Vec<_>>(), span)?;
             let stride = match args.get(first) {
-                Some(s) => lw.static_count(s, "the stride", at(first))?,
+                Some(s) => lw.static_count32(s, "the stride", at(first))?,
                 None => 1,
             };
             let padding = match args.get(first + 1) {
@@ -500,7 +500,7 @@ pub(crate) fn call(
                 }
             };
             let groups = match args.get(first + 2) {
-                Some(g) => lw.static_count(g, "the number of groups", at(first + 2))?,
+                Some(g) => lw.static_count32(g, "the number of groups", at(first + 2))?,
                 None => 1,
             };
             if groups == 0 {
@@ -522,9 +522,9 @@ pub(crate) fn call(
                 _ => 2,
             };
             arity(name, &args, &[first + 1, first + 2], span)?;
-            let size = lw.static_count(&args[first], "the window size", at(first))?;
+            let size = lw.static_count32(&args[first], "the window size", at(first))?;
             let stride = match args.get(first + 1) {
-                Some(s) => lw.static_count(s, "the stride", at(first + 1))?,
+                Some(s) => lw.static_count32(s, "the stride", at(first + 1))?,
                 None => size,
             };
             let p = crate::prim::Pool { size, stride };

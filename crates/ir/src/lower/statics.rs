@@ -55,6 +55,13 @@ impl Lowerer<'_> {
             .map_err(|_| Diagnostic::at(span, format!("{what} must not be negative, found {n}")))
     }
 
+    /// A count that a primitive stores in 32 bits (a window's size, a stride, a number of
+    /// groups): larger values could not describe an array this tool can hold anyway.
+    pub(crate) fn static_count32(&mut self, v: &LVal, what: &str, span: Span) -> Result<u32> {
+        let n = self.static_count(v, what, span)?;
+        u32::try_from(n).map_err(|_| Diagnostic::at(span, format!("{what} is too large: {n}")))
+    }
+
     /// A position along an axis of length `len`; negative positions count from the end.
     pub(crate) fn static_position(&mut self, v: &LVal, len: usize, what: &str, span: Span) -> Result<usize> {
         let i = self.static_int(v, what, span)?;

@@ -216,17 +216,40 @@ pub enum Sel {
 /// a kernel).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Conv {
-    pub stride: usize,
+    pub stride: u32,
     pub padding: crate::window::Padding,
-    pub groups: usize,
+    pub groups: u32,
     pub strong: bool,
 }
 
 /// The static arguments of a pooling window: its size and stride (square windows).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Pool {
-    pub size: usize,
-    pub stride: usize,
+    pub size: u32,
+    pub stride: u32,
+}
+
+// The window parameters are `u32` (checked where a script gives them) so that the
+// primitives holding one beside a shape, such as `Conv2dTransposeInput(Conv, Shape)`, fit
+// in 32 bytes: every equation holds a `Prim`, and a derivative can have millions.
+impl Conv {
+    pub fn stride(&self) -> usize {
+        self.stride as usize
+    }
+
+    pub fn groups(&self) -> usize {
+        self.groups as usize
+    }
+}
+
+impl Pool {
+    pub fn size(&self) -> usize {
+        self.size as usize
+    }
+
+    pub fn stride(&self) -> usize {
+        self.stride as usize
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -814,14 +837,14 @@ impl Prim {
                 arity(2)?;
                 let (x, k) = (image(args[0], "the input")?, image(args[1], "the kernel")?);
                 grouped(c, x, k, args[0], args[1])?;
-                let w = Window::conv(x[1], x[2], k[0], k[1], c.stride, c.padding)?;
+                let w = Window::conv(x[1], x[2], k[0], k[1], c.stride(), c.padding)?;
                 ranked(&[x[0], w.out_h, w.out_w, k[3]])
             }
             Prim::Conv2dTransposeInput(c, xs) => {
                 arity(2)?;
                 let (x, k) = (image(*xs, "the input")?, image(args[1], "the kernel")?);
                 grouped(c, x, k, *xs, args[1])?;
-                let w = Window::conv(x[1], x[2], k[0], k[1], c.stride, c.padding)?;
+                let w = Window::conv(x[1], x[2], k[0], k[1], c.stride(), c.padding)?;
                 expect_shape(args[0], &[x[0], w.out_h, w.out_w, k[3]], self.name())?;
                 Ok(*xs)
             }
@@ -829,7 +852,7 @@ impl Prim {
                 arity(2)?;
                 let (x, k) = (image(args[0], "the input")?, image(*ks, "the kernel")?);
                 grouped(c, x, k, args[0], *ks)?;
-                let w = Window::conv(x[1], x[2], k[0], k[1], c.stride, c.padding)?;
+                let w = Window::conv(x[1], x[2], k[0], k[1], c.stride(), c.padding)?;
                 expect_shape(args[1], &[x[0], w.out_h, w.out_w, k[3]], self.name())?;
                 Ok(*ks)
             }
@@ -977,7 +1000,7 @@ fn image(s: Shape, what: &str) -> Result<[usize; 4], String> {
 /// Checks that an input's channels `x[3]` and a kernel's `k[2]` (input channels per group)
 /// and `k[3]` (output channels) fit a convolution in `c.groups` groups.
 fn grouped(c: &Conv, x: [usize; 4], k: [usize; 4], xs: Shape, ks: Shape) -> Result<(), String> {
-    let g = c.groups;
+    let g = c.groups();
     if g == 0 {
         return Err("a convolution needs at least one group".into());
     }
@@ -1003,7 +1026,7 @@ fn grouped(c: &Conv, x: [usize; 4], k: [usize; 4], xs: Shape, ks: Shape) -> Resu
 /// The shape of each window's result of a pooling over `x`.
 fn pooled(x: Shape, p: &Pool) -> Result<Shape, String> {
     let x = image(x, "the input")?;
-    let w = Window::pool(x[1], x[2], p.size, p.stride)?;
+    let w = Window::pool(x[1], x[2], p.size(), p.stride())?;
     ranked(&[x[0], w.out_h, w.out_w, x[3]])
 }
 
