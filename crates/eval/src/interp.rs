@@ -72,6 +72,8 @@ pub(crate) enum Region {
     Call(Compiled),
     /// Consecutive elementwise steps run as one chain, in blocks (`chains.rs`).
     Chain(crate::chains::Chain),
+    /// A sum of padded arrays, without the padded arrays (`pad_sums.rs`).
+    PadSum(crate::pad_sums::PadSum),
 }
 
 /// A program prepared for repeated execution.
@@ -219,8 +221,14 @@ impl Compiled {
             })
             .collect();
         let steps = hoist_constants(steps, &mut outputs, n);
-        // Elementwise chains run in blocks, except in the reference interpreter.
-        let steps = if compiling() { crate::chains::form_chains(steps, |v| p.vars[v].shape) } else { steps };
+        // Sums of pads run as one step and elementwise chains in blocks, except in the
+        // reference interpreter.
+        let steps = if compiling() {
+            let steps = crate::pad_sums::fuse_pad_sums(steps, &outputs, |v| p.vars[v].shape);
+            crate::chains::form_chains(steps, |v| p.vars[v].shape)
+        } else {
+            steps
+        };
         let inputs = p.inputs.iter().map(|v| (v.index(), last[v.index()].is_some())).collect();
         let hot = compiling().then(|| crate::planned::HotProgram::new(p)).flatten().map(Rc::new);
         Compiled { n_vars: n, inputs, steps, outputs, spare: Default::default(), hot }
@@ -376,6 +384,9 @@ fn run_region(prim: &Prim, region: &Region, args: Vec<Array>, span: Span) -> Res
         }
         (_, Region::Call(f)) => f.run(args),
         (_, Region::Chain(chain)) => Ok(chain.run(args)),
+        (_, Region::PadSum(sum)) => {
+            Ok(vec![kernels::structure::pad_sum(&args, &sum.widths, sum.shape, sum.transposed)])
+        }
         (_, Region::Reverse(r)) => {
             let (lo, hi) = loop_bounds(&args, r.cond.is_some(), span)?;
             crate::reverse::run(r, lo, hi, args)

@@ -10,12 +10,14 @@ pub mod csv;
 mod fuse;
 pub mod interp;
 pub mod kernels;
+mod pad_sums;
 mod planned;
 pub mod reverse;
 pub mod rng;
 
 pub use chains::chains_formed;
 pub use interp::{compiling, interrupted, set_compile, Compiled, RunError, INTERRUPT};
+pub use pad_sums::pad_sums_formed;
 pub use planned::{compiled_plans, set_compile_eagerly};
 
 /// Evaluates one primitive on concrete arrays (the top level's path), after checking shapes.

@@ -228,6 +228,67 @@ fn structure_kernels() {
     assert_eq!(b.data(), &[1.0, 1.0, 2.0, 2.0]);
 }
 
+/// A sum of pads is the pads added left to right, to the bit: over ranks 1 to 3, widths on
+/// every axis, an axis of length 0, negative zeros (a zero added to -0 is +0) and NaNs;
+/// and the same written transposed.
+#[test]
+fn pad_sums_are_the_pads_added_in_order() {
+    let dims = |d: &[usize]| Shape::from_dims(d).unwrap();
+    // (the sum's dims, each term's widths)
+    type Case<'a> = (&'a [usize], &'a [&'a [(usize, usize)]]);
+    let cases: [Case; 5] = [
+        (&[9], &[&[(2, 0)], &[(0, 2)], &[(1, 1)]]),
+        (&[4, 5], &[&[(0, 0), (0, 0)], &[(1, 0), (2, 0)]]),
+        (&[3, 4, 6], &[&[(1, 0), (0, 2), (3, 0)], &[(0, 1), (1, 1), (0, 3)]]),
+        (&[3, 0], &[&[(1, 0), (0, 0)], &[(0, 1), (0, 0)]]),
+        (&[2, 19, 5], &[&[(0, 0), (2, 1), (0, 1)], &[(1, 0), (0, 3), (1, 0)]]),
+    ];
+    for (k, (out, widths)) in cases.into_iter().enumerate() {
+        let out = dims(out);
+        let terms: Vec<Array> = widths
+            .iter()
+            .enumerate()
+            .map(|(t, w)| {
+                let d: Vec<usize> =
+                    out.dims().iter().zip(w.iter()).map(|(n, (lo, hi))| n - lo - hi).collect();
+                let mut a = arr(dims(&d), (k * 10 + t) as u64);
+                // Negative zeros and a NaN among the values.
+                let data: Vec<f64> = a
+                    .data()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| match i % 7 {
+                        _ if t == 0 && i % 2 == 0 => -0.0,
+                        0 => -0.0,
+                        3 if t == 1 => f64::NAN,
+                        _ => *x,
+                    })
+                    .collect();
+                a = Array::new(a.shape(), data);
+                a
+            })
+            .collect();
+        let padded: Vec<Array> = terms.iter().zip(widths).map(|(a, w)| structure::pad(a, w, out)).collect();
+        let mut expected = padded[0].clone();
+        for p in &padded[1..] {
+            expected = elementwise::binary(Binary::Add, expected, p.clone(), out);
+        }
+        let widths: Vec<Vec<(usize, usize)>> = widths.iter().map(|w| w.to_vec()).collect();
+        let got = structure::pad_sum(&terms, &widths, out, false);
+        let bits = |a: &Array| a.data().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&expected), "case {k}");
+        // Written transposed: the sum's last two axes swapped.
+        let mut t = out.dims().to_vec();
+        let r = t.len();
+        if r >= 2 {
+            t.swap(r - 2, r - 1);
+        }
+        let got = structure::pad_sum(&terms, &widths, out, true);
+        assert_eq!(got.shape(), dims(&t), "case {k}");
+        assert_eq!(bits(&got), bits(&structure::transpose(&expected, dims(&t))), "case {k} transposed");
+    }
+}
+
 #[test]
 fn solve_inverts_products() {
     let a = Array::new(Shape::matrix(3, 3), vec![4.0, 1.0, 0.5, 1.0, 3.0, 0.2, 0.5, 0.2, 2.0]);

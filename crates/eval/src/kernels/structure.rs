@@ -113,6 +113,136 @@ pub fn pad(a: &Array, widths: &[(usize, usize)], out: Shape) -> Array {
     Array::new(out, data)
 }
 
+/// `pad(terms[0], widths[0]) + pad(terms[1], widths[1]) + ...`, added left to right, of
+/// shape `sum` (before the transpose), without the padded arrays: each row of the sum is
+/// written from the first term's row (zeros where it has none), and each later term's row
+/// is added with its zeros, so the numbers added and their order are those of the pads and
+/// `+`s (a zero added to -0 makes +0 here as there). A term with zero widths is an operand
+/// added as it is. With `transposed`, the result is the sum with its last two axes swapped
+/// (`x'`), each row written as a column of it.
+pub fn pad_sum(terms: &[Array], widths: &[Vec<(usize, usize)>], sum: Shape, transposed: bool) -> Array {
+    pad_sum_wide(terms, widths, sum, transposed)
+}
+
+super::simd::wide_fn! {
+    fn pad_sum_wide[](terms: &[Array], widths: &[Vec<(usize, usize)>], sum: Shape, transposed: bool) -> Array = pad_sum_plain;
+}
+
+#[inline(always)]
+fn pad_sum_plain(terms: &[Array], widths: &[Vec<(usize, usize)>], sum: Shape, transposed: bool) -> Array {
+    let odims = sum.dims();
+    let Some((&n, lead)) = odims.split_last() else {
+        // Scalars have nothing to pad: the terms are added.
+        let mut terms = terms.iter().map(|t| t.data()[0]);
+        let first = terms.next().unwrap_or(0.0);
+        return Array::scalar(terms.fold(first, |acc, x| acc + x));
+    };
+    // A sum of rank 0 or 1 is its own transpose.
+    let swap = transposed && odims.len() >= 2;
+    let out = if swap {
+        let mut d = odims.to_vec();
+        d.swap(odims.len() - 2, odims.len() - 1);
+        // Same rank and size as `sum`.
+        Shape::from_dims(&d).unwrap_or(sum)
+    } else {
+        sum
+    };
+    let mut data = vec![0.0; sum.size()];
+    if n == 0 {
+        return Array::new(out, data);
+    }
+    // The row being written: straight into the result, or into `row` to be written as a
+    // column of the transposed result.
+    let m = if odims.len() >= 2 { odims[odims.len() - 2] } else { 1 };
+    // Transposed, rows are computed TILE at a time (of one matrix) into `rows`, then
+    // written as columns a tile wide: each write of a column fills whole cache lines.
+    const TILE: usize = 8;
+    let mut rows = if swap { vec![0.0; TILE * n] } else { Vec::new() };
+    let mut idx = vec![0usize; lead.len()];
+    for r in 0..sum.size() / n {
+        let (b, i) = (r / m, r % m);
+        let dst: &mut [f64] = if swap {
+            let row = &mut rows[(i % TILE) * n..(i % TILE + 1) * n];
+            row.fill(0.0);
+            row
+        } else {
+            &mut data[r * n..(r + 1) * n]
+        };
+        add_padded_rows(dst, terms, widths, &idx);
+        if swap && (i % TILE == TILE - 1 || i == m - 1) {
+            // Rows i0..=i of matrix b of the sum are columns i0..=i of matrix b of the
+            // result.
+            let i0 = i - i % TILE;
+            let g = i - i0 + 1;
+            let matrix = &mut data[b * m * n..(b + 1) * m * n];
+            for (j, column) in matrix.chunks_exact_mut(m).enumerate() {
+                let part = &mut column[i0..i0 + g];
+                if g == TILE {
+                    let Ok(part) = <&mut [f64; TILE]>::try_from(part) else { unreachable!("g == TILE") };
+                    // A whole tile: a fixed length, which the compiler writes as one
+                    // vector.
+                    for (k, d) in part.iter_mut().enumerate() {
+                        *d = rows[k * n + j];
+                    }
+                } else {
+                    for (k, d) in part.iter_mut().enumerate() {
+                        *d = rows[k * n + j];
+                    }
+                }
+            }
+        }
+        for axis in (0..idx.len()).rev() {
+            idx[axis] += 1;
+            if idx[axis] < odims[axis] {
+                break;
+            }
+            idx[axis] = 0;
+        }
+    }
+    Array::new(out, data)
+}
+
+/// Writes into `dst` (zeros) the sum of the rows at leading position `idx` of the terms
+/// padded by their widths: the first term's row, then each later one's added with its
+/// zeros.
+#[inline(always)]
+fn add_padded_rows(dst: &mut [f64], terms: &[Array], widths: &[Vec<(usize, usize)>], idx: &[usize]) {
+    for (t, (a, w)) in terms.iter().zip(widths).enumerate() {
+        let src = a.shape().dims();
+        let k = src[src.len() - 1];
+        let lo = w[w.len() - 1].0;
+        match source_row(src, w, idx) {
+            Some(r) if k > 0 => {
+                let row = &a.data()[r * k..(r + 1) * k];
+                let (before, rest) = dst.split_at_mut(lo);
+                let (middle, after) = rest.split_at_mut(k);
+                if t == 0 {
+                    // The rest of the row holds the zeros `pad` puts there.
+                    middle.copy_from_slice(row);
+                } else {
+                    before.iter_mut().for_each(|d| *d += 0.0);
+                    middle.iter_mut().zip(row).for_each(|(d, x)| *d += x);
+                    after.iter_mut().for_each(|d| *d += 0.0);
+                }
+            }
+            _ if t > 0 => dst.iter_mut().for_each(|d| *d += 0.0),
+            _ => {}
+        }
+    }
+}
+
+/// The row of an array of dims `src` that the row at leading position `idx` of its padding
+/// by `widths` holds, if any: each leading position, less the padding before it, must fall
+/// inside the array.
+fn source_row(src: &[usize], widths: &[(usize, usize)], idx: &[usize]) -> Option<usize> {
+    let mut row = 0usize;
+    for (axis, (&i, &(before, _))) in idx.iter().zip(widths).enumerate() {
+        let j = i.checked_sub(before).filter(|j| *j < src[axis])?;
+        row = row * src[axis] + j;
+    }
+    Some(row)
+}
+
 pub fn concat(a: &Array, b: &Array, axis: usize, out: Shape) -> Array {
     let mut data = vec![0.0; out.size()];
     let zeros = vec![0; out.rank()];
