@@ -17,8 +17,8 @@
 mod random_programs;
 
 use ad_eval::rng::Rng;
-use ad_ir::{Array, Program, Shape};
-use random_programs::{bits, lowered, Draw};
+use ad_ir::{Array, Shape};
+use random_programs::{all_pass, lowered, run_bits, seeds, Draw};
 
 const DEFAULT_CASES: u64 = 60;
 
@@ -90,31 +90,6 @@ impl Gen {
     }
 }
 
-/// The results of running `p` on `args` in one way, as bits (every NaN the same).
-fn run(
-    p: &Program,
-    args: &[Array],
-    compile: bool,
-    eager: bool,
-    times: usize,
-) -> Result<Vec<Vec<u64>>, String> {
-    ad_eval::set_compile(compile);
-    ad_eval::set_compile_eagerly(eager);
-    let c = ad_eval::Compiled::new(p);
-    ad_eval::set_compile(true);
-    ad_eval::set_compile_eagerly(false);
-    let mut last = Vec::new();
-    for _ in 0..times {
-        let out = c.run(args.to_vec()).map_err(|e| format!("{e:?}"))?;
-        let bits = bits(&out);
-        if !last.is_empty() && bits != last {
-            return Err("two runs of the same program differ".into());
-        }
-        last = bits;
-    }
-    Ok(last)
-}
-
 /// Runs seed `seed`'s program three ways; an error describes a disagreement.
 fn case(seed: u64) -> Result<(), String> {
     let mut g = Gen { d: Draw(Rng::new(seed)), n: [1, 3, 9, 13][seed as usize % 4] };
@@ -128,9 +103,9 @@ fn case(seed: u64) -> Result<(), String> {
     let args = vec![x, Array::scalar(0.3)];
     for name in ["f", "g"] {
         let p = lowered(&src, name).map_err(|e| format!("{src}\n{e}"))?;
-        let reference = run(&p, &args, false, false, 1);
+        let reference = run_bits(&p, &args, false, false, 1);
         for (eager, times) in [(false, 4), (true, 2)] {
-            let other = run(&p, &args, true, eager, times);
+            let other = run_bits(&p, &args, true, eager, times);
             if other != reference {
                 return Err(format!(
                     "seed {seed}, {name}, eager {eager}:\n{src}\ninterpreted {reference:?}\ncompiled {other:?}"
@@ -143,15 +118,10 @@ fn case(seed: u64) -> Result<(), String> {
 
 #[test]
 fn compiled_loops_agree_with_the_interpreter_bit_for_bit() {
-    if let Some(seed) = std::env::var("AD_TIER_SEED").ok().and_then(|s| s.parse().ok()) {
-        case(seed).unwrap_or_else(|e| panic!("{e}"));
-        return;
-    }
-    let cases = std::env::var("AD_TIER_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_CASES);
+    let seeds = seeds("TIER", DEFAULT_CASES);
     let before = ad_eval::compiled_plans();
-    let failures: Vec<String> = (0..cases).filter_map(|seed| case(seed).err()).collect();
-    assert!(failures.is_empty(), "{} of {cases} disagree; the first:\n{}", failures.len(), failures[0]);
+    all_pass(&seeds, case);
     // The test is void unless the compiled tier ran: every program's loop and its gradient's
     // reversal are compiled in the eager runs.
-    assert!(ad_eval::compiled_plans() - before >= 2 * cases, "the compiled tier did not run");
+    assert!(ad_eval::compiled_plans() - before >= 2 * seeds.len() as u64, "the compiled tier did not run");
 }

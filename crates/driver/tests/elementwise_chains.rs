@@ -13,8 +13,8 @@
 mod random_programs;
 
 use ad_eval::rng::Rng;
-use ad_ir::{Array, Program, Shape};
-use random_programs::{bits, lowered, Draw};
+use ad_ir::{Array, Shape};
+use random_programs::{all_pass, lowered, run_bits, seeds, Draw};
 
 const DEFAULT_CASES: u64 = 60;
 
@@ -80,15 +80,6 @@ impl Gen {
     }
 }
 
-/// The results of `p` on `args`, as bits (every NaN the same), with chains or without.
-fn run(p: &Program, args: &[Array], chains: bool) -> Result<Vec<Vec<u64>>, String> {
-    ad_eval::set_compile(chains);
-    let c = ad_eval::Compiled::new(p);
-    ad_eval::set_compile(true);
-    let out = c.run(args.to_vec()).map_err(|e| format!("{e:?}"))?;
-    Ok(bits(&out))
-}
-
 fn case(seed: u64) -> Result<(), String> {
     let mut g = Gen { d: Draw(Rng::new(seed)), matrices: 0, vectors: 0 };
     // The last shape is long enough for a chain to run in pieces on all cores, the last
@@ -105,7 +96,7 @@ fn case(seed: u64) -> Result<(), String> {
         Array::new(Shape::vector(cols), values(cols, &mut g)),
         Array::scalar(0.7),
     ];
-    let (fused, plain) = (run(&p, &args, true)?, run(&p, &args, false)?);
+    let (fused, plain) = (run_bits(&p, &args, true, false, 1)?, run_bits(&p, &args, false, false, 1)?);
     if fused != plain {
         return Err(format!("seed {seed}: chains and the interpreter differ\n{src}"));
     }
@@ -115,22 +106,8 @@ fn case(seed: u64) -> Result<(), String> {
 #[test]
 fn chains_agree_with_the_interpreter_bit_for_bit() {
     let before = ad_eval::chains_formed();
-    let seeds: Vec<u64> = match std::env::var("AD_CHAIN_SEED") {
-        Ok(s) => vec![s.parse().expect("AD_CHAIN_SEED is a number")],
-        Err(_) => {
-            let n =
-                std::env::var("AD_CHAIN_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_CASES);
-            (0..n).collect()
-        }
-    };
-    let failures: Vec<String> = seeds.iter().filter_map(|&s| case(s).err()).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        seeds.len(),
-        failures.join("\n")
-    );
+    let seeds = seeds("CHAIN", DEFAULT_CASES);
+    all_pass(&seeds, case);
     let formed = ad_eval::chains_formed() - before;
     assert!(formed >= seeds.len() as u64, "only {formed} chains formed in {} programs", seeds.len());
 }

@@ -16,19 +16,10 @@ mod random_programs;
 
 use ad_eval::rng::Rng;
 use ad_ir::transform::{Mode, Request};
-use ad_ir::{Array, Program, Shape};
-use random_programs::{bits, lowered, Draw};
+use ad_ir::{Array, Shape};
+use random_programs::{all_pass, lowered, run_bits, seeds, Draw};
 
 const DEFAULT_CASES: u64 = 60;
-
-/// The results of `p` on `args`, as bits (every NaN the same), fused or not.
-fn run(p: &Program, args: &[Array], fused: bool) -> Result<Vec<Vec<u64>>, String> {
-    ad_eval::set_compile(fused);
-    let c = ad_eval::Compiled::new(p);
-    ad_eval::set_compile(true);
-    let out = c.run(args.to_vec()).map_err(|e| format!("{e:?}"))?;
-    Ok(bits(&out))
-}
 
 /// A pad of an elementwise value of `x` to the shape (rows, cols): the value is a block of
 /// `x` of the shape left after random widths.
@@ -111,7 +102,7 @@ fn case(seed: u64) -> Result<(), String> {
     }
     let p = lowered(&src, "f").map_err(|e| format!("seed {seed}: {e}\n{src}"))?;
     let x = args(&mut d, rows, cols);
-    if run(&p, &x, true)? != run(&p, &x, false)? {
+    if run_bits(&p, &x, true, false, 1)? != run_bits(&p, &x, false, false, 1)? {
         return Err(format!("seed {seed}: pad sums and the interpreter differ\n{src}"));
     }
     Ok(())
@@ -120,21 +111,8 @@ fn case(seed: u64) -> Result<(), String> {
 #[test]
 fn pad_sums_agree_with_the_interpreter_bit_for_bit() {
     let before = ad_eval::pad_sums_formed();
-    let seeds: Vec<u64> = match std::env::var("AD_PAD_SEED") {
-        Ok(s) => vec![s.parse().expect("AD_PAD_SEED is a number")],
-        Err(_) => {
-            let n = std::env::var("AD_PAD_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_CASES);
-            (0..n).collect()
-        }
-    };
-    let failures: Vec<String> = seeds.iter().filter_map(|&s| case(s).err()).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        seeds.len(),
-        failures.join("\n")
-    );
+    let seeds = seeds("PAD", DEFAULT_CASES);
+    all_pass(&seeds, case);
     let formed = ad_eval::pad_sums_formed() - before;
     assert!(formed >= seeds.len() as u64, "only {formed} pad sums formed in {} programs", seeds.len());
 }
@@ -154,7 +132,11 @@ fn gradients_through_shifted_slices_agree_with_the_interpreter() {
         let x = args(&mut d, rows, cols);
         let x = if rows == 1 { vec![Array::new(Shape::vector(cols), x[0].data().to_vec())] } else { x };
         let before = ad_eval::pad_sums_formed();
-        assert_eq!(run(&g, &x, true).unwrap(), run(&g, &x, false).unwrap(), "{name}");
+        assert_eq!(
+            run_bits(&g, &x, true, false, 1).unwrap(),
+            run_bits(&g, &x, false, false, 1).unwrap(),
+            "{name}"
+        );
         assert!(ad_eval::pad_sums_formed() > before, "no pad sum formed in the {mode:?} of {name}");
     }
 }

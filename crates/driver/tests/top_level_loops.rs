@@ -244,13 +244,7 @@ fn an_iteration_that_fails_as_a_program_runs_again_statement_by_statement() {
 /// `AD_LOOP_SEED=N` only the script of seed N (printed).
 #[test]
 fn random_loops_agree_with_the_statement_by_statement_reference() {
-    let seeds: Vec<u64> = match std::env::var("AD_LOOP_SEED") {
-        Ok(s) => vec![s.parse().unwrap_or_else(|_| panic!("AD_LOOP_SEED is a number"))],
-        Err(_) => {
-            let n = std::env::var("AD_LOOP_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
-            (0..n).collect()
-        }
-    };
+    let seeds = random_programs::seeds("LOOP", 40);
     let mut programs = 0;
     for seed in seeds {
         let src = random_loop(seed);

@@ -69,3 +69,57 @@ pub fn bits(out: &[Array]) -> Vec<Vec<u64>> {
         .map(|a| a.data().iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect())
         .collect()
 }
+
+/// The seeds a random test runs: only `AD_<NAME>_SEED` when it is set, else 0 up to
+/// `AD_<NAME>_CASES` (or `default`).
+pub fn seeds(name: &str, default: u64) -> Vec<u64> {
+    match std::env::var(format!("AD_{name}_SEED")) {
+        Ok(s) => vec![s.parse().unwrap_or_else(|_| panic!("AD_{name}_SEED is a number"))],
+        Err(_) => {
+            let n = std::env::var(format!("AD_{name}_CASES"))
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(default);
+            (0..n).collect()
+        }
+    }
+}
+
+/// Runs `case` for every seed, and fails with the message of every case that failed.
+pub fn all_pass(seeds: &[u64], case: impl Fn(u64) -> Result<(), String>) {
+    let failures: Vec<String> = seeds.iter().filter_map(|&s| case(s).err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        seeds.len(),
+        failures.join("\n")
+    );
+}
+
+/// The results of `p` on `args`, as bits, prepared with the compiled paths (`compile`:
+/// chains, pad sums, planned and compiled loops; `eager`: compiled at the first run) or by
+/// the interpreter alone (`--no-compile`), run `times` times (which must agree).
+pub fn run_bits(
+    p: &Program,
+    args: &[Array],
+    compile: bool,
+    eager: bool,
+    times: usize,
+) -> Result<Vec<Vec<u64>>, String> {
+    ad_eval::set_compile(compile);
+    ad_eval::set_compile_eagerly(eager);
+    let c = ad_eval::Compiled::new(p);
+    ad_eval::set_compile(true);
+    ad_eval::set_compile_eagerly(false);
+    let mut last = Vec::new();
+    for _ in 0..times {
+        let out = c.run(args.to_vec()).map_err(|e| format!("{e:?}"))?;
+        let bits = bits(&out);
+        if !last.is_empty() && bits != last {
+            return Err("two runs of the same program differ".into());
+        }
+        last = bits;
+    }
+    Ok(last)
+}

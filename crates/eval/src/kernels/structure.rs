@@ -83,18 +83,9 @@ pub fn pad(a: &Array, widths: &[(usize, usize)], out: Shape) -> Array {
     let k = src[src.len() - 1];
     let mut data = Vec::with_capacity(out.size());
     let d = a.data();
-    // The row of `a` each row of the result holds, if any: the leading positions, less the
-    // padding before them, must fall inside `a`.
     let mut idx = vec![0usize; lead.len()];
     for _ in 0..out.size() / n.max(1) {
-        let mut row = Some(0usize);
-        for (axis, (&i, &(before, _))) in idx.iter().zip(lead).enumerate() {
-            row = match (row, i.checked_sub(before)) {
-                (Some(r), Some(j)) if j < src[axis] => Some(r * src[axis] + j),
-                _ => None,
-            };
-        }
-        match row {
+        match source_row(src, widths, &idx) {
             Some(r) if k > 0 => {
                 data.resize(data.len() + lo, 0.0);
                 data.extend_from_slice(&d[r * k..(r + 1) * k]);
@@ -102,15 +93,21 @@ pub fn pad(a: &Array, widths: &[(usize, usize)], out: Shape) -> Array {
             }
             _ => data.resize(data.len() + n, 0.0),
         }
-        for axis in (0..idx.len()).rev() {
-            idx[axis] += 1;
-            if idx[axis] < odims[axis] {
-                break;
-            }
-            idx[axis] = 0;
-        }
+        next_position(&mut idx, odims);
     }
     Array::new(out, data)
+}
+
+/// Moves `idx`, a position over the leading axes of an array of dims `dims`, to the next
+/// one in row-major order (back to zeros after the last).
+fn next_position(idx: &mut [usize], dims: &[usize]) {
+    for axis in (0..idx.len()).rev() {
+        idx[axis] += 1;
+        if idx[axis] < dims[axis] {
+            break;
+        }
+        idx[axis] = 0;
+    }
 }
 
 /// `pad(terms[0], widths[0]) + pad(terms[1], widths[1]) + ...`, added left to right, of
@@ -191,13 +188,7 @@ fn pad_sum_plain(terms: &[Array], widths: &[Vec<(usize, usize)>], sum: Shape, tr
                 }
             }
         }
-        for axis in (0..idx.len()).rev() {
-            idx[axis] += 1;
-            if idx[axis] < odims[axis] {
-                break;
-            }
-            idx[axis] = 0;
-        }
+        next_position(&mut idx, odims);
     }
     Array::new(out, data)
 }
