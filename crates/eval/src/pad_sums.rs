@@ -91,12 +91,11 @@ struct Fusion {
 
 impl Fusion {
     /// The position of the pad step (or, with `sums`, the untransposed pad-sum step) that
-    /// computes operand `o` of a step of shape `shape`, if that step can be absorbed: `o`
-    /// is its only reader, and the operands it borrows outlive the steps in between (it
+    /// computes operand `o`, if that step can be absorbed: `o` is its only reader, and the operands it borrows outlive the steps in between (it
     /// reads them later than it did: none of those steps may take or drop them; they are
     /// looked at only when they are few, so that a long program does not cost a scan per
     /// sum).
-    fn absorbable(&self, o: &Operand, shape: Shape, sums: bool) -> Option<usize> {
+    fn absorbable(&self, o: &Operand, sums: bool) -> Option<usize> {
         let (Operand::Take(v) | Operand::Borrow(v)) = o else { return None };
         let i = *self.producer.get(v)?;
         let p = self.out[i].as_ref()?;
@@ -113,7 +112,7 @@ impl Fusion {
             Operand::Borrow(r) => between.len() <= MAX_SCAN && !between.iter().flatten().any(|s| ends(s, *r)),
             Operand::Take(_) | Operand::Const(_) => true,
         });
-        (self.reads.get(v) == Some(&1) && kind_ok && outlives && p.shape == shape).then_some(i)
+        (self.reads.get(v) == Some(&1) && kind_ok && outlives).then_some(i)
     }
 
     /// `a + b` as a pad-sum step, if either operand is absorbed (the other then being an
@@ -121,8 +120,11 @@ impl Fusion {
     fn sum(&mut self, s: Step, shape_of: &impl Fn(usize) -> Shape) -> Option<Step> {
         let shape = s.shape;
         // A pad-sum is absorbed only as the first operand: `(p + q) + r` adds its terms in
-        // order, `a + (p + q)` does not.
-        let (a, b) = (self.absorbable(&s.args[0], shape, true), self.absorbable(&s.args[1], shape, false));
+        // order, `a + (p + q)` does not. A term has the sum's shape (no broadcasting).
+        let of_shape =
+            |i: Option<usize>| i.filter(|&i| self.out[i].as_ref().is_some_and(|p| p.shape == shape));
+        let (a, b) =
+            (of_shape(self.absorbable(&s.args[0], true)), of_shape(self.absorbable(&s.args[1], false)));
         let plain = |o: &Operand| match o {
             Operand::Take(v) | Operand::Borrow(v) => shape_of(*v) == shape,
             Operand::Const(a) => a.shape() == shape,
@@ -189,28 +191,22 @@ impl Fusion {
     /// `x'` of a pad-sum's result read only here: the pad-sum step, moved here, writes its
     /// result transposed; `None` when it does, else the step.
     fn transpose(&mut self, s: Step) -> Option<Step> {
-        let Some(shape) = self.shape_of_arg(&s) else { return Some(s) };
-        let Some(i) = self.absorbable(&s.args[0], shape, true) else { return Some(s) };
-        let Some(p) = self.out[i].as_ref() else { return Some(s) };
-        let Some(Region::PadSum(sum)) = p.region.as_deref() else { return Some(s) };
+        let Some(i) = self.absorbable(&s.args[0], true) else { return Some(s) };
+        let Some(Region::PadSum(sum)) = self.out[i].as_ref().and_then(|p| p.region.as_deref()) else {
+            return Some(s);
+        };
         if sum.shape.rank() < 2 {
             return Some(s);
         }
         let region =
             Region::PadSum(PadSum { widths: sum.widths.clone(), shape: sum.shape, transposed: true });
-        let Some(mut p) = self.out[i].take() else { unreachable!("checked above") };
+        let Some(mut p) = self.out[i].take() else { unreachable!("absorbable() checked the step is there") };
         p.region = Some(Rc::new(region));
         p.out = s.out;
         p.shape = s.shape;
         p.span = s.span;
         p.drop_after.extend(s.drop_after);
         Some(p)
-    }
-
-    /// The shape of the operand of a one-operand step that a pad-sum computes.
-    fn shape_of_arg(&self, s: &Step) -> Option<Shape> {
-        let (Operand::Take(v) | Operand::Borrow(v)) = &s.args[0] else { return None };
-        Some(self.out[*self.producer.get(v)?].as_ref()?.shape)
     }
 }
 

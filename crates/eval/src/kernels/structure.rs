@@ -110,19 +110,15 @@ fn next_position(idx: &mut [usize], dims: &[usize]) {
     }
 }
 
-/// `pad(terms[0], widths[0]) + pad(terms[1], widths[1]) + ...`, added left to right, of
-/// shape `sum` (before the transpose), without the padded arrays: each row of the sum is
-/// written from the first term's row (zeros where it has none), and each later term's row
-/// is added with its zeros, so the numbers added and their order are those of the pads and
-/// `+`s (a zero added to -0 makes +0 here as there). A term with zero widths is an operand
-/// added as it is. With `transposed`, the result is the sum with its last two axes swapped
-/// (`x'`), each row written as a column of it.
-pub fn pad_sum(terms: &[Array], widths: &[Vec<(usize, usize)>], sum: Shape, transposed: bool) -> Array {
-    pad_sum_wide(terms, widths, sum, transposed)
-}
-
 super::simd::wide_fn! {
-    fn pad_sum_wide[](terms: &[Array], widths: &[Vec<(usize, usize)>], sum: Shape, transposed: bool) -> Array = pad_sum_plain;
+    /// `pad(terms[0], widths[0]) + pad(terms[1], widths[1]) + ...`, added left to right, of
+    /// shape `sum` (before the transpose), without the padded arrays: each row of the sum is
+    /// written from the first term's row (zeros where it has none), and each later term's row
+    /// is added with its zeros, so the numbers added and their order are those of the pads and
+    /// `+`s (a zero added to -0 makes +0 here as there). A term with zero widths is an operand
+    /// added as it is. With `transposed`, the result is the sum with its last two axes swapped
+    /// (`x'`), each row written as a column of it.
+    pub fn pad_sum[](terms: &[Array], widths: &[Vec<(usize, usize)>], sum: Shape, transposed: bool) -> Array = pad_sum_plain;
 }
 
 #[inline(always)]
@@ -148,11 +144,10 @@ fn pad_sum_plain(terms: &[Array], widths: &[Vec<(usize, usize)>], sum: Shape, tr
     if n == 0 {
         return Array::new(out, data);
     }
-    // The row being written: straight into the result, or into `row` to be written as a
-    // column of the transposed result.
+    // Each row of the sum is written straight into the result or, transposed, into `rows`:
+    // TILE rows of one matrix at a time, then written as columns a tile wide, so that
+    // each write of a column fills whole cache lines.
     let m = if odims.len() >= 2 { odims[odims.len() - 2] } else { 1 };
-    // Transposed, rows are computed TILE at a time (of one matrix) into `rows`, then
-    // written as columns a tile wide: each write of a column fills whole cache lines.
     const TILE: usize = 8;
     let mut rows = if swap { vec![0.0; TILE * n] } else { Vec::new() };
     let mut idx = vec![0usize; lead.len()];
@@ -173,18 +168,8 @@ fn pad_sum_plain(terms: &[Array], widths: &[Vec<(usize, usize)>], sum: Shape, tr
             let g = i - i0 + 1;
             let matrix = &mut data[b * m * n..(b + 1) * m * n];
             for (j, column) in matrix.chunks_exact_mut(m).enumerate() {
-                let part = &mut column[i0..i0 + g];
-                if g == TILE {
-                    let Ok(part) = <&mut [f64; TILE]>::try_from(part) else { unreachable!("g == TILE") };
-                    // A whole tile: a fixed length, which the compiler writes as one
-                    // vector.
-                    for (k, d) in part.iter_mut().enumerate() {
-                        *d = rows[k * n + j];
-                    }
-                } else {
-                    for (k, d) in part.iter_mut().enumerate() {
-                        *d = rows[k * n + j];
-                    }
+                for (k, d) in column[i0..i0 + g].iter_mut().enumerate() {
+                    *d = rows[k * n + j];
                 }
             }
         }

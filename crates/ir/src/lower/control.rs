@@ -365,8 +365,9 @@ impl Lowerer<'_> {
             for x in &leaves {
                 now.push(self.shape_of(x));
             }
-            let was: Vec<Shape> = shapes.by_ref().take(Spec::of(before).leaves()).copied().collect();
-            let same_structure = plain(&v) && Spec::of(&v).tree() == Spec::of(before).tree();
+            let before_spec = Spec::of(before);
+            let was: Vec<Shape> = shapes.by_ref().take(before_spec.leaves()).copied().collect();
+            let same_structure = plain(&v) && Spec::of(&v).tree() == before_spec.tree();
             if !same_structure || now.iter().zip(&was).any(|(a, b)| *a != Some(*b)) {
                 let show = |v: &LVal, shapes: Vec<String>| match v {
                     LVal::Tuple(_) => format!("({})", shapes.join(", ")),
