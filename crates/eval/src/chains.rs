@@ -14,6 +14,7 @@ use crate::interp::{Operand, Region, Step};
 use crate::kernels::elementwise::{binary_slice, select_slice, unary_slice};
 use ad_ir::prim::{Binary, Prim, Unary};
 use ad_ir::{Array, Shape};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -136,12 +137,7 @@ impl Chain {
         let inputs = Inputs {
             data: args.iter().map(|a| a.data()).collect(),
             reused,
-            // Single numbers, spread over a block once for the whole run.
-            spread: args
-                .iter()
-                .enumerate()
-                .map(|(i, a)| if self.reads_number(i) { vec![a.data()[0]; BLOCK] } else { Vec::new() })
-                .collect(),
+            spread: args.iter().enumerate().map(|(i, a)| self.spread(i, a.data())).collect(),
         };
         let mut outs: Vec<&mut [f64]> = std::iter::once(first.as_mut_slice())
             .chain(rest.iter_mut().map(|v| v.as_mut_slice()))
@@ -172,9 +168,20 @@ impl Chain {
         results
     }
 
-    /// Whether an operation reads operand `i` as a single number.
-    fn reads_number(&self, i: usize) -> bool {
-        self.ops.iter().any(|o| o.args.contains(&Src::Scalar(i)))
+    /// Operand `i` laid out once for the whole run so that every block reads a slice of it:
+    /// a single number repeated over a block, or a repeated row of `m` elements repeated
+    /// until a block starting anywhere in it fits (`m + BLOCK` elements); empty for the
+    /// other operands.
+    fn spread(&self, i: usize, data: &[f64]) -> Vec<f64> {
+        let read_as = self.ops.iter().flat_map(|o| &o.args).find_map(|s| match *s {
+            Src::Scalar(j) if j == i => Some(1),
+            Src::Row(j, m) if j == i => Some(m),
+            _ => None,
+        });
+        match read_as {
+            Some(m) => data[..m].iter().copied().cycle().take(m + BLOCK - 1).collect(),
+            None => Vec::new(),
+        }
     }
 
     /// Computes `len` elements of the results from position `offset` on into `outs` (the
@@ -187,39 +194,52 @@ impl Chain {
         inputs: &Inputs,
         mut lanes: Option<&mut Lanes>,
     ) {
-        let mut blocks: Vec<Vec<f64>> = self.ops.iter().map(|_| vec![0.0; BLOCK]).collect();
-        let mut rows: [Vec<f64>; 3] = [vec![0.0; BLOCK], vec![0.0; BLOCK], vec![0.0; BLOCK]];
+        // A result is computed straight into its place in the result, and later operations
+        // read it there; only the first result, when it reuses an operand's buffer, goes
+        // through a block of its own (the operations of a block read that operand's
+        // elements, which it would overwrite) and is copied out after every operation.
+        let through_block = |r: usize| r == 0 && inputs.reused.is_some();
+        let mut in_place = vec![false; self.ops.len()];
+        for (r, &k) in self.results.iter().enumerate() {
+            in_place[k] = !through_block(r);
+        }
+        let mut blocks: Vec<Vec<f64>> =
+            in_place.iter().map(|&direct| if direct { Vec::new() } else { vec![0.0; BLOCK] }).collect();
         for start in (0..len).step_by(BLOCK) {
             let n = BLOCK.min(len - start);
             let at = offset + start;
+            let mut outs_here = outs.iter_mut();
+            // The reused operand's elements for this block, read through the first result.
+            let first: Option<&[f64]> =
+                if inputs.reused.is_some() { outs_here.next().map(|o| &o[start..start + n]) } else { None };
+            // Where each operation's block of elements is: its own buffer, or its result.
+            let mut at_op: SmallVec<[Option<&mut [f64]>; MAX_OPS]> =
+                blocks.iter_mut().map(|b| (!b.is_empty()).then(|| &mut b[..n])).collect();
+            let skip = usize::from(first.is_some());
+            for (out, &k) in outs_here.zip(&self.results[skip..]) {
+                at_op[k] = Some(&mut out[start..start + n]);
+            }
             for (k, op) in self.ops.iter().enumerate() {
-                let (done, now) = blocks.split_at_mut(k);
-                let dst = &mut now[0][..n];
-                // Repeated rows are laid out for this block first: the row from the
-                // position the block starts at, wrapping around.
-                for (slot, s) in op.args.iter().enumerate() {
-                    if let Src::Row(i, m) = *s {
-                        let row = inputs.data[i];
-                        let (mut j, mut filled) = (at % m, 0);
-                        while filled < n {
-                            let take = (m - j).min(n - filled);
-                            rows[slot][filled..filled + take].copy_from_slice(&row[j..j + take]);
-                            filled += take;
-                            j = 0;
-                        }
-                    }
-                }
-                let first: Option<&[f64]> = outs.first().map(|o| &o[start..start + n]);
+                let (done, now) = at_op.split_at_mut(k);
+                let Some(dst) = now[0].as_deref_mut() else {
+                    unreachable!("every operation has a block or its result's place (set above)")
+                };
                 let operand = |slot: usize| -> &[f64] {
                     match (op.args[slot], first) {
-                        (Src::Op(j), _) => &done[j][..n],
+                        (Src::Op(j), _) => {
+                            let Some(block) = done[j].as_deref() else {
+                                unreachable!("every operation has a block or its result's place")
+                            };
+                            block
+                        }
                         // The dying operand whose buffer the first result reuses: this
                         // block of it is read here and written only after every operation.
                         (Src::Full(i), Some(first)) if inputs.reused == Some(i) => first,
                         (Src::Full(i), _) => &inputs.data[i][at..at + n],
                         // Spread in `run` for every single-number operand.
                         (Src::Scalar(i), _) => &inputs.spread[i][..n],
-                        (Src::Row(..), _) => &rows[slot][..n],
+                        // The row from the position the block starts at, wrapping around.
+                        (Src::Row(i, m), _) => &inputs.spread[i][at % m..at % m + n],
                     }
                 };
                 match op.kind {
@@ -228,11 +248,15 @@ impl Chain {
                     Kind::Where => select_slice(dst, operand(0), operand(1), operand(2)),
                 }
             }
-            for (out, &k) in outs.iter_mut().zip(&self.results) {
-                out[start..start + n].copy_from_slice(&blocks[k][..n]);
-            }
             if let (Some(k), Some(lanes)) = (self.sum, lanes.as_deref_mut()) {
-                lanes.add(&blocks[k][..n]);
+                let Some(block) = at_op[k].as_deref() else {
+                    unreachable!("every operation has a block or its result's place")
+                };
+                lanes.add(block);
+            }
+            drop(at_op);
+            if first.is_some() {
+                outs[0][start..start + n].copy_from_slice(&blocks[self.results[0]][..n]);
             }
         }
     }
@@ -243,7 +267,8 @@ impl Chain {
 struct Inputs<'a> {
     data: Vec<&'a [f64]>,
     reused: Option<usize>,
-    /// A block of each single-number operand's value (empty for the other operands).
+    /// Each single-number or repeated-row operand laid out for blocks to read
+    /// ([`Chain::spread`]; empty for the other operands).
     spread: Vec<Vec<f64>>,
 }
 
