@@ -170,16 +170,29 @@ impl Chain {
 
     /// Operand `i` laid out once for the whole run so that every block reads a slice of it:
     /// a single number repeated over a block, or a repeated row of `m` elements repeated
-    /// until a block starting anywhere in it fits (`m + BLOCK` elements); empty for the
-    /// other operands.
+    /// until a block starting anywhere in it fits (`m - 1 + BLOCK` elements, fewer for a
+    /// chain shorter than a block); empty for the other operands.
     fn spread(&self, i: usize, data: &[f64]) -> Vec<f64> {
         let read_as = self.ops.iter().flat_map(|o| &o.args).find_map(|s| match *s {
             Src::Scalar(j) if j == i => Some(1),
             Src::Row(j, m) if j == i => Some(m),
             _ => None,
         });
+        // A block reads at most this many elements from where it starts.
+        let n = BLOCK.min(self.shape.size());
         match read_as {
-            Some(m) => data[..m].iter().copied().cycle().take(m + BLOCK - 1).collect(),
+            Some(1) => vec![data[0]; n],
+            Some(m) => {
+                // The row, then what is there so far copied after it until it is long enough
+                // (a few copies, each as long as all before it).
+                let want = m - 1 + n;
+                let mut out = Vec::with_capacity(want);
+                out.extend_from_slice(&data[..m]);
+                while out.len() < want {
+                    out.extend_from_within(..(want - out.len()).min(out.len()));
+                }
+                out
+            }
             None => Vec::new(),
         }
     }
