@@ -134,9 +134,12 @@ fn intern(d: &[usize]) -> Shape {
     })
 }
 
+// The accessors below are marked `#[inline]`: the interpreter calls them for every step from
+// another crate, and without the mark they are calls that cannot be inlined there.
 impl Shape {
     pub const SCALAR: Shape = Shape(&[]);
 
+    #[inline]
     pub fn scalar() -> Shape {
         Shape::SCALAR
     }
@@ -157,20 +160,24 @@ impl Shape {
         Some(intern(d))
     }
 
+    #[inline]
     pub fn rank(&self) -> usize {
         self.0.len()
     }
 
+    #[inline]
     pub fn dims(&self) -> &'static [usize] {
         self.0
     }
 
+    #[inline]
     pub fn dim(&self, axis: usize) -> usize {
         self.0[axis]
     }
 
     /// Number of elements. Shapes are validated against [`max_elements`] when built from user
     /// input, so this cannot overflow for shapes that exist.
+    #[inline]
     pub fn size(&self) -> usize {
         self.dims().iter().product()
     }
@@ -184,12 +191,14 @@ impl Shape {
         (n <= max_elements()).then_some(n)
     }
 
+    #[inline]
     pub fn is_scalar(&self) -> bool {
         self.0.is_empty()
     }
 
     /// Rows and columns when viewed as a matrix: a vector is a single row, a scalar is 1×1,
     /// and higher ranks fold their leading axes into the rows.
+    #[inline]
     pub fn as_matrix(&self) -> (usize, usize) {
         match self.0 {
             [] => (1, 1),

@@ -41,6 +41,21 @@ fn argmax_slice(xs: impl Iterator<Item = f64>) -> f64 {
     best.0 as f64
 }
 
+super::simd::wide_fn! {
+    /// Folds each row of `d` (rows as long as `acc`) into `acc`, element by element, one
+    /// row after another: a reduction over leading axes, vectorised along the rows.
+    fn fold_rows[F: Fn(f64, f64) -> f64 + Copy](acc: &mut [f64], d: &[f64], fold: F) = fold_rows_plain;
+}
+
+#[inline(always)]
+fn fold_rows_plain<F: Fn(f64, f64) -> f64 + Copy>(acc: &mut [f64], d: &[f64], fold: F) {
+    for row in d.chunks_exact(acc.len()) {
+        for (x, &y) in acc.iter_mut().zip(row) {
+            *x = fold(*x, y);
+        }
+    }
+}
+
 /// Reduces over a set of axes: `whole` reduces a contiguous run of elements to one value,
 /// `fold` combines two partial results, `init` starts an empty one. Reducing every axis, or
 /// the trailing ones, works on contiguous runs; other sets walk the input row by row.
@@ -50,7 +65,7 @@ fn reduce(
     out: Shape,
     init: f64,
     whole: impl Fn(&[f64]) -> f64,
-    fold: impl Fn(f64, f64) -> f64,
+    fold: impl Fn(f64, f64) -> f64 + Copy,
 ) -> Array {
     let s = a.shape();
     let r = s.rank();
@@ -70,11 +85,7 @@ fn reduce(
         let n = out.size();
         let mut acc = vec![init; n];
         if n > 0 {
-            for row in d.chunks_exact(n) {
-                for (x, &y) in acc.iter_mut().zip(row) {
-                    *x = fold(*x, y);
-                }
-            }
+            fold_rows(&mut acc, d, fold);
         }
         return Array::new(out, acc);
     }
