@@ -2,7 +2,7 @@
 //! and both the allocating and the in-place paths.
 
 use ad_eval::kernels::{self, elementwise, reduce, structure};
-use ad_ir::prim::{Axes, Binary, Prim, Sel};
+use ad_ir::prim::{Axes, Binary, Prim, Sel, Unary};
 use ad_ir::shape::broadcast;
 use ad_ir::{Array, Shape};
 
@@ -64,6 +64,33 @@ fn binary_broadcasting_matches_reference() {
                 assert_eq!(a.data(), arr(sa, k as u64).data());
             }
         }
+    }
+}
+
+/// Every unary function, and an array with a number, on shared operands (the result goes
+/// into a new buffer, written without zeroing it first: every element must be written) and
+/// on sole owners (in place), at lengths around the vector widths and past the size that
+/// runs on all cores; each element the scalar function's, to the bit.
+#[test]
+fn unary_and_number_operations_write_every_element() {
+    for n in [0, 1, 7, 8, 9, 100, 1027, 40_000] {
+        let a = arr(Shape::vector(n), n as u64);
+        for &op in Unary::ALL {
+            let expected: Vec<u64> =
+                a.data().iter().map(|&x| ad_ir::scalar::unary(op, x).to_bits()).collect();
+            let bits = |r: &Array| r.data().iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+            let shared = elementwise::unary(op, a.clone());
+            assert_eq!(bits(&shared), expected, "{op:?} shared, n = {n}");
+            let owned = elementwise::unary(op, Array::new(a.shape(), a.data().to_vec()));
+            assert_eq!(bits(&owned), expected, "{op:?} in place, n = {n}");
+        }
+        let two = Array::scalar(2.5);
+        let sum = elementwise::binary(Binary::Add, a.clone(), two.clone(), a.shape());
+        let expected: Vec<f64> = a.data().iter().map(|x| x + 2.5).collect();
+        assert_eq!(sum.data(), &expected[..], "array + number, n = {n}");
+        let quotient = elementwise::binary(Binary::Div, two, a.clone(), a.shape());
+        let expected: Vec<f64> = a.data().iter().map(|x| 2.5 / x).collect();
+        assert_eq!(quotient.data(), &expected[..], "number / array, n = {n}");
     }
 }
 
