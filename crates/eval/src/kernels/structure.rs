@@ -140,10 +140,13 @@ fn pad_sum_plain(terms: &[Array], widths: &[Vec<(usize, usize)>], sum: Shape, tr
     } else {
         sum
     };
-    let mut data = vec![0.0; sum.size()];
+    let size = sum.size();
     if n == 0 {
-        return Array::new(out, data);
+        return Array::new(out, vec![0.0; size]);
     }
+    // Transposed, every element is written once, as a column of a tile: the buffer is not
+    // zeroed first. Rows are written over zeros (`add_padded_rows` leaves a pad's zeros).
+    let mut data: Vec<f64> = if swap { Vec::with_capacity(size) } else { vec![0.0; size] };
     // Each row of the sum is written straight into the result or, transposed, into `rows`:
     // TILE rows of one matrix at a time, then written as columns a tile wide, so that
     // each write of a column fills whole cache lines.
@@ -166,14 +169,20 @@ fn pad_sum_plain(terms: &[Array], widths: &[Vec<(usize, usize)>], sum: Shape, tr
             // result.
             let i0 = i - i % TILE;
             let g = i - i0 + 1;
-            let matrix = &mut data[b * m * n..(b + 1) * m * n];
+            let matrix = &mut data.spare_capacity_mut()[b * m * n..(b + 1) * m * n];
             for (j, column) in matrix.chunks_exact_mut(m).enumerate() {
                 for (k, d) in column[i0..i0 + g].iter_mut().enumerate() {
-                    *d = rows[k * n + j];
+                    d.write(rows[k * n + j]);
                 }
             }
         }
         next_position(&mut idx, odims);
+    }
+    if swap {
+        // SAFETY: the capacity is `size` (reserved above) and every element was written:
+        // each of the `size / (m·n)` matrices had each of its `m` rows flushed (at the end
+        // of a tile or at row m - 1) as a column of all `n` of its result rows.
+        unsafe { data.set_len(size) };
     }
     Array::new(out, data)
 }
