@@ -11,11 +11,13 @@
 //! (a bias); a step reading anything else ends the chain.
 
 use crate::interp::{Operand, Region, Step};
-use crate::kernels::elementwise::{binary_slice, select_slice, unary_slice};
+use crate::kernels::elementwise::{
+    binary_slice, binary_uninit, select_slice, select_uninit, unary_slice, unary_uninit,
+};
 use ad_ir::prim::{Binary, Prim, Unary};
 use ad_ir::{Array, Shape};
-use smallvec::SmallVec;
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 use std::rc::Rc;
 
 /// Elements per block: a block of every value of a chain stays in the first-level cache.
@@ -117,8 +119,9 @@ impl Chain {
             Src::Full(i) => Some(*i),
             _ => None,
         };
-        // The first result's buffer: a dying operand's, or a new one (none when the chain's
-        // only result is its sum).
+        // The first result's buffer: a dying operand's (then read and written through a
+        // block), or, like every other result, a new buffer that the operations write into
+        // without zeroing it first. None when the chain's only result is its sum.
         let mut reused = None;
         let mut first = Vec::new();
         if !self.results.is_empty() {
@@ -130,26 +133,35 @@ impl Chain {
                 }
             }
             if reused.is_none() {
-                first = vec![0.0; len];
+                first = Vec::with_capacity(len);
             }
         }
-        let mut rest: Vec<Vec<f64>> = self.results.iter().skip(1).map(|_| vec![0.0; len]).collect();
+        let mut rest: Vec<Vec<f64>> = self.results.iter().skip(1).map(|_| Vec::with_capacity(len)).collect();
         let inputs = Inputs {
             data: args.iter().map(|a| a.data()).collect(),
             reused,
             spread: args.iter().enumerate().map(|(i, a)| self.spread(i, a.data())).collect(),
         };
-        let mut outs: Vec<&mut [f64]> = std::iter::once(first.as_mut_slice())
-            .chain(rest.iter_mut().map(|v| v.as_mut_slice()))
-            .take(self.results.len())
-            .collect();
+        fn fresh(v: &mut Vec<f64>, len: usize) -> Part<'_> {
+            Part::Fresh(&mut v.spare_capacity_mut()[..len])
+        }
+        let outs: Vec<Part> = match reused {
+            Some(_) => std::iter::once(Part::Reused(first.as_mut_slice()))
+                .chain(rest.iter_mut().map(|v| fresh(v, len)))
+                .collect(),
+            None => std::iter::once(&mut first)
+                .chain(rest.iter_mut())
+                .take(self.results.len())
+                .map(|v| fresh(v, len))
+                .collect(),
+        };
         let mut lanes = self.sum.map(|_| Lanes::default());
         // A chain that ends in a sum runs in order (`form_chains` makes none that long).
         if len > PARALLEL_ABOVE && lanes.is_none() {
             use rayon::prelude::*;
-            let mut pieces: Vec<Vec<&mut [f64]>> = (0..len.div_ceil(PIECE)).map(|_| Vec::new()).collect();
+            let mut pieces: Vec<Vec<Part>> = (0..len.div_ceil(PIECE)).map(|_| Vec::new()).collect();
             for out in outs {
-                for (piece, part) in pieces.iter_mut().zip(out.chunks_mut(PIECE)) {
+                for (piece, part) in pieces.iter_mut().zip(out.pieces()) {
                     piece.push(part);
                 }
             }
@@ -157,7 +169,20 @@ impl Chain {
                 self.run_range((k * PIECE, PIECE.min(len - k * PIECE)), &mut outs, &inputs, None)
             });
         } else {
+            let mut outs = outs;
             self.run_range((0, len), &mut outs, &inputs, lanes.as_mut());
+        }
+        let fresh_results = if reused.is_some() {
+            rest.iter_mut().collect::<Vec<_>>()
+        } else {
+            std::iter::once(&mut first).chain(rest.iter_mut()).take(self.results.len()).collect()
+        };
+        for v in fresh_results {
+            // SAFETY: `run_range` wrote every element of every fresh result: each block of
+            // `0..len` (split into pieces or not) was written by the operation that computes
+            // the result (`Chain::write`, which writes all of the block), within the `len`
+            // elements of capacity reserved above.
+            unsafe { v.set_len(len) };
         }
         let mut results: Vec<Array> = std::iter::once(first)
             .chain(rest)
@@ -203,7 +228,7 @@ impl Chain {
     fn run_range(
         &self,
         (offset, len): (usize, usize),
-        outs: &mut [&mut [f64]],
+        outs: &mut [Part],
         inputs: &Inputs,
         mut lanes: Option<&mut Lanes>,
     ) {
@@ -223,20 +248,30 @@ impl Chain {
             let at = offset + start;
             let mut outs_here = outs.iter_mut();
             // The reused operand's elements for this block, read through the first result.
-            let first: Option<&[f64]> =
-                if inputs.reused.is_some() { outs_here.next().map(|o| &o[start..start + n]) } else { None };
-            // Where each operation's block of elements is: its own buffer, or its result.
-            let mut at_op: SmallVec<[Option<&mut [f64]>; MAX_OPS]> =
-                blocks.iter_mut().map(|b| (!b.is_empty()).then(|| &mut b[..n])).collect();
-            let skip = usize::from(first.is_some());
-            for (out, &k) in outs_here.zip(&self.results[skip..]) {
-                at_op[k] = Some(&mut out[start..start + n]);
+            let first: Option<&[f64]> = match inputs.reused {
+                Some(_) => match outs_here.next() {
+                    Some(Part::Reused(o)) => Some(&o[start..start + n]),
+                    _ => unreachable!("a reused buffer is the first result's (`run`)"),
+                },
+                None => None,
+            };
+            // Where each operation's block of elements is: its own buffer, or (once
+            // written) its result; and the result's memory it is to be written into.
+            // (Arrays, not collected vectors: this runs for every block. A chain has at most
+            // MAX_OPS operations, `Builder::add`.)
+            let mut at_op: [Option<&mut [f64]>; MAX_OPS] = [const { None }; MAX_OPS];
+            for (place, b) in at_op.iter_mut().zip(blocks.iter_mut()) {
+                if !b.is_empty() {
+                    *place = Some(&mut b[..n]);
+                }
+            }
+            let mut unwritten: [Option<&mut [MaybeUninit<f64>]>; MAX_OPS] = [const { None }; MAX_OPS];
+            for (out, &k) in outs_here.zip(&self.results[usize::from(first.is_some())..]) {
+                let Part::Fresh(o) = out else { unreachable!("only the first result reuses a buffer") };
+                unwritten[k] = Some(&mut o[start..start + n]);
             }
             for (k, op) in self.ops.iter().enumerate() {
                 let (done, now) = at_op.split_at_mut(k);
-                let Some(dst) = now[0].as_deref_mut() else {
-                    unreachable!("every operation has a block or its result's place (set above)")
-                };
                 let operand = |slot: usize| -> &[f64] {
                     match (op.args[slot], first) {
                         (Src::Op(j), _) => {
@@ -255,10 +290,20 @@ impl Chain {
                         (Src::Row(i, m), _) => &inputs.spread[i][at % m..at % m + n],
                     }
                 };
+                let arity = op.args.len();
+                let arg = |slot: usize| if slot < arity { operand(slot) } else { &[][..] };
+                let args = [arg(0), arg(1), arg(2)];
+                if let Some(memory) = unwritten[k].take() {
+                    now[0] = Some(write_fresh(op.kind, memory, &args[..arity]));
+                    continue;
+                }
+                let Some(dst) = now[0].as_deref_mut() else {
+                    unreachable!("every operation has a block or its result's place (set above)")
+                };
                 match op.kind {
-                    Kind::Unary(u) => unary_slice(u, dst, Some(operand(0))),
-                    Kind::Binary(b) => binary_slice(b, dst, operand(0), operand(1)),
-                    Kind::Where => select_slice(dst, operand(0), operand(1), operand(2)),
+                    Kind::Unary(u) => unary_slice(u, dst, Some(args[0])),
+                    Kind::Binary(b) => binary_slice(b, dst, args[0], args[1]),
+                    Kind::Where => select_slice(dst, args[0], args[1], args[2]),
                 }
             }
             if let (Some(k), Some(lanes)) = (self.sum, lanes.as_deref_mut()) {
@@ -267,10 +312,46 @@ impl Chain {
                 };
                 lanes.add(block);
             }
-            drop(at_op);
+            // `at_op` and `unwritten` are not used past this point, so `outs` may be borrowed
+            // again.
             if first.is_some() {
-                outs[0][start..start + n].copy_from_slice(&blocks[self.results[0]][..n]);
+                if let Some(Part::Reused(o)) = outs.first_mut() {
+                    o[start..start + n].copy_from_slice(&blocks[self.results[0]][..n]);
+                }
             }
+        }
+    }
+}
+
+/// Computes one operation of a chain into memory not yet initialised, all of which it
+/// writes, and returns that memory as numbers.
+fn write_fresh<'d>(kind: Kind, dst: &'d mut [MaybeUninit<f64>], args: &[&[f64]]) -> &'d mut [f64] {
+    let n = dst.len();
+    assert!(args.iter().all(|a| a.len() == n), "a chain's operand has the wrong length");
+    match kind {
+        Kind::Unary(u) => unary_uninit(u, dst, args[0]),
+        Kind::Binary(b) => binary_uninit(b, dst, args[0], args[1]),
+        Kind::Where => select_uninit(dst, args[0], args[1], args[2]),
+    }
+    // SAFETY: each of these kernels writes `dst[i]` for every `i` at which all its operands
+    // have an element, which is every `i < n`: they all have length `n` (asserted above).
+    // `MaybeUninit<f64>` has the layout of `f64`.
+    unsafe { &mut *(dst as *mut [MaybeUninit<f64>] as *mut [f64]) }
+}
+
+/// Where a result goes: the buffer of the dying operand it reuses (holding that operand's
+/// numbers until each block is written), or a new buffer's memory, not yet initialised.
+enum Part<'a> {
+    Reused(&'a mut [f64]),
+    Fresh(&'a mut [MaybeUninit<f64>]),
+}
+
+impl<'a> Part<'a> {
+    /// The parts of each piece computed on its own core.
+    fn pieces(self) -> Vec<Part<'a>> {
+        match self {
+            Part::Reused(s) => s.chunks_mut(PIECE).map(Part::Reused).collect(),
+            Part::Fresh(s) => s.chunks_mut(PIECE).map(Part::Fresh).collect(),
         }
     }
 }

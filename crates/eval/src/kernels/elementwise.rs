@@ -7,6 +7,7 @@ use super::simd::wide_fn;
 use ad_ir::prim::{Binary, Unary};
 use ad_ir::scalar;
 use ad_ir::{Array, Shape};
+use std::mem::MaybeUninit;
 
 pub fn unary(op: Unary, mut a: Array) -> Array {
     if let Some(d) = a.data_mut() {
@@ -145,6 +146,39 @@ pub(crate) fn binary_slice(op: Binary, dst: &mut [f64], a: &[f64], b: &[f64]) {
     with_binary!(op, |f| zip_slices(dst, a, b, f))
 }
 
+/// [`unary_slice`] from `src` into memory not yet initialised.
+pub(crate) fn unary_uninit(op: Unary, dst: &mut [MaybeUninit<f64>], src: &[f64]) {
+    with_unary!(op, |f| map_uninit(dst, src, f))
+}
+
+/// [`binary_slice`] into memory not yet initialised.
+pub(crate) fn binary_uninit(op: Binary, dst: &mut [MaybeUninit<f64>], a: &[f64], b: &[f64]) {
+    with_binary!(op, |f| zip_uninit(dst, a, b, f))
+}
+
+wide_fn! {
+    fn zip_uninit[](dst: &mut [MaybeUninit<f64>], a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) = zip_uninit_plain;
+}
+
+#[inline(always)]
+fn zip_uninit_plain(dst: &mut [MaybeUninit<f64>], a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) {
+    for ((o, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+        o.write(f(x, y));
+    }
+}
+
+wide_fn! {
+    /// [`select_slice`] into memory not yet initialised.
+    pub(crate) fn select_uninit[](dst: &mut [MaybeUninit<f64>], c: &[f64], a: &[f64], b: &[f64]) = select_uninit_plain;
+}
+
+#[inline(always)]
+fn select_uninit_plain(dst: &mut [MaybeUninit<f64>], c: &[f64], a: &[f64], b: &[f64]) {
+    for (((o, &c), &x), &y) in dst.iter_mut().zip(c).zip(a).zip(b) {
+        o.write(select_bits(c, x, y));
+    }
+}
+
 wide_fn! {
     fn zip_slices[](dst: &mut [f64], a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) = zip_slices_plain;
 }
@@ -165,12 +199,17 @@ wide_fn! {
 #[inline(always)]
 fn select_slice_plain(dst: &mut [f64], c: &[f64], a: &[f64], b: &[f64]) {
     for (((o, &c), &x), &y) in dst.iter_mut().zip(c).zip(a).zip(b) {
-        // The choice is made on the bits of both elements, already loaded: written as
-        // `if c != 0.0 { x } else { y }`, LLVM loads from the chosen address instead, which
-        // it vectorises as a gather (several times slower than two plain loads).
-        let keep_x = u64::from(c != 0.0).wrapping_neg();
-        *o = f64::from_bits((x.to_bits() & keep_x) | (y.to_bits() & !keep_x));
+        *o = select_bits(c, x, y);
     }
+}
+
+/// `x` where `c` is not zero, else `y`, chosen on the bits of both elements, already
+/// loaded: written as `if c != 0.0 { x } else { y }`, LLVM loads from the chosen address
+/// instead, which it vectorises as a gather (several times slower than two plain loads).
+#[inline(always)]
+fn select_bits(c: f64, x: f64, y: f64) -> f64 {
+    let keep_x = u64::from(c != 0.0).wrapping_neg();
+    f64::from_bits((x.to_bits() & keep_x) | (y.to_bits() & !keep_x))
 }
 
 #[inline]
@@ -207,11 +246,11 @@ fn map_new(out: &mut Vec<f64>, src: &[f64], f: impl Fn(f64) -> f64 + Copy) {
 
 wide_fn! {
     /// `dst[i] = f(src[i])` into memory not yet initialised (`dst` and `src` of one length).
-    fn map_uninit[](dst: &mut [std::mem::MaybeUninit<f64>], src: &[f64], f: impl Fn(f64) -> f64 + Copy) = map_uninit_plain;
+    fn map_uninit[](dst: &mut [MaybeUninit<f64>], src: &[f64], f: impl Fn(f64) -> f64 + Copy) = map_uninit_plain;
 }
 
 #[inline(always)]
-fn map_uninit_plain(dst: &mut [std::mem::MaybeUninit<f64>], src: &[f64], f: impl Fn(f64) -> f64) {
+fn map_uninit_plain(dst: &mut [MaybeUninit<f64>], src: &[f64], f: impl Fn(f64) -> f64) {
     for (o, &x) in dst.iter_mut().zip(src) {
         o.write(f(x));
     }
