@@ -263,8 +263,11 @@ fn pad_sums_are_the_pads_added_in_order() {
     let dims = |d: &[usize]| Shape::from_dims(d).unwrap();
     // (the sum's dims, each term's widths)
     type Case<'a> = (&'a [usize], &'a [&'a [(usize, usize)]]);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         (&[9], &[&[(2, 0)], &[(0, 2)], &[(1, 1)]]),
+        // Whole tiles of eight rows by eight columns (moved through vector registers where
+        // the processor has AVX-512) and ragged ones, in a batch of two.
+        (&[2, 19, 21], &[&[(0, 0), (0, 0), (0, 1)], &[(0, 0), (1, 0), (3, 0)]]),
         (&[4, 5], &[&[(0, 0), (0, 0)], &[(1, 0), (2, 0)]]),
         (&[3, 4, 6], &[&[(1, 0), (0, 2), (3, 0)], &[(0, 1), (1, 1), (0, 3)]]),
         (&[3, 0], &[&[(1, 0), (0, 0)], &[(0, 1), (0, 0)]]),

@@ -170,7 +170,10 @@ fn pad_sum_plain(terms: &[Array], widths: &[Vec<(usize, usize)>], sum: Shape, tr
             let i0 = i - i % TILE;
             let g = i - i0 + 1;
             let matrix = &mut data.spare_capacity_mut()[b * m * n..(b + 1) * m * n];
-            for (j, column) in matrix.chunks_exact_mut(m).enumerate() {
+            // Whole tiles go eight columns at a time through AVX-512 registers; the rest,
+            // and processors without it, element by element.
+            let done = if g == TILE { transpose_tile(&rows, matrix, (m, n), i0) } else { 0 };
+            for (j, column) in matrix.chunks_exact_mut(m).enumerate().skip(done) {
                 for (k, d) in column[i0..i0 + g].iter_mut().enumerate() {
                     d.write(rows[k * n + j]);
                 }
@@ -185,6 +188,82 @@ fn pad_sum_plain(terms: &[Array], widths: &[Vec<(usize, usize)>], sum: Shape, tr
         unsafe { data.set_len(size) };
     }
     Array::new(out, data)
+}
+
+/// Writes the first columns of the 8 × `n` tile `rows` (row-major) as rows `0..8·⌊n/8⌋`
+/// of `matrix` (`n` rows of `m`), at column `i0`, eight columns at a time: 8 loads, 24
+/// shuffles and 8 stores per 64 elements, where element by element each is a load and a
+/// store. Returns how many columns it wrote (none without AVX-512).
+fn transpose_tile(
+    rows: &[f64],
+    matrix: &mut [std::mem::MaybeUninit<f64>],
+    (m, n): (usize, usize),
+    i0: usize,
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fits = rows.len() >= 8 * n && i0 + 8 <= m && matrix.len() >= m * n;
+        if fits && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the processor has AVX-512F (checked just above) and the slices hold
+            // what `transpose_tile_avx512` reads and writes (checked just above).
+            return unsafe { transpose_tile_avx512(rows, matrix, (m, n), i0) };
+        }
+    }
+    let _ = (rows, matrix, m, n, i0);
+    0
+}
+
+/// [`transpose_tile`] with AVX-512.
+///
+/// # Safety
+/// The processor must support AVX-512F; `rows` must hold `8 · n` elements, `matrix`
+/// `m · n`, and `i0 + 8 ≤ m`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_tile_avx512(
+    rows: &[f64],
+    matrix: &mut [std::mem::MaybeUninit<f64>],
+    (m, n): (usize, usize),
+    i0: usize,
+) -> usize {
+    use std::arch::x86_64::*;
+    let (src, dst) = (rows.as_ptr(), matrix.as_mut_ptr() as *mut f64);
+    let whole = n - n % 8;
+    for j in (0..whole).step_by(8) {
+        // SAFETY: rows k < 8, columns j..j + 8 ≤ n of the 8 × n tile, and rows j..j + 8 ≤ n,
+        // columns i0..i0 + 8 ≤ m of the n × m matrix: inside both (the caller's promise).
+        unsafe {
+            let r = |k: usize| _mm512_loadu_pd(src.add(k * n + j));
+            // Pairs of rows interleaved: (r0[0], r1[0], r0[2], r1[2], ...) and the odd ones.
+            let t0 = _mm512_unpacklo_pd(r(0), r(1));
+            let t1 = _mm512_unpackhi_pd(r(0), r(1));
+            let t2 = _mm512_unpacklo_pd(r(2), r(3));
+            let t3 = _mm512_unpackhi_pd(r(2), r(3));
+            let t4 = _mm512_unpacklo_pd(r(4), r(5));
+            let t5 = _mm512_unpackhi_pd(r(4), r(5));
+            let t6 = _mm512_unpacklo_pd(r(6), r(7));
+            let t7 = _mm512_unpackhi_pd(r(6), r(7));
+            // Then 128-bit lanes: 0x88 takes lanes 0 and 2 of each operand, 0xDD lanes 1 and 3.
+            let u0 = _mm512_shuffle_f64x2::<0x88>(t0, t2); // columns 0 and 4 of rows 0..4
+            let u1 = _mm512_shuffle_f64x2::<0xDD>(t0, t2); // columns 2 and 6
+            let u2 = _mm512_shuffle_f64x2::<0x88>(t1, t3); // columns 1 and 5
+            let u3 = _mm512_shuffle_f64x2::<0xDD>(t1, t3); // columns 3 and 7
+            let v0 = _mm512_shuffle_f64x2::<0x88>(t4, t6); // the same of rows 4..8
+            let v1 = _mm512_shuffle_f64x2::<0xDD>(t4, t6);
+            let v2 = _mm512_shuffle_f64x2::<0x88>(t5, t7);
+            let v3 = _mm512_shuffle_f64x2::<0xDD>(t5, t7);
+            let w = |q: usize, x: __m512d| _mm512_storeu_pd(dst.add((j + q) * m + i0), x);
+            w(0, _mm512_shuffle_f64x2::<0x88>(u0, v0));
+            w(4, _mm512_shuffle_f64x2::<0xDD>(u0, v0));
+            w(2, _mm512_shuffle_f64x2::<0x88>(u1, v1));
+            w(6, _mm512_shuffle_f64x2::<0xDD>(u1, v1));
+            w(1, _mm512_shuffle_f64x2::<0x88>(u2, v2));
+            w(5, _mm512_shuffle_f64x2::<0xDD>(u2, v2));
+            w(3, _mm512_shuffle_f64x2::<0x88>(u3, v3));
+            w(7, _mm512_shuffle_f64x2::<0xDD>(u3, v3));
+        }
+    }
+    whole
 }
 
 /// Writes into `dst` (zeros) the sum of the rows at leading position `idx` of the terms
