@@ -142,19 +142,19 @@ impl Chain {
             reused,
             spread: args.iter().enumerate().map(|(i, a)| self.spread(i, a.data())).collect(),
         };
-        fn fresh(v: &mut Vec<f64>, len: usize) -> Part<'_> {
-            Part::Fresh(&mut v.spare_capacity_mut()[..len])
-        }
-        let outs: Vec<Part> = match reused {
-            Some(_) => std::iter::once(Part::Reused(first.as_mut_slice()))
-                .chain(rest.iter_mut().map(|v| fresh(v, len)))
-                .collect(),
-            None => std::iter::once(&mut first)
-                .chain(rest.iter_mut())
-                .take(self.results.len())
-                .map(|v| fresh(v, len))
-                .collect(),
+        // The results' buffers: the reused one, if any, then the fresh ones (their memory not
+        // yet initialised, written by `run_range` and declared so below).
+        let (reused_buffer, mut fresh): (Option<&mut [f64]>, Vec<&mut Vec<f64>>) = match reused {
+            Some(_) => (Some(first.as_mut_slice()), rest.iter_mut().collect()),
+            None => {
+                (None, std::iter::once(&mut first).chain(rest.iter_mut()).take(self.results.len()).collect())
+            }
         };
+        let outs: Vec<Part> = reused_buffer
+            .map(Part::Reused)
+            .into_iter()
+            .chain(fresh.iter_mut().map(|v| Part::Fresh(&mut v.spare_capacity_mut()[..len])))
+            .collect();
         let mut lanes = self.sum.map(|_| Lanes::default());
         // A chain that ends in a sum runs in order (`form_chains` makes none that long).
         if len > PARALLEL_ABOVE && lanes.is_none() {
@@ -172,15 +172,10 @@ impl Chain {
             let mut outs = outs;
             self.run_range((0, len), &mut outs, &inputs, lanes.as_mut());
         }
-        let fresh_results = if reused.is_some() {
-            rest.iter_mut().collect::<Vec<_>>()
-        } else {
-            std::iter::once(&mut first).chain(rest.iter_mut()).take(self.results.len()).collect()
-        };
-        for v in fresh_results {
+        for v in fresh {
             // SAFETY: `run_range` wrote every element of every fresh result: each block of
             // `0..len` (split into pieces or not) was written by the operation that computes
-            // the result (`Chain::write`, which writes all of the block), within the `len`
+            // the result (`write_fresh`, which writes all of the block), within the `len`
             // elements of capacity reserved above.
             unsafe { v.set_len(len) };
         }
