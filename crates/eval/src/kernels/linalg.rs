@@ -287,19 +287,12 @@ fn small_matmul_plain(a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: usize, n
     }
 }
 
-/// `row[j] += x * y[j]`, eight at a time and then the rest: the loop LLVM makes of a plain
-/// `zip` handles 32 elements an iteration and leaves rows shorter than that (a 2-16-1
-/// network's 16) to its element-by-element tail. The same operations in the same order.
+/// `row[j] += x * y[j]`. (Written in chunks of eight, this ran 14% faster on a 64 × 2 by
+/// 2 × 16 product, but LLVM vectorised it across chunks with gathers and scatters, which
+/// the kernels avoid; a kernel eight wide by construction is left to do.)
 #[inline(always)]
 fn axpy(row: &mut [f64], x: f64, y: &[f64]) {
-    let mut rows = row.chunks_exact_mut(8);
-    let mut ys = y.chunks_exact(8);
-    for (o, y) in (&mut rows).zip(&mut ys) {
-        for l in 0..8 {
-            o[l] += x * y[l];
-        }
-    }
-    for (o, y) in rows.into_remainder().iter_mut().zip(ys.remainder()) {
+    for (o, y) in row.iter_mut().zip(y) {
         *o += x * y;
     }
 }
